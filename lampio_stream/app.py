@@ -1,0 +1,98 @@
+"""The app factory: wires configuration, the bus, the domain and the endpoints together."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import structlog
+from aiohttp import web
+
+from clients import WEB_ROOT
+from lampio_stream import __version__
+from lampio_stream.config import Config
+from rooms.bus import Bus, open_bus
+from rooms.ratelimit import FailureLimiter
+from rooms.shows import Shows
+from signaling import api, ops, ws
+from signaling.errors import error_middleware
+from signaling.metrics import Metrics
+from signaling.state import BUS, CODE_LIMITER, LIFECYCLE, METRICS, SHOWS, SITE, Lifecycle, Site
+
+log = structlog.get_logger(__name__)
+
+CODE_FAILURES_ALLOWED = 5
+CODE_FAILURE_WINDOW = 15 * 60.0
+MAX_REQUEST_BYTES = 64 * 1024
+
+# Pages are plain files; the policy keeps them to our own scripts and media.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; img-src 'self' data:; media-src 'self' blob:; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+)
+
+
+@web.middleware
+async def security_headers(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Headers every answer carries: no sniffing, no referrer leaks, our own content only."""
+    response = await handler(request)
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "no-referrer")
+    return response
+
+
+def _page(name: str) -> Callable[[web.Request], Awaitable[web.FileResponse]]:
+    path = WEB_ROOT / name
+
+    async def handler(request: web.Request) -> web.FileResponse:
+        return web.FileResponse(
+            path,
+            headers={"Cache-Control": "no-cache", "Content-Security-Policy": CONTENT_SECURITY_POLICY},
+        )
+
+    return handler
+
+
+def create_app(config: Config, *, bus: Bus | None = None) -> web.Application:
+    """Build the application; ``bus`` overrides the one named by the configuration (tests)."""
+    app = web.Application(
+        middlewares=[security_headers, error_middleware], client_max_size=MAX_REQUEST_BYTES
+    )
+    app[SITE] = Site(
+        public_url=config.public_url,
+        organiser_key=config.organiser_key,
+        origins=config.origins,
+        version=__version__,
+    )
+    app[METRICS] = Metrics(__version__)
+    app[LIFECYCLE] = Lifecycle()
+    app[ws.CONNECTIONS] = set()
+
+    async def bus_context(app: web.Application) -> AsyncIterator[None]:
+        the_bus = bus if bus is not None else await open_bus(config.redis_url)
+        app[BUS] = the_bus
+        app[SHOWS] = Shows(the_bus)
+        app[CODE_LIMITER] = FailureLimiter(
+            the_bus, "code", limit=CODE_FAILURES_ALLOWED, window=CODE_FAILURE_WINDOW
+        )
+        log.info("bus.open", engine=the_bus.name)
+        yield
+        await the_bus.close()
+        log.info("bus.closed")
+
+    async def begin_shutdown(app: web.Application) -> None:
+        app[LIFECYCLE].draining = True
+        await ws.close_all(app)
+
+    app.cleanup_ctx.append(bus_context)
+    app.on_shutdown.append(begin_shutdown)
+    app.add_routes(ops.routes)
+    app.add_routes(api.routes)
+    app.router.add_get("/ws", ws.websocket)
+    app.router.add_get("/", _page("index.html"))
+    app.router.add_get("/watch", _page("index.html"))
+    app.router.add_get("/perform", _page("perform.html"))
+    app.router.add_static("/static", Path(WEB_ROOT), append_version=False)
+    return app

@@ -1,0 +1,96 @@
+"""The ``lampio-stream`` command."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import sys
+from collections.abc import Sequence
+from dataclasses import replace
+
+import structlog
+from aiohttp import web
+
+from lampio_stream import __version__
+from lampio_stream.app import create_app
+from lampio_stream.config import add_arguments, load_config
+from lampio_stream.logs import configure_logging
+
+log = structlog.get_logger("lampio_stream")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line: ``lampio-stream serve [options]``."""
+    parser = argparse.ArgumentParser(
+        prog="lampio-stream",
+        description="Lämpiö Live: live shows for seniors, watched together in small foyers.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    serve = commands.add_parser(
+        "serve",
+        help="run the service",
+        description="Run the service. Every option can also be set with the LAMPIO_* variable "
+        "named in its help; options win over the environment.",
+    )
+    add_arguments(serve)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        config = load_config(args, os.environ)
+    except ValueError as exc:
+        parser.error(str(exc))
+    configure_logging(config.log_format, config.log_level)
+
+    # Bind first, so a taken port fails at once and port 0 can print the port it got.
+    family = socket.AF_INET6 if ":" in config.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((config.host, config.port))
+    except OSError as exc:
+        print(
+            f"lampio-stream: cannot listen on {config.host}:{config.port}: {exc}", file=sys.stderr
+        )
+        return 2
+    port = sock.getsockname()[1]
+    if config.port == 0 and config.public_url.endswith(":0"):
+        config = replace(config, public_url=config.public_url[:-2] + f":{port}")
+    public_url = config.public_url
+    app = create_app(config)
+
+    lines = [
+        f"Lämpiö Live {__version__} is running at {public_url}/",
+        f"  programme and code entry: {public_url}/",
+        f"  bus: {'Redis' if config.redis_url else 'in this process (no Redis needed)'}",
+        f"  health: {public_url}/healthz   metrics: {public_url}/metrics",
+    ]
+    if config.organiser_key_generated:
+        lines.append(
+            f"  organiser key (shown once; set LAMPIO_ORGANISER_KEY to keep one): "
+            f"{config.organiser_key}"
+        )
+    print("\n".join(lines), flush=True)
+    log.info(
+        "serve.start", host=config.host, port=port, bus="redis" if config.redis_url else "memory"
+    )
+    web.run_app(
+        app,
+        sock=sock,
+        shutdown_timeout=config.shutdown_timeout,
+        print=None,
+        handle_signals=True,
+        access_log=None,
+    )
+    log.info("serve.stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,191 @@
+"""Configuration: read once from ``LAMPIO_*`` environment variables and CLI flags (flags win)."""
+
+from __future__ import annotations
+
+import argparse
+import secrets
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from typing import Any
+from urllib.parse import urlsplit
+
+ENV_PREFIX = "LAMPIO_"
+
+
+def _list(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+def _bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError(f"not a yes/no value: {text!r}")
+
+
+def _port(text: str) -> int:
+    port = int(text)
+    if not 0 <= port <= 65535:
+        raise ValueError("port must be 0–65535")
+    return port
+
+
+def _positive(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise ValueError("must be a positive number")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    """One setting: its field, flag, environment variable, parser and help text."""
+
+    name: str
+    help: str
+    parse: Callable[[str], Any] = str
+    repeatable: bool = False
+    is_flag: bool = False
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    @property
+    def env(self) -> str:
+        return ENV_PREFIX + self.name.upper()
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("host", "address to listen on (default 127.0.0.1; 0.0.0.0 for every interface)"),
+    Setting("port", "HTTP port to listen on (default 8080; 0 picks a free one)", _port),
+    Setting(
+        "redis_url",
+        "Redis URL for a deployment of several nodes, e.g. redis://redis:6379/0; "
+        "without it everything runs in this process",
+    ),
+    Setting(
+        "public_url",
+        "the address people open, used in links (default http://HOST:PORT)",
+    ),
+    Setting(
+        "ice_host",
+        "address offered to WebRTC peers as this server's host candidate; repeat or comma-separate "
+        "for several (default: the machine's own addresses)",
+        _list,
+        repeatable=True,
+    ),
+    Setting(
+        "ice_servers",
+        "STUN/TURN URLs offered to browsers, comma-separated (default none: no outside server is "
+        "ever contacted)",
+        _list,
+    ),
+    Setting(
+        "turn_secret",
+        "shared secret of a TURN server in use-auth-secret mode; browsers get short-lived "
+        "credentials made from it",
+    ),
+    Setting(
+        "organiser_key",
+        "bearer key for the organiser API; generated and printed once at start when not given",
+    ),
+    Setting(
+        "allowed_origins",
+        "extra origins allowed to open WebSockets, comma-separated (the public URL's origin is "
+        "always allowed)",
+        _list,
+    ),
+    Setting("log_format", "log format: auto (readable on a terminal, else JSON), json or console"),
+    Setting("log_level", "log level: debug, info, warning or error (default info)"),
+    Setting(
+        "shutdown_timeout",
+        "seconds to finish open requests on SIGTERM before closing (default 5)",
+        _positive,
+    ),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """Everything the service reads from its environment, once, at start."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    redis_url: str | None = None
+    public_url: str = ""
+    ice_host: tuple[str, ...] = ()
+    ice_servers: tuple[str, ...] = ()
+    turn_secret: str | None = field(default=None, repr=False)
+    organiser_key: str = field(default="", repr=False)
+    organiser_key_generated: bool = False
+    allowed_origins: tuple[str, ...] = ()
+    log_format: str = "auto"
+    log_level: str = "info"
+    shutdown_timeout: float = 5.0
+
+    def __post_init__(self) -> None:
+        if self.log_format not in {"auto", "json", "console"}:
+            raise ValueError("log_format must be auto, json or console")
+        if self.log_level not in {"debug", "info", "warning", "error"}:
+            raise ValueError("log_level must be debug, info, warning or error")
+        if self.public_url:
+            parts = urlsplit(self.public_url)
+            if parts.scheme not in {"http", "https"} or not parts.netloc:
+                raise ValueError("public_url must be an http(s) URL")
+
+    @property
+    def origins(self) -> frozenset[str]:
+        """Origins whose pages may open WebSockets to this server."""
+        parts = urlsplit(self.public_url)
+        return frozenset({f"{parts.scheme}://{parts.netloc}", *self.allowed_origins})
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add one flag per setting; each flag's help names its environment variable."""
+    for setting in SETTINGS:
+        help_text = f"{setting.help} [env {setting.env}]"
+        if setting.repeatable:
+            parser.add_argument(setting.flag, action="append", default=None, help=help_text)
+        else:
+            parser.add_argument(setting.flag, default=None, help=help_text)
+
+
+def load_config(args: argparse.Namespace, environ: Mapping[str, str]) -> Config:
+    """Merge flags over environment over defaults into a :class:`Config`; ValueError if invalid."""
+    values: dict[str, Any] = {}
+    for setting in SETTINGS:
+        raw: Any = getattr(args, setting.name, None)
+        if raw is None:
+            raw = environ.get(setting.env)
+        if raw is None or raw == "":
+            continue
+        try:
+            if setting.repeatable and isinstance(raw, list):
+                values[setting.name] = tuple(v for item in raw for v in setting.parse(item))
+            else:
+                values[setting.name] = setting.parse(raw)
+        except ValueError as exc:
+            raise ValueError(f"{setting.flag} / {setting.env}: {exc}") from exc
+    if "log_format" in values:
+        values["log_format"] = values["log_format"].lower()
+    if "log_level" in values:
+        values["log_level"] = values["log_level"].lower()
+    defaults = {f.name: f.default for f in fields(Config)}
+    host = values.get("host", defaults["host"])
+    port = values.get("port", defaults["port"])
+    if not values.get("public_url"):
+        shown_host = f"[{host}]" if ":" in host else host
+        values["public_url"] = f"http://{shown_host}:{port}"
+    values["public_url"] = values["public_url"].rstrip("/")
+    if not values.get("organiser_key"):
+        values["organiser_key"] = secrets.token_urlsafe(32)
+        values["organiser_key_generated"] = True
+    return Config(**values)
+
+
+def setting_names() -> Sequence[str]:
+    """Every ``LAMPIO_*`` environment variable the service reads."""
+    return [s.env for s in SETTINGS]

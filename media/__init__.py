@@ -1,0 +1,1 @@
+"""Media plane: ingest from the performer, forward encoded frames to viewers, never re-encode."""

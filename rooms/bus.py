@@ -1,0 +1,155 @@
+"""The bus: the one small interface the domain uses to share state between connections and nodes.
+
+Two engines implement it: :mod:`rooms.bus_memory` (in process, the default, one node) and
+:mod:`rooms.bus_redis` (a real Redis, many nodes). Both carry msgpack-encoded messages and are held
+to the same contract by ``tests/test_bus_contract.py``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import msgpack
+
+Message = dict[str, Any]
+
+# Stream ids look like Redis stream ids ("<milliseconds>-<sequence>") on both engines, so a client
+# that resumes with an id it saw never needs to know which engine served it.
+_STREAM_ID = re.compile(r"^\d{1,20}-\d{1,20}$")
+STREAM_START = "0-0"
+
+
+class BusError(Exception):
+    """The bus could not do what was asked (engine unreachable, bad argument)."""
+
+
+class BusUnavailable(BusError):
+    """The bus engine cannot be reached right now."""
+
+
+@dataclass(frozen=True, slots=True)
+class StreamEntry:
+    """One entry of an append-only stream: its id and its message."""
+
+    id: str
+    message: Message
+
+
+def encode(message: Message) -> bytes:
+    """Encode a message for the wire (msgpack)."""
+    return msgpack.packb(message, use_bin_type=True)
+
+
+def decode(data: bytes) -> Message:
+    """Decode a message from the wire; anything that is not a msgpack map is an error."""
+    value = msgpack.unpackb(data, raw=False)
+    if not isinstance(value, dict):
+        raise BusError("bus message is not a map")
+    return value
+
+
+def check_stream_id(stream_id: str) -> str:
+    """Return a valid stream id or raise :class:`BusError`."""
+    if not _STREAM_ID.match(stream_id):
+        raise BusError(f"invalid stream id: {stream_id!r}")
+    return stream_id
+
+
+def stream_id_key(stream_id: str) -> tuple[int, int]:
+    """Sort key of a stream id."""
+    ms, seq = check_stream_id(stream_id).split("-")
+    return int(ms), int(seq)
+
+
+class Subscription(Protocol):
+    """Live messages on one channel, in order, until closed."""
+
+    channel: str
+
+    def __aiter__(self) -> AsyncIterator[Message]: ...
+
+    async def get(self, timeout: float | None = None) -> Message:
+        """Wait for the next message (``TimeoutError`` after ``timeout`` seconds)."""
+        ...
+
+    async def close(self) -> None:
+        """Stop receiving; safe to call twice."""
+        ...
+
+
+class Bus(Protocol):
+    """Publish/subscribe, append-only streams, keys with expiry and counters."""
+
+    name: str
+
+    # Live events: delivered to the subscribers present at the time, never stored.
+    async def publish(self, channel: str, message: Message) -> None:
+        """Send ``message`` to everyone subscribed to ``channel`` right now."""
+        ...
+
+    async def subscribe(self, channel: str) -> Subscription:
+        """Start receiving messages published on ``channel`` from now on."""
+        ...
+
+    # Append-only streams (chat): stored, bounded, read from an id so clients can resume.
+    async def append(
+        self, stream: str, message: Message, *, maxlen: int, ttl: float | None = None
+    ) -> str:
+        """Store ``message`` at the end of ``stream``, keep the ``maxlen`` newest; return its id."""
+        ...
+
+    async def read(
+        self, stream: str, after: str = STREAM_START, count: int = 100
+    ) -> list[StreamEntry]:
+        """Entries of ``stream`` with ids after ``after``, oldest first, at most ``count``."""
+        ...
+
+    # Keys with expiry (presence, registry).
+    async def set(
+        self, key: str, value: Message, *, ttl: float | None = None, only_new: bool = False
+    ) -> bool:
+        """Store ``value`` at ``key``; with ``only_new`` only if absent. True if it was stored."""
+        ...
+
+    async def get(self, key: str) -> Message | None:
+        """The value at ``key``, or None if absent or expired."""
+        ...
+
+    async def delete(self, key: str) -> bool:
+        """Remove ``key``; True if it existed."""
+        ...
+
+    async def keys(self, prefix: str) -> list[str]:
+        """All live keys that start with ``prefix`` (for small registries, not hot paths)."""
+        ...
+
+    # Atomic counters with expiry (rate limits).
+    async def incr(self, key: str, *, ttl: float) -> int:
+        """Add one to the counter at ``key``; a new counter expires ``ttl`` s after creation."""
+        ...
+
+    async def counter(self, key: str) -> tuple[int, float | None]:
+        """The counter's value and seconds until it expires (0 and None when absent)."""
+        ...
+
+    async def ping(self) -> None:
+        """Raise :class:`BusUnavailable` unless the engine answers."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections and end every subscription."""
+        ...
+
+
+async def open_bus(redis_url: str | None) -> Bus:
+    """The in-process bus without a URL, else a Redis bus on ``redis_url``."""
+    if not redis_url:
+        from rooms.bus_memory import MemoryBus
+
+        return MemoryBus()
+    from rooms.bus_redis import RedisBus
+
+    return await RedisBus.connect(redis_url)

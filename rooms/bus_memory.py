@@ -1,0 +1,268 @@
+"""The in-process bus engine: the default, so one command runs everything on one machine."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections import deque
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import structlog
+
+from rooms.bus import (
+    STREAM_START,
+    BusError,
+    Message,
+    StreamEntry,
+    check_stream_id,
+    decode,
+    encode,
+    stream_id_key,
+)
+
+log = structlog.get_logger(__name__)
+
+SUBSCRIPTION_QUEUE = 1024
+
+
+class QueueSubscription:
+    """A subscription fed through a bounded queue; the oldest message is dropped when it is full."""
+
+    def __init__(self, channel: str, on_close: object = None, maxsize: int = SUBSCRIPTION_QUEUE):
+        self.channel = channel
+        self.dropped = 0
+        self._queue: asyncio.Queue[Message | None] = asyncio.Queue(maxsize)
+        self._closed = False
+        self._on_close = on_close
+
+    def deliver(self, message: Message) -> None:
+        """Queue a message; a reader that is far behind loses its oldest, never others' memory."""
+        if self._closed:
+            return
+        if self._queue.full():
+            self._queue.get_nowait()
+            self.dropped += 1
+            if self.dropped in (1, 100) or self.dropped % 10_000 == 0:
+                log.warning("bus.subscriber_behind", channel=self.channel, dropped=self.dropped)
+        self._queue.put_nowait(message)
+
+    async def get(self, timeout: float | None = None) -> Message:
+        """Wait for the next message."""
+        if self._closed and self._queue.empty():
+            raise StopAsyncIteration
+        item = await asyncio.wait_for(self._queue.get(), timeout)
+        if item is None:
+            raise StopAsyncIteration
+        return item
+
+    async def __aiter__(self) -> AsyncIterator[Message]:
+        while True:
+            try:
+                yield await self.get()
+            except StopAsyncIteration:
+                return
+
+    def end(self) -> None:
+        """Wake the reader and end iteration."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._queue.full():
+            self._queue.get_nowait()
+        self._queue.put_nowait(None)
+
+    async def close(self) -> None:
+        """Stop receiving."""
+        if self._closed:
+            return
+        self.end()
+        if callable(self._on_close):
+            self._on_close(self)
+
+
+@dataclass
+class _Stream:
+    entries: deque[StreamEntry] = field(default_factory=deque)
+    last_id: tuple[int, int] = (0, 0)
+
+
+class MemoryBus:
+    """All of the bus in this process's memory; data is gone when the process ends."""
+
+    name = "memory"
+
+    def __init__(self) -> None:
+        self._subscribers: dict[str, set[QueueSubscription]] = {}
+        self._streams: dict[str, _Stream] = {}
+        self._values: dict[str, bytes] = {}
+        self._expires: dict[str, float] = {}
+        self._closed = False
+
+    # -- expiry ---------------------------------------------------------------------------------
+
+    def _alive(self, key: str) -> bool:
+        deadline = self._expires.get(key)
+        if deadline is not None and time.monotonic() >= deadline:
+            self._values.pop(key, None)
+            self._streams.pop(key, None)
+            self._expires.pop(key, None)
+            return False
+        return key in self._values or key in self._streams
+
+    def _expire(self, key: str, ttl: float | None) -> None:
+        if ttl is None:
+            self._expires.pop(key, None)
+        else:
+            if ttl <= 0:
+                raise BusError("ttl must be positive")
+            self._expires[key] = time.monotonic() + ttl
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise BusError("bus is closed")
+
+    # -- pub/sub --------------------------------------------------------------------------------
+
+    async def publish(self, channel: str, message: Message) -> None:
+        """Deliver to the channel's current subscribers."""
+        self._check_open()
+        data = encode(message)  # the same wire form as Redis, so both engines reject the same input
+        for sub in tuple(self._subscribers.get(channel, ())):
+            sub.deliver(decode(data))
+
+    async def subscribe(self, channel: str) -> QueueSubscription:
+        """Receive the channel's messages from now on."""
+        self._check_open()
+        sub = QueueSubscription(channel, on_close=self._unsubscribe)
+        self._subscribers.setdefault(channel, set()).add(sub)
+        return sub
+
+    def _unsubscribe(self, sub: QueueSubscription) -> None:
+        subs = self._subscribers.get(sub.channel)
+        if subs is not None:
+            subs.discard(sub)
+            if not subs:
+                del self._subscribers[sub.channel]
+
+    # -- streams --------------------------------------------------------------------------------
+
+    async def append(
+        self, stream: str, message: Message, *, maxlen: int, ttl: float | None = None
+    ) -> str:
+        """Append and trim to ``maxlen``."""
+        self._check_open()
+        if maxlen < 1:
+            raise BusError("maxlen must be at least 1")
+        if stream in self._values:
+            raise BusError(f"{stream!r} holds a value, not a stream")
+        self._alive(stream)
+        entry_stream = self._streams.setdefault(stream, _Stream())
+        now_ms = int(time.time() * 1000)
+        last_ms, last_seq = entry_stream.last_id
+        new_id = (now_ms, 0) if now_ms > last_ms else (last_ms, last_seq + 1)
+        entry_stream.last_id = new_id
+        entry = StreamEntry(f"{new_id[0]}-{new_id[1]}", decode(encode(message)))
+        entry_stream.entries.append(entry)
+        while len(entry_stream.entries) > maxlen:
+            entry_stream.entries.popleft()
+        if ttl is not None:
+            self._expire(stream, ttl)
+        return entry.id
+
+    async def read(
+        self, stream: str, after: str = STREAM_START, count: int = 100
+    ) -> list[StreamEntry]:
+        """Entries after ``after``."""
+        self._check_open()
+        after_key = stream_id_key(check_stream_id(after))
+        if not self._alive(stream) or stream not in self._streams:
+            return []
+        out: list[StreamEntry] = []
+        for entry in self._streams[stream].entries:
+            if stream_id_key(entry.id) > after_key:
+                out.append(entry)
+                if len(out) >= count:
+                    break
+        return out
+
+    # -- keys -----------------------------------------------------------------------------------
+
+    async def set(
+        self, key: str, value: Message, *, ttl: float | None = None, only_new: bool = False
+    ) -> bool:
+        """Store a value."""
+        self._check_open()
+        exists = self._alive(key)
+        if only_new and exists:
+            return False
+        if key in self._streams:
+            raise BusError(f"{key!r} holds a stream, not a value")
+        self._values[key] = encode(value)
+        self._expire(key, ttl)
+        return True
+
+    async def get(self, key: str) -> Message | None:
+        """Read a value."""
+        self._check_open()
+        if not self._alive(key) or key not in self._values:
+            return None
+        return decode(self._values[key])
+
+    async def delete(self, key: str) -> bool:
+        """Remove a key."""
+        self._check_open()
+        existed = self._alive(key)
+        self._values.pop(key, None)
+        self._streams.pop(key, None)
+        self._expires.pop(key, None)
+        return existed
+
+    async def keys(self, prefix: str) -> list[str]:
+        """Live keys with a prefix."""
+        self._check_open()
+        return sorted(
+            k
+            for k in list(self._values) + list(self._streams)
+            if k.startswith(prefix) and self._alive(k)
+        )
+
+    # -- counters -------------------------------------------------------------------------------
+
+    async def incr(self, key: str, *, ttl: float) -> int:
+        """Count one up; the first count starts the expiry."""
+        self._check_open()
+        current = await self.get(key) if self._alive(key) else None
+        if current is None:
+            value = 1
+            self._values[key] = encode({"n": value})
+            self._expire(key, ttl)
+        else:
+            value = int(current["n"]) + 1
+            self._values[key] = encode({"n": value})
+        return value
+
+    async def counter(self, key: str) -> tuple[int, float | None]:
+        """Value and remaining lifetime."""
+        self._check_open()
+        current = await self.get(key)
+        if current is None:
+            return 0, None
+        deadline = self._expires.get(key)
+        remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+        return int(current["n"]), (
+            None if remaining is None else math.ceil(remaining * 1000) / 1000
+        )
+
+    async def ping(self) -> None:
+        """Always reachable while open."""
+        self._check_open()
+
+    async def close(self) -> None:
+        """End every subscription."""
+        self._closed = True
+        for subs in list(self._subscribers.values()):
+            for sub in list(subs):
+                sub.end()
+        self._subscribers.clear()

@@ -1,0 +1,147 @@
+"""The show API: organisers create shows; anyone reads the programme and finds a show by code."""
+
+from __future__ import annotations
+
+import hmac
+import json
+from typing import Any
+
+import structlog
+from aiohttp import web
+
+from rooms.errors import InvalidInput, RateLimited, ShowNotFound
+from rooms.shows import Show
+from signaling.errors import ApiError
+from signaling.state import CODE_LIMITER, METRICS, SHOWS, SITE
+
+log = structlog.get_logger(__name__)
+
+routes = web.RouteTableDef()
+
+
+def require_organiser(request: web.Request) -> None:
+    """Check ``Authorization: Bearer <organiser key>``: 401 when absent, 403 when wrong."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise ApiError(
+            401,
+            "unauthorized",
+            "send the organiser key as 'Authorization: Bearer <key>'",
+            {"WWW-Authenticate": 'Bearer realm="lampio"'},
+        )
+    if not hmac.compare_digest(token.strip().encode(), request.app[SITE].organiser_key.encode()):
+        raise ApiError(403, "forbidden", "this organiser key is not valid")
+
+
+async def read_json_object(request: web.Request) -> dict[str, Any]:
+    """The request's JSON object body, or a precise 415/400."""
+    if request.content_type != "application/json":
+        raise ApiError(
+            415, "unsupported_media_type", "send JSON with Content-Type: application/json"
+        )
+    try:
+        body = json.loads(await request.read())
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ApiError(400, "invalid_json", "the body is not valid JSON") from exc
+    if not isinstance(body, dict):
+        raise ApiError(400, "invalid_json", "the body must be a JSON object")
+    return body
+
+
+def show_links(request: web.Request, show: Show) -> dict[str, str]:
+    """Where viewers and the performer go for this show."""
+    base = request.app[SITE].public_url
+    return {
+        "viewer_url": f"{base}/watch?code={show.code}",
+        "performer_url": f"{base}/perform#{show.id}.{show.performer_token}",
+    }
+
+
+def private_view(request: web.Request, show: Show) -> dict[str, Any]:
+    """A show with its secrets and links, for its performer or an organiser only."""
+    return {
+        **show.public(),
+        "performer_token": show.performer_token,
+        "stream_key": show.stream_key,
+        **show_links(request, show),
+    }
+
+
+@routes.post("/api/shows")
+async def create_show(request: web.Request) -> web.Response:
+    """Create a show (organisers only)."""
+    require_organiser(request)
+    body = await read_json_object(request)
+    unknown = set(body) - {"title", "description", "starts_at"}
+    if unknown:
+        raise InvalidInput(f"unknown fields: {', '.join(sorted(unknown))}")
+    show = await request.app[SHOWS].create(
+        body.get("title"), body.get("description", ""), body.get("starts_at")
+    )
+    request.app[METRICS].shows_created.inc()
+    log.info("show.created", show=show.id)
+    return web.json_response(
+        private_view(request, show),
+        status=201,
+        headers={"Location": f"/api/shows/{show.id}", "Cache-Control": "no-store"},
+    )
+
+
+@routes.get("/api/shows")
+async def programme(request: web.Request) -> web.Response:
+    """The public programme: shows that have not ended, without secrets."""
+    shows = await request.app[SHOWS].programme()
+    return web.json_response({"shows": [s.public() for s in shows]})
+
+
+@routes.get("/api/shows/by-code/{code}")
+async def show_by_code(request: web.Request) -> web.Response:
+    """The public part of the show a code leads to; wrong codes are rate-limited per address."""
+    limiter = request.app[CODE_LIMITER]
+    metrics = request.app[METRICS]
+    subject = request.remote or "unknown"
+    try:
+        await limiter.check(subject)
+    except RateLimited:
+        metrics.code_lookups.labels(result="rate_limited").inc()
+        log.info("code.rate_limited")
+        raise
+    try:
+        show = await request.app[SHOWS].by_code(request.match_info["code"])
+    except (ShowNotFound, InvalidInput):
+        metrics.code_lookups.labels(result="not_found").inc()
+        failures = await limiter.failed(subject)
+        if failures >= limiter.limit:
+            log.info("code.limit_reached", failures=failures)
+        raise
+    metrics.code_lookups.labels(result="found").inc()
+    return web.json_response(show.public())
+
+
+@routes.get("/api/shows/{show_id}")
+async def show_detail(request: web.Request) -> web.Response:
+    """One show with its secrets, for its performer (performer token) or an organiser (key)."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise ApiError(
+            401,
+            "unauthorized",
+            "send the performer token or organiser key as a Bearer token",
+            {"WWW-Authenticate": 'Bearer realm="lampio"'},
+        )
+    try:
+        show = await request.app[SHOWS].get(request.match_info["show_id"])
+    except ShowNotFound:
+        show = None
+    allowed = hmac.compare_digest(token.encode(), request.app[SITE].organiser_key.encode()) or (
+        show is not None and hmac.compare_digest(token.encode(), show.performer_token.encode())
+    )
+    if not allowed:
+        # The same answer for a wrong token and an unknown show: ids cannot be probed.
+        raise ApiError(403, "forbidden", "this token is not valid for this show")
+    if show is None:
+        raise ShowNotFound("no such show")
+    return web.json_response(private_view(request, show), headers={"Cache-Control": "no-store"})

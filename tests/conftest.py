@@ -1,0 +1,59 @@
+"""Fixtures: a real redis-server, the bus on both engines, and the app on both engines."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from lampio_stream.app import create_app
+from lampio_stream.config import Config
+from rooms.bus import Bus
+from rooms.bus_memory import MemoryBus
+from rooms.bus_redis import RedisBus
+from tests.redis_server import RedisServer
+
+ORGANISER_KEY = "test-organiser-key"
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """One redis-server for the session, flushed by each test that uses it."""
+    server = RedisServer()
+    server.start()
+    yield server
+    server.close()
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def bus(request: pytest.FixtureRequest) -> AsyncIterator[Bus]:
+    """The bus, once per engine; the Redis engine on a real redis-server."""
+    engine: Bus
+    if request.param == "memory":
+        engine = MemoryBus()
+    else:
+        server: RedisServer = request.getfixturevalue("redis_server")
+        server.flush()
+        engine = await RedisBus.connect(server.url)
+    yield engine
+    await engine.close()
+
+
+def make_config(**overrides: object) -> Config:
+    values: dict[str, object] = {
+        "host": "127.0.0.1",
+        "port": 0,
+        "public_url": "http://127.0.0.1:8080",
+        "organiser_key": ORGANISER_KEY,
+        "log_format": "console",
+    }
+    values.update(overrides)
+    return Config(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+async def client(bus: Bus, aiohttp_client: object) -> TestClient:  # type: ignore[type-arg]
+    """A real HTTP client against the app on a loopback port, once per bus engine."""
+    app = create_app(make_config(), bus=bus)
+    return await aiohttp_client(app)  # type: ignore[operator,no-any-return]

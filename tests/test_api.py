@@ -1,0 +1,178 @@
+"""The show API over real HTTP, on both bus engines."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestClient
+
+from tests.conftest import ORGANISER_KEY
+
+AUTH = {"Authorization": f"Bearer {ORGANISER_KEY}"}
+
+
+async def create(client: TestClient, **body: Any) -> dict[str, Any]:  # type: ignore[type-arg]
+    response = await client.post("/api/shows", json={"title": "Joulukonsertti", **body}, headers=AUTH)
+    assert response.status == 201, await response.text()
+    return await response.json()  # type: ignore[no-any-return]
+
+
+async def error_of(response: Any) -> tuple[int, str]:
+    body = await response.json()
+    assert set(body) == {"error"} and set(body["error"]) == {"code", "message"}
+    assert body["error"]["message"]
+    return response.status, body["error"]["code"]
+
+
+async def test_create_show_returns_secrets_and_links(client: TestClient) -> None:  # type: ignore[type-arg]
+    show = await create(client, description="Kuoro laulaa", starts_at="2026-12-13T15:00:00+02:00")
+    assert show["title"] == "Joulukonsertti" and show["state"] == "scheduled"
+    assert len(show["code"]) == 6 and show["code"].isdigit()
+    assert show["code_display"] == f"{show['code'][:3]} {show['code'][3:]}"
+    assert len(show["performer_token"]) >= 43 and len(show["stream_key"]) >= 43
+    assert show["performer_token"] != show["stream_key"]
+    assert show["viewer_url"] == f"http://127.0.0.1:8080/watch?code={show['code']}"
+    assert show["performer_url"].startswith("http://127.0.0.1:8080/perform#")
+    assert show["starts_at"] == "2026-12-13T15:00:00+02:00"
+
+
+async def test_programme_and_lookup_by_code_hide_secrets(client: TestClient) -> None:  # type: ignore[type-arg]
+    early = await create(client, title="Aamujumppa", starts_at="2026-12-01T09:00:00+02:00")
+    late = await create(client, title="Iltakonsertti", starts_at="2026-12-01T19:00:00+02:00")
+    response = await client.get("/api/shows")
+    assert response.status == 200
+    programme = (await response.json())["shows"]
+    assert [s["title"] for s in programme] == ["Aamujumppa", "Iltakonsertti"]
+    text = await response.text()
+    for secret in (early["performer_token"], early["stream_key"], late["stream_key"]):
+        assert secret not in text
+
+    found = await client.get(f"/api/shows/by-code/{late['code']}")
+    assert found.status == 200
+    body = await found.json()
+    assert body["id"] == late["id"] and "stream_key" not in body and "performer_token" not in body
+    # people type codes with spaces, as they are shown
+    spaced = await client.get(f"/api/shows/by-code/{late['code'][:3]}%20{late['code'][3:]}")
+    assert spaced.status == 200
+
+
+async def test_codes_are_unique_among_open_shows(client: TestClient) -> None:  # type: ignore[type-arg]
+    codes = {(await create(client, title=f"Show {n}"))["code"] for n in range(30)}
+    assert len(codes) == 30
+
+
+async def test_show_detail_for_its_performer_only(client: TestClient) -> None:  # type: ignore[type-arg]
+    show = await create(client)
+    other = await create(client, title="Toinen")
+    url = f"/api/shows/{show['id']}"
+    mine = await client.get(url, headers={"Authorization": f"Bearer {show['performer_token']}"})
+    assert mine.status == 200 and (await mine.json())["stream_key"] == show["stream_key"]
+    assert (await client.get(url, headers=AUTH)).status == 200
+    theirs = await client.get(url, headers={"Authorization": f"Bearer {other['performer_token']}"})
+    assert await error_of(theirs) == (403, "forbidden")
+    assert await error_of(await client.get(url)) == (401, "unauthorized")
+    unknown = await client.get("/api/shows/nope", headers={"Authorization": "Bearer x"})
+    assert await error_of(unknown) == (403, "forbidden")  # ids cannot be probed
+    assert await error_of(await client.get("/api/shows/nope", headers=AUTH)) == (
+        404,
+        "show_not_found",
+    )
+
+
+@pytest.mark.parametrize(
+    ("headers", "body", "expected"),
+    [
+        ({}, {"title": "x"}, (401, "unauthorized")),
+        ({"Authorization": "Bearer wrong"}, {"title": "x"}, (403, "forbidden")),
+        ({"Authorization": "Basic abc"}, {"title": "x"}, (401, "unauthorized")),
+        (AUTH, {}, (400, "invalid_input")),
+        (AUTH, {"title": "   "}, (400, "invalid_input")),
+        (AUTH, {"title": 5}, (400, "invalid_input")),
+        (AUTH, {"title": "x" * 201}, (400, "invalid_input")),
+        (AUTH, {"title": "x", "description": ["a"]}, (400, "invalid_input")),
+        (AUTH, {"title": "x", "starts_at": "tomorrow"}, (400, "invalid_input")),
+        (AUTH, {"title": "x", "starts_at": "2026-12-01T10:00:00"}, (400, "invalid_input")),
+        (AUTH, {"title": "x", "secret": 1}, (400, "invalid_input")),
+    ],
+)
+async def test_create_show_errors(
+    client: TestClient,  # type: ignore[type-arg]
+    headers: dict[str, str],
+    body: dict[str, Any],
+    expected: tuple[int, str],
+) -> None:
+    response = await client.post("/api/shows", json=body, headers=headers)
+    assert await error_of(response) == expected
+    assert (await (await client.get("/api/shows")).json())["shows"] == []  # nothing was created
+
+
+async def test_create_show_body_errors(client: TestClient) -> None:  # type: ignore[type-arg]
+    not_json = await client.post("/api/shows", data="title=x", headers=AUTH)
+    assert await error_of(not_json) == (415, "unsupported_media_type")
+    broken = await client.post(
+        "/api/shows", data="{oops", headers={**AUTH, "Content-Type": "application/json"}
+    )
+    assert await error_of(broken) == (400, "invalid_json")
+    array = await client.post("/api/shows", json=["title"], headers=AUTH)
+    assert await error_of(array) == (400, "invalid_json")
+    huge = await client.post("/api/shows", json={"title": "x" * 100_000}, headers=AUTH)
+    assert await error_of(huge) == (413, "payload_too_large")
+
+
+async def test_unknown_routes_and_methods_get_json_errors(client: TestClient) -> None:  # type: ignore[type-arg]
+    assert await error_of(await client.get("/api/nothing")) == (404, "not_found")
+    deleted = await client.delete("/api/shows")
+    assert await error_of(deleted) == (405, "method_not_allowed")
+    assert "GET" in deleted.headers["Allow"]
+
+
+async def test_wrong_codes_are_rate_limited_per_address(client: TestClient) -> None:  # type: ignore[type-arg]
+    show = await create(client)
+    wrong = "000000" if show["code"] != "000000" else "000001"
+    for _ in range(5):
+        response = await client.get(f"/api/shows/by-code/{wrong}")
+        assert await error_of(response) == (404, "show_not_found")
+    limited = await client.get(f"/api/shows/by-code/{wrong}")
+    assert await error_of(limited) == (429, "rate_limited")
+    assert 800 <= int(limited.headers["Retry-After"]) <= 900
+    # once limited, even the right code waits: guessing must not be able to continue
+    right = await client.get(f"/api/shows/by-code/{show['code']}")
+    assert right.status == 429
+    # X-Forwarded-For is not trusted: a header cannot dodge the limit
+    dodge = await client.get(
+        f"/api/shows/by-code/{show['code']}", headers={"X-Forwarded-For": "192.0.2.1"}
+    )
+    assert dodge.status == 429
+    # another address (127.0.0.2 is loopback too) is not affected
+    connector = aiohttp.TCPConnector(local_addr=("127.0.0.2", 0))
+    async with aiohttp.ClientSession(connector=connector) as other:
+        response = await other.get(client.make_url(f"/api/shows/by-code/{show['code']}"))
+        assert response.status == 200
+
+
+async def test_malformed_codes_count_as_failures(client: TestClient) -> None:  # type: ignore[type-arg]
+    for bad in ("12345", "abcdef", "1234567"):
+        response = await client.get(f"/api/shows/by-code/{bad}")
+        assert await error_of(response) == (400, "invalid_input")
+    for _ in range(2):
+        await client.get("/api/shows/by-code/999999")
+    assert (await client.get("/api/shows/by-code/999999")).status == 429
+
+
+async def test_successful_lookups_never_count(client: TestClient) -> None:  # type: ignore[type-arg]
+    show = await create(client)
+    for _ in range(12):
+        assert (await client.get(f"/api/shows/by-code/{show['code']}")).status == 200
+
+
+async def test_pages_are_served_with_security_headers(client: TestClient) -> None:  # type: ignore[type-arg]
+    for path in ("/", "/watch", "/perform"):
+        response = await client.get(path)
+        assert response.status == 200
+        assert "<html" in await response.text()
+        assert "default-src 'self'" in response.headers["Content-Security-Policy"]
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+    script = await client.get("/static/index.js")
+    assert script.status == 200 and "javascript" in script.content_type

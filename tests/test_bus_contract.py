@@ -1,0 +1,255 @@
+"""The bus contract: every test runs on the in-process engine and on a real redis-server."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from rooms.bus import STREAM_START, Bus, BusError, BusUnavailable, stream_id_key
+from rooms.bus_redis import RedisBus
+from tests.helpers import eventually
+from tests.redis_server import RedisServer
+
+# -- publish / subscribe ----------------------------------------------------------------------
+
+
+async def test_subscriber_receives_published_messages_in_order(bus: Bus) -> None:
+    sub = await bus.subscribe("show:1:events")
+    for n in range(20):
+        await bus.publish("show:1:events", {"n": n, "text": "ääkköset", "raw": b"\x00\x01"})
+    got = [await sub.get(timeout=2) for _ in range(20)]
+    assert [m["n"] for m in got] == list(range(20))
+    assert got[0]["text"] == "ääkköset" and got[0]["raw"] == b"\x00\x01"
+    await sub.close()
+
+
+async def test_every_subscriber_gets_a_copy_and_channels_are_separate(bus: Bus) -> None:
+    a = await bus.subscribe("a")
+    a2 = await bus.subscribe("a")
+    b = await bus.subscribe("b")
+    await bus.publish("a", {"to": "a"})
+    await bus.publish("b", {"to": "b"})
+    assert (await a.get(timeout=2))["to"] == "a"
+    assert (await a2.get(timeout=2))["to"] == "a"
+    assert (await b.get(timeout=2))["to"] == "b"
+    with pytest.raises(TimeoutError):
+        await a.get(timeout=0.2)
+    for s in (a, a2, b):
+        await s.close()
+
+
+async def test_closed_subscription_stops_receiving_and_iteration_ends(bus: Bus) -> None:
+    keep = await bus.subscribe("c")
+    gone = await bus.subscribe("c")
+    await gone.close()
+    await gone.close()  # twice is fine
+    await bus.publish("c", {"n": 1})
+    assert (await keep.get(timeout=2))["n"] == 1
+    received = [m async for m in gone]
+    assert received == []
+    await keep.close()
+
+
+async def test_messages_published_before_subscribing_are_not_delivered(bus: Bus) -> None:
+    await bus.publish("late", {"n": 0})
+    sub = await bus.subscribe("late")
+    await bus.publish("late", {"n": 1})
+    assert (await sub.get(timeout=2))["n"] == 1
+    await sub.close()
+
+
+async def test_async_iteration_yields_messages(bus: Bus) -> None:
+    sub = await bus.subscribe("it")
+
+    async def collect() -> list[int]:
+        out = []
+        async for m in sub:
+            out.append(m["n"])
+            if len(out) == 3:
+                break
+        return out
+
+    task = asyncio.create_task(collect())
+    for n in range(3):
+        await bus.publish("it", {"n": n})
+    assert await asyncio.wait_for(task, 2) == [0, 1, 2]
+    await sub.close()
+
+
+# -- streams ----------------------------------------------------------------------------------
+
+
+async def test_stream_append_returns_increasing_ids_and_reads_after_an_id(bus: Bus) -> None:
+    ids = [await bus.append("chat:l1", {"n": n}, maxlen=100) for n in range(10)]
+    assert ids == sorted(ids, key=stream_id_key) and len(set(ids)) == 10
+    everything = await bus.read("chat:l1")
+    assert [e.message["n"] for e in everything] == list(range(10))
+    assert [e.id for e in everything] == ids
+    after = await bus.read("chat:l1", after=ids[6])
+    assert [e.message["n"] for e in after] == [7, 8, 9]
+    assert await bus.read("chat:l1", after=ids[-1]) == []
+    limited = await bus.read("chat:l1", after=STREAM_START, count=3)
+    assert [e.message["n"] for e in limited] == [0, 1, 2]
+
+
+async def test_stream_is_bounded_to_maxlen(bus: Bus) -> None:
+    for n in range(25):
+        await bus.append("chat:small", {"n": n}, maxlen=10)
+    entries = await bus.read("chat:small", count=1000)
+    assert [e.message["n"] for e in entries] == list(range(15, 25))
+
+
+async def test_stream_expires(bus: Bus) -> None:
+    await bus.append("chat:brief", {"n": 1}, maxlen=10, ttl=0.3)
+    assert len(await bus.read("chat:brief")) == 1
+    await eventually(lambda: _empty(bus.read("chat:brief")), timeout=3)
+
+
+async def _empty(coro: object) -> bool:
+    return not await coro  # type: ignore[misc]
+
+
+async def test_unknown_stream_reads_empty_and_bad_ids_are_refused(bus: Bus) -> None:
+    assert await bus.read("chat:none") == []
+    with pytest.raises(BusError):
+        await bus.read("chat:none", after="yesterday")
+    with pytest.raises(BusError):
+        await bus.append("chat:none", {"n": 1}, maxlen=0)
+
+
+# -- keys with expiry -------------------------------------------------------------------------
+
+
+async def test_set_get_delete(bus: Bus) -> None:
+    assert await bus.get("presence:x") is None
+    assert await bus.set("presence:x", {"name": "Aino"})
+    assert await bus.get("presence:x") == {"name": "Aino"}
+    assert await bus.set("presence:x", {"name": "Eino"})
+    assert await bus.get("presence:x") == {"name": "Eino"}
+    assert await bus.delete("presence:x") is True
+    assert await bus.delete("presence:x") is False
+    assert await bus.get("presence:x") is None
+
+
+async def test_only_new_refuses_an_existing_key(bus: Bus) -> None:
+    assert await bus.set("code:123456", {"show": "a"}, only_new=True) is True
+    assert await bus.set("code:123456", {"show": "b"}, only_new=True) is False
+    assert await bus.get("code:123456") == {"show": "a"}
+
+
+async def test_keys_expire(bus: Bus) -> None:
+    await bus.set("presence:brief", {"n": 1}, ttl=0.3)
+    await bus.set("presence:stays", {"n": 2})
+    assert await bus.get("presence:brief") == {"n": 1}
+    await eventually(lambda: _is_none(bus.get("presence:brief")), timeout=3)
+    assert await bus.get("presence:stays") == {"n": 2}
+    # an expired key can be taken again with only_new
+    assert await bus.set("presence:brief", {"n": 3}, only_new=True)
+
+
+async def _is_none(coro: object) -> bool:
+    return await coro is None  # type: ignore[misc]
+
+
+async def test_keys_lists_by_prefix(bus: Bus) -> None:
+    await bus.set("show:a", {"n": 1})
+    await bus.set("show:b", {"n": 2})
+    await bus.set("shows-other", {"n": 3})
+    await bus.set("code:1", {"n": 4})
+    await bus.set("show:gone", {"n": 5}, ttl=0.2)
+    await eventually(lambda: _is_none(bus.get("show:gone")), timeout=3)
+    assert await bus.keys("show:") == ["show:a", "show:b"]
+
+
+# -- counters ---------------------------------------------------------------------------------
+
+
+async def test_counter_counts_and_expires_from_the_first_count(bus: Bus) -> None:
+    assert await bus.counter("rl:x") == (0, None)
+    assert await bus.incr("rl:x", ttl=60) == 1
+    assert await bus.incr("rl:x", ttl=60) == 2
+    value, remaining = await bus.counter("rl:x")
+    assert value == 2 and remaining is not None and 55 < remaining <= 60
+    await bus.incr("rl:brief", ttl=0.3)
+    await bus.incr("rl:brief", ttl=100)  # later counts do not extend the window
+    await eventually(lambda: _counter_zero(bus, "rl:brief"), timeout=3)
+    assert await bus.incr("rl:brief", ttl=60) == 1
+
+
+async def _counter_zero(bus: Bus, key: str) -> bool:
+    return (await bus.counter(key))[0] == 0
+
+
+async def test_counters_are_atomic_under_concurrency(bus: Bus) -> None:
+    results = await asyncio.gather(*(bus.incr("rl:many", ttl=60) for _ in range(50)))
+    assert sorted(results) == list(range(1, 51))
+
+
+async def test_ping_and_closed_bus(bus: Bus) -> None:
+    await bus.ping()
+    await bus.close()
+    with pytest.raises(BusError):
+        await bus.publish("x", {"n": 1})
+
+
+# -- Redis engine only: outages -----------------------------------------------------------------
+
+
+async def test_redis_subscription_survives_a_redis_restart() -> None:
+    server = RedisServer()
+    server.start()
+    bus = await RedisBus.connect(server.url)
+    try:
+        sub = await bus.subscribe("show:r:events")
+        await bus.publish("show:r:events", {"n": "before"})
+        assert (await sub.get(timeout=2))["n"] == "before"
+
+        server.stop()
+        with pytest.raises(BusUnavailable):
+            await bus.publish("show:r:events", {"n": "during"})
+        with pytest.raises(BusUnavailable):
+            await bus.ping()
+
+        server.start()  # same port, empty data
+
+        async def delivered() -> bool:
+            # Publish until the listener has re-subscribed; then the message must arrive.
+            try:
+                await bus.publish("show:r:events", {"n": "after"})
+            except BusUnavailable:
+                return False
+            try:
+                return (await sub.get(timeout=0.2))["n"] == "after"
+            except TimeoutError:
+                return False
+
+        await eventually(delivered, timeout=15, interval=0.1)
+        await bus.ping()
+    finally:
+        await bus.close()
+        server.close()
+
+
+async def test_redis_bus_started_while_redis_is_down_works_once_it_is_up() -> None:
+    server = RedisServer()
+    bus = await RedisBus.connect(server.url)  # nothing listens yet
+    try:
+        with pytest.raises(BusUnavailable):
+            await bus.ping()
+        server.start()
+        await eventually(lambda: _pings(bus), timeout=10, interval=0.1)
+        sub = await bus.subscribe("x")
+        await bus.publish("x", {"n": 1})
+        assert (await sub.get(timeout=2))["n"] == 1
+    finally:
+        await bus.close()
+        server.close()
+
+
+async def _pings(bus: Bus) -> bool:
+    try:
+        await bus.ping()
+    except BusUnavailable:
+        return False
+    return True

@@ -1,0 +1,81 @@
+"""Configuration: flags over environment over defaults, read once into a frozen dataclass."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from lampio_stream.cli import build_parser
+from lampio_stream.config import SETTINGS, Config, load_config
+
+
+def parse(argv: list[str], env: dict[str, str] | None = None) -> Config:
+    args = build_parser().parse_args(["serve", *argv])
+    return load_config(args, env or {})
+
+
+def test_defaults_are_local_and_generate_an_organiser_key() -> None:
+    config = parse([])
+    assert (config.host, config.port, config.redis_url) == ("127.0.0.1", 8080, None)
+    assert config.public_url == "http://127.0.0.1:8080"
+    assert config.ice_servers == ()  # never a public STUN server by default
+    assert config.organiser_key_generated and len(config.organiser_key) >= 40
+    assert parse([]).organiser_key != config.organiser_key
+
+
+def test_environment_is_read_and_flags_win() -> None:
+    env = {
+        "LAMPIO_PORT": "9000",
+        "LAMPIO_REDIS_URL": "redis://127.0.0.1:6390/0",
+        "LAMPIO_ORGANISER_KEY": "from-env",
+        "LAMPIO_ICE_HOST": "127.0.0.1, ::1",
+        "LAMPIO_ICE_SERVERS": "stun:127.0.0.1:3478,turn:127.0.0.1:3478",
+    }
+    config = parse(["--port", "9100", "--ice-host", "127.0.0.2"], env)
+    assert config.port == 9100
+    assert config.redis_url == "redis://127.0.0.1:6390/0"
+    assert config.organiser_key == "from-env" and not config.organiser_key_generated
+    assert config.ice_host == ("127.0.0.2",)
+    assert config.ice_servers == ("stun:127.0.0.1:3478", "turn:127.0.0.1:3478")
+    assert parse([], env).ice_host == ("127.0.0.1", "::1")
+
+
+def test_repeated_and_comma_separated_ice_hosts() -> None:
+    config = parse(["--ice-host", "127.0.0.1", "--ice-host", "127.0.0.2,127.0.0.3"])
+    assert config.ice_host == ("127.0.0.1", "127.0.0.2", "127.0.0.3")
+
+
+def test_public_url_and_origins() -> None:
+    config = parse(["--public-url", "https://live.example.fi/", "--allowed-origins", "https://a.fi"])
+    assert config.public_url == "https://live.example.fi"
+    assert config.origins == {"https://live.example.fi", "https://a.fi"}
+
+
+def test_config_is_frozen() -> None:
+    config = parse([])
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.port = 1  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--port", "70000"], "--port"),
+        (["--port", "http"], "--port"),
+        (["--log-format", "xml"], "log_format"),
+        (["--public-url", "ftp://x"], "public_url"),
+        (["--shutdown-timeout", "-1"], "--shutdown-timeout"),
+    ],
+)
+def test_bad_values_are_refused_with_the_setting_named(argv: list[str], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        parse(argv)
+
+
+def test_every_setting_has_a_field_flag_env_and_help() -> None:
+    fields = {f.name for f in dataclasses.fields(Config)}
+    help_text = build_parser()._subparsers._group_actions[0].choices["serve"].format_help()  # type: ignore[union-attr]
+    for setting in SETTINGS:
+        assert setting.name in fields
+        assert setting.flag in help_text and setting.env in help_text
