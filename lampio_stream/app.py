@@ -49,7 +49,10 @@ def _page(name: str) -> Callable[[web.Request], Awaitable[web.FileResponse]]:
     async def handler(request: web.Request) -> web.FileResponse:
         return web.FileResponse(
             path,
-            headers={"Cache-Control": "no-cache", "Content-Security-Policy": CONTENT_SECURITY_POLICY},
+            headers={
+                "Cache-Control": "no-cache",
+                "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+            },
         )
 
     return handler
@@ -65,6 +68,8 @@ def create_app(config: Config, *, bus: Bus | None = None) -> web.Application:
         organiser_key=config.organiser_key,
         origins=config.origins,
         version=__version__,
+        ice_servers=config.ice_servers,
+        turn_secret=config.turn_secret,
     )
     app[METRICS] = Metrics(__version__)
     app[LIFECYCLE] = Lifecycle()

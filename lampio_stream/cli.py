@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import socket
 import sys
 from collections.abc import Sequence
@@ -38,6 +39,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _exit_cleanly(_signum: int, _frame: object) -> None:
+    raise SystemExit(0)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point."""
     parser = build_parser()
@@ -47,6 +52,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:
         parser.error(str(exc))
     configure_logging(config.log_format, config.log_level)
+    # A SIGTERM while starting is a clean stop too; run_app takes the signal over later.
+    signal.signal(signal.SIGTERM, _exit_cleanly)
 
     # Bind first, so a taken port fails at once and port 0 can print the port it got.
     family = socket.AF_INET6 if ":" in config.host else socket.AF_INET

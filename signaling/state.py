@@ -20,6 +20,8 @@ class Site:
     organiser_key: str = field(repr=False)
     origins: frozenset[str]
     version: str = "dev"
+    ice_servers: tuple[str, ...] = ()
+    turn_secret: str | None = field(default=None, repr=False)
 
 
 @dataclass(slots=True)

@@ -19,6 +19,7 @@ from rooms.errors import InvalidInput, RateLimited, RoomsError, ShowNotFound
 from rooms.ratelimit import TokenBucket
 from signaling.connection import Connection
 from signaling.errors import ApiError
+from signaling.iceservers import client_ice_servers
 from signaling.state import CODE_LIMITER, METRICS, SHOWS, SITE
 
 log = structlog.get_logger(__name__)
@@ -117,7 +118,15 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
     metrics = request.app[METRICS]
     metrics.websockets.inc()
     conn.start()
-    conn.send({"type": "hello", "protocol": PROTOCOL_VERSION, "server": request.app[SITE].version})
+    site = request.app[SITE]
+    conn.send(
+        {
+            "type": "hello",
+            "protocol": PROTOCOL_VERSION,
+            "server": site.version,
+            "ice_servers": client_ice_servers(site.ice_servers, site.turn_secret),
+        }
+    )
     bucket = TokenBucket(MESSAGE_RATE, MESSAGE_BURST)
     try:
         async for raw in ws:

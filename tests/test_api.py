@@ -14,7 +14,9 @@ AUTH = {"Authorization": f"Bearer {ORGANISER_KEY}"}
 
 
 async def create(client: TestClient, **body: Any) -> dict[str, Any]:  # type: ignore[type-arg]
-    response = await client.post("/api/shows", json={"title": "Joulukonsertti", **body}, headers=AUTH)
+    response = await client.post(
+        "/api/shows", json={"title": "Joulukonsertti", **body}, headers=AUTH
+    )
     assert response.status == 201, await response.text()
     return await response.json()  # type: ignore[no-any-return]
 

@@ -47,7 +47,9 @@ def test_repeated_and_comma_separated_ice_hosts() -> None:
 
 
 def test_public_url_and_origins() -> None:
-    config = parse(["--public-url", "https://live.example.fi/", "--allowed-origins", "https://a.fi"])
+    config = parse(
+        ["--public-url", "https://live.example.fi/", "--allowed-origins", "https://a.fi"]
+    )
     assert config.public_url == "https://live.example.fi"
     assert config.origins == {"https://live.example.fi", "https://a.fi"}
 

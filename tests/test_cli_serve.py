@@ -1,0 +1,139 @@
+"""The real command: `lampio-stream serve` as a process, as an operator runs it."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from tests.helpers import eventually
+from tests.redis_server import RedisServer, free_port
+
+EXE = Path(sys.executable).parent / "lampio-stream"
+
+
+class Served:
+    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc = subprocess.Popen(
+            [str(EXE), "serve", "--host", "127.0.0.1", "--port", str(self.port), *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env={**os.environ, "LAMPIO_LOG_FORMAT": "json", **(env or {})},
+        )
+
+    def stop(self) -> tuple[int, float]:
+        started = time.monotonic()
+        self.proc.send_signal(signal.SIGTERM)
+        code = self.proc.wait(timeout=15)
+        return code, time.monotonic() - started
+
+
+@pytest.fixture
+def served(request: pytest.FixtureRequest) -> Iterator[Served]:
+    extra: list[str] = list(getattr(request, "param", []))
+    if extra == ["redis"]:
+        server: RedisServer = request.getfixturevalue("redis_server")
+        server.flush()
+        extra = ["--redis-url", server.url]
+    s = Served("--organiser-key", "K3y", *extra)
+    yield s
+    if s.proc.poll() is None:
+        s.proc.kill()
+        s.proc.wait()
+
+
+async def up(session: aiohttp.ClientSession, url: str) -> bool:
+    try:
+        async with session.get(url + "/healthz") as response:
+            return response.status == 200
+    except aiohttp.ClientError:
+        return False
+
+
+@pytest.mark.parametrize("served", [[], ["redis"]], indirect=True, ids=["memory", "redis"])
+async def test_serve_answers_creates_finds_limits_and_stops_on_sigterm(served: Served) -> None:
+    async with aiohttp.ClientSession() as session:
+        await eventually(lambda: up(session, served.url), timeout=20, interval=0.1)
+        async with session.get(served.url + "/readyz") as r:
+            assert r.status == 200
+        async with session.get(served.url + "/metrics") as r:
+            assert r.status == 200 and "lampio_build_info" in await r.text()
+        async with session.post(
+            served.url + "/api/shows",
+            json={"title": "Tanssiaiset"},
+            headers={"Authorization": "Bearer K3y"},
+        ) as r:
+            assert r.status == 201
+            show = await r.json()
+        async with session.get(f"{served.url}/api/shows/by-code/{show['code']}") as r:
+            assert r.status == 200 and (await r.json())["title"] == "Tanssiaiset"
+        wrong = "000000" if show["code"] != "000000" else "000001"
+        statuses = []
+        for _ in range(6):
+            async with session.get(f"{served.url}/api/shows/by-code/{wrong}") as r:
+                statuses.append(r.status)
+        assert statuses == [404] * 5 + [429]
+
+        ws = await session.ws_connect(served.url + "/ws")
+        assert (await ws.receive_json(timeout=2))["type"] == "hello"
+        receiving = asyncio.create_task(ws.receive(timeout=12))
+        code, seconds = await asyncio.to_thread(served.stop)
+        assert code == 0 and seconds < 10
+        msg = await receiving
+        assert msg.type is aiohttp.WSMsgType.CLOSE and ws.close_code == 1001
+    out, err = served.proc.communicate()
+    assert b"is running at" in out
+    assert b"K3y" not in out + err  # a given key is never printed or logged
+    assert b'"event": "serve.start"' in err
+
+
+def test_generated_organiser_key_is_printed_once() -> None:
+    served = Served()
+    try:
+        line = b""
+        deadline = time.monotonic() + 20
+        while b"organiser key" not in line and time.monotonic() < deadline:
+            line = served.proc.stdout.readline()  # type: ignore[union-attr]
+        assert b"organiser key" in line
+        key = line.rsplit(b" ", 1)[-1].strip()
+        assert len(key) >= 40
+    finally:
+        code, _ = served.stop()
+    out, err = served.proc.communicate()
+    assert code == 0
+    assert key not in out + err  # not repeated, not logged
+
+
+def test_busy_port_fails_fast_with_a_clear_message() -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [str(EXE), "serve", "--port", str(port)], capture_output=True, timeout=20
+        )
+    assert result.returncode == 2
+    assert b"cannot listen" in result.stderr
+
+
+def test_bad_setting_is_refused_naming_the_variable() -> None:
+    result = subprocess.run(
+        [str(EXE), "serve"],
+        capture_output=True,
+        timeout=20,
+        env={**os.environ, "LAMPIO_PORT": "eighty"},
+    )
+    assert result.returncode == 2
+    assert b"LAMPIO_PORT" in result.stderr
