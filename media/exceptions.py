@@ -1,0 +1,9 @@
+"""Errors raised by the media package."""
+
+
+class UnsupportedReceiverError(RuntimeError):
+    """The aiortc receiver does not have the internals the encoded-frame tap was built against."""
+
+
+class FrameQueueClosed(Exception):
+    """The frame queue was closed: no more frames will come."""

@@ -1,0 +1,339 @@
+"""Per-show broadcast hub: one performer's encoded frames fan out to every viewer's tracks."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from typing import Any
+
+import av
+import structlog
+from aiortc import RTCRtpReceiver, RTCRtpSender
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+
+from .buffer import FrameQueue
+from .exceptions import FrameQueueClosed
+from .frame import EncodedFrame, MediaKind
+from .keyframes import DEFAULT_MIN_INTERVAL, KeyframeRequests
+from .receiver import EncodedReceiver
+
+log = structlog.get_logger(__name__)
+
+# About two seconds of 30 fps video / 20 ms Opus: enough for scheduling hiccups, bounded memory.
+DEFAULT_VIDEO_BUFFER = 64
+DEFAULT_AUDIO_BUFFER = 100
+# A joining viewer starts from the cached keyframe if it is at most this old, instead of a PLI.
+DEFAULT_START_WINDOW = 0.5
+
+
+class ViewerTrack(MediaStreamTrack):
+    """One viewer's audio or video: the show's encoded frames as av.Packets for its RTCRtpSender."""
+
+    def __init__(
+        self,
+        kind: MediaKind,
+        buffer_size: int,
+        *,
+        on_keyframe_needed: Callable[[], object],
+        on_stop: Callable[[ViewerTrack], None],
+    ) -> None:
+        super().__init__()
+        self.kind = kind
+        self.media_kind: MediaKind = kind
+        self._queue = FrameQueue(kind, buffer_size, on_keyframe_needed=on_keyframe_needed)
+        self._on_stop: Callable[[ViewerTrack], None] | None = on_stop
+        self._generation: int | None = None
+        self._offset = 0
+        self._last_pts: int | None = None
+        self._last_wall = 0.0
+
+    @property
+    def buffered(self) -> int:
+        """Frames waiting for the sender."""
+        return len(self._queue)
+
+    @property
+    def dropped(self) -> int:
+        """Frames dropped because the sender fell behind or a keyframe was awaited."""
+        return self._queue.dropped
+
+    @property
+    def awaiting_keyframe(self) -> bool:
+        """Whether video is held back until the next keyframe."""
+        return self._queue.awaiting_keyframe
+
+    def offer(self, frame: EncodedFrame, generation: int, now: float) -> bool:
+        """Queue a frame of the given publisher generation, never waiting; False if dropped."""
+        if generation != self._generation:
+            self._rebase(frame, generation, now)
+        pts = frame.pts + self._offset
+        if self._last_pts is not None and pts <= self._last_pts:
+            # Timestamps must grow for the viewer's jitter buffer whatever the source does.
+            pts = self._last_pts + 1
+            self._offset = pts - frame.pts
+        self._last_pts = pts
+        self._last_wall = now
+        return self._queue.put(dataclasses.replace(frame, pts=pts))
+
+    def _rebase(self, frame: EncodedFrame, generation: int, now: float) -> None:
+        # A new performer starts its own clock at zero: continue this track's timeline instead,
+        # advanced by the wall time that passed, so the viewer never renegotiates or stalls.
+        if self._last_pts is None:
+            self._offset = -frame.pts
+        else:
+            elapsed = max(1, round((now - self._last_wall) * frame.clock_rate))
+            self._offset = self._last_pts + elapsed - frame.pts
+        if self._generation is not None:
+            self._queue.wait_for_keyframe()
+        self._generation = generation
+
+    async def recv(self) -> av.Packet[Any]:
+        """Next encoded frame as a packet with this track's pts; MediaStreamError once stopped."""
+        if self.readyState != "live":
+            raise MediaStreamError
+        try:
+            frame = await self._queue.get()
+        except FrameQueueClosed:
+            self.stop()
+            raise MediaStreamError from None
+        packet = av.Packet(frame.data)
+        packet.pts = frame.pts
+        packet.time_base = frame.time_base
+        return packet
+
+    def stop(self) -> None:
+        """End the track; its sender stops and the broadcast forgets it."""
+        super().stop()
+        self._queue.close()
+        on_stop, self._on_stop = self._on_stop, None
+        if on_stop is not None:
+            on_stop(self)
+
+
+class Viewer:
+    """A viewer's video and audio tracks on one broadcast."""
+
+    def __init__(self, broadcast: Broadcast, video: ViewerTrack, audio: ViewerTrack) -> None:
+        self.broadcast = broadcast
+        self.video = video
+        self.audio = audio
+
+    @property
+    def tracks(self) -> tuple[ViewerTrack, ViewerTrack]:
+        """Video then audio."""
+        return (self.video, self.audio)
+
+    def forward_keyframe_requests(self, sender: RTCRtpSender) -> None:
+        """Pass PLI/FIR that the viewer sends to this sender on to the performer, rate limited."""
+        # aiortc 1.16 handles an incoming PLI or FIR in RTCRtpSender._handle_rtcp_packet by
+        # calling self._send_keyframe(), which only sets a flag for its encoder; pack() never
+        # reads it. Shadowing the method on this one instance is the narrowest hook there is.
+        original: Callable[[], None] = sender._send_keyframe
+        broadcast = self.broadcast
+
+        def send_keyframe() -> None:
+            original()
+            broadcast.request_keyframe()
+
+        sender._send_keyframe = send_keyframe  # type: ignore[method-assign]
+
+    def close(self) -> None:
+        """Stop both tracks and leave the broadcast."""
+        for track in self.tracks:
+            track.stop()
+
+
+class Ingest:
+    """One performer's session on a broadcast; a newer session makes this one stale."""
+
+    def __init__(
+        self,
+        broadcast: Broadcast,
+        generation: int,
+        request_keyframe: Callable[[], bool] | None,
+    ) -> None:
+        self.broadcast = broadcast
+        self.generation = generation
+        self.receivers: list[EncodedReceiver] = []
+        self._request_keyframe = request_keyframe
+        self._closed = False
+
+    @property
+    def active(self) -> bool:
+        """Whether frames pushed here still reach viewers."""
+        return not self._closed and self.broadcast.generation == self.generation
+
+    def attach(self, receiver: RTCRtpReceiver) -> EncodedReceiver:
+        """Tap a publisher peer's receiver (best before its connection starts) into this ingest."""
+        tapped = EncodedReceiver(receiver, on_frame=self.push)
+        self.receivers.append(tapped)
+        return tapped
+
+    def push(self, frame: EncodedFrame) -> None:
+        """Hand one encoded frame from the performer to the broadcast."""
+        if self.active:
+            self.broadcast._fan_out(frame, self.generation)
+
+    def request_keyframe(self) -> bool:
+        """Ask the performer for a keyframe now (unlimited: the broadcast rate-limits callers)."""
+        if not self.active:
+            return False
+        if self._request_keyframe is not None:
+            return self._request_keyframe()
+        asked = [tapped.request_keyframe() for tapped in self.receivers if tapped.kind == "video"]
+        return any(asked)
+
+    def close(self) -> None:
+        """End this performer's session; viewers keep their tracks and wait for the next one."""
+        if self._closed:
+            return
+        self._closed = True
+        for tapped in self.receivers:
+            tapped.close()
+        self.broadcast._ingest_closed(self)
+
+
+class Broadcast:
+    """Fan-out of one show's encoded media: one performer at a time, any number of viewers."""
+
+    def __init__(
+        self,
+        *,
+        video_buffer: int = DEFAULT_VIDEO_BUFFER,
+        audio_buffer: int = DEFAULT_AUDIO_BUFFER,
+        keyframe_interval: float = DEFAULT_MIN_INTERVAL,
+        start_window: float = DEFAULT_START_WINDOW,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.generation = 0
+        self.keyframes = KeyframeRequests(self._ask_performer, min_interval=keyframe_interval)
+        self._video_buffer = video_buffer
+        self._audio_buffer = audio_buffer
+        self._start_window = start_window
+        self._clock = clock
+        self._ingest: Ingest | None = None
+        self._viewers: set[Viewer] = set()
+        self._tracks: dict[MediaKind, set[ViewerTrack]] = {"video": set(), "audio": set()}
+        self._viewer_of: dict[ViewerTrack, Viewer] = {}
+        self._codecs: dict[MediaKind, str] = {}
+        # Frames since the latest keyframe, so a joining viewer can start without a PLI.
+        self._gop: list[EncodedFrame] = []
+        self._gop_started = -float("inf")
+        self._gop_limit = max(1, video_buffer // 2)
+        self.codec_mismatches = 0
+
+    @property
+    def viewers(self) -> int:
+        """Number of viewers."""
+        return len(self._viewers)
+
+    @property
+    def ingest(self) -> Ingest | None:
+        """The current performer's session, if any."""
+        return self._ingest
+
+    def codec(self, kind: MediaKind) -> str | None:
+        """Mime type viewers of this kind receive, once known from the performer's frames."""
+        return self._codecs.get(kind)
+
+    def open_ingest(self, request_keyframe: Callable[[], bool] | None = None) -> Ingest:
+        """Start a performer's session, replacing any current one; viewers carry on."""
+        if self._ingest is not None:
+            self._ingest.close()
+        self.generation += 1
+        self._ingest = Ingest(self, self.generation, request_keyframe)
+        self._gop = []
+        if not self._viewers:
+            # Nobody has negotiated a codec yet, so the new performer may bring another one.
+            self._codecs.clear()
+        if any(track.awaiting_keyframe for track in self._tracks["video"]):
+            self.keyframes.request()
+        return self._ingest
+
+    def add_viewer(self) -> Viewer:
+        """New viewer tracks; video starts at a keyframe (cached if recent, else requested)."""
+        viewer = Viewer(
+            self,
+            ViewerTrack(
+                "video",
+                self._video_buffer,
+                on_keyframe_needed=self.request_keyframe,
+                on_stop=self._track_stopped,
+            ),
+            ViewerTrack(
+                "audio",
+                self._audio_buffer,
+                on_keyframe_needed=self.request_keyframe,
+                on_stop=self._track_stopped,
+            ),
+        )
+        self._viewers.add(viewer)
+        for track in viewer.tracks:
+            self._tracks[track.media_kind].add(track)
+            self._viewer_of[track] = viewer
+        now = self._clock()
+        if self._gop and now - self._gop_started <= self._start_window:
+            for frame in self._gop:
+                viewer.video.offer(frame, self.generation, now)
+        else:
+            self.request_keyframe()
+        return viewer
+
+    def remove_viewer(self, viewer: Viewer) -> None:
+        """Stop a viewer's tracks; their senders end on their own."""
+        viewer.close()
+
+    def request_keyframe(self) -> None:
+        """Ask the performer for a keyframe, coalesced with every other request."""
+        self.keyframes.request()
+
+    def close(self) -> None:
+        """End the show: the performer's session and every viewer's tracks."""
+        if self._ingest is not None:
+            self._ingest.close()
+        for viewer in list(self._viewers):
+            viewer.close()
+        self.keyframes.close()
+
+    def _fan_out(self, frame: EncodedFrame, generation: int) -> None:
+        codec = self._codecs.setdefault(frame.kind, frame.mime_type)
+        if codec != frame.mime_type:
+            # Viewers negotiated the first performer's codec; repacketising into another is
+            # impossible without transcoding, which this path never does.
+            self.codec_mismatches += 1
+            if self.codec_mismatches == 1:
+                log.warning("performer codec differs", got=frame.mime_type, want=codec)
+            return
+        now = self._clock()
+        if frame.kind == "video":
+            if frame.keyframe:
+                self.keyframes.keyframe_arrived()
+                self._gop = [frame]
+                self._gop_started = now
+            else:
+                if self._gop:
+                    if len(self._gop) < self._gop_limit:
+                        self._gop.append(frame)
+                    else:
+                        self._gop = []
+                if self.keyframes.wanted:
+                    # A request may have found no one to ask (performer not yet sending); the
+                    # limiter drops the repeat if a request is already under way.
+                    self.keyframes.request()
+        for track in self._tracks[frame.kind]:
+            track.offer(frame, generation, now)
+
+    def _ask_performer(self) -> bool:
+        return self._ingest is not None and self._ingest.request_keyframe()
+
+    def _ingest_closed(self, ingest: Ingest) -> None:
+        if self._ingest is ingest:
+            self._ingest = None
+            self._gop = []
+
+    def _track_stopped(self, track: ViewerTrack) -> None:
+        self._tracks[track.media_kind].discard(track)
+        viewer = self._viewer_of.pop(track, None)
+        if viewer is not None and all(t.readyState == "ended" for t in viewer.tracks):
+            self._viewers.discard(viewer)

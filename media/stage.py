@@ -1,0 +1,284 @@
+"""This node's stage: a broadcast per show, and the peer connections of performers and viewers.
+
+Signaling hands SDP in and out; everything WebRTC stays here. Performers offer and the stage
+answers; for viewers the stage offers (it knows the performer's codec) and the viewer answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import structlog
+from aiortc import RTCIceServer, RTCPeerConnection, RTCSessionDescription
+from aiortc import sdp as aiortc_sdp
+
+from media.codecs import prefer_codec
+from media.forward import Broadcast, Ingest, Viewer
+from media.ice import rtc_configuration
+
+log = structlog.get_logger(__name__)
+
+FORWARDABLE = {"video/vp8": "video/VP8", "video/h264": "video/H264", "audio/opus": "audio/opus"}
+MAX_SDP_BYTES = 32 * 1024
+
+
+class StageError(Exception):
+    """A publish or watch request that cannot be served; ``code`` names why."""
+
+    code = "media_error"
+
+
+class InvalidSdp(StageError):
+    """The SDP could not be parsed or has the wrong shape."""
+
+    code = "invalid_sdp"
+
+
+class UnsupportedMedia(StageError):
+    """Codecs or tracks this service cannot forward (e.g. AV1, HEVC, three video tracks)."""
+
+    code = "unsupported_codec"
+
+
+class NotLive(StageError):
+    """Nobody is performing on this show right now."""
+
+    code = "not_live"
+
+
+def parse_offer(text: str) -> aiortc_sdp.SessionDescription:
+    """Parse an SDP offer, refusing what is malformed or oversized."""
+    if not isinstance(text, str) or not text.strip():
+        raise InvalidSdp("the offer is empty")
+    if len(text.encode()) > MAX_SDP_BYTES:
+        raise InvalidSdp("the offer is too large")
+    try:
+        parsed = aiortc_sdp.SessionDescription.parse(text)
+    except Exception as exc:
+        raise InvalidSdp("the offer is not valid SDP") from exc
+    if not parsed.media:
+        raise InvalidSdp("the offer has no media")
+    return parsed
+
+
+def check_publish_offer(offer: aiortc_sdp.SessionDescription) -> dict[str, str]:
+    """The codec the performer will send per kind; UnsupportedMedia if we cannot forward it."""
+    chosen: dict[str, str] = {}
+    for media in offer.media:
+        if media.kind not in ("audio", "video"):
+            continue
+        if media.kind in chosen:
+            raise UnsupportedMedia(f"only one {media.kind} track can be published")
+        usable = [
+            FORWARDABLE[c.mimeType.lower()]
+            for c in media.rtp.codecs
+            if c.mimeType.lower() in FORWARDABLE and c.mimeType.lower().startswith(media.kind)
+        ]
+        if not usable:
+            offered = sorted({c.mimeType for c in media.rtp.codecs if "rtx" not in c.mimeType})
+            want = "VP8 or H.264" if media.kind == "video" else "Opus"
+            raise UnsupportedMedia(f"{media.kind} must be {want}; offered {', '.join(offered)}")
+        chosen[media.kind] = usable[0]
+    if not chosen:
+        raise UnsupportedMedia("the offer has no audio or video")
+    return chosen
+
+
+@dataclass(eq=False)
+class Publication:
+    """A performer's peer connection feeding a show's broadcast."""
+
+    show_id: str
+    pc: RTCPeerConnection
+    ingest: Ingest
+    codecs: dict[str, str]
+    answer_sdp: str = ""
+
+    async def close(self) -> None:
+        """End this performer session (viewers stay and wait for the next one)."""
+        self.ingest.close()
+        await self.pc.close()
+
+
+@dataclass(eq=False)
+class ViewerSession:
+    """A viewer's peer connection receiving a show's broadcast."""
+
+    show_id: str
+    pc: RTCPeerConnection
+    viewer: Viewer
+    offer_sdp: str = ""
+    closed: bool = field(default=False)
+
+    async def accept(self, answer_sdp: str) -> None:
+        """Apply the viewer's answer."""
+        if not isinstance(answer_sdp, str) or not answer_sdp.strip():
+            raise InvalidSdp("the answer is empty")
+        try:
+            aiortc_sdp.SessionDescription.parse(answer_sdp)
+            await self.pc.setRemoteDescription(RTCSessionDescription(answer_sdp, "answer"))
+        except StageError:
+            raise
+        except Exception as exc:
+            raise InvalidSdp(f"the answer was refused: {exc}") from exc
+
+    async def close(self) -> None:
+        """Stop forwarding to this viewer and close its peer connection."""
+        if self.closed:
+            return
+        self.closed = True
+        self.viewer.close()
+        await self.pc.close()
+
+
+class Stage:
+    """Every broadcast of this node, and the peer connections attached to them."""
+
+    def __init__(self, ice_servers: Sequence[RTCIceServer] = ()) -> None:
+        self._ice_servers = list(ice_servers)
+        self._broadcasts: dict[str, Broadcast] = {}
+        self._publications: dict[str, Publication] = {}
+        self._viewers: set[ViewerSession] = set()
+        self._peers: set[RTCPeerConnection] = set()
+
+    def broadcast(self, show_id: str) -> Broadcast:
+        """The show's broadcast on this node, made on first use."""
+        broadcast = self._broadcasts.get(show_id)
+        if broadcast is None:
+            broadcast = self._broadcasts[show_id] = Broadcast()
+        return broadcast
+
+    def viewers(self, show_id: str) -> int:
+        """Viewers of the show on this node."""
+        broadcast = self._broadcasts.get(show_id)
+        return 0 if broadcast is None else broadcast.viewers
+
+    def live(self, show_id: str) -> bool:
+        """Whether a performer is connected to the show on this node."""
+        return show_id in self._publications
+
+    def codecs(self, show_id: str) -> dict[str, str] | None:
+        """The codecs the show's performer sends, while one is publishing."""
+        publication = self._publications.get(show_id)
+        return None if publication is None else dict(publication.codecs)
+
+    @property
+    def peer_count(self) -> int:
+        """Open peer connections (for metrics and leak checks)."""
+        return len(self._peers)
+
+    def _new_peer(self) -> RTCPeerConnection:
+        pc = RTCPeerConnection(rtc_configuration(self._ice_servers))
+        self._peers.add(pc)
+
+        @pc.on("connectionstatechange")
+        async def forget() -> None:
+            if pc.connectionState == "closed":
+                self._peers.discard(pc)
+
+        return pc
+
+    async def publish(
+        self,
+        show_id: str,
+        offer_sdp: str,
+        on_state: Callable[[Publication, str], None] | None = None,
+    ) -> Publication:
+        """Answer a performer's offer; a newer performer replaces the current one."""
+        codecs = check_publish_offer(parse_offer(offer_sdp))
+        previous = self._publications.pop(show_id, None)
+        if previous is not None:
+            log.info("stage.performer_replaced", show=show_id)
+            await previous.close()
+        pc = self._new_peer()
+        broadcast = self.broadcast(show_id)
+        ingest = broadcast.open_ingest()
+        publication = Publication(show_id, pc, ingest, codecs)
+        try:
+            # Only the chosen codec per kind: the performer then sends exactly what viewers get.
+            for kind, mime in codecs.items():
+                prefer_codec(pc.addTransceiver(kind, direction="recvonly"), mime)
+            await pc.setRemoteDescription(RTCSessionDescription(offer_sdp, "offer"))
+            for transceiver in pc.getTransceivers():
+                ingest.attach(transceiver.receiver)  # before media flows: nothing gets decoded
+            await pc.setLocalDescription(await pc.createAnswer())
+        except StageError:
+            await publication.close()
+            raise
+        except Exception as exc:
+            await publication.close()
+            raise UnsupportedMedia(f"the offer cannot be answered: {exc}") from exc
+        publication.answer_sdp = pc.localDescription.sdp
+        self._publications[show_id] = publication
+
+        @pc.on("connectionstatechange")
+        async def state_changed() -> None:
+            state = pc.connectionState
+            if state in ("failed", "closed") and self._publications.get(show_id) is publication:
+                del self._publications[show_id]
+                publication.ingest.close()
+                if state == "failed":
+                    await pc.close()
+            if on_state is not None:
+                on_state(publication, state)
+
+        return publication
+
+    async def unpublish(self, publication: Publication) -> None:
+        """The performer stops; viewers keep their tracks for when they come back."""
+        if self._publications.get(publication.show_id) is publication:
+            del self._publications[publication.show_id]
+        await publication.close()
+
+    async def watch(self, show_id: str) -> ViewerSession:
+        """Make an offer for a new viewer of a live show, in the performer's codecs."""
+        codecs = self.codecs(show_id)
+        if codecs is None:
+            raise NotLive("the show is not live right now")
+        broadcast = self.broadcast(show_id)
+        viewer = broadcast.add_viewer()
+        pc = self._new_peer()
+        session = ViewerSession(show_id, pc, viewer)
+        try:
+            video = pc.addTransceiver(viewer.video, direction="sendonly")
+            prefer_codec(video, codecs.get("video", "video/VP8"))
+            prefer_codec(pc.addTransceiver(viewer.audio, direction="sendonly"), "audio/opus")
+            viewer.forward_keyframe_requests(video.sender)
+            await pc.setLocalDescription(await pc.createOffer())
+        except Exception:
+            await session.close()
+            raise
+        session.offer_sdp = pc.localDescription.sdp
+        self._viewers.add(session)
+
+        @pc.on("connectionstatechange")
+        async def state_changed() -> None:
+            if pc.connectionState in ("failed", "closed"):
+                self._viewers.discard(session)
+                await session.close()
+
+        return session
+
+    async def leave(self, session: ViewerSession) -> None:
+        """A viewer leaves."""
+        self._viewers.discard(session)
+        await session.close()
+
+    async def close(self) -> None:
+        """Close every peer connection of this node (shutdown)."""
+        for session in list(self._viewers):
+            await session.close()
+        for publication in list(self._publications.values()):
+            await publication.close()
+        for broadcast in self._broadcasts.values():
+            broadcast.close()
+        peers = list(self._peers)
+        with contextlib.suppress(Exception):
+            await asyncio.gather(*(pc.close() for pc in peers), return_exceptions=True)
+        self._viewers.clear()
+        self._publications.clear()
+        self._broadcasts.clear()
+        self._peers.clear()

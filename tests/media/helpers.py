@@ -1,0 +1,228 @@
+"""Test rig for the media package: synthetic performer tracks, real aiortc peers on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import fractions
+import math
+import struct
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from aiortc import RTCPeerConnection
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from av import AudioFrame, VideoFrame
+
+from media.codecs import prefer_codec
+from media.forward import Broadcast, Ingest, Viewer
+from media.ice import rtc_configuration
+
+WIDTH, HEIGHT = 320, 240
+FPS = 20
+AUDIO_RATE = 48000
+AUDIO_SAMPLES = 960  # 20 ms
+
+
+async def eventually(
+    condition: Callable[[], bool],
+    timeout: float = 10.0,
+    message: str = "",
+) -> None:
+    """Wait until condition() is true, failing the test after timeout seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s: {message}")
+        await asyncio.sleep(0.02)
+
+
+class MovingPatternTrack(MediaStreamTrack):
+    """Video of a bright bar sweeping across a dark 320×240 picture, paced at FPS."""
+
+    kind = "video"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._count = 0
+        self._start: float | None = None
+        self._chroma = bytes([128]) * (WIDTH // 2 * HEIGHT // 2)
+
+    async def recv(self) -> VideoFrame:
+        if self.readyState != "live":
+            raise MediaStreamError
+        if self._start is None:
+            self._start = time.monotonic()
+        else:
+            await asyncio.sleep(max(0.0, self._start + self._count / FPS - time.monotonic()))
+        row = bytearray([16]) * WIDTH
+        x = (self._count * 8) % WIDTH
+        row[x : x + 32] = bytes([235]) * len(row[x : x + 32])
+        frame = VideoFrame(WIDTH, HEIGHT, "yuv420p")
+        frame.planes[0].update(bytes(row) * HEIGHT)
+        frame.planes[1].update(self._chroma)
+        frame.planes[2].update(self._chroma)
+        frame.pts = self._count * (90000 // FPS)
+        frame.time_base = fractions.Fraction(1, 90000)
+        self._count += 1
+        return frame
+
+
+class ToneTrack(MediaStreamTrack):
+    """A 400 Hz tone, 48 kHz mono, in 20 ms frames paced in real time."""
+
+    kind = "audio"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._count = 0
+        self._start: float | None = None
+        # 400 Hz divides 48 kHz into whole periods, so one 20 ms frame repeats seamlessly.
+        samples = [
+            int(8000 * math.sin(2 * math.pi * 400 * i / AUDIO_RATE)) for i in range(AUDIO_SAMPLES)
+        ]
+        self._pcm = struct.pack(f"<{AUDIO_SAMPLES}h", *samples)
+
+    async def recv(self) -> AudioFrame:
+        if self.readyState != "live":
+            raise MediaStreamError
+        if self._start is None:
+            self._start = time.monotonic()
+        else:
+            delay = self._start + self._count * AUDIO_SAMPLES / AUDIO_RATE - time.monotonic()
+            await asyncio.sleep(max(0.0, delay))
+        frame = AudioFrame(format="s16", layout="mono", samples=AUDIO_SAMPLES)
+        frame.planes[0].update(self._pcm)
+        frame.sample_rate = AUDIO_RATE
+        frame.pts = self._count * AUDIO_SAMPLES
+        frame.time_base = fractions.Fraction(1, AUDIO_RATE)
+        self._count += 1
+        return frame
+
+
+@dataclass
+class Consumer:
+    """Reads (and thereby decodes) a viewer's remote track, keeping what the test checks."""
+
+    track: MediaStreamTrack
+    frames: int = 0
+    sizes: set[tuple[int, int]] = field(default_factory=set)
+    pts: list[int] = field(default_factory=list)
+    task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self.task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        try:
+            while True:
+                frame = await self.track.recv()
+                self.frames += 1
+                if isinstance(frame, VideoFrame):
+                    self.sizes.add((frame.width, frame.height))
+                if frame.pts is not None:
+                    self.pts.append(frame.pts)
+        except MediaStreamError:
+            pass
+
+    async def stop(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            await asyncio.gather(self.task, return_exceptions=True)
+
+
+async def negotiate(offerer: RTCPeerConnection, answerer: RTCPeerConnection) -> None:
+    """Offer/answer between two in-process peers (aiortc gathers candidates before returning)."""
+    await offerer.setLocalDescription(await offerer.createOffer())
+    await answerer.setRemoteDescription(offerer.localDescription)
+    await answerer.setLocalDescription(await answerer.createAnswer())
+    await offerer.setRemoteDescription(answerer.localDescription)
+
+
+@dataclass
+class PublisherRig:
+    """A performer peer and the server's ingest peer for it."""
+
+    performer: RTCPeerConnection
+    server: RTCPeerConnection
+    ingest: Ingest
+
+
+@dataclass
+class ViewerRig:
+    """The server's peer for one viewer, the viewer's own peer, and what it decoded."""
+
+    viewer: Viewer
+    server: RTCPeerConnection
+    client: RTCPeerConnection
+    video: Consumer | None = None
+    audio: Consumer | None = None
+
+    @property
+    def consumers(self) -> list[Consumer]:
+        return [c for c in (self.video, self.audio) if c is not None]
+
+
+class ShowRig:
+    """Performer → server ingest → Broadcast → viewers, all aiortc peers in this process."""
+
+    def __init__(self, video_codec: str, broadcast: Broadcast | None = None) -> None:
+        self.video_codec = video_codec
+        self.broadcast = broadcast or Broadcast()
+
+    async def start_publisher(self, *, tap_late: bool = False) -> PublisherRig:
+        performer = RTCPeerConnection(rtc_configuration())
+        prefer_codec(
+            performer.addTransceiver(MovingPatternTrack(), direction="sendonly"), self.video_codec
+        )
+        prefer_codec(performer.addTransceiver(ToneTrack(), direction="sendonly"), "audio/opus")
+        server = RTCPeerConnection(rtc_configuration())
+        ingest = self.broadcast.open_ingest()
+        await performer.setLocalDescription(await performer.createOffer())
+        await server.setRemoteDescription(performer.localDescription)
+        if not tap_late:
+            # Tap before the connection starts, so aiortc's decoder thread never sees a frame.
+            for transceiver in server.getTransceivers():
+                ingest.attach(transceiver.receiver)
+        await server.setLocalDescription(await server.createAnswer())
+        await performer.setRemoteDescription(server.localDescription)
+        if tap_late:
+            await eventually(lambda: server.connectionState == "connected", 10, "ingest connected")
+            await asyncio.sleep(0.3)  # let aiortc decode a few frames first
+            for transceiver in server.getTransceivers():
+                ingest.attach(transceiver.receiver)
+        return PublisherRig(performer, server, ingest)
+
+    async def stop_publisher(self, rig: PublisherRig) -> None:
+        rig.ingest.close()
+        await rig.performer.close()
+        await rig.server.close()
+
+    async def add_viewer(self) -> ViewerRig:
+        viewer = self.broadcast.add_viewer()
+        server = RTCPeerConnection(rtc_configuration())
+        video = server.addTransceiver(viewer.video, direction="sendonly")
+        prefer_codec(video, self.video_codec)
+        prefer_codec(server.addTransceiver(viewer.audio, direction="sendonly"), "audio/opus")
+        viewer.forward_keyframe_requests(video.sender)
+        client = RTCPeerConnection(rtc_configuration())
+        rig = ViewerRig(viewer, server, client)
+
+        @client.on("track")
+        def on_track(track: MediaStreamTrack) -> None:
+            consumer = Consumer(track)
+            consumer.start()
+            if track.kind == "video":
+                rig.video = consumer
+            else:
+                rig.audio = consumer
+
+        await negotiate(server, client)
+        return rig
+
+    async def remove_viewer(self, rig: ViewerRig) -> None:
+        self.broadcast.remove_viewer(rig.viewer)
+        await rig.server.close()
+        await rig.client.close()
+        for consumer in rig.consumers:
+            await consumer.stop()

@@ -1,0 +1,147 @@
+"""End to end on loopback: a performer's encoded media reaches viewers through the Broadcast."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from typing import Any
+
+import pytest
+from helpers import HEIGHT, WIDTH, ShowRig, ViewerRig, eventually
+
+VIEWERS = 5
+
+
+def decoded(rig: ViewerRig, video: int, audio: int) -> bool:
+    return (
+        rig.video is not None
+        and rig.audio is not None
+        and rig.video.frames >= video
+        and rig.audio.frames >= audio
+    )
+
+
+@pytest.mark.parametrize("codec", ["video/VP8", "video/H264"])
+async def test_viewers_decode_forwarded_media(codec: str) -> None:
+    show = ShowRig(codec)
+    publisher = await show.start_publisher()
+    viewers = list(await asyncio.gather(*(show.add_viewer() for _ in range(VIEWERS))))
+    try:
+        await eventually(lambda: all(decoded(v, 20, 50) for v in viewers), 20, "media decoded")
+        for rig in viewers:
+            assert rig.video is not None
+            assert rig.video.sizes == {(WIDTH, HEIGHT)}
+        assert show.broadcast.codec("video") == codec
+        (video_in,) = [r for r in publisher.ingest.receivers if r.kind == "video"]
+        assert video_in.frames > 0
+    finally:
+        for rig in viewers:
+            await show.remove_viewer(rig)
+        await show.stop_publisher(publisher)
+
+
+def assert_monotonic(pts: list[int], clock_rate: int) -> None:
+    steps = [b - a for a, b in itertools.pairwise(pts)]
+    assert steps, "no timestamps"
+    # Strictly growing, and no jump beyond a few seconds (a backwards RTP step would unwrap
+    # in aiortc's TimestampMapper into a jump of 2**32 ticks).
+    assert min(steps) > 0, steps
+    assert max(steps) < 5 * clock_rate, steps
+
+
+async def test_ingest_decodes_nothing() -> None:
+    show = ShowRig("video/VP8")
+    publisher = await show.start_publisher()
+    try:
+        await eventually(lambda: all(r.frames >= 20 for r in publisher.ingest.receivers), 10)
+        for transceiver in publisher.server.getTransceivers():
+            # Decoded frames would pile up in the remote track's queue, since nobody reads it.
+            track: Any = transceiver.receiver.track
+            assert track._queue.qsize() == 0
+    finally:
+        await show.stop_publisher(publisher)
+
+
+async def test_tap_installed_after_connection_also_works() -> None:
+    show = ShowRig("video/VP8")
+    publisher = await show.start_publisher(tap_late=True)
+    rig = await show.add_viewer()
+    try:
+        tracks: list[Any] = [t.receiver.track for t in publisher.server.getTransceivers()]
+        await eventually(lambda: decoded(rig, 5, 10), 15)
+        # Frames decoded before the tap stay queued (bounded); none are decoded after it.
+        decoded_before_tap = [track._queue.qsize() for track in tracks]
+        assert sum(decoded_before_tap) > 0
+        await eventually(lambda: decoded(rig, 25, 60), 15)
+        assert [track._queue.qsize() for track in tracks] == decoded_before_tap
+    finally:
+        await show.remove_viewer(rig)
+        await show.stop_publisher(publisher)
+
+
+async def test_new_performer_resumes_viewers_without_renegotiation() -> None:
+    show = ShowRig("video/VP8")
+    first = await show.start_publisher()
+    viewers = [await show.add_viewer() for _ in range(2)]
+    try:
+        await eventually(lambda: all(decoded(v, 10, 25) for v in viewers), 15, "first performer")
+        offers = [rig.client.remoteDescription.sdp for rig in viewers]
+        await show.stop_publisher(first)
+        at_switch = [(v.video.frames, v.audio.frames) for v in viewers if v.video and v.audio]
+
+        second = await show.start_publisher()
+        try:
+            await eventually(
+                lambda: all(
+                    decoded(v, video + 20, audio + 50)
+                    for v, (video, audio) in zip(viewers, at_switch, strict=True)
+                ),
+                15,
+                "second performer",
+            )
+        finally:
+            await show.stop_publisher(second)
+        for rig, sdp in zip(viewers, offers, strict=True):
+            assert rig.client.remoteDescription.sdp == sdp
+            assert rig.client.signalingState == "stable"
+            assert rig.video is not None and rig.audio is not None
+            assert rig.video.sizes == {(WIDTH, HEIGHT)}
+            assert_monotonic(rig.video.pts, 90000)
+            assert_monotonic(rig.audio.pts, 48000)
+    finally:
+        for rig in viewers:
+            await show.remove_viewer(rig)
+
+
+async def test_viewer_keyframe_request_reaches_performer() -> None:
+    show = ShowRig("video/VP8")
+    publisher = await show.start_publisher()
+    rig = await show.add_viewer()
+    try:
+        await eventually(lambda: decoded(rig, 10, 10), 15)
+        (video_in,) = [r for r in publisher.ingest.receivers if r.kind == "video"]
+        before = video_in.keyframe_requests
+        client_video = next(t for t in rig.client.getTransceivers() if t.kind == "video")
+        server_video = next(t for t in rig.server.getTransceivers() if t.kind == "video")
+        await client_video.receiver._send_rtcp_pli(server_video.sender._ssrc)
+        await eventually(lambda: video_in.keyframe_requests > before, 5, "PLI passed up")
+    finally:
+        await show.remove_viewer(rig)
+        await show.stop_publisher(publisher)
+
+
+async def test_removed_viewers_leave_no_tasks() -> None:
+    show = ShowRig("video/VP8")
+    publisher = await show.start_publisher()
+    try:
+        await eventually(lambda: all(r.frames >= 5 for r in publisher.ingest.receivers), 10)
+        before = len(asyncio.all_tasks())
+        viewers = [await show.add_viewer() for _ in range(3)]
+        await eventually(lambda: all(decoded(v, 5, 10) for v in viewers), 15)
+        assert len(asyncio.all_tasks()) > before
+        for rig in viewers:
+            await show.remove_viewer(rig)
+        assert show.broadcast.viewers == 0
+        await eventually(lambda: len(asyncio.all_tasks()) <= before, 10, "tasks left behind")
+    finally:
+        await show.stop_publisher(publisher)
