@@ -7,17 +7,31 @@ from pathlib import Path
 
 import structlog
 from aiohttp import web
+from aiortc import RTCIceServer
 
 from clients import WEB_ROOT
 from lampio_stream import __version__
 from lampio_stream.config import Config
+from media.stage import Stage
 from rooms.bus import Bus, open_bus
 from rooms.ratelimit import FailureLimiter
 from rooms.shows import Shows
 from signaling import api, ops, ws
+from signaling import live as _live_commands  # noqa: F401  (registers the show commands)
 from signaling.errors import error_middleware
+from signaling.iceservers import client_ice_servers
 from signaling.metrics import Metrics
-from signaling.state import BUS, CODE_LIMITER, LIFECYCLE, METRICS, SHOWS, SITE, Lifecycle, Site
+from signaling.state import (
+    BUS,
+    CODE_LIMITER,
+    LIFECYCLE,
+    METRICS,
+    SHOWS,
+    SITE,
+    STAGE,
+    Lifecycle,
+    Site,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -58,6 +72,14 @@ def _page(name: str) -> Callable[[web.Request], Awaitable[web.FileResponse]]:
     return handler
 
 
+def server_ice_servers(config: Config) -> list[RTCIceServer]:
+    """The STUN/TURN servers this node's own peers use: the configured ones, never a default."""
+    return [
+        RTCIceServer(urls=s["urls"], username=s.get("username"), credential=s.get("credential"))
+        for s in client_ice_servers(config.ice_servers, config.turn_secret)
+    ]
+
+
 def create_app(config: Config, *, bus: Bus | None = None) -> web.Application:
     """Build the application; ``bus`` overrides the one named by the configuration (tests)."""
     app = web.Application(
@@ -91,7 +113,14 @@ def create_app(config: Config, *, bus: Bus | None = None) -> web.Application:
         app[LIFECYCLE].draining = True
         await ws.close_all(app)
 
+    async def stage_context(app: web.Application) -> AsyncIterator[None]:
+        app[STAGE] = Stage(server_ice_servers(config))
+        yield
+        await app[STAGE].close()
+
+    # cleanup runs in reverse: peers close before the bus they report to
     app.cleanup_ctx.append(bus_context)
+    app.cleanup_ctx.append(stage_context)
     app.on_shutdown.append(begin_shutdown)
     app.add_routes(ops.routes)
     app.add_routes(api.routes)

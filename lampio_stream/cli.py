@@ -17,6 +17,7 @@ from lampio_stream import __version__
 from lampio_stream.app import create_app
 from lampio_stream.config import add_arguments, load_config
 from lampio_stream.logs import configure_logging
+from media.ice import use_host_addresses
 
 log = structlog.get_logger("lampio_stream")
 
@@ -52,6 +53,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:
         parser.error(str(exc))
     configure_logging(config.log_format, config.log_level)
+    if config.ice_host:
+        use_host_addresses(config.ice_host)
     # A SIGTERM while starting is a clean stop too; run_app takes the signal over later.
     signal.signal(signal.SIGTERM, _exit_cleanly)
 

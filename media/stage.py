@@ -49,6 +49,16 @@ class NotLive(StageError):
     code = "not_live"
 
 
+async def close_peer(pc: RTCPeerConnection) -> None:
+    """Close a peer connection even if the caller is cancelled meanwhile.
+
+    aiortc's ``close()`` makes later callers await one shared future; a caller cancelled while
+    waiting cancels that future, the first ``close()`` then fails and every later one waits forever.
+    Shielding keeps a cancelled caller from reaching into aiortc's state.
+    """
+    await asyncio.shield(pc.close())
+
+
 def parse_offer(text: str) -> aiortc_sdp.SessionDescription:
     """Parse an SDP offer, refusing what is malformed or oversized."""
     if not isinstance(text, str) or not text.strip():
@@ -100,7 +110,7 @@ class Publication:
     async def close(self) -> None:
         """End this performer session (viewers stay and wait for the next one)."""
         self.ingest.close()
-        await self.pc.close()
+        await close_peer(self.pc)
 
 
 @dataclass(eq=False)
@@ -131,7 +141,7 @@ class ViewerSession:
             return
         self.closed = True
         self.viewer.close()
-        await self.pc.close()
+        await close_peer(self.pc)
 
 
 class Stage:
@@ -221,7 +231,7 @@ class Stage:
                 del self._publications[show_id]
                 publication.ingest.close()
                 if state == "failed":
-                    await pc.close()
+                    await close_peer(pc)
             if on_state is not None:
                 on_state(publication, state)
 
@@ -277,7 +287,7 @@ class Stage:
             broadcast.close()
         peers = list(self._peers)
         with contextlib.suppress(Exception):
-            await asyncio.gather(*(pc.close() for pc in peers), return_exceptions=True)
+            await asyncio.gather(*(close_peer(pc) for pc in peers), return_exceptions=True)
         self._viewers.clear()
         self._publications.clear()
         self._broadcasts.clear()

@@ -10,10 +10,14 @@ import asyncio
 import contextlib
 import json
 import secrets
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from aiohttp import WSCloseCode, web
+
+if TYPE_CHECKING:
+    from media.stage import ViewerSession
 
 SEND_QUEUE = 256
 CLOSE_TOO_SLOW = 4001  # application close code: the client did not read fast enough
@@ -32,6 +36,44 @@ class Connection:
         self._queue: asyncio.Queue[str | None] = asyncio.Queue(queue_size)
         self._writer: asyncio.Task[None] | None = None
         self.closing = False
+        # What this connection holds (a performer session, a viewer session, subscriptions),
+        # released in reverse order when it ends, however it ends.
+        self._cleanups: dict[str, Callable[[], Awaitable[None]]] = {}
+        self.tasks: set[asyncio.Task[Any]] = set()
+        self.watching: str | None = None  # the show this client follows as a viewer
+        self.viewer_session: ViewerSession | None = None
+
+    def hold(self, name: str, release: Callable[[], Awaitable[None]]) -> None:
+        """Remember how to release ``name`` when the connection ends (replacing an earlier one)."""
+        self._cleanups[name] = release
+
+    async def release(self, name: str) -> bool:
+        """Release ``name`` now; False if nothing was held under it."""
+        release = self._cleanups.pop(name, None)
+        if release is None:
+            return False
+        try:
+            await release()
+        except Exception:
+            self.log.exception("ws.release_failed", what=name)
+        return True
+
+    def spawn(self, coro: Awaitable[Any], name: str) -> asyncio.Task[Any]:
+        """Run a task that belongs to this connection and ends with it."""
+        task: asyncio.Task[Any] = asyncio.ensure_future(coro)
+        task.set_name(f"{name}-{self.id}")
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        return task
+
+    async def release_all(self) -> None:
+        """Release everything held and stop this connection's tasks."""
+        for name in reversed(list(self._cleanups)):
+            await self.release(name)
+        for task in list(self.tasks):
+            task.cancel()
+        if self.tasks:
+            await asyncio.gather(*self.tasks, return_exceptions=True)
 
     def start(self) -> None:
         """Start the writer task."""

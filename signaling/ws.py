@@ -6,6 +6,7 @@ The protocol is written down in ``docs/protocol.md``; every reply uses one envel
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -142,8 +143,15 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
         metrics.websockets.dec()
         if ws.close_code == WSCloseCode.MESSAGE_TOO_BIG:
             conn.log.info("ws.message_too_big")
-        await conn.close()
+        # Shielded: a handler cancelled by a vanished client still releases what it held.
+        await asyncio.shield(finish(conn))
     return ws
+
+
+async def finish(conn: Connection) -> None:
+    """Release a connection's sessions and subscriptions, then close its socket."""
+    await conn.release_all()
+    await conn.close()
 
 
 async def handle_text(

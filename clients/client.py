@@ -1,0 +1,223 @@
+"""The Python client: speaks the WebSocket protocol and WebRTC like a browser would.
+
+Used by tests, load generators and bots. A viewer joins by code and receives media, decoding frames
+or only counting them; a performer publishes any aiortc tracks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+from aiortc import RTCIceServer, RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from av import VideoFrame
+
+from media.codecs import prefer_codec
+from media.ice import rtc_configuration
+
+
+class ProtocolError(Exception):
+    """The server answered a request with an error envelope."""
+
+    def __init__(self, code: str, message: str, details: dict[str, Any]) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.details = details
+
+
+class Session:
+    """One WebSocket to a node: requests with ids, replies matched to them, events queued."""
+
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse, http: aiohttp.ClientSession) -> None:
+        self.ws = ws
+        self._http = http
+        self._ids = itertools.count(1)
+        self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self.events: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self.hello: dict[str, Any] = {}
+        self._reader: asyncio.Task[None] | None = None
+
+    @classmethod
+    async def connect(cls, base_url: str, *, origin: str | None = None) -> Session:
+        """Open a session to ``base_url`` (http://host:port) and wait for the server's hello."""
+        http = aiohttp.ClientSession()
+        headers = {"Origin": origin} if origin else None
+        try:
+            ws = await http.ws_connect(base_url.rstrip("/") + "/ws", headers=headers)
+        except Exception:
+            await http.close()
+            raise
+        session = cls(ws, http)
+        session.hello = await ws.receive_json(timeout=10)
+        session._reader = asyncio.get_running_loop().create_task(session._read())
+        return session
+
+    async def _read(self) -> None:
+        try:
+            async for raw in self.ws:
+                if raw.type is not aiohttp.WSMsgType.TEXT:
+                    continue
+                message = raw.json()
+                future = self._pending.pop(message.get("id"), None) if "id" in message else None
+                if future is not None and not future.done():
+                    future.set_result(message)
+                elif message.get("type") != "result":
+                    self.events.put_nowait(message)
+        finally:
+            for future in self._pending.values():
+                if not future.done():
+                    future.set_exception(ConnectionError("the connection closed"))
+            self._pending.clear()
+            self.events.put_nowait({"type": "closed", "code": self.ws.close_code})
+
+    async def request(self, type_: str, timeout: float = 15.0, **fields: Any) -> dict[str, Any]:
+        """Send a command and return its result, or raise :class:`ProtocolError`."""
+        msg_id = next(self._ids)
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._pending[msg_id] = future
+        await self.ws.send_json({"id": msg_id, "type": type_, **fields})
+        reply = await asyncio.wait_for(future, timeout)
+        if not reply.get("success"):
+            error = reply.get("error", {})
+            raise ProtocolError(error.get("code", "error"), error.get("message", ""), error)
+        result: dict[str, Any] = reply.get("result", {})
+        return result
+
+    async def next_event(self, type_: str, timeout: float = 10.0) -> dict[str, Any]:
+        """Wait for the next event of a type, skipping others."""
+        async with asyncio.timeout(timeout):
+            while True:
+                event = await self.events.get()
+                if event.get("type") in (type_, "closed"):
+                    return event
+
+    @property
+    def ice_servers(self) -> list[RTCIceServer]:
+        """The ICE servers the server offered in its hello (none unless configured)."""
+        return [
+            RTCIceServer(urls=s["urls"], username=s.get("username"), credential=s.get("credential"))
+            for s in self.hello.get("ice_servers", [])
+        ]
+
+    async def close(self) -> None:
+        """Close the WebSocket and the HTTP session."""
+        await self.ws.close()
+        if self._reader is not None:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._reader
+        await self._http.close()
+
+
+@dataclass
+class TrackStats:
+    """What a viewer received on one track."""
+
+    frames: int = 0
+    sizes: set[tuple[int, int]] = field(default_factory=set)
+    first_frame_at: float | None = None
+
+
+class Watcher:
+    """A viewer: joins a show by code and receives its media, decoding or only counting frames."""
+
+    def __init__(self, session: Session, *, decode: bool = True) -> None:
+        self.session = session
+        self.decode = decode
+        self.pc: RTCPeerConnection | None = None
+        self.show: dict[str, Any] = {}
+        self.video = TrackStats()
+        self.audio = TrackStats()
+        self.started_at = 0.0
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def join(self, code: str) -> dict[str, Any]:
+        """Join by code; returns the show's public facts and whether it is live."""
+        joined = await self.session.request("watch.join", code=code)
+        self.show = joined["show"]
+        return joined
+
+    async def start(self) -> None:
+        """Take the server's offer, answer it and start receiving."""
+        self.started_at = time.monotonic()
+        offer = await self.session.request("watch.start")
+        if self.pc is not None:
+            await asyncio.shield(self.pc.close())
+        pc = self.pc = RTCPeerConnection(rtc_configuration(self.session.ice_servers))
+
+        @pc.on("track")
+        def on_track(track: MediaStreamTrack) -> None:
+            stats = self.video if track.kind == "video" else self.audio
+            task = asyncio.get_running_loop().create_task(self._consume(track, stats))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+        await pc.setRemoteDescription(RTCSessionDescription(offer["sdp"], "offer"))
+        await pc.setLocalDescription(await pc.createAnswer())
+        await self.session.request("watch.answer", sdp=pc.localDescription.sdp)
+
+    async def _consume(self, track: MediaStreamTrack, stats: TrackStats) -> None:
+        # aiortc decodes in its receiver; "counting only" still reads, so queues stay drained.
+        with contextlib.suppress(MediaStreamError):
+            while True:
+                frame = await track.recv()
+                stats.frames += 1
+                if stats.first_frame_at is None:
+                    stats.first_frame_at = time.monotonic()
+                if self.decode and isinstance(frame, VideoFrame):
+                    stats.sizes.add((frame.width, frame.height))
+
+    async def close(self) -> None:
+        """Leave and close the peer connection (the session stays open)."""
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.pc is not None:
+            await asyncio.shield(self.pc.close())
+            self.pc = None
+
+
+class Performer:
+    """A performer: publishes aiortc tracks to a show with its performer token."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.pc: RTCPeerConnection | None = None
+        self.codecs: dict[str, str] = {}
+
+    async def start(
+        self,
+        show_id: str,
+        token: str,
+        tracks: Sequence[MediaStreamTrack],
+        video_codec: str | None = None,
+    ) -> dict[str, str]:
+        """Offer the tracks (optionally forcing a video codec) and apply the server's answer."""
+        if self.pc is not None:
+            await asyncio.shield(self.pc.close())
+        pc = self.pc = RTCPeerConnection(rtc_configuration(self.session.ice_servers))
+        for track in tracks:
+            transceiver = pc.addTransceiver(track, direction="sendonly")
+            if track.kind == "video" and video_codec is not None:
+                prefer_codec(transceiver, video_codec)
+        await pc.setLocalDescription(await pc.createOffer())
+        result = await self.session.request(
+            "perform.start", show=show_id, token=token, sdp=pc.localDescription.sdp
+        )
+        await pc.setRemoteDescription(RTCSessionDescription(result["sdp"], "answer"))
+        self.codecs = result["codecs"]
+        return self.codecs
+
+    async def stop(self) -> None:
+        """Stop broadcasting (the show pauses)."""
+        with contextlib.suppress(ProtocolError, ConnectionError):
+            await self.session.request("perform.stop")
+        if self.pc is not None:
+            await asyncio.shield(self.pc.close())
+            self.pc = None

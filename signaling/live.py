@@ -1,0 +1,212 @@
+"""Commands for a live show: the performer publishes, viewers join by code and watch.
+
+Media work stays in :mod:`media.stage`; this module checks who may do what, moves the show's state
+and tells everyone watching through the bus (channel ``show:{id}``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+from typing import Any
+
+from aiohttp import web
+
+from media.stage import Publication, StageError
+from rooms.bus import Bus
+from rooms.errors import InvalidInput, RoomsError, ShowNotFound
+from rooms.shows import Show, ShowState
+from signaling.connection import Connection
+from signaling.state import BUS, CODE_LIMITER, LIFECYCLE, METRICS, SHOWS, STAGE
+from signaling.ws import COMMANDS, Result
+
+AUDIENCE_INTERVAL = 1.0  # seconds between viewer-count updates to the performer
+
+
+class Forbidden(RoomsError):
+    """The token does not open this show."""
+
+    code = "forbidden"
+
+
+def show_channel(show_id: str) -> str:
+    """The bus channel of a show's live events."""
+    return f"show:{show_id}"
+
+
+async def announce_state(bus: Bus, show: Show, codecs: dict[str, str] | None = None) -> None:
+    """Tell every client of the show its new state."""
+    event: dict[str, Any] = {"type": "show.state", "show": show.id, "state": show.state.value}
+    if codecs is not None:
+        event["codecs"] = codecs
+    await bus.publish(show_channel(show.id), event)
+
+
+def stage_error(exc: StageError) -> RoomsError:
+    """A media refusal as a domain error with the same code, for the envelope."""
+    error = RoomsError(str(exc))
+    error.code = exc.code
+    return error
+
+
+async def follow_show(conn: Connection, request: web.Request, show_id: str) -> None:
+    """Forward the show's live events to this client until it leaves."""
+    if await conn.release("events"):
+        pass
+    sub = await request.app[BUS].subscribe(show_channel(show_id))
+
+    async def pump() -> None:
+        async for event in sub:
+            conn.send(event)
+
+    task = conn.spawn(pump(), "show-events")
+
+    async def stop() -> None:
+        task.cancel()
+        await sub.close()
+
+    conn.hold("events", stop)
+
+
+# -- performer ------------------------------------------------------------------------------------
+
+
+async def performer_show(request: web.Request, show_id: object, token: object) -> Show:
+    """The show if ``token`` is its performer token (one answer for unknown show or wrong token)."""
+    if not isinstance(show_id, str) or not isinstance(token, str):
+        raise InvalidInput("show and token are required")
+    try:
+        show = await request.app[SHOWS].get(show_id)
+    except ShowNotFound:
+        raise Forbidden("this performer link is not valid") from None
+    if not hmac.compare_digest(token.encode(), show.performer_token.encode()):
+        raise Forbidden("this performer link is not valid")
+    if show.state is ShowState.ENDED:
+        raise ShowNotFound("this show has ended")
+    return show
+
+
+@COMMANDS.register("perform.start", show=str, token=str, sdp=str)
+async def perform_start(conn: Connection, request: web.Request, msg: dict[str, Any]) -> Result:
+    """Publish the performer's offer; the show goes live once media connects."""
+    show = await performer_show(request, msg["show"], msg["token"])
+    app = request.app
+    lifecycle = app[LIFECYCLE]
+
+    def on_state(publication: Publication, state: str) -> None:
+        if state == "connected":
+            coro = _set_state(app, show.id, ShowState.LIVE, publication.codecs)
+            lifecycle.spawn(coro, "show-live")
+        elif state in ("failed", "closed") and not app[STAGE].live(show.id):
+            lifecycle.spawn(_set_state(app, show.id, ShowState.PAUSED), "show-paused")
+
+    try:
+        publication = await app[STAGE].publish(show.id, msg["sdp"], on_state)
+    except StageError as exc:
+        raise stage_error(exc) from exc
+    conn.log.info("perform.start", show=show.id, codecs=publication.codecs)
+
+    async def stop() -> None:
+        await app[STAGE].unpublish(publication)
+
+    await conn.release("publication")
+    conn.hold("publication", stop)
+    await follow_show(conn, request, show.id)
+    conn.spawn(report_audience(conn, request, show.id), "audience")
+    return {"sdp": publication.answer_sdp, "codecs": publication.codecs}
+
+
+@COMMANDS.register("perform.stop")
+async def perform_stop(conn: Connection, request: web.Request, msg: dict[str, Any]) -> Result:
+    """Stop broadcasting; the show pauses and viewers wait."""
+    stopped = await conn.release("publication")
+    return {"stopped": stopped}
+
+
+async def _set_state(
+    app: web.Application, show_id: str, state: ShowState, codecs: dict[str, str] | None = None
+) -> None:
+    show = await app[SHOWS].set_state(show_id, state)
+    await announce_state(app[BUS], show, codecs)
+
+
+async def report_audience(conn: Connection, request: web.Request, show_id: str) -> None:
+    """Send the performer the number of viewers whenever it changes."""
+    stage = request.app[STAGE]
+    last = -1
+    while True:
+        count = stage.viewers(show_id)
+        if count != last:
+            conn.send({"type": "audience", "show": show_id, "viewers": count})
+            last = count
+        await asyncio.sleep(AUDIENCE_INTERVAL)
+
+
+# -- viewer ---------------------------------------------------------------------------------------
+
+
+@COMMANDS.register("watch.join", code=str)
+async def watch_join(conn: Connection, request: web.Request, msg: dict[str, Any]) -> Result:
+    """Join a show by its code: its state now, and its events from now on."""
+    limiter = request.app[CODE_LIMITER]
+    await limiter.check(conn.remote)
+    try:
+        show = await request.app[SHOWS].by_code(msg["code"])
+    except (ShowNotFound, InvalidInput):
+        request.app[METRICS].code_lookups.labels(result="not_found").inc()
+        await limiter.failed(conn.remote)
+        raise
+    request.app[METRICS].code_lookups.labels(result="found").inc()
+    await follow_show(conn, request, show.id)
+    conn.watching = show.id
+    stage = request.app[STAGE]
+    live = stage.live(show.id)
+    return {
+        "show": show.public(),
+        "live": live,
+        "codecs": stage.codecs(show.id) if live else None,
+    }
+
+
+@COMMANDS.register("watch.start")
+async def watch_start(conn: Connection, request: web.Request, msg: dict[str, Any]) -> Result:
+    """An offer for this viewer's peer connection, in the performer's codecs."""
+    show_id = getattr(conn, "watching", None)
+    if show_id is None:
+        raise InvalidInput("join a show first (watch.join)")
+    await conn.release("viewer")
+    stage = request.app[STAGE]
+    try:
+        session = await stage.watch(show_id)
+    except StageError as exc:
+        raise stage_error(exc) from exc
+    conn.viewer_session = session
+
+    async def leave() -> None:
+        conn.viewer_session = None
+        await stage.leave(session)
+
+    conn.hold("viewer", leave)
+    return {"sdp": session.offer_sdp, "codecs": stage.codecs(show_id)}
+
+
+@COMMANDS.register("watch.answer", sdp=str)
+async def watch_answer(conn: Connection, request: web.Request, msg: dict[str, Any]) -> Result:
+    """Apply the viewer's answer; media starts flowing."""
+    session = getattr(conn, "viewer_session", None)
+    if session is None:
+        raise InvalidInput("ask for an offer first (watch.start)")
+    try:
+        await session.accept(msg["sdp"])
+    except StageError as exc:
+        raise stage_error(exc) from exc
+    return {}
+
+
+@COMMANDS.register("watch.leave")
+async def watch_leave(conn: Connection, request: web.Request, msg: dict[str, Any]) -> Result:
+    """Stop watching (the connection stays open)."""
+    left = await conn.release("viewer")
+    await conn.release("events")
+    conn.watching = None
+    return {"left": left}

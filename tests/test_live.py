@@ -1,0 +1,216 @@
+"""A live show through the real server: aiortc performer → node → aiortc viewers, over WebSocket
+signaling and WebRTC on loopback, with the Python client a bot or load generator would use."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestServer
+
+from clients.client import Performer, ProtocolError, Session, Watcher
+from lampio_stream.app import create_app
+from media.ice import use_host_addresses
+from rooms.bus import Bus
+from signaling.state import STAGE
+from tests.conftest import ORGANISER_KEY, make_config
+from tests.helpers import eventually
+from tests.media.helpers import HEIGHT, WIDTH, MovingPatternTrack, ToneTrack
+
+
+@pytest.fixture(autouse=True)
+def loopback_only() -> Iterator[None]:
+    """Offer only 127.0.0.1 as host candidate: no test traffic leaves the machine."""
+    use_host_addresses(["127.0.0.1"])
+    yield
+    use_host_addresses(None)
+
+
+@dataclass
+class Node:
+    server: TestServer
+    url: str
+
+    @property
+    def stage(self) -> Any:
+        return self.server.app[STAGE]  # type: ignore[index]
+
+    async def create_show(self, title: str = "Kevätkonsertti") -> dict[str, Any]:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(
+                f"{self.url}/api/shows",
+                json={"title": title},
+                headers={"Authorization": f"Bearer {ORGANISER_KEY}"},
+            ) as response,
+        ):
+            assert response.status == 201
+            show: dict[str, Any] = await response.json()
+            return show
+
+
+@pytest.fixture
+async def node(bus: Bus) -> AsyncIterator[Node]:
+    server = TestServer(create_app(make_config(), bus=bus), host="127.0.0.1")
+    await server.start_server()
+    yield Node(server, str(server.make_url("")).rstrip("/"))
+    await server.close()
+
+
+async def start_performer(node: Node, show: dict[str, Any], codec: str) -> Performer:
+    session = await Session.connect(node.url)
+    performer = Performer(session)
+    codecs = await performer.start(
+        show["id"], show["performer_token"], [MovingPatternTrack(), ToneTrack()], codec
+    )
+    assert codecs == {"video": codec, "audio": "audio/opus"}
+    return performer
+
+
+async def start_viewer(node: Node, code: str) -> Watcher:
+    watcher = Watcher(await Session.connect(node.url))
+    joined = await watcher.join(code)
+    if not joined["live"]:
+        await watcher.session.next_event("show.state")
+    await watcher.start()
+    return watcher
+
+
+@pytest.mark.parametrize("codec", ["video/VP8", "video/H264"])
+async def test_performer_to_five_viewers_decodes_video_and_audio(node: Node, codec: str) -> None:
+    show = await node.create_show()
+    performer = await start_performer(node, show, codec)
+    viewers = [await start_viewer(node, show["code"]) for _ in range(5)]
+    try:
+        for viewer in viewers:
+            await eventually(lambda v=viewer: v.video.frames >= 10 and v.audio.frames >= 10, 20)  # type: ignore[misc]
+            assert viewer.video.sizes == {(WIDTH, HEIGHT)}
+        # the performer sees the audience
+        event = await performer.session.next_event("audience")
+        while event["viewers"] != 5:
+            event = await performer.session.next_event("audience")
+        # the show is live in the programme
+        assert node.stage.viewers(show["id"]) == 5
+    finally:
+        for viewer in viewers:
+            await viewer.close()
+            await viewer.session.close()
+        await performer.stop()
+        await performer.session.close()
+
+
+async def test_performer_leaves_and_returns_viewers_resume_without_rejoining(node: Node) -> None:
+    show = await node.create_show()
+    performer = await start_performer(node, show, "video/VP8")
+    viewer = await start_viewer(node, show["code"])
+    try:
+        await eventually(lambda: viewer.video.frames >= 5, 20)
+        await performer.stop()
+        paused = await viewer.session.next_event("show.state")
+        while paused["state"] != "paused":
+            paused = await viewer.session.next_event("show.state")
+        before = viewer.video.frames
+        await performer.start(
+            show["id"], show["performer_token"], [MovingPatternTrack(), ToneTrack()], "video/VP8"
+        )
+        live = await viewer.session.next_event("show.state")
+        assert live["state"] == "live"
+        # same peer connection, no new offer: frames simply continue
+        pc = viewer.pc
+        await eventually(lambda: viewer.video.frames >= before + 10, 20)
+        assert viewer.pc is pc
+    finally:
+        await viewer.close()
+        await viewer.session.close()
+        await performer.stop()
+        await performer.session.close()
+
+
+async def test_viewers_leaving_leak_no_peers_or_tasks(node: Node) -> None:
+    show = await node.create_show()
+    performer = await start_performer(node, show, "video/VP8")
+    first = await start_viewer(node, show["code"])
+    viewers: list[Watcher] = []
+    try:
+        await eventually(lambda: first.video.frames >= 3, 20)
+        peers_before = node.stage.peer_count
+        tasks_before = len(asyncio.all_tasks())
+        viewers = [await start_viewer(node, show["code"]) for _ in range(3)]
+        for viewer in viewers:
+            await eventually(lambda v=viewer: v.video.frames >= 3, 20)  # type: ignore[misc]
+        assert node.stage.peer_count == peers_before + 3
+        for viewer in viewers[:2]:
+            await viewer.session.request("watch.leave")
+            await viewer.close()
+            await viewer.session.close()
+        await viewers[2].close()
+        await viewers[2].session.close()  # vanishes without saying goodbye
+        await eventually(lambda: node.stage.peer_count == peers_before, 10)
+        await eventually(lambda: node.stage.viewers(show["id"]) == 1, 10)
+        await eventually(lambda: len(asyncio.all_tasks()) <= tasks_before, 10)
+        frames = first.video.frames
+        await eventually(lambda: first.video.frames > frames + 5, 10)  # the one left still watches
+    finally:
+        for viewer in [first, *viewers]:
+            await viewer.close()
+            await viewer.session.close()
+        await performer.stop()
+        await performer.session.close()
+
+
+async def test_watch_and_perform_errors(node: Node) -> None:
+    show = await node.create_show()
+    session = await Session.connect(node.url)
+    try:
+        with pytest.raises(ProtocolError) as caught:
+            await session.request("watch.start")
+        assert caught.value.code == "invalid_input"
+        joined = await session.request("watch.join", code=show["code"])
+        assert joined["live"] is False and joined["show"]["state"] == "scheduled"
+        with pytest.raises(ProtocolError) as caught:
+            await session.request("watch.start")
+        assert caught.value.code == "not_live"
+        with pytest.raises(ProtocolError) as caught:
+            await session.request("perform.start", show=show["id"], token="wrong", sdp="v=0")
+        assert caught.value.code == "forbidden"
+        with pytest.raises(ProtocolError) as caught:
+            await session.request(
+                "perform.start", show=show["id"], token=show["performer_token"], sdp="nonsense"
+            )
+        assert caught.value.code == "invalid_sdp"
+        av1_only = AV1_OFFER
+        with pytest.raises(ProtocolError) as caught:
+            await session.request(
+                "perform.start", show=show["id"], token=show["performer_token"], sdp=av1_only
+            )
+        assert caught.value.code == "unsupported_codec"
+        assert "VP8 or H.264" in str(caught.value)
+        assert node.stage.peer_count == 0  # nothing half-made was left behind
+    finally:
+        await session.close()
+
+
+AV1_OFFER = "\r\n".join(
+    [
+        "v=0",
+        "o=- 1 1 IN IP4 127.0.0.1",
+        "s=-",
+        "t=0 0",
+        "a=group:BUNDLE 0",
+        "m=video 9 UDP/TLS/RTP/SAVPF 45",
+        "c=IN IP4 127.0.0.1",
+        "a=mid:0",
+        "a=sendonly",
+        "a=rtcp-mux",
+        "a=rtpmap:45 AV1/90000",
+        "a=ice-ufrag:abcd",
+        "a=ice-pwd:abcdefghijklmnopqrstuvwx",
+        "a=fingerprint:sha-256 " + ":".join(["00"] * 32),
+        "a=setup:actpass",
+        "",
+    ]
+)
