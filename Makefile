@@ -5,6 +5,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PORT ?= 8080
+# WebRTC host candidate of the local node: loopback keeps `make run` on this machine. To watch from
+# another device, run e.g. `make run ICE_HOST=192.168.1.20 HOST=0.0.0.0`.
+ICE_HOST ?= 127.0.0.1
+HOST ?= 127.0.0.1
 
 .PHONY: install system-deps run test lint bench clean
 
@@ -25,7 +29,7 @@ system-deps:
 	fi
 
 run: install
-	$(BIN)/lampio-stream serve --host 127.0.0.1 --port $(PORT)
+	$(BIN)/lampio-stream serve --host $(HOST) --port $(PORT) --ice-host $(ICE_HOST) --demo
 
 lint: install
 	$(BIN)/ruff check .
@@ -35,9 +39,11 @@ lint: install
 test: install system-deps lint
 	$(BIN)/pytest
 
+# Every bench/*.py script with its defaults (modules named _*.py are their helpers).
 bench: install
-	@if ls bench/*.py >/dev/null 2>&1; then for f in bench/*.py; do $(BIN)/python $$f || exit 1; done; \
-	else echo "no benchmarks yet"; fi
+	@found=0; for f in bench/*.py; do case $$(basename $$f) in _*) continue;; esac; \
+		[ -f "$$f" ] || continue; found=1; echo "== $$f"; $(BIN)/python $$f || exit 1; done; \
+	[ $$found = 1 ] || echo "no benchmarks yet"
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

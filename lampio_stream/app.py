@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -12,6 +14,7 @@ from aiortc import RTCIceServer
 from clients import WEB_ROOT
 from lampio_stream import __version__
 from lampio_stream.config import Config
+from lampio_stream.demo import run_demo
 from media.stage import Stage
 from rooms.bus import Bus, open_bus
 from rooms.ratelimit import FailureLimiter
@@ -80,6 +83,13 @@ def server_ice_servers(config: Config) -> list[RTCIceServer]:
     ]
 
 
+def local_url(config: Config) -> str:
+    """How a client on this machine reaches this node (the demo performer uses it)."""
+    wildcard = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}  # noqa: S104
+    host = wildcard.get(config.host, config.host)
+    return f"http://[{host}]:{config.port}" if ":" in host else f"http://{host}:{config.port}"
+
+
 def create_app(config: Config, *, bus: Bus | None = None) -> web.Application:
     """Build the application; ``bus`` overrides the one named by the configuration (tests)."""
     app = web.Application(
@@ -118,9 +128,20 @@ def create_app(config: Config, *, bus: Bus | None = None) -> web.Application:
         yield
         await app[STAGE].close()
 
+    async def demo_context(app: web.Application) -> AsyncIterator[None]:
+        task = asyncio.get_running_loop().create_task(
+            run_demo(app[SHOWS], local_url(config), config.public_url), name="demo-performer"
+        )
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+
     # cleanup runs in reverse: peers close before the bus they report to
     app.cleanup_ctx.append(bus_context)
     app.cleanup_ctx.append(stage_context)
+    if config.demo:
+        app.cleanup_ctx.append(demo_context)
     app.on_shutdown.append(begin_shutdown)
     app.add_routes(ops.routes)
     app.add_routes(api.routes)

@@ -70,8 +70,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 2
     port = sock.getsockname()[1]
-    if config.port == 0 and config.public_url.endswith(":0"):
-        config = replace(config, public_url=config.public_url[:-2] + f":{port}")
+    if config.port == 0:
+        config = replace(config, port=port)
+        if config.public_url.endswith(":0"):
+            config = replace(config, public_url=config.public_url[:-2] + f":{port}")
     public_url = config.public_url
     app = create_app(config)
 

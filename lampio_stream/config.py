@@ -98,6 +98,12 @@ SETTINGS: tuple[Setting, ...] = (
         "always allowed)",
         _list,
     ),
+    Setting(
+        "demo",
+        "also run a demo show: a test picture with a clock and a chime, published like a real "
+        "performer (yes/no)",
+        _bool,
+    ),
     Setting("log_format", "log format: auto (readable on a terminal, else JSON), json or console"),
     Setting("log_level", "log level: debug, info, warning or error (default info)"),
     Setting(
@@ -122,6 +128,7 @@ class Config:
     organiser_key: str = field(default="", repr=False)
     organiser_key_generated: bool = False
     allowed_origins: tuple[str, ...] = ()
+    demo: bool = False
     log_format: str = "auto"
     log_level: str = "info"
     shutdown_timeout: float = 5.0
@@ -149,6 +156,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help_text = f"{setting.help} [env {setting.env}]"
         if setting.repeatable:
             parser.add_argument(setting.flag, action="append", default=None, help=help_text)
+        elif setting.parse is _bool:
+            # `--demo` alone means yes; `--demo no` is accepted too.
+            parser.add_argument(setting.flag, nargs="?", const="yes", default=None, help=help_text)
         else:
             parser.add_argument(setting.flag, default=None, help=help_text)
 

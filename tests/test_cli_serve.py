@@ -137,3 +137,33 @@ def test_bad_setting_is_refused_naming_the_variable() -> None:
     )
     assert result.returncode == 2
     assert b"LAMPIO_PORT" in result.stderr
+
+
+async def test_demo_show_is_live_and_watchable() -> None:
+    from clients.client import Session, Watcher
+    from media.ice import use_host_addresses
+
+    use_host_addresses(["127.0.0.1"])
+    served = Served("--demo", "--ice-host", "127.0.0.1")
+    watcher: Watcher | None = None
+    try:
+        line = b""
+        deadline = time.monotonic() + 20
+        while b"Demo show is on" not in line and time.monotonic() < deadline:
+            line = await asyncio.to_thread(served.proc.stdout.readline)  # type: ignore[union-attr]
+        assert b"Demo show is on: code " in line
+        code = line.split(b"code ")[1][:7].decode().replace(" ", "")
+        watcher = Watcher(await Session.connect(served.url))
+        joined = await watcher.join(code)
+        if not joined["live"]:
+            await watcher.session.next_event("show.state")
+        await watcher.start()
+        await eventually(lambda: watcher.video.frames >= 10 and watcher.audio.frames >= 10, 20)  # type: ignore[union-attr]
+        assert watcher.video.sizes == {(640, 360)}
+    finally:
+        if watcher is not None:
+            await watcher.close()
+            await watcher.session.close()
+        use_host_addresses(None)
+        code_, seconds = await asyncio.to_thread(served.stop)
+    assert code_ == 0 and seconds < 10
