@@ -116,6 +116,10 @@ def create_app(config: Config, *, bus: Bus | None = None) -> web.Application:
         )
         log.info("bus.open", engine=the_bus.name)
         yield
+        # State changes from closing peers (show paused) still go out before the bus closes.
+        pending = set(app[LIFECYCLE].tasks)
+        if pending:
+            await asyncio.wait(pending, timeout=2.0)
         await the_bus.close()
         log.info("bus.closed")
 
@@ -124,7 +128,11 @@ def create_app(config: Config, *, bus: Bus | None = None) -> web.Application:
         await ws.close_all(app)
 
     async def stage_context(app: web.Application) -> AsyncIterator[None]:
-        app[STAGE] = Stage(server_ice_servers(config))
+        stage = app[STAGE] = Stage(server_ice_servers(config))
+        metrics = app[METRICS]
+        metrics.peers.set_function(lambda: stage.peer_count)
+        metrics.viewers.set_function(lambda: stage.viewer_total)
+        metrics.live_shows.set_function(lambda: stage.live_count)
         yield
         await app[STAGE].close()
 

@@ -176,6 +176,16 @@ class Stage:
         return None if publication is None else dict(publication.codecs)
 
     @property
+    def viewer_total(self) -> int:
+        """Viewers of every show on this node."""
+        return sum(b.viewers for b in self._broadcasts.values())
+
+    @property
+    def live_count(self) -> int:
+        """Shows with a performer on this node."""
+        return len(self._publications)
+
+    @property
     def peer_count(self) -> int:
         """Open peer connections (for metrics and leak checks)."""
         return len(self._peers)
@@ -276,6 +286,18 @@ class Stage:
         """A viewer leaves."""
         self._viewers.discard(session)
         await session.close()
+
+    async def end(self, show_id: str) -> None:
+        """The show is over: close its performer and viewers and forget its broadcast."""
+        publication = self._publications.pop(show_id, None)
+        if publication is not None:
+            await publication.close()
+        for session in [v for v in self._viewers if v.show_id == show_id]:
+            self._viewers.discard(session)
+            await session.close()
+        broadcast = self._broadcasts.pop(show_id, None)
+        if broadcast is not None:
+            broadcast.close()
 
     async def close(self) -> None:
         """Close every peer connection of this node (shutdown)."""

@@ -123,10 +123,24 @@ async def perform_stop(conn: Connection, request: web.Request, msg: dict[str, An
     return {"stopped": stopped}
 
 
+@COMMANDS.register("perform.end", show=str, token=str)
+async def perform_end(conn: Connection, request: web.Request, msg: dict[str, Any]) -> Result:
+    """End the show for good: viewers see it has ended and its code is freed."""
+    show = await performer_show(request, msg["show"], msg["token"])
+    await conn.release("publication")
+    await request.app[STAGE].end(show.id)
+    await _set_state(request.app, show.id, ShowState.ENDED)
+    conn.log.info("perform.end", show=show.id)
+    return {"state": ShowState.ENDED.value}
+
+
 async def _set_state(
     app: web.Application, show_id: str, state: ShowState, codecs: dict[str, str] | None = None
 ) -> None:
-    show = await app[SHOWS].set_state(show_id, state)
+    shows = app[SHOWS]
+    if (await shows.get(show_id)).state is ShowState.ENDED:
+        return  # a late "paused" from a closing connection must not reopen an ended show
+    show = await shows.set_state(show_id, state)
     await announce_state(app[BUS], show, codecs)
 
 

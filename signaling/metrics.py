@@ -37,6 +37,13 @@ class Metrics:
             ["result"],
             registry=r,
         )
+        self.peers = Gauge(
+            "lampio_peer_connections", "Open WebRTC peer connections on this node", registry=r
+        )
+        self.viewers = Gauge("lampio_viewers", "Viewers receiving media on this node", registry=r)
+        self.live_shows = Gauge(
+            "lampio_live_shows", "Shows with a performer connected to this node", registry=r
+        )
         self.bus_up = Gauge(
             "lampio_bus_up", "1 when the bus answered the last readiness check", registry=r
         )

@@ -93,8 +93,14 @@ async def test_performer_to_five_viewers_decodes_video_and_audio(node: Node, cod
         event = await performer.session.next_event("audience")
         while event["viewers"] != 5:
             event = await performer.session.next_event("audience")
-        # the show is live in the programme
         assert node.stage.viewers(show["id"]) == 5
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(f"{node.url}/metrics") as response,
+        ):
+            text = await response.text()
+        assert "lampio_viewers 5.0" in text and "lampio_live_shows 1.0" in text
+        assert "lampio_peer_connections 6.0" in text
     finally:
         for viewer in viewers:
             await viewer.close()
@@ -214,3 +220,32 @@ AV1_OFFER = "\r\n".join(
         "",
     ]
 )
+
+
+async def test_performer_ends_the_show_viewers_see_ended_and_code_is_freed(node: Node) -> None:
+    show = await node.create_show()
+    performer = await start_performer(node, show, "video/VP8")
+    viewer = await start_viewer(node, show["code"])
+    try:
+        await eventually(lambda: viewer.video.frames >= 3, 20)
+        with pytest.raises(ProtocolError) as caught:
+            await performer.session.request("perform.end", show=show["id"], token="nope")
+        assert caught.value.code == "forbidden"
+        result = await performer.session.request(
+            "perform.end", show=show["id"], token=show["performer_token"]
+        )
+        assert result == {"state": "ended"}
+        event = await viewer.session.next_event("show.state")
+        while event["state"] != "ended":
+            event = await viewer.session.next_event("show.state")
+        await eventually(lambda: node.stage.peer_count == 0, 10)
+        late = Watcher(await Session.connect(node.url))
+        with pytest.raises(ProtocolError) as caught:
+            await late.join(show["code"])
+        assert caught.value.code == "show_not_found"
+        await late.session.close()
+    finally:
+        await viewer.close()
+        await viewer.session.close()
+        await performer.stop()
+        await performer.session.close()
