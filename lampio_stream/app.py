@@ -128,7 +128,9 @@ def create_app(config: Config, *, bus: Bus | None = None) -> web.Application:
         await ws.close_all(app)
 
     async def stage_context(app: web.Application) -> AsyncIterator[None]:
-        stage = app[STAGE] = Stage(server_ice_servers(config))
+        stage = app[STAGE] = Stage(
+            server_ice_servers(config), direct=config.media_sender == "direct"
+        )
         metrics = app[METRICS]
         metrics.peers.set_function(lambda: stage.peer_count)
         metrics.viewers.set_function(lambda: stage.viewer_total)

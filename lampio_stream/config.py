@@ -99,6 +99,11 @@ SETTINGS: tuple[Setting, ...] = (
         _list,
     ),
     Setting(
+        "media_sender",
+        "how viewers' packets are sent: direct (packetised once per show, written straight to "
+        "each viewer's socket; default) or aiortc (aiortc's own sender per viewer, for comparison)",
+    ),
+    Setting(
         "demo",
         "also run a demo show: a test picture with a clock and a chime, published like a real "
         "performer (yes/no)",
@@ -129,11 +134,14 @@ class Config:
     organiser_key_generated: bool = False
     allowed_origins: tuple[str, ...] = ()
     demo: bool = False
+    media_sender: str = "direct"
     log_format: str = "auto"
     log_level: str = "info"
     shutdown_timeout: float = 5.0
 
     def __post_init__(self) -> None:
+        if self.media_sender not in {"direct", "aiortc"}:
+            raise ValueError("media_sender must be direct or aiortc")
         if self.log_format not in {"auto", "json", "console"}:
             raise ValueError("log_format must be auto, json or console")
         if self.log_level not in {"debug", "info", "warning", "error"}:

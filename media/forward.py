@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import time
 from collections.abc import Callable
@@ -13,6 +14,7 @@ from aiortc import RTCRtpReceiver, RTCRtpSender
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from .buffer import FrameQueue
+from .direct import DirectOutput, Packetizer
 from .exceptions import FrameQueueClosed
 from .frame import EncodedFrame, MediaKind
 from .keyframes import DEFAULT_MIN_INTERVAL, KeyframeRequests
@@ -37,9 +39,11 @@ class ViewerTrack(MediaStreamTrack):
         *,
         on_keyframe_needed: Callable[[], object],
         on_stop: Callable[[ViewerTrack], None],
+        direct: bool = False,
     ) -> None:
         super().__init__()
         self.kind = kind
+        self.direct = direct
         self.media_kind: MediaKind = kind
         self._queue = FrameQueue(kind, buffer_size, on_keyframe_needed=on_keyframe_needed)
         self._on_stop: Callable[[ViewerTrack], None] | None = on_stop
@@ -47,6 +51,23 @@ class ViewerTrack(MediaStreamTrack):
         self._offset = 0
         self._last_pts: int | None = None
         self._last_wall = 0.0
+        # Direct mode: frames go straight to the viewer's socket (media/direct.py) and aiortc's
+        # sender task for this track never gets one; recv() just waits for the track to stop.
+        self.output: DirectOutput | None = None
+        self._payloads: Callable[[EncodedFrame], list[bytes]] | None = None
+        self._on_bound: Callable[[ViewerTrack], None] | None = None
+        self._stopped: asyncio.Future[None] | None = None
+
+    def use_direct(
+        self,
+        output: DirectOutput,
+        payloads: Callable[[EncodedFrame], list[bytes]],
+        on_bound: Callable[[ViewerTrack], None],
+    ) -> None:
+        """Send this track's frames through ``output`` from now on."""
+        self.output = output
+        self._payloads = payloads
+        self._on_bound = on_bound
 
     @property
     def buffered(self) -> int:
@@ -74,7 +95,39 @@ class ViewerTrack(MediaStreamTrack):
             self._offset = pts - frame.pts
         self._last_pts = pts
         self._last_wall = now
+        if self.output is not None:
+            return self._send_direct(frame, pts)
         return self._queue.put(dataclasses.replace(frame, pts=pts))
+
+    def _send_direct(self, frame: EncodedFrame, pts: int) -> bool:
+        output, queue = self.output, self._queue
+        assert output is not None and self._payloads is not None
+        if not output.bound:
+            if not output.bind():
+                queue.dropped += 1  # not connected yet: video keeps waiting for a keyframe
+                return False
+            if self._on_bound is not None and queue.awaiting_keyframe and not frame.keyframe:
+                on_bound, self._on_bound = self._on_bound, None
+                on_bound(self)  # catch up from the show's latest keyframe, or ask for one
+                if not queue.awaiting_keyframe:
+                    return self._send_direct(frame, self._next_pts(frame))
+        if queue.awaiting_keyframe:
+            if not frame.keyframe:
+                queue.dropped += 1
+                return False
+            queue.awaiting_keyframe = False
+        if output.send(self._payloads(frame), pts):
+            return True
+        # The viewer's socket is backed up: skip to the next keyframe instead of queueing.
+        queue.dropped += 1
+        queue.wait_for_keyframe()
+        return False
+
+    def _next_pts(self, frame: EncodedFrame) -> int:
+        pts = max(frame.pts + self._offset, (self._last_pts or 0) + 1)
+        self._offset = pts - frame.pts
+        self._last_pts = pts
+        return pts
 
     def _rebase(self, frame: EncodedFrame, generation: int, now: float) -> None:
         # A new performer starts its own clock at zero: continue this track's timeline instead,
@@ -92,6 +145,11 @@ class ViewerTrack(MediaStreamTrack):
         """Next encoded frame as a packet with this track's pts; MediaStreamError once stopped."""
         if self.readyState != "live":
             raise MediaStreamError
+        if self.direct:
+            if self._stopped is None:
+                self._stopped = asyncio.get_running_loop().create_future()
+            await self._stopped
+            raise MediaStreamError
         try:
             frame = await self._queue.get()
         except FrameQueueClosed:
@@ -106,6 +164,8 @@ class ViewerTrack(MediaStreamTrack):
         """End the track; its sender stops and the broadcast forgets it."""
         super().stop()
         self._queue.close()
+        if self._stopped is not None and not self._stopped.done():
+            self._stopped.set_result(None)
         on_stop, self._on_stop = self._on_stop, None
         if on_stop is not None:
             on_stop(self)
@@ -222,6 +282,7 @@ class Broadcast:
         self._gop_started = -float("inf")
         self._gop_limit = max(1, video_buffer // 2)
         self.codec_mismatches = 0
+        self._packetizers: dict[MediaKind, Packetizer] = {}
 
     @property
     def viewers(self) -> int:
@@ -251,8 +312,12 @@ class Broadcast:
             self.keyframes.request()
         return self._ingest
 
-    def add_viewer(self) -> Viewer:
-        """New viewer tracks; video starts at a keyframe (cached if recent, else requested)."""
+    def add_viewer(self, *, direct: bool = False) -> Viewer:
+        """New viewer tracks; video starts at a keyframe (cached if recent, else requested).
+
+        With ``direct`` the tracks send through :meth:`attach_direct` outputs, not aiortc's
+        sender tasks; they start once the viewer's connection is up.
+        """
         viewer = Viewer(
             self,
             ViewerTrack(
@@ -260,25 +325,44 @@ class Broadcast:
                 self._video_buffer,
                 on_keyframe_needed=self.request_keyframe,
                 on_stop=self._track_stopped,
+                direct=direct,
             ),
             ViewerTrack(
                 "audio",
                 self._audio_buffer,
                 on_keyframe_needed=self.request_keyframe,
                 on_stop=self._track_stopped,
+                direct=direct,
             ),
         )
         self._viewers.add(viewer)
         for track in viewer.tracks:
             self._tracks[track.media_kind].add(track)
             self._viewer_of[track] = viewer
+        if not direct:
+            self._start_video(viewer.video)
+        return viewer
+
+    def attach_direct(self, track: ViewerTrack, output: DirectOutput) -> None:
+        """Send ``track``'s frames through ``output``, packetised once per show."""
+        track.use_direct(output, self._packetize, self._start_video)
+
+    def _packetize(self, frame: EncodedFrame) -> list[bytes]:
+        packetizer = self._packetizers.get(frame.kind)
+        if packetizer is None or packetizer.mime_type != frame.mime_type:
+            packetizer = self._packetizers[frame.kind] = Packetizer(
+                frame.mime_type, frame.clock_rate
+            )
+        return packetizer.payloads(frame)
+
+    def _start_video(self, track: ViewerTrack) -> None:
+        """Start a viewer's video at the show's latest keyframe if recent, else ask for one."""
         now = self._clock()
         if self._gop and now - self._gop_started <= self._start_window:
             for frame in self._gop:
-                viewer.video.offer(frame, self.generation, now)
+                track.offer(frame, self.generation, now)
         else:
             self.request_keyframe()
-        return viewer
 
     def remove_viewer(self, viewer: Viewer) -> None:
         """Stop a viewer's tracks; their senders end on their own."""

@@ -12,10 +12,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import structlog
-from aiortc import RTCIceServer, RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCIceServer, RTCPeerConnection, RTCRtpTransceiver, RTCSessionDescription
 from aiortc import sdp as aiortc_sdp
 
 from media.codecs import prefer_codec
+from media.direct import DirectOutput
 from media.forward import Broadcast, Ingest, Viewer
 from media.ice import rtc_configuration
 
@@ -144,11 +145,29 @@ class ViewerSession:
         await close_peer(self.pc)
 
 
+def direct_output(
+    transceiver: RTCRtpTransceiver, offer: aiortc_sdp.SessionDescription
+) -> DirectOutput:
+    """A direct output for a viewer transceiver, with what our offer negotiated for it."""
+    media = next(m for m in offer.media if m.rtp.muxId == transceiver.mid)
+    payload_type = media.rtp.codecs[0].payloadType
+    if payload_type is None:
+        raise InvalidSdp("our offer has no payload type")  # cannot happen with aiortc's offers
+    return DirectOutput(
+        transceiver.sender,
+        mid=transceiver.mid or "",
+        payload_type=payload_type,
+        extension_ids={ext.uri: ext.id for ext in media.rtp.headerExtensions},
+    )
+
+
 class Stage:
     """Every broadcast of this node, and the peer connections attached to them."""
 
-    def __init__(self, ice_servers: Sequence[RTCIceServer] = ()) -> None:
+    def __init__(self, ice_servers: Sequence[RTCIceServer] = (), *, direct: bool = True) -> None:
         self._ice_servers = list(ice_servers)
+        # Direct output (media/direct.py) sends viewers' packets without aiortc's sender loop.
+        self._direct = direct
         self._broadcasts: dict[str, Broadcast] = {}
         self._publications: dict[str, Publication] = {}
         self._viewers: set[ViewerSession] = set()
@@ -259,15 +278,20 @@ class Stage:
         if codecs is None:
             raise NotLive("the show is not live right now")
         broadcast = self.broadcast(show_id)
-        viewer = broadcast.add_viewer()
+        viewer = broadcast.add_viewer(direct=self._direct)
         pc = self._new_peer()
         session = ViewerSession(show_id, pc, viewer)
         try:
             video = pc.addTransceiver(viewer.video, direction="sendonly")
             prefer_codec(video, codecs.get("video", "video/VP8"))
-            prefer_codec(pc.addTransceiver(viewer.audio, direction="sendonly"), "audio/opus")
+            audio = pc.addTransceiver(viewer.audio, direction="sendonly")
+            prefer_codec(audio, "audio/opus")
             viewer.forward_keyframe_requests(video.sender)
             await pc.setLocalDescription(await pc.createOffer())
+            if self._direct:
+                offer = aiortc_sdp.SessionDescription.parse(pc.localDescription.sdp)
+                for transceiver, track in ((video, viewer.video), (audio, viewer.audio)):
+                    broadcast.attach_direct(track, direct_output(transceiver, offer))
         except Exception:
             await session.close()
             raise

@@ -94,6 +94,10 @@ async def test_performer_to_five_viewers_decodes_video_and_audio(node: Node, cod
         while event["viewers"] != 5:
             event = await performer.session.next_event("audience")
         assert node.stage.viewers(show["id"]) == 5
+        # every packet went out through the direct path, none through aiortc's sender loop
+        for session in node.stage._viewers:
+            for track in session.viewer.tracks:
+                assert track.output is not None and track.output.sent_packets > 0
         async with (
             aiohttp.ClientSession() as http,
             http.get(f"{node.url}/metrics") as response,
