@@ -9,10 +9,11 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from rooms.errors import InvalidInput, RateLimited, ShowNotFound
+from rooms.errors import InvalidInput, ShowNotFound
 from rooms.shows import Show
 from signaling.errors import ApiError
-from signaling.state import CODE_LIMITER, METRICS, SHOWS, SITE
+from signaling.lookup import show_for_code
+from signaling.state import METRICS, SHOWS, SITE
 
 log = structlog.get_logger(__name__)
 
@@ -98,24 +99,7 @@ async def programme(request: web.Request) -> web.Response:
 @routes.get("/api/shows/by-code/{code}")
 async def show_by_code(request: web.Request) -> web.Response:
     """The public part of the show a code leads to; wrong codes are rate-limited per address."""
-    limiter = request.app[CODE_LIMITER]
-    metrics = request.app[METRICS]
-    subject = request.remote or "unknown"
-    try:
-        await limiter.check(subject)
-    except RateLimited:
-        metrics.code_lookups.labels(result="rate_limited").inc()
-        log.info("code.rate_limited")
-        raise
-    try:
-        show = await request.app[SHOWS].by_code(request.match_info["code"])
-    except (ShowNotFound, InvalidInput):
-        metrics.code_lookups.labels(result="not_found").inc()
-        failures = await limiter.failed(subject)
-        if failures >= limiter.limit:
-            log.info("code.limit_reached", failures=failures)
-        raise
-    metrics.code_lookups.labels(result="found").inc()
+    show = await show_for_code(request.app, request.remote or "unknown", request.match_info["code"])
     return web.json_response(show.public())
 
 

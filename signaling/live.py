@@ -17,7 +17,8 @@ from rooms.bus import Bus
 from rooms.errors import InvalidInput, RoomsError, ShowNotFound
 from rooms.shows import Show, ShowState
 from signaling.connection import Connection
-from signaling.state import BUS, CODE_LIMITER, LIFECYCLE, METRICS, SHOWS, STAGE
+from signaling.lookup import show_for_code
+from signaling.state import BUS, LIFECYCLE, SHOWS, STAGE
 from signaling.ws import COMMANDS, Result
 
 AUDIENCE_INTERVAL = 1.0  # seconds between viewer-count updates to the performer
@@ -162,15 +163,7 @@ async def report_audience(conn: Connection, request: web.Request, show_id: str) 
 @COMMANDS.register("watch.join", code=str)
 async def watch_join(conn: Connection, request: web.Request, msg: dict[str, Any]) -> Result:
     """Join a show by its code: its state now, and its events from now on."""
-    limiter = request.app[CODE_LIMITER]
-    await limiter.check(conn.remote)
-    try:
-        show = await request.app[SHOWS].by_code(msg["code"])
-    except (ShowNotFound, InvalidInput):
-        request.app[METRICS].code_lookups.labels(result="not_found").inc()
-        await limiter.failed(conn.remote)
-        raise
-    request.app[METRICS].code_lookups.labels(result="found").inc()
+    show = await show_for_code(request.app, conn.remote, msg["code"])
     await follow_show(conn, request, show.id)
     conn.watching = show.id
     stage = request.app[STAGE]

@@ -16,12 +16,13 @@ import structlog
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from rooms.bus import BusUnavailable
-from rooms.errors import InvalidInput, RateLimited, RoomsError, ShowNotFound
+from rooms.errors import RateLimited, RoomsError
 from rooms.ratelimit import TokenBucket
 from signaling.connection import Connection
 from signaling.errors import ApiError
 from signaling.iceservers import client_ice_servers
-from signaling.state import CODE_LIMITER, METRICS, SHOWS, SITE
+from signaling.lookup import show_for_code
+from signaling.state import METRICS, SITE
 
 log = structlog.get_logger(__name__)
 
@@ -89,15 +90,7 @@ async def ping(conn: Connection, request: web.Request, msg: dict[str, Any]) -> R
 @COMMANDS.register("show.lookup", code=str)
 async def show_lookup(conn: Connection, request: web.Request, msg: dict[str, Any]) -> Result:
     """Find a show by its audience code; wrong codes count against this address's limit."""
-    limiter = request.app[CODE_LIMITER]
-    await limiter.check(conn.remote)
-    try:
-        show = await request.app[SHOWS].by_code(msg["code"])
-    except (ShowNotFound, InvalidInput):
-        request.app[METRICS].code_lookups.labels(result="not_found").inc()
-        await limiter.failed(conn.remote)
-        raise
-    request.app[METRICS].code_lookups.labels(result="found").inc()
+    show = await show_for_code(request.app, conn.remote, msg["code"])
     return {"show": show.public()}
 
 
