@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import enum
+import hashlib
+import hmac
 import secrets
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
@@ -84,6 +86,11 @@ class Show:
         )
 
 
+def _stream_key_index(stream_key: str) -> str:
+    # The index holds a digest, so listing keys never reveals a stream key.
+    return "streamkey:" + hashlib.sha256(stream_key.encode()).hexdigest()
+
+
 def parse_starts_at(value: object) -> datetime | None:
     """An ISO 8601 time with a time zone (``Z`` or an offset), or None."""
     if value is None:
@@ -132,6 +139,17 @@ class Shows:
         code = await self._reserve_code(show_id)
         show = replace(draft, code=code)
         await self._bus.set(f"show:{show.id}", show.to_record())
+        await self._bus.set(_stream_key_index(show.stream_key), {"show": show.id})
+        return show
+
+    async def by_stream_key(self, stream_key: str) -> Show:
+        """The show a stream key publishes to (OBS: WHIP/RTMP), or :class:`ShowNotFound`."""
+        entry = await self._bus.get(_stream_key_index(stream_key))
+        if entry is None:
+            raise ShowNotFound("no show has this stream key")
+        show = await self.get(str(entry["show"]))
+        if not hmac.compare_digest(show.stream_key.encode(), stream_key.encode()):
+            raise ShowNotFound("no show has this stream key")
         return show
 
     async def _reserve_code(self, show_id: str) -> str:
@@ -180,6 +198,7 @@ class Shows:
         if state is ShowState.ENDED:
             await self._bus.set(f"show:{show.id}", show.to_record(), ttl=ENDED_RETENTION)
             await self._bus.delete(f"code:{show.code}")
+            await self._bus.delete(_stream_key_index(show.stream_key))
         else:
             await self._bus.set(f"show:{show.id}", show.to_record())
         return show

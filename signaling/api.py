@@ -56,6 +56,7 @@ def show_links(request: web.Request, show: Show) -> dict[str, str]:
     return {
         "viewer_url": f"{base}/watch?code={show.code}",
         "performer_url": f"{base}/perform#{show.id}.{show.performer_token}",
+        "whip_url": f"{base}/whip",
     }
 
 

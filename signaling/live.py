@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -92,17 +93,8 @@ async def perform_start(conn: Connection, request: web.Request, msg: dict[str, A
     """Publish the performer's offer; the show goes live once media connects."""
     show = await performer_show(request, msg["show"], msg["token"])
     app = request.app
-    lifecycle = app[LIFECYCLE]
-
-    def on_state(publication: Publication, state: str) -> None:
-        if state == "connected":
-            coro = _set_state(app, show.id, ShowState.LIVE, publication.codecs)
-            lifecycle.spawn(coro, "show-live")
-        elif state in ("failed", "closed") and not app[STAGE].live(show.id):
-            lifecycle.spawn(_set_state(app, show.id, ShowState.PAUSED), "show-paused")
-
     try:
-        publication = await app[STAGE].publish(show.id, msg["sdp"], on_state)
+        publication = await app[STAGE].publish(show.id, msg["sdp"], follow_publication(app))
     except StageError as exc:
         raise stage_error(exc) from exc
     conn.log.info("perform.start", show=show.id, codecs=publication.codecs)
@@ -115,6 +107,22 @@ async def perform_start(conn: Connection, request: web.Request, msg: dict[str, A
     await follow_show(conn, request, show.id)
     conn.spawn(report_audience(conn, request, show.id), "audience")
     return {"sdp": publication.answer_sdp, "codecs": publication.codecs}
+
+
+def follow_publication(app: web.Application) -> Callable[[Publication, str], None]:
+    """Move the show's state with its performer's connection: live when media connects, paused
+    when it closes or fails (unless another performer took over). Shared by every way to publish."""
+    lifecycle = app[LIFECYCLE]
+
+    def on_state(publication: Publication, state: str) -> None:
+        show_id = publication.show_id
+        if state == "connected":
+            coro = _set_state(app, show_id, ShowState.LIVE, publication.codecs)
+            lifecycle.spawn(coro, "show-live")
+        elif state in ("failed", "closed") and not app[STAGE].live(show_id):
+            lifecycle.spawn(_set_state(app, show_id, ShowState.PAUSED), "show-paused")
+
+    return on_state
 
 
 @COMMANDS.register("perform.stop")

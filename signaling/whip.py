@@ -1,0 +1,212 @@
+"""WHIP (RFC 9725): OBS and other encoders publish to a show with its stream key.
+
+One endpoint for every show, ``POST /whip`` with ``Authorization: Bearer <stream key>``: the key
+picks the show, so a performer pastes the same URL for every show and only the key changes. The
+session resource (``/whip/session/{token}``) ends the publish with DELETE and takes trickled
+candidates with PATCH (trickle ICE is supported; ICE restarts are not: 422, as the RFC says).
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from dataclasses import dataclass
+
+import structlog
+from aiohttp import web
+from aiortc import sdp as aiortc_sdp
+
+from media.stage import MAX_SDP_BYTES, InvalidSdp, Publication, StageError, UnsupportedMedia
+from rooms.errors import ShowNotFound
+from signaling.errors import ApiError
+from signaling.iceservers import client_ice_servers
+from signaling.live import follow_publication
+from signaling.state import SHOWS, SITE, STAGE
+
+log = structlog.get_logger(__name__)
+
+routes = web.RouteTableDef()
+
+SDP = "application/sdp"
+TRICKLE = "application/trickle-ice-sdpfrag"
+CORS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Methods": "OPTIONS, POST, PATCH, DELETE",
+    "Access-Control-Allow-Headers": "Authorization, Content-Type, If-Match",
+    "Access-Control-Expose-Headers": "Location, Link, ETag, Accept-Patch",
+}
+
+
+@dataclass(eq=False)
+class WhipSession:
+    """One publish through WHIP, addressed by an unguessable token."""
+
+    token: str
+    publication: Publication
+    etag: str
+    ice_ufrag: str
+
+
+SESSIONS: web.AppKey[dict[str, WhipSession]] = web.AppKey("whip_sessions")
+
+
+def ice_server_links(request: web.Request) -> list[str]:
+    """``Link: <url>; rel="ice-server"`` values, with TURN credentials when configured."""
+    site = request.app[SITE]
+    links = []
+    for server in client_ice_servers(site.ice_servers, site.turn_secret):
+        for url in server["urls"]:
+            link = f'<{url}>; rel="ice-server"'
+            if "username" in server:
+                link += (
+                    f'; username="{server["username"]}"; credential="{server["credential"]}"; '
+                    'credential-type="password"'
+                )
+            links.append(link)
+    return links
+
+
+def _with_links(response: web.StreamResponse, request: web.Request) -> web.StreamResponse:
+    for link in ice_server_links(request):
+        response.headers.add("Link", link)
+    return response
+
+
+async def _sdp_body(request: web.Request, content_type: str) -> str:
+    if request.content_type != content_type:
+        raise ApiError(415, "unsupported_media_type", f"send the body as {content_type}")
+    body = await request.content.read(MAX_SDP_BYTES + 1)
+    if len(body) > MAX_SDP_BYTES:
+        raise ApiError(413, "payload_too_large", f"at most {MAX_SDP_BYTES} bytes")
+    try:
+        return body.decode()
+    except UnicodeDecodeError as exc:
+        raise ApiError(400, "invalid_sdp", "the body is not text") from exc
+
+
+@routes.options("/whip")
+async def whip_options(request: web.Request) -> web.StreamResponse:
+    """CORS pre-flight, and the ICE servers a client may use."""
+    return _with_links(web.Response(status=204, headers=CORS), request)
+
+
+@routes.post("/whip")
+async def whip_publish(request: web.Request) -> web.StreamResponse:
+    """Start publishing: SDP offer in, SDP answer out (201) with the session's Location."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, key = header.partition(" ")
+    if scheme.lower() != "bearer" or not key.strip():
+        raise ApiError(
+            401,
+            "unauthorized",
+            "send the show's stream key as 'Authorization: Bearer <key>'",
+            {"WWW-Authenticate": 'Bearer realm="lampio-whip"'},
+        )
+    try:
+        show = await request.app[SHOWS].by_stream_key(key.strip())
+    except ShowNotFound:
+        raise ApiError(403, "forbidden", "this stream key is not valid") from None
+    offer = await _sdp_body(request, SDP)
+    try:
+        publication = await request.app[STAGE].publish(
+            show.id, offer, follow_publication(request.app)
+        )
+    except InvalidSdp as exc:
+        raise ApiError(400, exc.code, str(exc)) from exc
+    except UnsupportedMedia as exc:
+        raise ApiError(406, exc.code, str(exc)) from exc
+    except StageError as exc:
+        raise ApiError(400, exc.code, str(exc)) from exc
+    sessions = request.app[SESSIONS]
+    token = secrets.token_urlsafe(24)
+    ufrag = _ice_ufrag(publication.answer_sdp)
+    session = WhipSession(token, publication, f'"{secrets.token_hex(8)}"', ufrag)
+    sessions[token] = session
+
+    @publication.pc.on("connectionstatechange")
+    async def forget() -> None:
+        if publication.pc.connectionState in ("closed", "failed"):
+            sessions.pop(token, None)
+
+    log.info("whip.publish", show=show.id, codecs=publication.codecs)
+    response = web.Response(
+        status=201,
+        body=publication.answer_sdp.encode(),
+        headers={
+            **CORS,
+            "Content-Type": SDP,
+            "Location": f"/whip/session/{token}",
+            "ETag": session.etag,
+            "Accept-Patch": TRICKLE,
+        },
+    )
+    return _with_links(response, request)
+
+
+def _session(request: web.Request) -> WhipSession:
+    session = request.app[SESSIONS].get(request.match_info["token"])
+    if session is None:
+        raise ApiError(404, "not_found", "no such WHIP session (it may have ended)")
+    return session
+
+
+def _ice_ufrag(sdp_text: str) -> str:
+    parsed = aiortc_sdp.SessionDescription.parse(sdp_text)
+    for media in parsed.media:
+        if media.ice and media.ice.usernameFragment:
+            return str(media.ice.usernameFragment)
+    return ""
+
+
+@routes.delete("/whip/session/{token}")
+async def whip_stop(request: web.Request) -> web.Response:
+    """End the publish; the show pauses."""
+    session = _session(request)
+    request.app[SESSIONS].pop(session.token, None)
+    await request.app[STAGE].unpublish(session.publication)
+    log.info("whip.stop", show=session.publication.show_id)
+    return web.Response(status=200, headers=CORS)
+
+
+@routes.options("/whip/session/{token}")
+async def whip_session_options(request: web.Request) -> web.StreamResponse:
+    """CORS pre-flight for the session resource."""
+    return web.Response(status=204, headers={**CORS, "Accept-Patch": TRICKLE})
+
+
+@routes.patch("/whip/session/{token}")
+async def whip_trickle(request: web.Request) -> web.Response:
+    """Trickled ICE candidates (RFC 8840 SDP fragment); ICE restarts are refused with 422."""
+    session = _session(request)
+    if_match = request.headers.get("If-Match")
+    if if_match is not None and if_match != "*" and not hmac.compare_digest(if_match, session.etag):
+        raise ApiError(412, "precondition_failed", "the session's ETag does not match")
+    fragment = await _sdp_body(request, TRICKLE)
+    ufrags = [line.split(":", 1)[1].strip() for line in _lines(fragment, "a=ice-ufrag:")]
+    if if_match == "*" or any(u != session.ice_ufrag for u in ufrags):
+        raise ApiError(422, "ice_restart_unsupported", "ICE restarts are not supported")
+    pc = session.publication.pc
+    mid = next((line.split(":", 1)[1].strip() for line in _lines(fragment, "a=mid:")), None)
+    added = 0
+    for line in _lines(fragment, "a=candidate:"):
+        try:
+            candidate = aiortc_sdp.candidate_from_sdp(line[len("a=") :].split(":", 1)[1])
+        except (ValueError, IndexError) as exc:
+            raise ApiError(400, "invalid_sdp", f"bad candidate line: {line[:80]}") from exc
+        candidate.sdpMid = mid
+        candidate.sdpMLineIndex = None if mid is not None else 0
+        await pc.addIceCandidate(candidate)
+        added += 1
+    if any(line.strip() == "a=end-of-candidates" for line in fragment.splitlines()):
+        await pc.addIceCandidate(None)
+    return web.Response(status=204, headers=CORS)
+
+
+def _lines(text: str, prefix: str) -> list[str]:
+    return [line.strip() for line in text.splitlines() if line.strip().startswith(prefix)]
+
+
+@routes.route("*", "/whip")
+async def whip_other(request: web.Request) -> web.Response:
+    """Anything but OPTIONS and POST on the endpoint."""
+    raise ApiError(405, "method_not_allowed", "use POST to publish", {"Allow": "OPTIONS, POST"})

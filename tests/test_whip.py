@@ -1,0 +1,233 @@
+"""WHIP (RFC 9725) through the real server: an aiortc client publishing as OBS does, viewers
+decoding it, and every status code the endpoint promises."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestServer
+from aiortc import RTCPeerConnection, RTCSessionDescription
+from multidict import CIMultiDict
+
+from lampio_stream.app import create_app
+from media.codecs import prefer_codec
+from media.ice import rtc_configuration, use_host_addresses
+from rooms.bus_memory import MemoryBus
+from signaling.state import STAGE
+from tests.conftest import ORGANISER_KEY, make_config
+from tests.helpers import eventually
+from tests.media.helpers import MovingPatternTrack, ToneTrack
+from tests.test_live import AV1_OFFER, start_viewer
+
+
+@pytest.fixture(autouse=True)
+def loopback_only() -> Iterator[None]:
+    use_host_addresses(["127.0.0.1"])
+    yield
+    use_host_addresses(None)
+
+
+class Node:
+    def __init__(self, server: TestServer) -> None:
+        self.server = server
+        self.url = str(server.make_url("")).rstrip("/")
+
+    @property
+    def stage(self) -> Any:
+        return self.server.app[STAGE]  # type: ignore[index]
+
+    async def create_show(self) -> dict[str, Any]:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(
+                f"{self.url}/api/shows",
+                json={"title": "OBS-konsertti"},
+                headers={"Authorization": f"Bearer {ORGANISER_KEY}"},
+            ) as response,
+        ):
+            assert response.status == 201
+            show: dict[str, Any] = await response.json()
+            return show
+
+
+@pytest.fixture
+async def node() -> AsyncIterator[Node]:
+    """One node on the in-process bus (the bus engines are covered by tests/test_live.py)."""
+    server = TestServer(create_app(make_config(), bus=MemoryBus()), host="127.0.0.1")
+    await server.start_server()
+    yield Node(server)
+    await server.close()
+
+
+async def obs_like_offer() -> RTCPeerConnection:
+    """An offer shaped like OBS's: audio first (Opus), then video (H.264), all candidates inside."""
+    pc = RTCPeerConnection(rtc_configuration())
+    prefer_codec(pc.addTransceiver(ToneTrack(), direction="sendonly"), "audio/opus")
+    prefer_codec(pc.addTransceiver(MovingPatternTrack(), direction="sendonly"), "video/H264")
+    await pc.setLocalDescription(await pc.createOffer())
+    return pc
+
+
+async def post(url: str, body: str, **headers: str) -> tuple[int, CIMultiDict[str], str]:
+    async with aiohttp.ClientSession() as http, http.post(url, data=body, headers=headers) as r:
+        return r.status, CIMultiDict(r.headers), await r.text()
+
+
+async def test_obs_style_publish_reaches_viewers_and_delete_pauses(node: Node) -> None:
+    show = await node.create_show()
+    assert show["whip_url"] == "http://127.0.0.1:8080/whip"
+    pc = await obs_like_offer()
+    viewer = None
+    try:
+        status, headers, answer = await post(
+            f"{node.url}/whip",
+            pc.localDescription.sdp,
+            Authorization=f"Bearer {show['stream_key']}",
+            **{"Content-Type": "application/sdp"},
+        )
+        assert status == 201, answer
+        assert headers["Content-Type"] == "application/sdp"
+        location = headers["Location"]
+        assert location.startswith("/whip/session/") and len(location) > 40
+        await pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
+        viewer = await start_viewer(node, show["code"])  # type: ignore[arg-type]
+        await eventually(lambda: viewer.video.frames >= 10 and viewer.audio.frames >= 5, 20)
+        assert viewer.video.sizes == {(320, 240)}
+        async with aiohttp.ClientSession() as http:
+            async with http.delete(f"{node.url}{location}") as r:
+                assert r.status == 200
+            event = await viewer.session.next_event("show.state")
+            while event["state"] != "paused":
+                event = await viewer.session.next_event("show.state")
+            async with http.delete(f"{node.url}{location}") as r:
+                assert r.status == 404  # already ended
+    finally:
+        if viewer is not None:
+            await viewer.close()
+            await viewer.session.close()
+        await pc.close()
+
+
+async def test_second_publisher_with_the_same_key_replaces_the_first(node: Node) -> None:
+    show = await node.create_show()
+    first, second = await obs_like_offer(), await obs_like_offer()
+    headers = {"Authorization": f"Bearer {show['stream_key']}", "Content-Type": "application/sdp"}
+    try:
+        s1, h1, a1 = await post(f"{node.url}/whip", first.localDescription.sdp, **headers)
+        await first.setRemoteDescription(RTCSessionDescription(a1, "answer"))
+        s2, h2, a2 = await post(f"{node.url}/whip", second.localDescription.sdp, **headers)
+        await second.setRemoteDescription(RTCSessionDescription(a2, "answer"))
+        assert (s1, s2) == (201, 201) and h1["Location"] != h2["Location"]
+        # the node closed the first publisher's peer: one peer left, still live
+        await eventually(lambda: node.stage.peer_count == 1, 15)
+        assert node.stage.live(show["id"])
+        async with aiohttp.ClientSession() as http, http.delete(node.url + h1["Location"]) as r:
+            assert r.status == 404  # the replaced session is gone
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def test_trickle_patch_is_accepted_and_ice_restart_refused(node: Node) -> None:
+    show = await node.create_show()
+    pc = await obs_like_offer()
+    try:
+        status, headers, answer = await post(
+            f"{node.url}/whip",
+            pc.localDescription.sdp,
+            Authorization=f"Bearer {show['stream_key']}",
+            **{"Content-Type": "application/sdp"},
+        )
+        assert status == 201 and headers["Accept-Patch"] == "application/trickle-ice-sdpfrag"
+        ufrag = next(
+            line.split(":", 1)[1] for line in answer.splitlines() if line.startswith("a=ice-ufrag:")
+        )
+        url = node.url + headers["Location"]
+        trickle = (
+            f"a=ice-ufrag:{ufrag}\r\na=mid:0\r\n"
+            "a=candidate:1 1 udp 2130706431 127.0.0.1 9 typ host\r\na=end-of-candidates\r\n"
+        )
+        async with aiohttp.ClientSession() as http:
+            patch_headers = {
+                "Content-Type": "application/trickle-ice-sdpfrag",
+                "If-Match": headers["ETag"],
+            }
+            async with http.patch(url, data=trickle, headers=patch_headers) as r:
+                assert r.status == 204
+            restart = trickle.replace(ufrag, "newufrag")
+            async with http.patch(url, data=restart, headers=patch_headers) as r:
+                assert r.status == 422
+                assert (await r.json())["error"]["code"] == "ice_restart_unsupported"
+            async with http.patch(
+                url, data=trickle, headers={**patch_headers, "If-Match": '"x"'}
+            ) as r:
+                assert r.status == 412
+            async with http.patch(url, data=trickle, headers={"Content-Type": "text/plain"}) as r:
+                assert r.status == 415
+    finally:
+        await pc.close()
+
+
+async def test_whip_errors_are_precise_and_leave_nothing_behind(node: Node) -> None:
+    show = await node.create_show()
+    pc = await obs_like_offer()
+    offer = pc.localDescription.sdp
+    key = f"Bearer {show['stream_key']}"
+    sdp = {"Content-Type": "application/sdp"}
+    try:
+        cases: list[tuple[dict[str, str], str, int, str]] = [
+            (sdp, offer, 401, "unauthorized"),
+            ({**sdp, "Authorization": "Bearer wrong"}, offer, 403, "forbidden"),
+            (
+                {"Authorization": key, "Content-Type": "application/json"},
+                offer,
+                415,
+                "unsupported_media_type",
+            ),
+            ({**sdp, "Authorization": key}, "this is not sdp", 400, "invalid_sdp"),
+            ({**sdp, "Authorization": key}, AV1_OFFER, 406, "unsupported_codec"),
+            (
+                {**sdp, "Authorization": key},
+                "v=0\r\n" + "a=x\r\n" * 20000,
+                413,
+                "payload_too_large",
+            ),
+        ]
+        for headers, body, status, code in cases:
+            got_status, _, text = await post(f"{node.url}/whip", body, **headers)
+            assert got_status == status, (status, text)
+            assert code in text
+        _, _, text = await post(f"{node.url}/whip", AV1_OFFER, Authorization=key, **sdp)
+        assert "VP8 or H.264" in text  # a readable reason
+        assert node.stage.peer_count == 0 and not node.stage.live(show["id"])
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"{node.url}/whip") as r:
+                assert r.status == 405 and "POST" in r.headers["Allow"]
+            async with http.options(f"{node.url}/whip") as r:
+                assert r.status == 204
+                assert "POST" in r.headers["Access-Control-Allow-Methods"]
+                assert "Link" not in r.headers  # no ICE servers unless configured
+            async with http.delete(f"{node.url}/whip/session/nope") as r:
+                assert r.status == 404
+    finally:
+        await pc.close()
+
+
+async def test_options_advertises_ice_servers_with_turn_credentials() -> None:
+    config = make_config(
+        ice_servers=("stun:127.0.0.1:3478", "turn:127.0.0.1:3478"), turn_secret="t"
+    )
+    server = TestServer(create_app(config, bus=MemoryBus()), host="127.0.0.1")
+    await server.start_server()
+    try:
+        async with aiohttp.ClientSession() as http, http.options(server.make_url("/whip")) as r:
+            links = r.headers.getall("Link")
+        assert '<stun:127.0.0.1:3478>; rel="ice-server"' in links
+        turn = next(link for link in links if link.startswith("<turn:"))
+        assert 'username="' in turn and 'credential="' in turn
+        assert 'credential-type="password"' in turn
+    finally:
+        await server.close()
