@@ -19,7 +19,7 @@ from media.stage import Stage
 from rooms.bus import Bus, open_bus
 from rooms.ratelimit import FailureLimiter
 from rooms.shows import Shows
-from signaling import api, ops, whip, ws
+from signaling import api, ops, whep, whip, ws
 from signaling import live as _live_commands  # noqa: F401  (registers the show commands)
 from signaling.errors import error_middleware
 from signaling.iceservers import client_ice_servers
@@ -107,6 +107,7 @@ def create_app(config: Config, *, bus: Bus | None = None) -> web.Application:
     app[LIFECYCLE] = Lifecycle()
     app[ws.CONNECTIONS] = set()
     app[whip.SESSIONS] = {}
+    app[whep.SESSIONS] = {}
 
     async def bus_context(app: web.Application) -> AsyncIterator[None]:
         the_bus = bus if bus is not None else await open_bus(config.redis_url)
@@ -157,6 +158,7 @@ def create_app(config: Config, *, bus: Bus | None = None) -> web.Application:
     app.add_routes(ops.routes)
     app.add_routes(api.routes)
     app.add_routes(whip.routes)
+    app.add_routes(whep.routes)
     app.router.add_get("/ws", ws.websocket)
     app.router.add_get("/", _page("index.html"))
     app.router.add_get("/watch", _page("index.html"))

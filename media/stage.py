@@ -98,6 +98,17 @@ def check_publish_offer(offer: aiortc_sdp.SessionDescription) -> dict[str, str]:
     return chosen
 
 
+def check_watch_offer(offer: aiortc_sdp.SessionDescription, codecs: dict[str, str]) -> None:
+    """A viewer's offer must take one video and one audio track in the performer's codecs."""
+    kinds = [m.kind for m in offer.media if m.kind in ("audio", "video")]
+    if sorted(kinds) != ["audio", "video"]:
+        raise UnsupportedMedia("offer one video and one audio track to receive")
+    for media in offer.media:
+        want = codecs.get(media.kind)
+        if want and not any(c.mimeType.lower() == want.lower() for c in media.rtp.codecs):
+            raise UnsupportedMedia(f"this show sends {media.kind} as {want}; the offer lacks it")
+
+
 @dataclass(eq=False)
 class Publication:
     """A performer's peer connection feeding a show's broadcast."""
@@ -122,6 +133,7 @@ class ViewerSession:
     pc: RTCPeerConnection
     viewer: Viewer
     offer_sdp: str = ""
+    answer_sdp: str = ""
     closed: bool = field(default=False)
 
     async def accept(self, answer_sdp: str) -> None:
@@ -272,11 +284,18 @@ class Stage:
             del self._publications[publication.show_id]
         await publication.close()
 
-    async def watch(self, show_id: str) -> ViewerSession:
-        """Make an offer for a new viewer of a live show, in the performer's codecs."""
+    async def watch(self, show_id: str, offer_sdp: str | None = None) -> ViewerSession:
+        """A new viewer of a live show, in the performer's codecs.
+
+        Without ``offer_sdp`` the stage makes the offer (``session.offer_sdp``; the viewer answers
+        through :meth:`ViewerSession.accept`). With a viewer's receive-only offer (WHEP) the stage
+        answers it (``session.answer_sdp``).
+        """
         codecs = self.codecs(show_id)
         if codecs is None:
             raise NotLive("the show is not live right now")
+        if offer_sdp is not None:
+            check_watch_offer(parse_offer(offer_sdp), codecs)
         broadcast = self.broadcast(show_id)
         viewer = broadcast.add_viewer(direct=self._direct)
         pc = self._new_peer()
@@ -287,15 +306,25 @@ class Stage:
             audio = pc.addTransceiver(viewer.audio, direction="sendonly")
             prefer_codec(audio, "audio/opus")
             viewer.forward_keyframe_requests(video.sender)
-            await pc.setLocalDescription(await pc.createOffer())
+            if offer_sdp is None:
+                await pc.setLocalDescription(await pc.createOffer())
+                session.offer_sdp = pc.localDescription.sdp
+            else:
+                await pc.setRemoteDescription(RTCSessionDescription(offer_sdp, "offer"))
+                await pc.setLocalDescription(await pc.createAnswer())
+                session.answer_sdp = pc.localDescription.sdp
             if self._direct:
-                offer = aiortc_sdp.SessionDescription.parse(pc.localDescription.sdp)
+                ours = aiortc_sdp.SessionDescription.parse(pc.localDescription.sdp)
                 for transceiver, track in ((video, viewer.video), (audio, viewer.audio)):
-                    broadcast.attach_direct(track, direct_output(transceiver, offer))
-        except Exception:
+                    broadcast.attach_direct(track, direct_output(transceiver, ours))
+        except StageError:
             await session.close()
             raise
-        session.offer_sdp = pc.localDescription.sdp
+        except Exception as exc:
+            await session.close()
+            if offer_sdp is None:
+                raise
+            raise UnsupportedMedia(f"the offer cannot be answered: {exc}") from exc
         self._viewers.add(session)
 
         @pc.on("connectionstatechange")

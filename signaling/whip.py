@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import structlog
 from aiohttp import web
+from aiortc import RTCPeerConnection
 from aiortc import sdp as aiortc_sdp
 
 from media.stage import MAX_SDP_BYTES, InvalidSdp, Publication, StageError, UnsupportedMedia
@@ -66,13 +67,13 @@ def ice_server_links(request: web.Request) -> list[str]:
     return links
 
 
-def _with_links(response: web.StreamResponse, request: web.Request) -> web.StreamResponse:
+def with_links(response: web.StreamResponse, request: web.Request) -> web.StreamResponse:
     for link in ice_server_links(request):
         response.headers.add("Link", link)
     return response
 
 
-async def _sdp_body(request: web.Request, content_type: str) -> str:
+async def sdp_body(request: web.Request, content_type: str) -> str:
     if request.content_type != content_type:
         raise ApiError(415, "unsupported_media_type", f"send the body as {content_type}")
     body = await request.content.read(MAX_SDP_BYTES + 1)
@@ -87,7 +88,7 @@ async def _sdp_body(request: web.Request, content_type: str) -> str:
 @routes.options("/whip")
 async def whip_options(request: web.Request) -> web.StreamResponse:
     """CORS pre-flight, and the ICE servers a client may use."""
-    return _with_links(web.Response(status=204, headers=CORS), request)
+    return with_links(web.Response(status=204, headers=CORS), request)
 
 
 @routes.post("/whip")
@@ -106,7 +107,7 @@ async def whip_publish(request: web.Request) -> web.StreamResponse:
         show = await request.app[SHOWS].by_stream_key(key.strip())
     except ShowNotFound:
         raise ApiError(403, "forbidden", "this stream key is not valid") from None
-    offer = await _sdp_body(request, SDP)
+    offer = await sdp_body(request, SDP)
     try:
         publication = await request.app[STAGE].publish(
             show.id, offer, follow_publication(request.app)
@@ -119,7 +120,7 @@ async def whip_publish(request: web.Request) -> web.StreamResponse:
         raise ApiError(400, exc.code, str(exc)) from exc
     sessions = request.app[SESSIONS]
     token = secrets.token_urlsafe(24)
-    ufrag = _ice_ufrag(publication.answer_sdp)
+    ufrag = ice_ufrag(publication.answer_sdp)
     session = WhipSession(token, publication, f'"{secrets.token_hex(8)}"', ufrag)
     sessions[token] = session
 
@@ -140,7 +141,7 @@ async def whip_publish(request: web.Request) -> web.StreamResponse:
             "Accept-Patch": TRICKLE,
         },
     )
-    return _with_links(response, request)
+    return with_links(response, request)
 
 
 def _session(request: web.Request) -> WhipSession:
@@ -150,7 +151,7 @@ def _session(request: web.Request) -> WhipSession:
     return session
 
 
-def _ice_ufrag(sdp_text: str) -> str:
+def ice_ufrag(sdp_text: str) -> str:
     parsed = aiortc_sdp.SessionDescription.parse(sdp_text)
     for media in parsed.media:
         if media.ice and media.ice.usernameFragment:
@@ -178,16 +179,22 @@ async def whip_session_options(request: web.Request) -> web.StreamResponse:
 async def whip_trickle(request: web.Request) -> web.Response:
     """Trickled ICE candidates (RFC 8840 SDP fragment); ICE restarts are refused with 422."""
     session = _session(request)
+    await apply_trickle(request, session.publication.pc, session.etag, session.ice_ufrag)
+    return web.Response(status=204, headers=CORS)
+
+
+async def apply_trickle(
+    request: web.Request, pc: RTCPeerConnection, etag: str, ice_ufrag: str
+) -> None:
+    """Add the candidates of a trickle PATCH to ``pc`` (WHIP and WHEP sessions alike)."""
     if_match = request.headers.get("If-Match")
-    if if_match is not None and if_match != "*" and not hmac.compare_digest(if_match, session.etag):
+    if if_match is not None and if_match != "*" and not hmac.compare_digest(if_match, etag):
         raise ApiError(412, "precondition_failed", "the session's ETag does not match")
-    fragment = await _sdp_body(request, TRICKLE)
+    fragment = await sdp_body(request, TRICKLE)
     ufrags = [line.split(":", 1)[1].strip() for line in _lines(fragment, "a=ice-ufrag:")]
-    if if_match == "*" or any(u != session.ice_ufrag for u in ufrags):
+    if if_match == "*" or any(u != ice_ufrag for u in ufrags):
         raise ApiError(422, "ice_restart_unsupported", "ICE restarts are not supported")
-    pc = session.publication.pc
     mid = next((line.split(":", 1)[1].strip() for line in _lines(fragment, "a=mid:")), None)
-    added = 0
     for line in _lines(fragment, "a=candidate:"):
         try:
             candidate = aiortc_sdp.candidate_from_sdp(line[len("a=") :].split(":", 1)[1])
@@ -196,10 +203,8 @@ async def whip_trickle(request: web.Request) -> web.Response:
         candidate.sdpMid = mid
         candidate.sdpMLineIndex = None if mid is not None else 0
         await pc.addIceCandidate(candidate)
-        added += 1
     if any(line.strip() == "a=end-of-candidates" for line in fragment.splitlines()):
         await pc.addIceCandidate(None)
-    return web.Response(status=204, headers=CORS)
 
 
 def _lines(text: str, prefix: str) -> list[str]:
