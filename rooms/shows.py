@@ -192,6 +192,15 @@ class Shows:
             shows, key=lambda s: (s.state is not ShowState.LIVE, s.starts_at or far, s.title)
         )
 
+    async def rotate_stream_key(self, show_id: str) -> Show:
+        """Give the show a new stream key; the old one stops working at once."""
+        old = await self.get(show_id)
+        show = replace(old, stream_key=new_token())
+        await self._bus.set(f"show:{show.id}", show.to_record())
+        await self._bus.set(_stream_key_index(show.stream_key), {"show": show.id})
+        await self._bus.delete(_stream_key_index(old.stream_key))
+        return show
+
     async def set_state(self, show_id: str, state: ShowState) -> Show:
         """Move a show to ``state``; ending it frees its code for new shows."""
         show = replace(await self.get(show_id), state=state)

@@ -104,9 +104,8 @@ async def show_by_code(request: web.Request) -> web.Response:
     return web.json_response(show.public())
 
 
-@routes.get("/api/shows/{show_id}")
-async def show_detail(request: web.Request) -> web.Response:
-    """One show with its secrets, for its performer (performer token) or an organiser (key)."""
+async def authorised_show(request: web.Request) -> Show:
+    """The show in the path, for its performer (performer token) or an organiser (key)."""
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     token = token.strip()
@@ -129,4 +128,20 @@ async def show_detail(request: web.Request) -> web.Response:
         raise ApiError(403, "forbidden", "this token is not valid for this show")
     if show is None:
         raise ShowNotFound("no such show")
+    return show
+
+
+@routes.get("/api/shows/{show_id}")
+async def show_detail(request: web.Request) -> web.Response:
+    """One show with its secrets, for its performer (performer token) or an organiser (key)."""
+    show = await authorised_show(request)
+    return web.json_response(private_view(request, show), headers={"Cache-Control": "no-store"})
+
+
+@routes.post("/api/shows/{show_id}/stream-key")
+async def rotate_stream_key(request: web.Request) -> web.Response:
+    """A new stream key (the old one stops working; a publish under way is not cut)."""
+    show = await authorised_show(request)
+    show = await request.app[SHOWS].rotate_stream_key(show.id)
+    log.info("show.stream_key_rotated", show=show.id)
     return web.json_response(private_view(request, show), headers={"Cache-Control": "no-store"})

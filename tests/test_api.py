@@ -178,3 +178,25 @@ async def test_pages_are_served_with_security_headers(client: TestClient) -> Non
         assert response.headers["X-Content-Type-Options"] == "nosniff"
     script = await client.get("/static/index.js")
     assert script.status == 200 and "javascript" in script.content_type
+
+
+async def test_stream_key_rotation_by_performer(client: TestClient) -> None:  # type: ignore[type-arg]
+    show = await create(client)
+    url = f"/api/shows/{show['id']}/stream-key"
+    assert await error_of(await client.post(url)) == (401, "unauthorized")
+    wrong = await client.post(url, headers={"Authorization": "Bearer nope"})
+    assert await error_of(wrong) == (403, "forbidden")
+    rotated = await client.post(url, headers={"Authorization": f"Bearer {show['performer_token']}"})
+    assert rotated.status == 200
+    new_key = (await rotated.json())["stream_key"]
+    assert new_key != show["stream_key"] and len(new_key) >= 43
+    # the WHIP endpoint takes the new key and refuses the old one
+    sdp = {"Content-Type": "application/sdp"}
+    old = await client.post(
+        "/whip", data="v=0", headers={**sdp, "Authorization": f"Bearer {show['stream_key']}"}
+    )
+    assert old.status == 403
+    new = await client.post(
+        "/whip", data="v=0", headers={**sdp, "Authorization": f"Bearer {new_key}"}
+    )
+    assert await error_of(new) == (400, "invalid_sdp")  # past the key check
