@@ -15,11 +15,12 @@ from clients import WEB_ROOT
 from lampio_stream import __version__
 from lampio_stream.config import Config
 from lampio_stream.demo import run_demo
+from media.rtmp import RtmpServer
 from media.stage import Stage
 from rooms.bus import Bus, open_bus
 from rooms.ratelimit import FailureLimiter
 from rooms.shows import Shows
-from signaling import api, ops, whep, whip, ws
+from signaling import api, ops, rtmp, whep, whip, ws
 from signaling import live as _live_commands  # noqa: F401  (registers the show commands)
 from signaling.errors import error_middleware
 from signaling.iceservers import client_ice_servers
@@ -149,9 +150,19 @@ def create_app(config: Config, *, bus: Bus | None = None) -> web.Application:
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await task
 
+    async def rtmp_context(app: web.Application) -> AsyncIterator[None]:
+        server = RtmpServer(rtmp.authoriser(app))
+        assert config.rtmp_port is not None
+        app[rtmp.RTMP_PORT] = await server.start(config.host, config.rtmp_port)
+        log.info("rtmp.listening", port=app[rtmp.RTMP_PORT])
+        yield
+        await server.close()
+
     # cleanup runs in reverse: peers close before the bus they report to
     app.cleanup_ctx.append(bus_context)
     app.cleanup_ctx.append(stage_context)
+    if config.rtmp_port is not None:
+        app.cleanup_ctx.append(rtmp_context)
     if config.demo:
         app.cleanup_ctx.append(demo_context)
     app.on_shutdown.append(begin_shutdown)

@@ -99,6 +99,12 @@ SETTINGS: tuple[Setting, ...] = (
         _list,
     ),
     Setting(
+        "rtmp_port",
+        "port of the RTMP ingest for OBS's RTMP output (default 1935; 0 picks a free one; "
+        "'off' disables it)",
+        lambda text: None if text.strip().lower() == "off" else _port(text),
+    ),
+    Setting(
         "media_sender",
         "how viewers' packets are sent: direct (packetised once per show, written straight to "
         "each viewer's socket; default) or aiortc (aiortc's own sender per viewer, for comparison)",
@@ -134,6 +140,7 @@ class Config:
     organiser_key_generated: bool = False
     allowed_origins: tuple[str, ...] = ()
     demo: bool = False
+    rtmp_port: int | None = 1935
     media_sender: str = "direct"
     log_format: str = "auto"
     log_level: str = "info"

@@ -18,6 +18,7 @@ from aiortc import sdp as aiortc_sdp
 from media.codecs import prefer_codec
 from media.direct import DirectOutput
 from media.forward import Broadcast, Ingest, Viewer
+from media.frame import EncodedFrame
 from media.ice import rtc_configuration
 
 log = structlog.get_logger(__name__)
@@ -111,18 +112,37 @@ def check_watch_offer(offer: aiortc_sdp.SessionDescription, codecs: dict[str, st
 
 @dataclass(eq=False)
 class Publication:
-    """A performer's peer connection feeding a show's broadcast."""
+    """A performer's session feeding a show's broadcast: a peer connection (browser, WHIP) or
+    frames pushed by an ingest of ours (RTMP, the demo)."""
 
     show_id: str
-    pc: RTCPeerConnection
+    pc: RTCPeerConnection | None
     ingest: Ingest
     codecs: dict[str, str]
     answer_sdp: str = ""
+    on_state: Callable[[Publication, str], None] | None = None
+    on_warning: Callable[[Publication, str, str], None] | None = None
+    closed: bool = False
+
+    def push(self, frame: EncodedFrame) -> None:
+        """One encoded frame from an ingest that is not a peer connection."""
+        self.ingest.push(frame)
+
+    def warn(self, code: str, message: str) -> None:
+        """Something the performer must fix (e.g. B-frames from the encoder)."""
+        if self.on_warning is not None:
+            self.on_warning(self, code, message)
 
     async def close(self) -> None:
         """End this performer session (viewers stay and wait for the next one)."""
+        if self.closed:
+            return
+        self.closed = True
         self.ingest.close()
-        await close_peer(self.pc)
+        if self.pc is not None:
+            await close_peer(self.pc)
+        elif self.on_state is not None:
+            self.on_state(self, "closed")
 
 
 @dataclass(eq=False)
@@ -277,6 +297,37 @@ class Stage:
                 on_state(publication, state)
 
         return publication
+
+    async def publish_frames(
+        self,
+        show_id: str,
+        codecs: dict[str, str],
+        on_state: Callable[[Publication, str], None] | None = None,
+        on_warning: Callable[[Publication, str, str], None] | None = None,
+    ) -> Publication:
+        """A publication fed with encoded frames (RTMP); it is live at once."""
+        previous = self._publications.pop(show_id, None)
+        if previous is not None:
+            log.info("stage.performer_replaced", show=show_id)
+            await previous.close()
+        ingest = self.broadcast(show_id).open_ingest()
+        publication = Publication(show_id, None, ingest, codecs, "", on_state, on_warning)
+        publication.on_state = self._forget_on_close(publication, on_state)
+        self._publications[show_id] = publication
+        if on_state is not None:
+            on_state(publication, "connected")
+        return publication
+
+    def _forget_on_close(
+        self, publication: Publication, on_state: Callable[[Publication, str], None] | None
+    ) -> Callable[[Publication, str], None]:
+        def state(p: Publication, value: str) -> None:
+            if value == "closed" and self._publications.get(p.show_id) is publication:
+                del self._publications[p.show_id]
+            if on_state is not None:
+                on_state(p, value)
+
+        return state
 
     async def unpublish(self, publication: Publication) -> None:
         """The performer stops; viewers keep their tracks for when they come back."""

@@ -13,6 +13,7 @@ from rooms.errors import InvalidInput, ShowNotFound
 from rooms.shows import Show
 from signaling.errors import ApiError
 from signaling.lookup import show_for_code
+from signaling.rtmp import rtmp_url
 from signaling.state import METRICS, SHOWS, SITE
 
 log = structlog.get_logger(__name__)
@@ -50,13 +51,14 @@ async def read_json_object(request: web.Request) -> dict[str, Any]:
     return body
 
 
-def show_links(request: web.Request, show: Show) -> dict[str, str]:
+def show_links(request: web.Request, show: Show) -> dict[str, str | None]:
     """Where viewers and the performer go for this show."""
     base = request.app[SITE].public_url
     return {
         "viewer_url": f"{base}/watch?code={show.code}",
         "performer_url": f"{base}/perform#{show.id}.{show.performer_token}",
         "whip_url": f"{base}/whip",
+        "rtmp_url": rtmp_url(request.app, base),
     }
 
 

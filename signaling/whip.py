@@ -124,9 +124,12 @@ async def whip_publish(request: web.Request) -> web.StreamResponse:
     session = WhipSession(token, publication, f'"{secrets.token_hex(8)}"', ufrag)
     sessions[token] = session
 
-    @publication.pc.on("connectionstatechange")
+    pc = publication.pc
+    assert pc is not None  # a WHIP publication always has its peer connection
+
+    @pc.on("connectionstatechange")
     async def forget() -> None:
-        if publication.pc.connectionState in ("closed", "failed"):
+        if pc.connectionState in ("closed", "failed"):
             sessions.pop(token, None)
 
     log.info("whip.publish", show=show.id, codecs=publication.codecs)
@@ -179,7 +182,9 @@ async def whip_session_options(request: web.Request) -> web.StreamResponse:
 async def whip_trickle(request: web.Request) -> web.Response:
     """Trickled ICE candidates (RFC 8840 SDP fragment); ICE restarts are refused with 422."""
     session = _session(request)
-    await apply_trickle(request, session.publication.pc, session.etag, session.ice_ufrag)
+    pc = session.publication.pc
+    assert pc is not None
+    await apply_trickle(request, pc, session.etag, session.ice_ufrag)
     return web.Response(status=204, headers=CORS)
 
 

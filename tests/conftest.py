@@ -47,6 +47,7 @@ def make_config(**overrides: object) -> Config:
         "public_url": "http://127.0.0.1:8080",
         "organiser_key": ORGANISER_KEY,
         "log_format": "console",
+        "rtmp_port": None,  # tests that need the RTMP ingest ask for a free port
     }
     values.update(overrides)
     return Config(**values)  # type: ignore[arg-type]

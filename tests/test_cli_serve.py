@@ -25,7 +25,17 @@ class Served:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc = subprocess.Popen(
-            [str(EXE), "serve", "--host", "127.0.0.1", "--port", str(self.port), *args],
+            [
+                str(EXE),
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--rtmp-port",
+                "0",
+                *args,
+            ],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             env={**os.environ, "LAMPIO_LOG_FORMAT": "json", **(env or {})},

@@ -1,0 +1,71 @@
+"""An RTMP encoder for tests: FFmpeg (through PyAV) pushes generated H.264 + AAC in real time.
+
+Run as a separate process (``python -m tests.rtmp_push URL SECONDS [--bframes]``): PyAV's blocking
+network calls must not stall the test's event loop.
+"""
+
+from __future__ import annotations
+
+import fractions
+import math
+import struct
+import sys
+import time
+
+import av
+
+
+def main() -> int:
+    url, seconds = sys.argv[1], float(sys.argv[2])
+    bframes = "--bframes" in sys.argv
+    try:
+        out = av.open(url, "w", format="flv", timeout=5)
+    except av.FFmpegError as exc:
+        print(f"refused: {exc}", flush=True)
+        return 3
+    video = out.add_stream("libx264", rate=30)
+    video.width, video.height, video.pix_fmt = 320, 240, "yuv420p"
+    video.options = {"g": "30", "bf": "2" if bframes else "0", "preset": "ultrafast"}
+    if not bframes:
+        video.options["tune"] = "zerolatency"
+    audio = out.add_stream("aac", rate=48000)
+    audio.layout = "stereo"
+    tone = struct.pack(
+        "<2048h", *[int(6000 * math.sin(2 * math.pi * 440 * (i // 2) / 48000)) for i in range(2048)]
+    )
+    start = time.monotonic()
+    v_count = a_count = 0
+    try:
+        while time.monotonic() - start < seconds:
+            if v_count / 30 <= a_count * 1024 / 48000:
+                frame = av.VideoFrame(320, 240, "yuv420p")
+                frame.planes[0].update(
+                    bytes([16 + (v_count * 3) % 200]) * frame.planes[0].buffer_size
+                )
+                frame.planes[1].update(bytes([128]) * frame.planes[1].buffer_size)
+                frame.planes[2].update(bytes([128]) * frame.planes[2].buffer_size)
+                frame.pts, frame.time_base = v_count, fractions.Fraction(1, 30)
+                for packet in video.encode(frame):
+                    out.mux(packet)
+                v_count += 1
+                delay = start + v_count / 30 - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+            else:
+                sound = av.AudioFrame(format="s16", layout="stereo", samples=1024)
+                sound.planes[0].update(tone)
+                sound.sample_rate = 48000
+                sound.pts, sound.time_base = a_count * 1024, fractions.Fraction(1, 48000)
+                for packet in audio.encode(sound):
+                    out.mux(packet)
+                a_count += 1
+        out.close()
+    except (av.FFmpegError, OSError) as exc:
+        print(f"dropped: {exc}", flush=True)
+        return 4
+    print(f"pushed {v_count} video frames", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
