@@ -14,7 +14,7 @@ RUN pip install . && useradd --system --uid 10001 lampio
 USER lampio
 
 ENV LAMPIO_HOST=0.0.0.0 LAMPIO_PORT=8080 LAMPIO_LOG_FORMAT=json
-EXPOSE 8080
+EXPOSE 8080 1935
 HEALTHCHECK --interval=10s --timeout=3s CMD python -c "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8080/healthz', timeout=2).status == 200 else 1)"
 STOPSIGNAL SIGTERM
 CMD ["lampio-stream", "serve"]
