@@ -71,6 +71,43 @@ async def obs_like_offer() -> RTCPeerConnection:
     return pc
 
 
+def as_obs_sends_it(sdp: str) -> str:
+    """The offer renumbered as OBS 30's WHIP output writes it: audio mid 0 Opus pt 111, video mid 1
+    a single H.264 pt 96 (no RTX)."""
+    out = []
+    video_pt = None
+    for line in sdp.splitlines():
+        if line.startswith("m=audio"):
+            head, _ = line.rsplit(" ", 1)
+            out.append(head + " 111")
+            continue
+        if line.startswith("m=video"):
+            parts = line.split(" ")
+            video_pt = parts[3]  # aiortc's first H.264 entry
+            out.append(" ".join([*parts[:3], "96"]))
+            continue
+        if line.startswith(("a=rtpmap:", "a=fmtp:", "a=rtcp-fb:")):
+            pt = line.split(":", 1)[1].split(" ", 1)[0]
+            if video_pt is None:
+                line = line.replace(f":{pt} ", ":111 ", 1)
+            elif pt == video_pt:
+                line = line.replace(f":{pt} ", ":96 ", 1)
+            else:
+                continue  # OBS offers no RTX and one H.264 profile
+        out.append(line)
+    return "\r\n".join(out) + "\r\n"
+
+
+async def two_video_tracks() -> str:
+    pc = RTCPeerConnection(rtc_configuration())
+    pc.addTransceiver(MovingPatternTrack(), direction="sendonly")
+    pc.addTransceiver(MovingPatternTrack(), direction="sendonly")
+    await pc.setLocalDescription(await pc.createOffer())
+    sdp = str(pc.localDescription.sdp)
+    await pc.close()
+    return sdp
+
+
 async def post(url: str, body: str, **headers: str) -> tuple[int, CIMultiDict[str], str]:
     async with aiohttp.ClientSession() as http, http.post(url, data=body, headers=headers) as r:
         return r.status, CIMultiDict(r.headers), await r.text()
@@ -82,14 +119,17 @@ async def test_obs_style_publish_reaches_viewers_and_delete_pauses(node: Node) -
     pc = await obs_like_offer()
     viewer = None
     try:
+        offer = as_obs_sends_it(pc.localDescription.sdp)
         status, headers, answer = await post(
             f"{node.url}/whip",
-            pc.localDescription.sdp,
+            offer,
             Authorization=f"Bearer {show['stream_key']}",
             **{"Content-Type": "application/sdp"},
         )
         assert status == 201, answer
         assert headers["Content-Type"] == "application/sdp"
+        # the answer keeps OBS's numbering: Opus 111 on mid 0, H.264 96 on mid 1
+        assert "a=rtpmap:111 opus/48000/2" in answer and "a=rtpmap:96 H264/90000" in answer
         location = headers["Location"]
         assert location.startswith("/whip/session/") and len(location) > 40
         await pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
@@ -189,6 +229,7 @@ async def test_whip_errors_are_precise_and_leave_nothing_behind(node: Node) -> N
             ),
             ({**sdp, "Authorization": key}, "this is not sdp", 400, "invalid_sdp"),
             ({**sdp, "Authorization": key}, AV1_OFFER, 406, "unsupported_codec"),
+            ({**sdp, "Authorization": key}, await two_video_tracks(), 406, "unsupported_codec"),
             (
                 {**sdp, "Authorization": key},
                 "v=0\r\n" + "a=x\r\n" * 20000,
