@@ -70,6 +70,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 2
     port = sock.getsockname()[1]
+    if config.rtmp_port:
+        # Fail now, with a clear word, rather than with a traceback once the app starts.
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((config.host, config.rtmp_port))
+            except OSError as exc:
+                sock.close()
+                print(
+                    f"lampio-stream: cannot listen for RTMP on {config.host}:{config.rtmp_port}: "
+                    f"{exc} (choose another with --rtmp-port, or --rtmp-port off)",
+                    file=sys.stderr,
+                )
+                return 2
     if config.port == 0:
         config = replace(config, port=port)
         if config.public_url.endswith(":0"):

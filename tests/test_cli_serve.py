@@ -138,6 +138,22 @@ def test_busy_port_fails_fast_with_a_clear_message() -> None:
     assert b"cannot listen" in result.stderr
 
 
+def test_busy_rtmp_port_fails_fast_with_a_clear_message() -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [str(EXE), "serve", "--port", "0", "--rtmp-port", str(port)],
+            capture_output=True,
+            timeout=20,
+        )
+    assert result.returncode == 2
+    assert b"cannot listen for RTMP" in result.stderr and b"--rtmp-port off" in result.stderr
+
+
 def test_bad_setting_is_refused_naming_the_variable() -> None:
     result = subprocess.run(
         [str(EXE), "serve"],
