@@ -27,5 +27,13 @@ def test_console_script_is_installed() -> None:
 def test_browser_files_ship_with_the_package() -> None:
     from clients import WEB_ROOT
 
-    for name in ("index.html", "perform.html", "app.css", "i18n.js", "index.js"):
+    for name in (
+        "index.html",
+        "perform.html",
+        "app.css",
+        "i18n.js",
+        "index.js",
+        "perform.js",
+        "protocol.js",
+    ):
         assert (WEB_ROOT / name).is_file(), name

@@ -1,0 +1,221 @@
+"""A live show through the real pages in headless Chromium: the performer page with the fake camera
+and microphone publishes, the viewer page (code typed on the keyboard) shows and plays it.
+
+The node runs in-process on the in-process bus (MemoryBus): these tests are about the pages, and one
+node needs no Redis; the bus engines are covered by the other tests. Performer and viewer are two
+browser contexts of one Chromium process, to spare CPU.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+from playwright.async_api import Browser
+
+from media.ice import use_host_addresses
+from tests.browser import Node, Tab, chromium, needs_chromium, open_tab, serve, until
+from tests.helpers import eventually
+
+pytestmark = [pytest.mark.browser, needs_chromium]
+
+# What the viewer page's peer connection has received so far (window.lampio: the pages' test hook).
+RECEIVED = """async () => {
+  const pc = window.lampio.pc;
+  const video = document.getElementById('video');
+  const out = {frames: 0, audioPackets: 0, videoCodec: null, width: video.videoWidth};
+  if (!pc) return out;
+  const stats = await pc.getStats();
+  stats.forEach((report) => {
+    if (report.type !== 'inbound-rtp') return;
+    if (report.kind === 'video') {
+      out.frames = report.framesDecoded ?? 0;
+      out.videoCodec = stats.get(report.codecId)?.mimeType ?? null;
+    } else if (report.kind === 'audio') {
+      out.audioPackets = report.packetsReceived ?? 0;
+    }
+  });
+  return out;
+}"""
+
+# The codec the performer page's browser actually sends.
+SENT_CODEC = """async () => {
+  const pc = window.lampio.pc;
+  if (!pc) return null;
+  const stats = await pc.getStats();
+  let codec = null;
+  stats.forEach((report) => {
+    if (report.type === 'outbound-rtp' && report.kind === 'video' && report.codecId) {
+      codec = stats.get(report.codecId)?.mimeType ?? null;
+    }
+  });
+  return codec;
+}"""
+
+
+@pytest.fixture(autouse=True)
+def loopback_only() -> Iterator[None]:
+    """Offer only 127.0.0.1 as the server's host candidate: no test traffic leaves the machine."""
+    use_host_addresses(["127.0.0.1"])
+    yield
+    use_host_addresses(None)
+
+
+@pytest.fixture
+async def node() -> AsyncIterator[Node]:
+    async with serve() as running:
+        yield running
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    async with chromium() as running:
+        yield running
+
+
+async def text_of(tab: Tab, selector: str) -> str:
+    return (await tab.page.locator(selector).text_content()) or ""
+
+
+async def wait_text(tab: Tab, selector: str, wanted: str, timeout: float = 20) -> None:
+    """Wait until the element's text contains ``wanted``; fail with the page's console."""
+    try:
+        await until(lambda: _contains(tab, selector, wanted), timeout, interval=0.1)
+    except AssertionError as error:
+        raise AssertionError(
+            f"{error}\n{selector}: {await text_of(tab, selector)!r}\nconsole:\n{tab.console()}"
+        ) from None
+
+
+async def _contains(tab: Tab, selector: str, wanted: str) -> bool:
+    return wanted in await text_of(tab, selector)
+
+
+async def go_live(browser: Browser, show: dict[str, Any], codec: str | None = None) -> Tab:
+    """The performer page, camera on, live (the show's state says so)."""
+    base, fragment = show["performer_url"].split("#")
+    url = f"{base}?codec={codec}#{fragment}" if codec else show["performer_url"]
+    performer = await open_tab(browser, url)
+    button = performer.page.locator("#live-button")
+    await button.wait_for(state="visible", timeout=20_000)
+    assert await button.text_content() == "Aloita lähetys"
+    await button.click()
+    await wait_text(performer, "#perform-status", "Suorana")
+    assert await button.text_content() == "Lopeta lähetys"
+    return performer
+
+
+async def watch_by_code(browser: Browser, node: Node, code: str) -> Tab:
+    """The front page; the code typed like a person would (with a space), then Enter."""
+    viewer = await open_tab(browser, node.url + "/")
+    await viewer.page.get_by_label("Kirjoita esityksen koodi").click()
+    await viewer.page.keyboard.type(f"{code[:3]} {code[3:]}", delay=30)
+    await viewer.page.keyboard.press("Enter")
+    return viewer
+
+
+async def received(viewer: Tab) -> dict[str, Any]:
+    result: dict[str, Any] = await viewer.eval(RECEIVED)
+    return result
+
+
+async def wait_media_flowing(viewer: Tab, timeout: float = 20) -> dict[str, Any]:
+    """Wait until video frames are decoded and shown and audio packets arrive, then grow."""
+    try:
+        first = await until(lambda: _flowing(viewer, 0, 0), timeout, interval=0.2)
+        return await until(
+            lambda: _flowing(viewer, first["frames"] + 10, first["audioPackets"] + 10),
+            timeout,
+            interval=0.2,
+        )
+    except AssertionError as error:
+        raise AssertionError(f"{error}\nconsole:\n{viewer.console()}") from None
+
+
+async def _flowing(viewer: Tab, frames: int, packets: int) -> dict[str, Any]:
+    """What was received, if more than ``frames`` and ``packets`` and a picture shows; else {}."""
+    now = await received(viewer)
+    ok = now["frames"] > frames and now["audioPackets"] > packets and now["width"] > 0
+    return now if ok else {}
+
+
+@pytest.mark.parametrize("codec", ["VP8", "H264"])
+async def test_performer_page_to_viewer_page(node: Node, browser: Browser, codec: str) -> None:
+    show = await node.create_show()
+    performer = await go_live(browser, show, codec)
+    viewer = await watch_by_code(browser, node, show["code"])
+
+    await wait_text(viewer, "#watch-status", "Nyt suorana.")
+    assert await viewer.page.get_by_role("status").filter(has_text="Nyt suorana.").count() == 1
+    assert await text_of(viewer, "#watch-title") == "Kevätkonsertti"
+    now = await wait_media_flowing(viewer)
+    assert now["videoCodec"] == f"video/{codec}"
+    assert await performer.eval(SENT_CODEC) == f"video/{codec}"
+    await wait_text(viewer, "#watch-status", "Nyt suorana.")  # the picture came: no "coming" note
+    assert "hetken" not in await text_of(viewer, "#watch-status")
+    assert viewer.page.url.endswith(f"/watch?code={show['code']}")  # a reload keeps watching
+    # the viewer pressed Enter on the page: the sound plays without asking
+    assert await viewer.eval("() => document.getElementById('video').muted") is False
+    assert await viewer.page.locator("#sound-button").is_hidden()
+
+    await performer.screenshot(f"performer-live-{codec}")
+    await viewer.screenshot(f"viewer-live-{codec}")
+
+
+async def test_viewer_by_link_sound_pause_and_network_cut(node: Node, browser: Browser) -> None:
+    show = await node.create_show("Yhteislaulu")
+    performer = await go_live(browser, show)
+    # the link from the organiser opens the show straight away; nobody has touched the page (so
+    # no evaluate or locator before the page has answered the offer, see tests.browser.Tab), and
+    # the picture plays silently with one big button for sound
+    viewer = await open_tab(browser, show["viewer_url"])
+    await eventually(lambda: "watch.answer" in viewer.sent, 20)
+    sound = viewer.page.get_by_role("button", name="Laita ääni päälle")
+    await sound.wait_for(state="visible", timeout=5_000)
+    assert await viewer.eval("() => document.getElementById('video').muted") is True
+    await viewer.screenshot("viewer-sound-button")
+    await sound.click()
+    await sound.wait_for(state="hidden", timeout=5_000)
+    assert await viewer.eval("() => document.getElementById('video').muted") is False
+    await wait_media_flowing(viewer)
+    await wait_text(performer, "#audience", "Katsojia nyt: 1")
+
+    await viewer.eval("() => { window.firstPc = window.lampio.pc; }")
+    await performer.page.locator("#live-button").click()  # stop: the show pauses
+    await wait_text(viewer, "#watch-status", "Esitys on tauolla.")
+    await wait_text(performer, "#perform-status", "Tauolla")
+    await viewer.screenshot("viewer-paused")
+
+    before = await received(viewer)
+    await performer.page.locator("#live-button").click()  # and goes on
+    await wait_text(performer, "#perform-status", "Suorana")
+    await wait_text(viewer, "#watch-status", "Nyt suorana.")
+    await until(
+        lambda: _flowing(viewer, before["frames"] + 10, before["audioPackets"] + 10), 20, 0.2
+    )
+    assert await viewer.eval("() => window.lampio.pc === window.firstPc")  # same peer connection
+    await wait_text(performer, "#audience", "Katsojia nyt: 1")
+
+    # a network cut: the page comes back by itself, with a new peer connection
+    await viewer.eval("() => window.lampio.connection.socket.close()")
+    await eventually(lambda: viewer.sent.count("watch.answer") >= 2, 20)
+    await wait_media_flowing(viewer)
+    await wait_text(viewer, "#watch-status", "Nyt suorana.")
+    await wait_text(performer, "#audience", "Katsojia nyt: 1")
+
+
+async def test_wrong_code_is_explained_in_finnish(node: Node, browser: Browser) -> None:
+    show = await node.create_show()
+    wrong = "111111" if show["code"] != "111111" else "222222"
+    viewer = await watch_by_code(browser, node, wrong)
+    await wait_text(
+        viewer, "#code-status", "Tällä koodilla ei löytynyt esitystä. Tarkista numerot."
+    )
+    field = viewer.page.get_by_label("Kirjoita esityksen koodi")
+    assert await field.get_attribute("aria-invalid") == "true"
+    assert await viewer.page.locator("#watch").is_hidden()
+
+    await field.fill("12 34")
+    await viewer.page.keyboard.press("Enter")
+    await wait_text(viewer, "#code-status", "Koodissa on kuusi numeroa. Tarkista numerot.")
