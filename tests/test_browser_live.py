@@ -219,3 +219,17 @@ async def test_wrong_code_is_explained_in_finnish(node: Node, browser: Browser) 
     await field.fill("12 34")
     await viewer.page.keyboard.press("Enter")
     await wait_text(viewer, "#code-status", "Koodissa on kuusi numeroa. Tarkista numerot.")
+
+
+async def test_performer_page_shows_encoder_settings_and_renews_the_key(
+    node: Node, browser: Browser
+) -> None:
+    show = await node.create_show()
+    performer = await open_tab(browser, show["performer_url"])
+    await wait_text(performer, "#stream-key", show["stream_key"])
+    assert await text_of(performer, "#whip-url") == show["whip_url"]
+    assert await text_of(performer, "#rtmp-url") == (show["rtmp_url"] or "–")
+    await performer.page.get_by_role("button", name="Vaihda avain").click()
+    await wait_text(performer, "#key-status", "Uusi avain on käytössä.")
+    new_key = await text_of(performer, "#stream-key")
+    assert new_key and new_key != show["stream_key"]

@@ -32,6 +32,10 @@ const el = {
   code: /** @type {HTMLElement} */ (document.getElementById('show-code')),
   state: /** @type {HTMLElement} */ (document.getElementById('show-state')),
   key: /** @type {HTMLElement} */ (document.getElementById('stream-key')),
+  whip: /** @type {HTMLElement} */ (document.getElementById('whip-url')),
+  rtmp: /** @type {HTMLElement} */ (document.getElementById('rtmp-url')),
+  rotate: /** @type {HTMLButtonElement} */ (document.getElementById('rotate-key')),
+  keyStatus: /** @type {HTMLElement} */ (document.getElementById('key-status')),
 };
 
 const page = {
@@ -199,6 +203,36 @@ el.button.addEventListener('click', () => {
   else goLive();
 });
 
+/**
+ * The encoder settings: WHIP and RTMP addresses and the stream key (always as text).
+ * @param {{stream_key: string, whip_url: string, rtmp_url: string | null}} show
+ */
+function showLinks(show) {
+  el.key.textContent = show.stream_key;
+  el.whip.textContent = show.whip_url;
+  el.rtmp.textContent = show.rtmp_url ?? '–';
+}
+
+/** A new stream key: the old one stops working (for when it has leaked). */
+async function rotateKey() {
+  el.rotate.disabled = true;
+  try {
+    const response = await fetch(`/api/shows/${encodeURIComponent(showId)}/stream-key`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${token}` },
+    });
+    if (!response.ok) throw new Error(String(response.status));
+    showLinks(await response.json());
+    el.keyStatus.textContent = t('key_rotated');
+  } catch {
+    el.keyStatus.textContent = t('error');
+  } finally {
+    el.rotate.disabled = false;
+  }
+}
+
+el.rotate.addEventListener('click', rotateKey);
+
 async function load() {
   if (!showId || !token) {
     setPhase('no-link');
@@ -221,7 +255,7 @@ async function load() {
   el.title.textContent = show.title;  // always text, never HTML
   document.title = `${show.title} – Lämpiö Live`;
   el.code.textContent = show.code_display;
-  el.key.textContent = show.stream_key;
+  showLinks(show);
   el.facts.hidden = false;
   page.showState = show.state;
   if (show.state === 'ended') {
