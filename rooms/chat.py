@@ -1,0 +1,142 @@
+"""Lobby chat: stored on the bus before it is acknowledged, resumable, bounded and expiring."""
+
+from __future__ import annotations
+
+import time
+import unicodedata
+from dataclasses import dataclass
+from typing import Any
+
+from rooms.bus import STREAM_START, Bus
+from rooms.errors import InvalidInput, RoomsError
+from rooms.lobbies import Lobby, Member
+
+CHAT_MAX = 500
+STREAM_MAXLEN = 1000  # per lobby; a lobby of 12 does not say more during one show
+DEFAULT_RETENTION = 24 * 3600.0
+DEDUPE_TTL = 600.0
+HISTORY_MAX = 200
+
+
+class ChatTooLong(RoomsError):
+    """Over :data:`CHAT_MAX` characters."""
+
+    code = "chat_too_long"
+
+
+class ChatMuted(RoomsError):
+    """The performer has muted this viewer's chat."""
+
+    code = "chat_muted"
+
+
+def lobby_channel(lobby_id: str) -> str:
+    """The bus channel of a lobby's live events (chat, members)."""
+    return f"lobby:{lobby_id}"
+
+
+def show_chat_channel(show_id: str) -> str:
+    """The bus channel where every lobby's chat of a show meets (the performer's feed)."""
+    return f"showchat:{show_id}"
+
+
+def clean_text(text: object) -> str:
+    """Chat text as typed, without control characters (line breaks kept), trimmed."""
+    if not isinstance(text, str):
+        raise InvalidInput("text must be a string")
+    kept = "".join(
+        ch for ch in text if ch == "\n" or not unicodedata.category(ch).startswith("C")
+    ).strip()
+    if not kept:
+        raise InvalidInput("the message is empty")
+    if len(kept) > CHAT_MAX:
+        raise ChatTooLong(f"a message is at most {CHAT_MAX} characters")
+    return kept
+
+
+@dataclass(frozen=True, slots=True)
+class Posted:
+    """A stored message: its stream id, whether it was a repeat, and the event sent for it."""
+
+    id: str
+    duplicate: bool
+    event: dict[str, Any]
+
+
+class Chat:
+    """Posting, reading and moderating lobby chat on the bus."""
+
+    def __init__(self, bus: Bus, retention: float = DEFAULT_RETENTION) -> None:
+        self._bus = bus
+        self.retention = retention
+
+    async def post(self, lobby: Lobby, member: Member, text: object, client_id: str) -> Posted:
+        """Store a message, then announce it; a repeated ``client_id`` returns the first one."""
+        body = clean_text(text)
+        if not client_id or len(client_id) > 64:
+            raise InvalidInput("client_id is required (at most 64 characters)")
+        if await self._bus.get(f"muted:{lobby.show_id}:{member.id}") is not None:
+            raise ChatMuted("the performer has paused your chat")
+        dedupe = f"chatid:{lobby.id}:{member.id}:{client_id}"
+        if not await self._bus.set(dedupe, {"id": ""}, ttl=DEDUPE_TTL, only_new=True):
+            earlier = await self._bus.get(dedupe)
+            return Posted(str((earlier or {}).get("id", "")), True, {})
+        message = {
+            "member": member.id,
+            "name": member.name,
+            "text": body,
+            "client_id": client_id,
+            "at": round(time.time(), 3),
+        }
+        try:
+            entry_id = await self._bus.append(
+                f"chat:{lobby.id}", message, maxlen=STREAM_MAXLEN, ttl=self.retention
+            )
+        except BaseException:
+            await self._bus.delete(dedupe)  # not stored: the client's retry must go through
+            raise
+        await self._bus.set(dedupe, {"id": entry_id}, ttl=DEDUPE_TTL)
+        event = {"type": "chat.message", "lobby": lobby.id, "id": entry_id, **message}
+        await self._bus.publish(lobby_channel(lobby.id), event)
+        await self._bus.publish(show_chat_channel(lobby.show_id), event)
+        return Posted(entry_id, False, event)
+
+    async def history(
+        self, lobby: Lobby, after: str = STREAM_START, count: int = HISTORY_MAX
+    ) -> list[dict[str, Any]]:
+        """What happened after ``after``, oldest first: messages, and deletions of messages the
+        client may already show (``chat.deleted``). Messages deleted in the same page are left out.
+        """
+        entries = await self._bus.read(f"chat:{lobby.id}", after, min(count, HISTORY_MAX))
+        deleted = {e.message["deleted"] for e in entries if "deleted" in e.message}
+        result = []
+        for e in entries:
+            if "deleted" in e.message:
+                result.append(
+                    {
+                        "type": "chat.deleted",
+                        "lobby": lobby.id,
+                        "id": e.message["deleted"],
+                        "at_id": e.id,
+                    }
+                )
+            elif e.id not in deleted:
+                result.append({"type": "chat.message", "lobby": lobby.id, "id": e.id, **e.message})
+        return result
+
+    async def delete(self, lobby: Lobby, entry_id: str) -> None:
+        """Remove a message for everyone (a tombstone in the stream, an event to the clients)."""
+        await self._bus.append(
+            f"chat:{lobby.id}", {"deleted": entry_id}, maxlen=STREAM_MAXLEN, ttl=self.retention
+        )
+        event = {"type": "chat.deleted", "lobby": lobby.id, "id": entry_id}
+        await self._bus.publish(lobby_channel(lobby.id), event)
+        await self._bus.publish(show_chat_channel(lobby.show_id), event)
+
+    async def mute(self, show_id: str, member_id: str, muted: bool = True) -> None:
+        """Pause (or resume) one viewer's chat for this show."""
+        key = f"muted:{show_id}:{member_id}"
+        if muted:
+            await self._bus.set(key, {"muted": True}, ttl=self.retention)
+        else:
+            await self._bus.delete(key)

@@ -1,0 +1,119 @@
+"""Lobbies and chat on the bus, both engines: seats, presence, codes, acks, dedupe, moderation."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from rooms.bus import Bus
+from rooms.chat import CHAT_MAX, Chat, ChatMuted, ChatTooLong
+from rooms.errors import InvalidInput
+from rooms.lobbies import Lobbies, LobbyFull, LobbyNotFound, Member, clean_name
+from tests.helpers import eventually
+
+
+def member(n: int, name: str | None = None, **kw: object) -> Member:
+    return Member(f"m{n}", name or f"Katsoja {n}", **kw)  # type: ignore[arg-type]
+
+
+async def test_lobbies_fill_up_then_new_ones_open(bus: Bus) -> None:
+    lobbies = Lobbies(bus, capacity=3)
+    seats = [await lobbies.join("show1", member(n)) for n in range(7)]
+    ids = [lobby.id for lobby in seats]
+    assert ids[0] == ids[1] == ids[2] and ids[3] == ids[4] == ids[5] and ids[6] not in ids[:6]
+    assert len({*ids}) == 3
+    assert [await lobbies.occupancy(i) for i in dict.fromkeys(ids)] == [3, 3, 1]
+    # another show's lobbies are its own
+    other = await lobbies.join("show2", member(99))
+    assert other.id not in ids
+
+
+async def test_friends_join_by_code_full_lobby_says_so_and_last_one_closes_it(bus: Bus) -> None:
+    lobbies = Lobbies(bus, capacity=2)
+    first = await lobbies.join("s", member(1))
+    assert len(first.code) == 5
+    friend = await lobbies.join("s", member(2), code=first.code.lower())  # case forgiven
+    assert friend.id == first.id
+    with pytest.raises(LobbyFull):
+        await lobbies.join("s", member(3), code=first.code)
+    with pytest.raises(LobbyNotFound):
+        await lobbies.join("s", member(3), code="ZZZZZ")
+    assert not await lobbies.leave(first, "m1")
+    assert await lobbies.leave(first, "m2")  # the last one leaves: the lobby closes
+    assert await lobbies.lobbies("s") == []
+    with pytest.raises(LobbyNotFound):
+        await lobbies.by_code("s", first.code)
+
+
+async def test_presence_expires_when_a_client_vanishes(
+    bus: Bus, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("rooms.lobbies.PRESENCE_TTL", 0.3)
+    lobbies = Lobbies(bus, capacity=2)
+    lobby = await lobbies.join("s", member(1, "Aino"))
+    assert [m.name for m in await lobbies.members(lobby.id)] == ["Aino"]
+
+    async def gone() -> bool:
+        return await lobbies.members(lobby.id) == []
+
+    await eventually(gone, timeout=5)
+    assert await lobbies.lobbies("s") == []  # and the empty lobby closed
+
+
+async def test_care_home_screen_is_one_seat_with_a_head_count(bus: Bus) -> None:
+    lobbies = Lobbies(bus, capacity=2)
+    lobby = await lobbies.join("s", Member("tv", "Kotipihlaja", head_count=14, role="screen"))
+    await lobbies.join("s", member(1))
+    assert await lobbies.occupancy(lobby.id) == 2
+    assert await lobbies.audience("s") == 15
+
+
+def test_names_are_trimmed_and_bounded() -> None:
+    assert clean_name("  Aino   Virtanen ") == "Aino Virtanen"
+    with pytest.raises(InvalidInput):
+        clean_name("x" * 41)
+
+
+async def test_chat_is_stored_acknowledged_resumable_and_deduplicated(bus: Bus) -> None:
+    lobbies, chat = Lobbies(bus), Chat(bus)
+    lobby = await lobbies.join("s", member(1, "Aino"))
+    first = await chat.post(lobby, member(1, "Aino"), "Hyvää iltaa!", "c1")
+    again = await chat.post(lobby, member(1, "Aino"), "Hyvää iltaa!", "c1")
+    assert not first.duplicate and again.duplicate and again.id == first.id
+    second = await chat.post(lobby, member(1, "Aino"), "<b>ei html</b>\x07", "c2")
+    history = await chat.history(lobby)
+    assert [m["text"] for m in history] == ["Hyvää iltaa!", "<b>ei html</b>"]
+    assert [m["text"] for m in await chat.history(lobby, after=first.id)] == ["<b>ei html</b>"]
+    assert await chat.history(lobby, after=second.id) == []
+
+
+async def test_chat_limits_and_moderation(bus: Bus) -> None:
+    lobbies, chat = Lobbies(bus), Chat(bus)
+    lobby = await lobbies.join("s", member(1))
+    with pytest.raises(ChatTooLong):
+        await chat.post(lobby, member(1), "x" * (CHAT_MAX + 1), "c1")
+    with pytest.raises(InvalidInput):
+        await chat.post(lobby, member(1), "   ", "c2")
+    posted = await chat.post(lobby, member(1), "x" * CHAT_MAX, "c3")
+    await chat.delete(lobby, posted.id)
+    history = await chat.history(lobby)
+    assert [h["type"] for h in history] == ["chat.deleted"]
+    await chat.mute("s", "m1")
+    with pytest.raises(ChatMuted):
+        await chat.post(lobby, member(1), "hei", "c4")
+    await chat.mute("s", "m1", muted=False)
+    assert not (await chat.post(lobby, member(1), "hei", "c4")).duplicate
+
+
+async def test_chat_events_reach_the_lobby_and_the_performer_feed(bus: Bus) -> None:
+    lobbies, chat = Lobbies(bus), Chat(bus)
+    lobby = await lobbies.join("s", member(1))
+    in_lobby = await bus.subscribe(f"lobby:{lobby.id}")
+    feed = await bus.subscribe("showchat:s")
+    posted = await chat.post(lobby, member(1), "Bravo!", "c1")
+    for sub in (in_lobby, feed):
+        event = await asyncio.wait_for(sub.get(), 2)
+        assert event["type"] == "chat.message" and event["id"] == posted.id
+        assert event["text"] == "Bravo!"
+        await sub.close()
