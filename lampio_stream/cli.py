@@ -70,6 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 2
     port = sock.getsockname()[1]
+    sock.listen(128)  # listening before "is running" is printed: scripts may connect at once
     if config.rtmp_port:
         # Fail now, with a clear word, rather than with a traceback once the app starts.
         with socket.socket(family, socket.SOCK_STREAM) as probe:
