@@ -79,6 +79,8 @@ class Session:
 
     async def request(self, type_: str, timeout: float = 15.0, **fields: Any) -> dict[str, Any]:
         """Send a command and return its result, or raise :class:`ProtocolError`."""
+        if "id" in fields or "type" in fields:
+            raise ValueError("'id' and 'type' belong to the envelope")
         msg_id = next(self._ids)
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._pending[msg_id] = future

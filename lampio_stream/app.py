@@ -18,9 +18,11 @@ from lampio_stream.demo import run_demo
 from media.rtmp import RtmpServer
 from media.stage import Stage
 from rooms.bus import Bus, open_bus
+from rooms.chat import Chat
+from rooms.lobbies import Lobbies
 from rooms.ratelimit import FailureLimiter
 from rooms.shows import Shows
-from signaling import api, ops, rtmp, whep, whip, ws
+from signaling import api, foyer, ops, rtmp, whep, whip, ws
 from signaling import live as _live_commands  # noqa: F401  (registers the show commands)
 from signaling.errors import error_middleware
 from signaling.iceservers import client_ice_servers
@@ -114,6 +116,8 @@ def create_app(config: Config, *, bus: Bus | None = None) -> web.Application:
         the_bus = bus if bus is not None else await open_bus(config.redis_url)
         app[BUS] = the_bus
         app[SHOWS] = Shows(the_bus)
+        app[foyer.LOBBIES] = Lobbies(the_bus, capacity=config.lobby_size)
+        app[foyer.CHAT] = Chat(the_bus, retention=config.chat_retention)
         app[CODE_LIMITER] = FailureLimiter(
             the_bus, "code", limit=CODE_FAILURES_ALLOWED, window=CODE_FAILURE_WINDOW
         )

@@ -98,6 +98,12 @@ SETTINGS: tuple[Setting, ...] = (
         "always allowed)",
         _list,
     ),
+    Setting("lobby_size", "seats in a lobby (foyer) before a new one opens (default 12)", int),
+    Setting(
+        "chat_retention",
+        "seconds lobby chat is kept after its last message (default 86400: one day)",
+        _positive,
+    ),
     Setting(
         "rtmp_port",
         "port of the RTMP ingest for OBS's RTMP output (default 1935; 0 picks a free one; "
@@ -141,12 +147,16 @@ class Config:
     allowed_origins: tuple[str, ...] = ()
     demo: bool = False
     rtmp_port: int | None = 1935
+    lobby_size: int = 12
+    chat_retention: float = 24 * 3600.0
     media_sender: str = "direct"
     log_format: str = "auto"
     log_level: str = "info"
     shutdown_timeout: float = 5.0
 
     def __post_init__(self) -> None:
+        if not 1 <= self.lobby_size <= 100:
+            raise ValueError("lobby_size must be 1–100")
         if self.media_sender not in {"direct", "aiortc"}:
             raise ValueError("media_sender must be direct or aiortc")
         if self.log_format not in {"auto", "json", "console"}:

@@ -77,7 +77,8 @@ class Chat:
             raise InvalidInput("client_id is required (at most 64 characters)")
         if await self._bus.get(f"muted:{lobby.show_id}:{member.id}") is not None:
             raise ChatMuted("the performer has paused your chat")
-        dedupe = f"chatid:{lobby.id}:{member.id}:{client_id}"
+        # Per lobby and client id: a client that reconnects and resends is still recognised.
+        dedupe = f"chatid:{lobby.id}:{client_id}"
         if not await self._bus.set(dedupe, {"id": ""}, ttl=DEDUPE_TTL, only_new=True):
             earlier = await self._bus.get(dedupe)
             return Posted(str((earlier or {}).get("id", "")), True, {})

@@ -18,6 +18,8 @@ from aiohttp import WSCloseCode, web
 
 if TYPE_CHECKING:
     from media.stage import ViewerSession
+    from rooms.lobbies import Lobby, Member
+    from rooms.ratelimit import TokenBucket
 
 SEND_QUEUE = 256
 CLOSE_TOO_SLOW = 4001  # application close code: the client did not read fast enough
@@ -42,6 +44,10 @@ class Connection:
         self.tasks: set[asyncio.Task[Any]] = set()
         self.watching: str | None = None  # the show this client follows as a viewer
         self.viewer_session: ViewerSession | None = None
+        self.lobby: Lobby | None = None  # the foyer this client sits in
+        self.member: Member | None = None
+        self.chat_bucket: TokenBucket | None = None
+        self.performing: str | None = None  # the show this client performs or hosts
 
     def hold(self, name: str, release: Callable[[], Awaitable[None]]) -> None:
         """Remember how to release ``name`` when the connection ends (replacing an earlier one)."""

@@ -18,6 +18,7 @@ from rooms.bus import Bus
 from rooms.errors import InvalidInput, RoomsError, ShowNotFound
 from rooms.shows import Show, ShowState
 from signaling.connection import Connection
+from signaling.foyer import enter_lobby, follow_show_chat
 from signaling.lookup import show_for_code
 from signaling.state import BUS, LIFECYCLE, SHOWS, STAGE
 from signaling.ws import COMMANDS, Result
@@ -104,8 +105,7 @@ async def perform_start(conn: Connection, request: web.Request, msg: dict[str, A
 
     await conn.release("publication")
     conn.hold("publication", stop)
-    await follow_show(conn, request, show.id)
-    conn.spawn(report_audience(conn, request, show.id), "audience")
+    await take_the_stage(conn, request, show.id)
     return {"sdp": publication.answer_sdp, "codecs": publication.codecs}
 
 
@@ -123,6 +123,25 @@ def follow_publication(app: web.Application) -> Callable[[Publication, str], Non
             lifecycle.spawn(_set_state(app, show_id, ShowState.PAUSED), "show-paused")
 
     return on_state
+
+
+async def take_the_stage(conn: Connection, request: web.Request, show_id: str) -> None:
+    """What the performer's (or host's) connection follows: the show, its audience, all chat."""
+    if conn.performing == show_id:
+        return
+    conn.performing = show_id
+    await follow_show(conn, request, show_id)
+    await follow_show_chat(conn, request, show_id)
+    conn.spawn(report_audience(conn, request, show_id), "audience")
+
+
+@COMMANDS.register("perform.host", show=str, token=str)
+async def perform_host(conn: Connection, request: web.Request, msg: dict[str, Any]) -> Result:
+    """A host with the performer's rights: sees the audience and all chat and moderates, without
+    publishing media."""
+    show = await performer_show(request, msg["show"], msg["token"])
+    await take_the_stage(conn, request, show.id)
+    return {"show": show.public()}
 
 
 @COMMANDS.register("perform.stop")
@@ -172,6 +191,7 @@ async def report_audience(conn: Connection, request: web.Request, show_id: str) 
 async def watch_join(conn: Connection, request: web.Request, msg: dict[str, Any]) -> Result:
     """Join a show by its code: its state now, and its events from now on."""
     show = await show_for_code(request.app, conn.remote, msg["code"])
+    foyer = await enter_lobby(conn, request, show, msg)
     await follow_show(conn, request, show.id)
     conn.watching = show.id
     stage = request.app[STAGE]
@@ -180,6 +200,7 @@ async def watch_join(conn: Connection, request: web.Request, msg: dict[str, Any]
         "show": show.public(),
         "live": live,
         "codecs": stage.codecs(show.id) if live else None,
+        **foyer,
     }
 
 
@@ -223,5 +244,6 @@ async def watch_leave(conn: Connection, request: web.Request, msg: dict[str, Any
     """Stop watching (the connection stays open)."""
     left = await conn.release("viewer")
     await conn.release("events")
+    await conn.release("lobby")
     conn.watching = None
     return {"left": left}

@@ -1,0 +1,157 @@
+"""The foyer through the real server on both bus engines: lobbies of viewers (Python client), chat
+that stays in its lobby and survives reconnects, limits, and the performer's moderation."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestServer
+
+from clients.client import ProtocolError, Session
+from lampio_stream.app import create_app
+from rooms.bus import Bus
+from tests.conftest import make_config
+from tests.test_live import Node
+
+
+@pytest.fixture
+async def node(bus: Bus) -> AsyncIterator[Node]:
+    server = TestServer(create_app(make_config(lobby_size=2), bus=bus), host="127.0.0.1")
+    await server.start_server()
+    yield Node(server, str(server.make_url("")).rstrip("/"))
+    await server.close()
+
+
+async def join(node: Node, code: str, name: str, **extra: Any) -> tuple[Session, dict[str, Any]]:
+    session = await Session.connect(node.url)
+    try:
+        joined = await session.request("watch.join", code=code, name=name, **extra)
+    except BaseException:
+        await session.close()
+        raise
+    return session, joined
+
+
+async def next_chat(session: Session, timeout: float = 5) -> dict[str, Any]:
+    return await session.next_event("chat.message", timeout)
+
+
+async def no_chat(session: Session) -> None:
+    with pytest.raises(TimeoutError):
+        await session.next_event("chat.message", 0.5)
+
+
+async def test_lobbies_chat_stays_in_its_lobby_and_reaches_the_performer(node: Node) -> None:
+    show = await node.create_show()
+    performer = await Session.connect(node.url)
+    await performer.request("perform.host", show=show["id"], token=show["performer_token"])
+    seats = [await join(node, show["code"], f"Katsoja {n}") for n in range(6)]
+    try:
+        lobbies = [joined["lobby"]["id"] for _, joined in seats]
+        assert len(set(lobbies)) == 3 and lobbies[0] == lobbies[1] != lobbies[2]
+        (a, _), (b, joined_b), (c, _) = seats[0], seats[1], seats[2]
+        assert {m["name"] for m in joined_b["members"]} == {"Katsoja 0", "Katsoja 1"}
+        ack = await a.request("chat.send", text="Hyvää iltaa <b>kaikki</b>", client_id="a-1")
+        assert ack["id"] and ack["duplicate"] is False
+        heard = await next_chat(b)
+        assert heard["text"] == "Hyvää iltaa <b>kaikki</b>" and heard["name"] == "Katsoja 0"
+        assert heard["id"] == ack["id"]
+        await no_chat(c)  # another lobby hears nothing
+        feed = await next_chat(performer)  # the performer's feed has every lobby
+        assert feed["id"] == ack["id"] and feed["lobby"] == lobbies[0]
+    finally:
+        for session, _ in seats:
+            await session.close()
+        await performer.close()
+
+
+async def test_acked_chat_survives_reconnect_and_duplicates_are_dropped(node: Node) -> None:
+    show = await node.create_show()
+    a, joined_a = await join(node, show["code"], "Aino")
+    b, _ = await join(node, show["code"], "Eino")
+    try:
+        first = await a.request("chat.send", text="yksi", client_id="m-1")
+        seen = first["id"]
+        await b.close()  # Eino's tablet loses its connection
+        second = await a.request("chat.send", text="kaksi", client_id="m-2")
+        repeat = await a.request("chat.send", text="kaksi", client_id="m-2")  # resent after a cut
+        assert repeat["duplicate"] is True and repeat["id"] == second["id"]
+        b, rejoined = await join(
+            node, show["code"], "Eino", lobby=joined_a["lobby"]["code"], session="none"
+        )
+        history = await b.request("chat.history", after=seen)
+        assert [m["text"] for m in history["messages"]] == ["kaksi"]
+        assert [m["text"] for m in rejoined["chat"]] == ["yksi", "kaksi"]
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_chat_limits_give_their_codes_and_disturb_nothing(node: Node) -> None:
+    show = await node.create_show()
+    a, _ = await join(node, show["code"], "Aino")
+    b, _ = await join(node, show["code"], "Eino")
+    try:
+        with pytest.raises(ProtocolError) as caught:
+            await a.request("chat.send", text="x" * 501, client_id="long")
+        assert caught.value.code == "chat_too_long"
+        with pytest.raises(ProtocolError) as caught:
+            await a.request("chat.send", text="   ", client_id="empty")
+        assert caught.value.code == "invalid_input"
+        codes = []
+        for n in range(8):
+            try:
+                await a.request("chat.send", text=f"viesti {n}", client_id=f"burst-{n}")
+                codes.append("ok")
+            except ProtocolError as exc:
+                codes.append(exc.code)
+        assert codes[:5] == ["ok"] * 5 and "rate_limited" in codes[5:]
+        # Eino is not affected by Aino's limit
+        assert (await b.request("chat.send", text="minä saan", client_id="e-1"))["id"]
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_friends_lobby_full_and_moderation(node: Node) -> None:
+    show = await node.create_show()
+    performer = await Session.connect(node.url)
+    a, joined = await join(node, show["code"], "Aino")
+    b, joined_b = await join(node, show["code"], "Eino", lobby=joined["lobby"]["code"])
+    sessions = [a, b, performer]
+    try:
+        assert joined_b["lobby"]["id"] == joined["lobby"]["id"]
+        with pytest.raises(ProtocolError) as caught:
+            await join(node, show["code"], "Kolmas", lobby=joined["lobby"]["code"])
+        assert caught.value.code == "lobby_full"
+        # only the performer (or a host) moderates
+        with pytest.raises(ProtocolError) as caught:
+            await a.request("chat.mute", member=joined_b["me"]["id"])
+        assert caught.value.code == "forbidden"
+        await performer.request("perform.host", show=show["id"], token=show["performer_token"])
+        lobby, eino = joined["lobby"]["id"], joined_b["me"]["id"]
+
+        posted = await b.request("chat.send", text="häiriö", client_id="b-1")
+        await next_chat(a)
+        await performer.request("chat.delete", lobby=lobby, message=posted["id"])
+        assert (await a.next_event("chat.deleted", 2))["id"] == posted["id"]
+        history = (await a.request("chat.history"))["messages"]
+        assert all(m.get("text") != "häiriö" for m in history)
+
+        await performer.request("chat.mute", member=eino)
+        with pytest.raises(ProtocolError) as caught:
+            await b.request("chat.send", text="vielä", client_id="b-2")
+        assert caught.value.code == "chat_muted"
+
+        await performer.request("viewer.remove", lobby=lobby, member=eino)
+        removed = await b.next_event("member.removed", 2)
+        assert removed["member"] == eino
+        closed = await b.next_event("closed", 5)
+        assert closed["code"] == 4003
+        # Aino carries on
+        assert (await a.request("chat.send", text="jatketaan", client_id="a-9"))["id"]
+    finally:
+        for session in sessions:
+            await session.close()
