@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from rooms.bus import Bus, open_bus
 from rooms.chat import Chat
 from rooms.lobbies import Lobbies
 from rooms.ratelimit import FailureLimiter
+from rooms.reactions import ReactionTally
 from rooms.shows import Shows
 from signaling import api, foyer, ops, rtmp, whep, whip, ws
 from signaling import live as _live_commands  # noqa: F401  (registers the show commands)
@@ -118,12 +120,19 @@ def create_app(config: Config, *, bus: Bus | None = None) -> web.Application:
         app[SHOWS] = Shows(the_bus)
         app[foyer.LOBBIES] = Lobbies(the_bus, capacity=config.lobby_size)
         app[foyer.CHAT] = Chat(the_bus, retention=config.chat_retention)
+        app[foyer.TALLY] = ReactionTally()
+        reactions = asyncio.get_running_loop().create_task(
+            foyer.publish_reactions(app, secrets.token_hex(4)), name="reactions"
+        )
         app[CODE_LIMITER] = FailureLimiter(
             the_bus, "code", limit=CODE_FAILURES_ALLOWED, window=CODE_FAILURE_WINDOW
         )
         log.info("bus.open", engine=the_bus.name)
         yield
         # State changes from closing peers (show paused) still go out before the bus closes.
+        reactions.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reactions
         pending = set(app[LIFECYCLE].tasks)
         if pending:
             await asyncio.wait(pending, timeout=2.0)

@@ -152,6 +152,7 @@ class ViewerSession:
     show_id: str
     pc: RTCPeerConnection
     viewer: Viewer
+    player: bool = False  # a standard player (WHEP), not seated in a lobby
     offer_sdp: str = ""
     answer_sdp: str = ""
     closed: bool = field(default=False)
@@ -216,6 +217,10 @@ class Stage:
         """Viewers of the show on this node."""
         broadcast = self._broadcasts.get(show_id)
         return 0 if broadcast is None else broadcast.viewers
+
+    def players(self, show_id: str) -> int:
+        """Viewers of the show on this node that watch with a standard player (WHEP)."""
+        return sum(1 for v in self._viewers if v.show_id == show_id and v.player)
 
     def live(self, show_id: str) -> bool:
         """Whether a performer is connected to the show on this node."""
@@ -350,7 +355,7 @@ class Stage:
         broadcast = self.broadcast(show_id)
         viewer = broadcast.add_viewer(direct=self._direct)
         pc = self._new_peer()
-        session = ViewerSession(show_id, pc, viewer)
+        session = ViewerSession(show_id, pc, viewer, player=offer_sdp is not None)
         try:
             video = pc.addTransceiver(viewer.video, direction="sendonly")
             prefer_codec(video, codecs.get("video", "video/VP8"))

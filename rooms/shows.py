@@ -86,6 +86,11 @@ class Show:
         )
 
 
+def show_channel(show_id: str) -> str:
+    """The bus channel of a show's live events (state, audience, reactions, warnings)."""
+    return f"show:{show_id}"
+
+
 def _stream_key_index(stream_key: str) -> str:
     # The index holds a digest, so listing keys never reveals a stream key.
     return "streamkey:" + hashlib.sha256(stream_key.encode()).hexdigest()

@@ -47,6 +47,7 @@ class Connection:
         self.lobby: Lobby | None = None  # the foyer this client sits in
         self.member: Member | None = None
         self.chat_bucket: TokenBucket | None = None
+        self.reaction_bucket: TokenBucket | None = None
         self.performing: str | None = None  # the show this client performs or hosts
 
     def hold(self, name: str, release: Callable[[], Awaitable[None]]) -> None:

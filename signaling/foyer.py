@@ -10,11 +10,13 @@ from typing import Any
 
 from aiohttp import web
 
+from rooms.bus import BusError
 from rooms.chat import Chat, clean_text, lobby_channel, show_chat_channel
 from rooms.errors import InvalidInput, RateLimited, RoomsError
 from rooms.lobbies import PRESENCE_TTL, Lobbies, Lobby, LobbyNotFound, Member, clean_name
 from rooms.ratelimit import TokenBucket
-from rooms.shows import Show
+from rooms.reactions import BURST, INTERVAL, RATE, ReactionTally, check_kind
+from rooms.shows import Show, show_channel
 from signaling.connection import Connection
 from signaling.state import BUS
 from signaling.ws import COMMANDS, Result
@@ -24,6 +26,7 @@ SESSION_TTL = 12 * 3600.0
 HEAD_COUNT_MAX = 200
 
 LOBBIES: web.AppKey[Lobbies] = web.AppKey("lobbies")
+TALLY: web.AppKey[ReactionTally] = web.AppKey("reaction_tally")
 CHAT: web.AppKey[Chat] = web.AppKey("chat")
 
 
@@ -212,3 +215,33 @@ async def viewer_remove(conn: Connection, request: web.Request, msg: dict[str, A
     )
     await request.app[LOBBIES].leave(lobby, msg["member"])
     return {}
+
+
+# -- reactions ------------------------------------------------------------------------------------
+
+
+@COMMANDS.register("react", kind=str)
+async def react(conn: Connection, request: web.Request, msg: dict[str, Any]) -> Result:
+    """Applaud, laugh, send a heart or a bravo (2 a second, bursts of 10)."""
+    lobby, _ = _seated(conn)
+    kind = check_kind(msg["kind"])
+    if conn.reaction_bucket is None:
+        conn.reaction_bucket = TokenBucket(RATE, BURST)
+    wait = conn.reaction_bucket.take()
+    if wait:
+        raise RateLimited("a moment, please", retry_after=wait)
+    request.app[TALLY].add(lobby.show_id, lobby.id, kind)
+    return {}
+
+
+async def publish_reactions(app: web.Application, node: str) -> None:
+    """Every :data:`INTERVAL`, this node's reaction totals per show, on the show's channel."""
+    tally, bus = app[TALLY], app[BUS]
+    while True:
+        await asyncio.sleep(INTERVAL)
+        for show_id, totals in tally.drain().items():
+            event = {"type": "reactions", "show": show_id, "node": node, **totals}
+            try:
+                await bus.publish(show_channel(show_id), event)
+            except BusError:
+                pass  # the bus is away: these clicks are lost, the next ones go through

@@ -14,11 +14,11 @@ from typing import Any
 from aiohttp import web
 
 from media.stage import Publication, StageError
-from rooms.bus import Bus
+from rooms.bus import Bus, BusError
 from rooms.errors import InvalidInput, RoomsError, ShowNotFound
-from rooms.shows import Show, ShowState
+from rooms.shows import Show, ShowState, show_channel
 from signaling.connection import Connection
-from signaling.foyer import enter_lobby, follow_show_chat
+from signaling.foyer import LOBBIES, enter_lobby, follow_show_chat
 from signaling.lookup import show_for_code
 from signaling.state import BUS, LIFECYCLE, SHOWS, STAGE
 from signaling.ws import COMMANDS, Result
@@ -30,11 +30,6 @@ class Forbidden(RoomsError):
     """The token does not open this show."""
 
     code = "forbidden"
-
-
-def show_channel(show_id: str) -> str:
-    """The bus channel of a show's live events."""
-    return f"show:{show_id}"
 
 
 async def announce_state(bus: Bus, show: Show, codecs: dict[str, str] | None = None) -> None:
@@ -173,11 +168,15 @@ async def _set_state(
 
 
 async def report_audience(conn: Connection, request: web.Request, show_id: str) -> None:
-    """Send the performer the number of viewers whenever it changes."""
-    stage = request.app[STAGE]
+    """Send the performer the size of the audience whenever it changes: heads in the lobbies (a
+    care-home screen counts its residents) plus standard players (WHEP), across nodes."""
+    stage, lobbies = request.app[STAGE], request.app[LOBBIES]
     last = -1
     while True:
-        count = stage.viewers(show_id)
+        try:
+            count = await lobbies.audience(show_id) + stage.players(show_id)
+        except BusError:
+            count = last  # the bus is away for a moment; keep the last figure
         if count != last:
             conn.send({"type": "audience", "show": show_id, "viewers": count})
             last = count

@@ -10,8 +10,8 @@ from aiohttp import web
 from media.rtmp import Authorise, FrameSink
 from media.stage import Publication
 from rooms.errors import ShowNotFound
-from rooms.shows import ShowState
-from signaling.live import follow_publication, show_channel
+from rooms.shows import ShowState, show_channel
+from signaling.live import follow_publication
 from signaling.state import BUS, LIFECYCLE, SHOWS, STAGE
 
 log = structlog.get_logger(__name__)

@@ -155,3 +155,46 @@ async def test_friends_lobby_full_and_moderation(node: Node) -> None:
     finally:
         for session in sessions:
             await session.close()
+
+
+async def test_reactions_are_totalled_and_reach_the_performer_and_lobbies(node: Node) -> None:
+    show = await node.create_show()
+    performer = await Session.connect(node.url)
+    await performer.request("perform.host", show=show["id"], token=show["performer_token"])
+    seats = [await join(node, show["code"], f"K{n}") for n in range(3)]
+    try:
+        (a, ja), (b, _), (c, jc) = seats
+        for _ in range(3):
+            await a.request("react", kind="applause")
+        await b.request("react", kind="applause")
+        await c.request("react", kind="bravo")
+        totals: dict[str, int] = {}
+        per_lobby: dict[str, dict[str, int]] = {}
+        while totals != {"applause": 4, "bravo": 1}:
+            event = await performer.next_event("reactions", 5)
+            for kind, n in event["counts"].items():
+                totals[kind] = totals.get(kind, 0) + n
+            for lobby, kinds in event["lobbies"].items():
+                for kind, n in kinds.items():
+                    per_lobby.setdefault(lobby, {})
+                    per_lobby[lobby][kind] = per_lobby[lobby].get(kind, 0) + n
+        assert per_lobby[ja["lobby"]["id"]] == {"applause": 4}
+        assert per_lobby[jc["lobby"]["id"]] == {"bravo": 1}
+        seen_by_c = await c.next_event("reactions", 5)  # lobbies see the whole audience too
+        assert seen_by_c["show"] == show["id"]
+
+        with pytest.raises(ProtocolError) as caught:
+            await a.request("react", kind="tomato")
+        assert caught.value.code == "invalid_input"
+        results = []
+        for _ in range(12):
+            try:
+                await b.request("react", kind="heart")
+                results.append("ok")
+            except ProtocolError as exc:
+                results.append(exc.code)
+        assert results.count("ok") <= 10 and "rate_limited" in results
+    finally:
+        for session, _ in seats:
+            await session.close()
+        await performer.close()

@@ -1,0 +1,51 @@
+"""Reactions: applause, laughter, heart, bravo — counted on each node and sent as totals.
+
+A click is not a bus message: each node adds its viewers' reactions up and publishes per-show
+totals at a short interval (:data:`INTERVAL`), so a room full of applause costs the bus ten messages
+a second per show and node, however many clap.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from rooms.errors import InvalidInput
+
+KINDS = ("applause", "laughter", "heart", "bravo")
+INTERVAL = 0.1  # seconds between a node's totals
+RATE, BURST = 2.0, 10  # per viewer
+
+
+def check_kind(kind: object) -> str:
+    """A known reaction kind, or InvalidInput naming the known ones."""
+    if kind not in KINDS:
+        raise InvalidInput(f"kind must be one of {', '.join(KINDS)}")
+    return str(kind)
+
+
+class ReactionTally:
+    """This node's reactions since the last totals, per show, lobby and kind."""
+
+    def __init__(self) -> None:
+        self._counts: dict[str, dict[str, dict[str, int]]] = defaultdict(
+            lambda: defaultdict(lambda: defaultdict(int))
+        )
+
+    def add(self, show_id: str, lobby_id: str, kind: str) -> None:
+        """Count one reaction."""
+        self._counts[show_id][lobby_id][kind] += 1
+
+    def drain(self) -> dict[str, dict[str, Any]]:
+        """Per show, the totals since the last drain (``counts`` and per-``lobbies``); resets."""
+        out: dict[str, dict[str, Any]] = {}
+        for show_id, lobbies in self._counts.items():
+            totals: dict[str, int] = defaultdict(int)
+            per_lobby = {}
+            for lobby_id, kinds in lobbies.items():
+                per_lobby[lobby_id] = dict(kinds)
+                for kind, n in kinds.items():
+                    totals[kind] += n
+            out[show_id] = {"counts": dict(totals), "lobbies": per_lobby}
+        self._counts.clear()
+        return out
