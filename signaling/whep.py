@@ -7,36 +7,34 @@ The player counts as a viewer like any other. The session resource works as WHIP
 
 from __future__ import annotations
 
-import secrets
-from dataclasses import dataclass
-
 import structlog
 from aiohttp import web
 
-from media.stage import InvalidSdp, NotLive, StageError, UnsupportedMedia, ViewerSession
+from media.stage import StageError
 from rooms.errors import ShowNotFound
 from rooms.shows import Show, ShowState
 from signaling.errors import ApiError
 from signaling.lookup import show_for_code
 from signaling.state import SHOWS, STAGE
-from signaling.whip import CORS, SDP, TRICKLE, apply_trickle, ice_ufrag, sdp_body, with_links
+from signaling.whip import (
+    CORS,
+    SDP,
+    TRICKLE,
+    HttpSession,
+    apply_trickle,
+    find_session,
+    media_error,
+    open_session,
+    sdp_body,
+    with_links,
+)
 
 log = structlog.get_logger(__name__)
 
 routes = web.RouteTableDef()
 
 
-@dataclass(eq=False)
-class WhepSession:
-    """One player watching through WHEP."""
-
-    token: str
-    viewer: ViewerSession
-    etag: str
-    ice_ufrag: str
-
-
-SESSIONS: web.AppKey[dict[str, WhepSession]] = web.AppKey("whep_sessions")
+SESSIONS: web.AppKey[dict[str, HttpSession]] = web.AppKey("whep_sessions")
 
 
 async def _show(request: web.Request) -> Show:
@@ -65,54 +63,22 @@ async def whep_watch(request: web.Request) -> web.StreamResponse:
     offer = await sdp_body(request, SDP)
     try:
         viewer = await request.app[STAGE].watch(show.id, offer)
-    except NotLive as exc:
-        raise ApiError(
-            503, exc.code, "the show is not live right now", {"Retry-After": "5"}
-        ) from exc
-    except InvalidSdp as exc:
-        raise ApiError(400, exc.code, str(exc)) from exc
-    except UnsupportedMedia as exc:
-        raise ApiError(406, exc.code, str(exc)) from exc
     except StageError as exc:
-        raise ApiError(400, exc.code, str(exc)) from exc
-    sessions = request.app[SESSIONS]
-    token = secrets.token_urlsafe(24)
-    session = WhepSession(token, viewer, f'"{secrets.token_hex(8)}"', ice_ufrag(viewer.answer_sdp))
-    sessions[token] = session
-
-    @viewer.pc.on("connectionstatechange")
-    async def forget() -> None:
-        if viewer.pc.connectionState in ("closed", "failed"):
-            sessions.pop(token, None)
-
+        raise media_error(exc) from exc
     log.info("whep.watch", show=show.id)
-    response = web.Response(
-        status=201,
-        body=viewer.answer_sdp.encode(),
-        headers={
-            **CORS,
-            "Content-Type": SDP,
-            "Location": f"/whep/session/{token}",
-            "ETag": session.etag,
-            "Accept-Patch": TRICKLE,
-        },
-    )
-    return with_links(response, request)
 
+    async def end() -> None:
+        await request.app[STAGE].leave(viewer)
 
-def _session(request: web.Request) -> WhepSession:
-    session = request.app[SESSIONS].get(request.match_info["token"])
-    if session is None:
-        raise ApiError(404, "not_found", "no such WHEP session (it may have ended)")
-    return session
+    return open_session(request, request.app[SESSIONS], "whep", viewer.pc, viewer.answer_sdp, end)
 
 
 @routes.delete("/whep/session/{token}")
 async def whep_stop(request: web.Request) -> web.Response:
     """Stop watching."""
-    session = _session(request)
+    session = find_session(request, request.app[SESSIONS])
     request.app[SESSIONS].pop(session.token, None)
-    await request.app[STAGE].leave(session.viewer)
+    await session.end()
     return web.Response(status=200, headers=CORS)
 
 
@@ -125,8 +91,8 @@ async def whep_session_options(request: web.Request) -> web.StreamResponse:
 @routes.patch("/whep/session/{token}")
 async def whep_trickle(request: web.Request) -> web.Response:
     """Trickled ICE candidates; ICE restarts are refused with 422."""
-    session = _session(request)
-    await apply_trickle(request, session.viewer.pc, session.etag, session.ice_ufrag)
+    session = find_session(request, request.app[SESSIONS])
+    await apply_trickle(request, session.pc, session.etag, session.ice_ufrag)
     return web.Response(status=204, headers=CORS)
 
 

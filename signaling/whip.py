@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import structlog
@@ -17,7 +18,7 @@ from aiohttp import web
 from aiortc import RTCPeerConnection
 from aiortc import sdp as aiortc_sdp
 
-from media.stage import MAX_SDP_BYTES, InvalidSdp, Publication, StageError, UnsupportedMedia
+from media.stage import MAX_SDP_BYTES, NotLive, StageError, UnsupportedMedia
 from rooms.errors import ShowNotFound
 from signaling.errors import ApiError
 from signaling.iceservers import client_ice_servers
@@ -39,16 +40,66 @@ CORS = {
 
 
 @dataclass(eq=False)
-class WhipSession:
-    """One publish through WHIP, addressed by an unguessable token."""
+class HttpSession:
+    """A WHIP publish or a WHEP watch, addressed by an unguessable token."""
 
     token: str
-    publication: Publication
+    pc: RTCPeerConnection
     etag: str
     ice_ufrag: str
+    end: Callable[[], Awaitable[None]]
 
 
-SESSIONS: web.AppKey[dict[str, WhipSession]] = web.AppKey("whip_sessions")
+def media_error(exc: StageError) -> ApiError:
+    """A stage refusal as the HTTP answer WHIP and WHEP give for it."""
+    if isinstance(exc, UnsupportedMedia):
+        return ApiError(406, exc.code, str(exc))
+    if isinstance(exc, NotLive):
+        return ApiError(503, exc.code, "the show is not live right now", {"Retry-After": "5"})
+    return ApiError(400, exc.code, str(exc))
+
+
+def open_session(
+    request: web.Request,
+    sessions: dict[str, HttpSession],
+    kind: str,
+    pc: RTCPeerConnection,
+    answer_sdp: str,
+    end: Callable[[], Awaitable[None]],
+) -> web.StreamResponse:
+    """Register a session and answer 201 with its Location, ETag and the SDP answer."""
+    token = secrets.token_urlsafe(24)
+    session = HttpSession(token, pc, f'"{secrets.token_hex(8)}"', ice_ufrag(answer_sdp), end)
+    sessions[token] = session
+
+    @pc.on("connectionstatechange")
+    async def forget() -> None:
+        if pc.connectionState in ("closed", "failed"):
+            sessions.pop(token, None)
+
+    response = web.Response(
+        status=201,
+        body=answer_sdp.encode(),
+        headers={
+            **CORS,
+            "Content-Type": SDP,
+            "Location": f"/{kind}/session/{token}",
+            "ETag": session.etag,
+            "Accept-Patch": TRICKLE,
+        },
+    )
+    return with_links(response, request)
+
+
+def find_session(request: web.Request, sessions: dict[str, HttpSession]) -> HttpSession:
+    """The session named in the path, or 404."""
+    session = sessions.get(request.match_info["token"])
+    if session is None:
+        raise ApiError(404, "not_found", "no such session (it may have ended)")
+    return session
+
+
+SESSIONS: web.AppKey[dict[str, HttpSession]] = web.AppKey("whip_sessions")
 
 
 def ice_server_links(request: web.Request) -> list[str]:
@@ -112,46 +163,16 @@ async def whip_publish(request: web.Request) -> web.StreamResponse:
         publication = await request.app[STAGE].publish(
             show.id, offer, follow_publication(request.app)
         )
-    except InvalidSdp as exc:
-        raise ApiError(400, exc.code, str(exc)) from exc
-    except UnsupportedMedia as exc:
-        raise ApiError(406, exc.code, str(exc)) from exc
     except StageError as exc:
-        raise ApiError(400, exc.code, str(exc)) from exc
-    sessions = request.app[SESSIONS]
-    token = secrets.token_urlsafe(24)
-    ufrag = ice_ufrag(publication.answer_sdp)
-    session = WhipSession(token, publication, f'"{secrets.token_hex(8)}"', ufrag)
-    sessions[token] = session
-
+        raise media_error(exc) from exc
     pc = publication.pc
     assert pc is not None  # a WHIP publication always has its peer connection
-
-    @pc.on("connectionstatechange")
-    async def forget() -> None:
-        if pc.connectionState in ("closed", "failed"):
-            sessions.pop(token, None)
-
     log.info("whip.publish", show=show.id, codecs=publication.codecs)
-    response = web.Response(
-        status=201,
-        body=publication.answer_sdp.encode(),
-        headers={
-            **CORS,
-            "Content-Type": SDP,
-            "Location": f"/whip/session/{token}",
-            "ETag": session.etag,
-            "Accept-Patch": TRICKLE,
-        },
-    )
-    return with_links(response, request)
 
+    async def end() -> None:
+        await request.app[STAGE].unpublish(publication)
 
-def _session(request: web.Request) -> WhipSession:
-    session = request.app[SESSIONS].get(request.match_info["token"])
-    if session is None:
-        raise ApiError(404, "not_found", "no such WHIP session (it may have ended)")
-    return session
+    return open_session(request, request.app[SESSIONS], "whip", pc, publication.answer_sdp, end)
 
 
 def ice_ufrag(sdp_text: str) -> str:
@@ -165,10 +186,9 @@ def ice_ufrag(sdp_text: str) -> str:
 @routes.delete("/whip/session/{token}")
 async def whip_stop(request: web.Request) -> web.Response:
     """End the publish; the show pauses."""
-    session = _session(request)
+    session = find_session(request, request.app[SESSIONS])
     request.app[SESSIONS].pop(session.token, None)
-    await request.app[STAGE].unpublish(session.publication)
-    log.info("whip.stop", show=session.publication.show_id)
+    await session.end()
     return web.Response(status=200, headers=CORS)
 
 
@@ -181,10 +201,8 @@ async def whip_session_options(request: web.Request) -> web.StreamResponse:
 @routes.patch("/whip/session/{token}")
 async def whip_trickle(request: web.Request) -> web.Response:
     """Trickled ICE candidates (RFC 8840 SDP fragment); ICE restarts are refused with 422."""
-    session = _session(request)
-    pc = session.publication.pc
-    assert pc is not None
-    await apply_trickle(request, pc, session.etag, session.ice_ufrag)
+    session = find_session(request, request.app[SESSIONS])
+    await apply_trickle(request, session.pc, session.etag, session.ice_ufrag)
     return web.Response(status=204, headers=CORS)
 
 

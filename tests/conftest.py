@@ -9,6 +9,7 @@ from aiohttp.test_utils import TestClient
 
 from lampio_stream.app import create_app
 from lampio_stream.config import Config
+from media.ice import use_host_addresses
 from rooms.bus import Bus
 from rooms.bus_memory import MemoryBus
 from rooms.bus_redis import RedisBus
@@ -58,3 +59,11 @@ async def client(bus: Bus, aiohttp_client: object) -> TestClient:  # type: ignor
     """A real HTTP client against the app on a loopback port, once per bus engine."""
     app = create_app(make_config(), bus=bus)
     return await aiohttp_client(app)  # type: ignore[operator,no-any-return]
+
+
+@pytest.fixture
+def loopback_ice() -> Iterator[None]:
+    """Offer only 127.0.0.1 as host candidate, so no test traffic leaves the machine."""
+    use_host_addresses(["127.0.0.1"])
+    yield
+    use_host_addresses(None)

@@ -8,13 +8,12 @@ browser contexts of one Chromium process, to spare CPU.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from playwright.async_api import Browser
 
-from media.ice import use_host_addresses
 from tests.browser import Node, Tab, chromium, needs_chromium, open_tab, serve, until
 from tests.helpers import eventually
 
@@ -54,12 +53,7 @@ SENT_CODEC = """async () => {
 }"""
 
 
-@pytest.fixture(autouse=True)
-def loopback_only() -> Iterator[None]:
-    """Offer only 127.0.0.1 as the server's host candidate: no test traffic leaves the machine."""
-    use_host_addresses(["127.0.0.1"])
-    yield
-    use_host_addresses(None)
+pytestmark = pytest.mark.usefixtures("loopback_ice")
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ signaling and WebRTC on loopback, with the Python client a bot or load generator
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,20 +14,13 @@ from aiohttp.test_utils import TestServer
 
 from clients.client import Performer, ProtocolError, Session, Watcher
 from lampio_stream.app import create_app
-from media.ice import use_host_addresses
 from rooms.bus import Bus
 from signaling.state import STAGE
 from tests.conftest import ORGANISER_KEY, make_config
 from tests.helpers import eventually
 from tests.media.helpers import HEIGHT, WIDTH, MovingPatternTrack, ToneTrack
 
-
-@pytest.fixture(autouse=True)
-def loopback_only() -> Iterator[None]:
-    """Offer only 127.0.0.1 as host candidate: no test traffic leaves the machine."""
-    use_host_addresses(["127.0.0.1"])
-    yield
-    use_host_addresses(None)
+pytestmark = pytest.mark.usefixtures("loopback_ice")
 
 
 @dataclass

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from aiohttp.test_utils import TestServer
 
 from lampio_stream.app import create_app
-from media.ice import use_host_addresses
 from rooms.bus_memory import MemoryBus
 from signaling.rtmp import RTMP_PORT
 from tests.conftest import make_config
@@ -21,11 +20,7 @@ from tests.test_live import Node, start_viewer
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(autouse=True)
-def loopback_only() -> Iterator[None]:
-    use_host_addresses(["127.0.0.1"])
-    yield
-    use_host_addresses(None)
+pytestmark = pytest.mark.usefixtures("loopback_ice")
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -15,19 +15,14 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from av import VideoFrame
 
 from lampio_stream.app import create_app
-from media.ice import rtc_configuration, use_host_addresses
+from media.ice import rtc_configuration
 from rooms.bus_memory import MemoryBus
 from tests.conftest import make_config
 from tests.helpers import eventually
 from tests.test_live import Node, start_performer
 from tests.test_whip import post
 
-
-@pytest.fixture(autouse=True)
-def loopback_only() -> Iterator[None]:
-    use_host_addresses(["127.0.0.1"])
-    yield
-    use_host_addresses(None)
+pytestmark = pytest.mark.usefixtures("loopback_ice")
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@ decoding it, and every status code the endpoint promises."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -14,7 +14,7 @@ from multidict import CIMultiDict
 
 from lampio_stream.app import create_app
 from media.codecs import prefer_codec
-from media.ice import rtc_configuration, use_host_addresses
+from media.ice import rtc_configuration
 from rooms.bus_memory import MemoryBus
 from signaling.state import STAGE
 from tests.conftest import ORGANISER_KEY, make_config
@@ -22,12 +22,7 @@ from tests.helpers import eventually
 from tests.media.helpers import MovingPatternTrack, ToneTrack
 from tests.test_live import AV1_OFFER, start_viewer
 
-
-@pytest.fixture(autouse=True)
-def loopback_only() -> Iterator[None]:
-    use_host_addresses(["127.0.0.1"])
-    yield
-    use_host_addresses(None)
+pytestmark = pytest.mark.usefixtures("loopback_ice")
 
 
 class Node:

@@ -22,7 +22,7 @@ import math
 import struct
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,7 +38,6 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from OpenSSL import SSL
 
 from lampio_stream.app import create_app
-from media.ice import use_host_addresses
 from rooms.bus_memory import MemoryBus
 from signaling.state import STAGE
 from tests.conftest import ORGANISER_KEY, make_config
@@ -55,11 +54,7 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-@pytest.fixture(autouse=True)
-def loopback_only() -> Iterator[None]:
-    use_host_addresses(["127.0.0.1"])
-    yield
-    use_host_addresses(None)
+pytestmark = pytest.mark.usefixtures("loopback_ice")
 
 
 @dataclass
