@@ -147,13 +147,12 @@ class Node:
 
 
 @asynccontextmanager
-async def serve() -> AsyncIterator[Node]:
+async def serve(**settings: object) -> AsyncIterator[Node]:
     """The node on a free loopback port, on the in-process bus (one node: no Redis needed)."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    server = TestServer(
-        create_app(make_config(public_url=url), bus=MemoryBus()), host="127.0.0.1", port=port
-    )
+    config = make_config(public_url=url, **settings)
+    server = TestServer(create_app(config, bus=MemoryBus()), host="127.0.0.1", port=port)
     await server.start_server()
     try:
         yield Node(server, url)

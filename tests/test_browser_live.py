@@ -227,3 +227,22 @@ async def test_performer_page_shows_encoder_settings_and_renews_the_key(
     await wait_text(performer, "#key-status", "Uusi avain on käytössä.")
     new_key = await text_of(performer, "#stream-key")
     assert new_key and new_key != show["stream_key"]
+
+
+async def test_performer_page_warns_about_b_frames_from_obs(browser: Browser) -> None:
+    from signaling.rtmp import RTMP_PORT
+    from tests.test_rtmp import push
+
+    async with serve(rtmp_port=0) as node:
+        show = await node.create_show()
+        performer = await open_tab(browser, show["performer_url"])
+        await wait_text(performer, "#stream-key", show["stream_key"])
+        port = node.server.app[RTMP_PORT]  # type: ignore[index]
+        pusher = await push(f"rtmp://127.0.0.1:{port}/live/{show['stream_key']}", 4, "--bframes")
+        try:
+            await wait_text(performer, "#warning", "B-frames-asetukseksi 0")
+            assert await performer.page.locator("#warning").get_attribute("role") == "alert"
+        finally:
+            if pusher.returncode is None:
+                pusher.kill()
+            await pusher.wait()

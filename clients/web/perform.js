@@ -36,6 +36,7 @@ const el = {
   rtmp: /** @type {HTMLElement} */ (document.getElementById('rtmp-url')),
   rotate: /** @type {HTMLButtonElement} */ (document.getElementById('rotate-key')),
   keyStatus: /** @type {HTMLElement} */ (document.getElementById('key-status')),
+  warning: /** @type {HTMLElement} */ (document.getElementById('warning')),
 };
 
 const page = {
@@ -233,6 +234,32 @@ async function rotateKey() {
 
 el.rotate.addEventListener('click', rotateKey);
 
+/**
+ * Follow the show as its host while the page is open, whether the performer sends from this page
+ * or from OBS: the audience count, the show's state, and warnings about what the encoder sends.
+ */
+async function followAsHost() {
+  try {
+    const host = await Connection.open();
+    host.on('show.warning', (event) => {
+      const key = `warn_${event.code}`;
+      const text = t(key);
+      el.warning.textContent = text === key ? event.message : text;
+      el.warning.hidden = false;
+    });
+    host.on('show.state', (event) => {
+      if (event.state === 'live' && !page.connection) el.warning.hidden = true;
+    });
+    host.on('audience', (event) => {
+      page.viewers = event.viewers;
+      render();
+    });
+    await host.request('perform.host', { show: showId, token });
+  } catch (error) {
+    console.error('could not follow the show', error);
+  }
+}
+
 async function load() {
   if (!showId || !token) {
     setPhase('no-link');
@@ -257,6 +284,7 @@ async function load() {
   el.code.textContent = show.code_display;
   showLinks(show);
   el.facts.hidden = false;
+  followAsHost();
   page.showState = show.state;
   if (show.state === 'ended') {
     setPhase('ended');
