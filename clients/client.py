@@ -192,6 +192,8 @@ class Performer:
         self.session = session
         self.pc: RTCPeerConnection | None = None
         self.codecs: dict[str, str] = {}
+        self.hall_pcm: list[tuple[float, bytes]] = []  # (arrival, s16 mono) of the audience sound
+        self._tasks: set[asyncio.Task[None]] = set()
 
     async def start(
         self,
@@ -199,15 +201,29 @@ class Performer:
         token: str,
         tracks: Sequence[MediaStreamTrack],
         video_codec: str | None = None,
+        *,
+        hall: bool = False,
     ) -> dict[str, str]:
-        """Offer the tracks (optionally forcing a video codec) and apply the server's answer."""
+        """Offer the tracks (optionally forcing a video codec, and asking for the audience sound
+        with ``hall``) and apply the server's answer."""
         if self.pc is not None:
             await asyncio.shield(self.pc.close())
-        pc = self.pc = RTCPeerConnection(rtc_configuration(self.session.ice_servers))
+        # max-bundle: see media.ice.rtc_configuration (a second audio section would not connect)
+        config = rtc_configuration(self.session.ice_servers, max_bundle=True)
+        pc = self.pc = RTCPeerConnection(config)
         for track in tracks:
             transceiver = pc.addTransceiver(track, direction="sendonly")
             if track.kind == "video" and video_codec is not None:
                 prefer_codec(transceiver, video_codec)
+        if hall:
+            pc.addTransceiver("audio", direction="recvonly")
+
+            @pc.on("track")
+            def on_track(track: MediaStreamTrack) -> None:
+                task = asyncio.get_running_loop().create_task(self._listen(track))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+
         await pc.setLocalDescription(await pc.createOffer())
         result = await self.session.request(
             "perform.start", show=show_id, token=token, sdp=pc.localDescription.sdp
@@ -215,6 +231,18 @@ class Performer:
         await pc.setRemoteDescription(RTCSessionDescription(result["sdp"], "answer"))
         self.codecs = result["codecs"]
         return self.codecs
+
+    async def _listen(self, track: MediaStreamTrack) -> None:
+        # The audience sound, decoded by aiortc, kept as mono s16 for measuring its level.
+        import av
+
+        resampler = av.AudioResampler(format="s16", layout="mono", rate=48000)
+        with contextlib.suppress(MediaStreamError):
+            while True:
+                frame = await track.recv()
+                for mono in resampler.resample(frame):  # type: ignore[arg-type]
+                    pcm = bytes(mono.planes[0])[: 2 * mono.samples]
+                    self.hall_pcm.append((time.monotonic(), pcm))
 
     async def stop(self) -> None:
         """Stop broadcasting (the show pauses)."""

@@ -6,7 +6,7 @@ import ipaddress
 from collections.abc import Sequence
 
 import aioice.ice
-from aiortc import RTCConfiguration, RTCIceServer
+from aiortc import RTCBundlePolicy, RTCConfiguration, RTCIceServer
 
 # aioice looks `get_host_addresses` up as a module global on every gathering, so replacing it is
 # the one seam that controls host candidates; keep the original to be able to restore it.
@@ -36,6 +36,16 @@ def host_addresses() -> list[str]:
     return result
 
 
-def rtc_configuration(ice_servers: Sequence[RTCIceServer] = ()) -> RTCConfiguration:
-    """RTCConfiguration with an explicit server list: aiortc never falls back to public STUN."""
-    return RTCConfiguration(iceServers=list(ice_servers))
+def rtc_configuration(
+    ice_servers: Sequence[RTCIceServer] = (), *, max_bundle: bool = False
+) -> RTCConfiguration:
+    """RTCConfiguration with an explicit server list: aiortc never falls back to public STUN.
+
+    ``max_bundle`` puts every transceiver on one transport from the start. The stage needs it when
+    it answers an offer with transceivers it made itself: under aiortc's default (balanced) policy
+    a second transceiver of one kind shares the first one's *own* transport, is marked bundled,
+    and is then skipped when the answer moves bundled media onto the primary transport, so it never
+    connects (aiortc 1.16, ``RTCPeerConnection.__createTransceiver`` and ``setRemoteDescription``).
+    """
+    policy = RTCBundlePolicy.MAX_BUNDLE if max_bundle else RTCBundlePolicy.BALANCED
+    return RTCConfiguration(iceServers=list(ice_servers), bundlePolicy=policy)

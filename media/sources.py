@@ -51,6 +51,7 @@ class _Pacer:
 class TestPatternTrack(MediaStreamTrack):
     """Colour bars with a bar sweeping across and the wall clock (HH:MM:SS) drawn on top."""
 
+    __test__ = False  # a media source, not a pytest test class
     kind = "video"
 
     def __init__(self, width: int = 640, height: int = 360, fps: int = 20) -> None:

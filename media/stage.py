@@ -19,6 +19,7 @@ from media.codecs import prefer_codec
 from media.direct import DirectOutput
 from media.forward import Broadcast, Ingest, Viewer
 from media.frame import EncodedFrame
+from media.hall import HallSound
 from media.ice import rtc_configuration
 
 log = structlog.get_logger(__name__)
@@ -80,7 +81,7 @@ def check_publish_offer(offer: aiortc_sdp.SessionDescription) -> dict[str, str]:
     """The codec the performer will send per kind; UnsupportedMedia if we cannot forward it."""
     chosen: dict[str, str] = {}
     for media in offer.media:
-        if media.kind not in ("audio", "video"):
+        if media.kind not in ("audio", "video") or _is_hall(media):
             continue
         if media.kind in chosen:
             raise UnsupportedMedia(f"only one {media.kind} track can be published")
@@ -97,6 +98,11 @@ def check_publish_offer(offer: aiortc_sdp.SessionDescription) -> dict[str, str]:
     if not chosen:
         raise UnsupportedMedia("the offer has no audio or video")
     return chosen
+
+
+def _is_hall(media: aiortc_sdp.MediaDescription) -> bool:
+    """A receive-only audio section in a performer's offer asks for the audience sound."""
+    return media.kind == "audio" and media.direction == "recvonly"
 
 
 def check_watch_offer(offer: aiortc_sdp.SessionDescription, codecs: dict[str, str]) -> None:
@@ -123,6 +129,7 @@ class Publication:
     on_state: Callable[[Publication, str], None] | None = None
     on_warning: Callable[[Publication, str, str], None] | None = None
     closed: bool = False
+    hall: Viewer | None = None  # the audience sound sent back to the performer, if asked for
 
     def push(self, frame: EncodedFrame) -> None:
         """One encoded frame from an ingest that is not a peer connection."""
@@ -139,6 +146,8 @@ class Publication:
             return
         self.closed = True
         self.ingest.close()
+        if self.hall is not None:
+            self.hall.close()
         if self.pc is not None:
             await close_peer(self.pc)
         elif self.on_state is not None:
@@ -205,6 +214,37 @@ class Stage:
         self._publications: dict[str, Publication] = {}
         self._viewers: set[ViewerSession] = set()
         self._peers: set[RTCPeerConnection] = set()
+        self._halls: dict[str, tuple[Broadcast, HallSound]] = {}
+
+    def hall(self, show_id: str) -> Broadcast:
+        """The show's audience sound: one synthesiser and encoder, fanned out to its listeners."""
+        entry = self._halls.get(show_id)
+        if entry is None:
+            broadcast = Broadcast()
+            ingest = broadcast.open_ingest()
+            sound = HallSound(ingest.push)
+            sound.start()
+            entry = self._halls[show_id] = (broadcast, sound)
+        return entry[0]
+
+    def hall_reactions(self, show_id: str, counts: dict[str, int]) -> None:
+        """Reaction totals for the show's audience sound (ignored if nobody hears it)."""
+        entry = self._halls.get(show_id)
+        if entry is not None:
+            entry[1].add(counts, asyncio.get_running_loop().time())
+
+    def hall_mute(self, show_id: str, muted: bool) -> bool:
+        """Silence (or bring back) the show's audience sound; False if the show has none."""
+        entry = self._halls.get(show_id)
+        if entry is None:
+            return False
+        entry[1].muted = muted
+        return True
+
+    def hall_sound(self, show_id: str) -> HallSound | None:
+        """The show's audience sound, if it has one (tests and metrics)."""
+        entry = self._halls.get(show_id)
+        return None if entry is None else entry[1]
 
     def broadcast(self, show_id: str) -> Broadcast:
         """The show's broadcast on this node, made on first use."""
@@ -246,8 +286,8 @@ class Stage:
         """Open peer connections (for metrics and leak checks)."""
         return len(self._peers)
 
-    def _new_peer(self) -> RTCPeerConnection:
-        pc = RTCPeerConnection(rtc_configuration(self._ice_servers))
+    def _new_peer(self, *, max_bundle: bool = False) -> RTCPeerConnection:
+        pc = RTCPeerConnection(rtc_configuration(self._ice_servers, max_bundle=max_bundle))
         self._peers.add(pc)
 
         @pc.on("connectionstatechange")
@@ -269,16 +309,26 @@ class Stage:
         if previous is not None:
             log.info("stage.performer_replaced", show=show_id)
             await previous.close()
-        pc = self._new_peer()
+        pc = self._new_peer(max_bundle=True)
         broadcast = self.broadcast(show_id)
         ingest = broadcast.open_ingest()
         publication = Publication(show_id, pc, ingest, codecs)
         try:
+            # Transceivers in the offer's order, as aiortc pairs them with its sections by kind.
             # Only the chosen codec per kind: the performer then sends exactly what viewers get.
-            for kind, mime in codecs.items():
-                prefer_codec(pc.addTransceiver(kind, direction="recvonly"), mime)
+            receiving = []
+            for media in parse_offer(offer_sdp).media:
+                if _is_hall(media):
+                    hall = self.hall(show_id).add_viewer()
+                    hall.video.stop()  # the hall is sound only
+                    prefer_codec(pc.addTransceiver(hall.audio, direction="sendonly"), "audio/opus")
+                    publication.hall = hall
+                elif media.kind in codecs:
+                    transceiver = pc.addTransceiver(media.kind, direction="recvonly")
+                    prefer_codec(transceiver, codecs[media.kind])
+                    receiving.append(transceiver)
             await pc.setRemoteDescription(RTCSessionDescription(offer_sdp, "offer"))
-            for transceiver in pc.getTransceivers():
+            for transceiver in receiving:
                 ingest.attach(transceiver.receiver)  # before media flows: nothing gets decoded
             await pc.setLocalDescription(await pc.createAnswer())
         except StageError:
@@ -407,6 +457,10 @@ class Stage:
         broadcast = self._broadcasts.pop(show_id, None)
         if broadcast is not None:
             broadcast.close()
+        hall = self._halls.pop(show_id, None)
+        if hall is not None:
+            hall[0].close()
+            await hall[1].close()
 
     async def close(self) -> None:
         """Close every peer connection of this node (shutdown)."""
@@ -416,6 +470,10 @@ class Stage:
             await publication.close()
         for broadcast in self._broadcasts.values():
             broadcast.close()
+        for hall, sound in self._halls.values():
+            hall.close()
+            await sound.close()
+        self._halls.clear()
         peers = list(self._peers)
         with contextlib.suppress(Exception):
             await asyncio.gather(*(close_peer(pc) for pc in peers), return_exceptions=True)

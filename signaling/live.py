@@ -101,6 +101,8 @@ async def perform_start(conn: Connection, request: web.Request, msg: dict[str, A
     await conn.release("publication")
     conn.hold("publication", stop)
     await take_the_stage(conn, request, show.id)
+    if publication.hall is not None:
+        await feed_the_hall(conn, request, show.id)
     return {"sdp": publication.answer_sdp, "codecs": publication.codecs}
 
 
@@ -128,6 +130,36 @@ async def take_the_stage(conn: Connection, request: web.Request, show_id: str) -
     await follow_show(conn, request, show_id)
     await follow_show_chat(conn, request, show_id)
     conn.spawn(report_audience(conn, request, show_id), "audience")
+
+
+async def feed_the_hall(conn: Connection, request: web.Request, show_id: str) -> None:
+    """While this performer listens to the audience sound, every node's reaction totals drive it."""
+    await conn.release("hall")
+    sub = await request.app[BUS].subscribe(show_channel(show_id))
+    stage = request.app[STAGE]
+
+    async def pump() -> None:
+        async for event in sub:
+            if event.get("type") == "reactions":
+                stage.hall_reactions(show_id, event.get("counts", {}))
+
+    task = conn.spawn(pump(), "hall-reactions")
+
+    async def stop() -> None:
+        task.cancel()
+        await sub.close()
+
+    conn.hold("hall", stop)
+
+
+@COMMANDS.register("hall.mute", muted=bool)
+async def hall_mute(conn: Connection, request: web.Request, msg: dict[str, Any]) -> Result:
+    """The performer silences (or brings back) the audience sound."""
+    if conn.performing is None:
+        raise InvalidInput("only the performer has an audience sound")
+    if not request.app[STAGE].hall_mute(conn.performing, msg["muted"]):
+        raise InvalidInput("this show has no audience sound yet (go live with it first)")
+    return {"muted": msg["muted"]}
 
 
 @COMMANDS.register("perform.host", show=str, token=str)

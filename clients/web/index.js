@@ -1,35 +1,79 @@
 // @ts-check
 /**
  * The front door and the viewer: the programme and the code entry (`/`), then the show itself.
- * `/watch?code=NNNNNN` (the link organisers hand out) opens the show straight away.
+ * `/watch?code=NNNNNN` (the link organisers hand out) opens the show straight away;
+ * `/watch?code=NNNNNN&lobby=ABCDE` (a friend's link) seats the viewer in the friend's lobby.
  *
  * Watching follows docs/protocol.md: `watch.join` → wait for `live` → `watch.start` (the server's
  * offer) → answer, gathered without trickle → `watch.answer`. A pause keeps the peer connection;
- * a lost connection comes back by itself.
+ * a lost connection comes back by itself, as the same member of the same lobby (`session`), with
+ * the chat said meanwhile (`chat.history`) and the messages that had not gone out sent again (with
+ * their own `client_id`, so none is posted twice).
  *
  * For tests and debugging, `window.lampio` exposes read-only getters for the current
- * RTCPeerConnection (`pc`), protocol connection (`connection`), negotiated `codecs` and the shown
- * `state`; it gives a page script nothing it could not already reach.
+ * RTCPeerConnection (`pc`), protocol connection (`connection`), negotiated `codecs`, the shown
+ * `state` and the `lobby`; it gives a page script nothing it could not already reach.
  */
 import { applyLang, setupLangButtons, t } from './i18n.js';
 import { Connection, ProtocolError, iceGatheringComplete, openWithRetry } from './protocol.js';
+import { ICONS, KINDS, RecentCounts, calm, clock, compareIds, newClientId } from './foyer.js';
 
-/** @typedef {'opening' | 'scheduled' | 'live' | 'paused' | 'ended' | 'lost'} WatchState */
+/** @typedef {'opening' | 'scheduled' | 'live' | 'paused' | 'ended' | 'lost' | 'removed'} WatchState */
 /** @typedef {{video?: string, audio?: string}} Codecs */
+/** @typedef {import('./protocol.js').ServerEvent} ServerEvent */
+/** @typedef {{id: string, name: string, head_count: number, role: string}} Member */
+/** @typedef {{id: string, show: string, code: string, capacity: number}} Lobby */
+/**
+ * @typedef {{show: {title: string, state: string}, live: boolean, codecs: Codecs | null,
+ *            lobby: Lobby, me: Member, session: string, members: Member[], chat: ServerEvent[],
+ *            early: ServerEvent[]}} Joined
+ */
+/**
+ * A message of ours the server has not acknowledged yet (sent again after a lost connection).
+ * @typedef {{clientId: string, text: string, li: HTMLLIElement, when: HTMLElement,
+ *            note: HTMLElement, sending: Connection | null}} Unsent
+ */
+
+const NAME_KEY = 'lampio.name';
+const SEAT_KEY = 'lampio.seat';
+
+const byId = (/** @type {string} */ id) => /** @type {HTMLElement} */ (document.getElementById(id));
 
 const el = {
-  front: /** @type {HTMLElement} */ (document.getElementById('front')),
-  form: /** @type {HTMLFormElement} */ (document.getElementById('code-form')),
-  input: /** @type {HTMLInputElement} */ (document.getElementById('code')),
-  codeStatus: /** @type {HTMLElement} */ (document.getElementById('code-status')),
-  list: /** @type {HTMLUListElement} */ (document.getElementById('programme')),
-  empty: /** @type {HTMLElement} */ (document.getElementById('programme-empty')),
-  watch: /** @type {HTMLElement} */ (document.getElementById('watch')),
-  title: /** @type {HTMLElement} */ (document.getElementById('watch-title')),
-  status: /** @type {HTMLElement} */ (document.getElementById('watch-status')),
-  video: /** @type {HTMLVideoElement} */ (document.getElementById('video')),
-  sound: /** @type {HTMLButtonElement} */ (document.getElementById('sound-button')),
-  back: /** @type {HTMLButtonElement} */ (document.getElementById('back-button')),
+  front: byId('front'),
+  form: /** @type {HTMLFormElement} */ (byId('code-form')),
+  input: /** @type {HTMLInputElement} */ (byId('code')),
+  name: /** @type {HTMLInputElement} */ (byId('name')),
+  friendInput: /** @type {HTMLInputElement} */ (byId('friend-code-input')),
+  codeStatus: byId('code-status'),
+  list: /** @type {HTMLUListElement} */ (byId('programme')),
+  empty: byId('programme-empty'),
+  watch: byId('watch'),
+  title: byId('watch-title'),
+  status: byId('watch-status'),
+  video: /** @type {HTMLVideoElement} */ (byId('video')),
+  sound: /** @type {HTMLButtonElement} */ (byId('sound-button')),
+  back: /** @type {HTMLButtonElement} */ (byId('back-button')),
+  foyer: byId('foyer'),
+  foyerNote: byId('foyer-note'),
+  members: byId('members'),
+  friendCode: byId('friend-code'),
+  friendLink: /** @type {HTMLAnchorElement} */ (byId('friend-link')),
+  copy: /** @type {HTMLButtonElement} */ (byId('copy-link')),
+  copyStatus: byId('copy-status'),
+  chat: /** @type {HTMLOListElement} */ (byId('chat')),
+  chatEmpty: byId('chat-empty'),
+  chatForm: /** @type {HTMLFormElement} */ (byId('chat-form')),
+  chatInput: /** @type {HTMLInputElement} */ (byId('chat-input')),
+  chatStatus: byId('chat-status'),
+  reactions: byId('reactions'),
+  reactButtons: /** @type {NodeListOf<HTMLButtonElement>} */ (
+    document.querySelectorAll('button.react')
+  ),
+  reactFloat: byId('react-float'),
+  reactLobby: byId('react-lobby'),
+  reactAll: byId('react-all'),
+  reactStatus: byId('react-status'),
 };
 
 // -- the programme and the code entry ------------------------------------------------------------
@@ -80,6 +124,19 @@ function codeProblem(text) {
   el.input.focus();
 }
 
+/** The name the viewer chose to show others ('' is fine: nobody has to give one). */
+function displayName() {
+  return el.name.value.split(/\s+/).filter(Boolean).join(' ').slice(0, 40);
+}
+
+/** A friend's lobby code as typed (spaces and case forgiven), or ''. */
+function friendCodeTyped() {
+  return el.friendInput.value.replace(/\s/g, '').toUpperCase();
+}
+
+el.name.value = localStorage.getItem(NAME_KEY) ?? '';
+el.name.addEventListener('input', () => localStorage.setItem(NAME_KEY, el.name.value.trim()));
+
 el.form.addEventListener('submit', (event) => {
   event.preventDefault();
   const digits = el.input.value.replace(/[\s.-]/g, '');
@@ -87,7 +144,7 @@ el.form.addEventListener('submit', (event) => {
     codeProblem(t('code_short'));
     return;
   }
-  openShow(digits, true);
+  openShow(digits, true, friendCodeTyped());
 });
 
 // -- watching ------------------------------------------------------------------------------------
@@ -104,13 +161,28 @@ const watch = {
   /** @type {AbortController | null} aborts reconnecting when the viewer leaves */ leaving: null,
 };
 
+/** The lobby the viewer sits in, who is there, and what was said. */
+const foyer = {
+  /** @type {Lobby | null} */ lobby: null,
+  /** @type {Member | null} */ me: null,
+  session: '',
+  /** @type {Member[]} */ members: [],
+  /** @type {Map<string, HTMLLIElement>} shown messages by id */ messages: new Map(),
+  /** @type {Set<string>} */ deleted: new Set(),
+  /** @type {Map<string, Unsent>} by client id */ unsent: new Map(),
+  /** The newest chat id this page has seen: where `chat.history` resumes. */ lastSeen: '',
+  /** The performer removed this viewer: do not come back by ourselves. */ removed: false,
+};
+
 /** @type {{readonly pc: RTCPeerConnection | null, readonly connection: Connection | null,
- *          readonly codecs: Codecs | null, readonly state: WatchState}} */
+ *          readonly codecs: Codecs | null, readonly state: WatchState,
+ *          readonly lobby: Lobby | null}} */
 const exposed = {
   get pc() { return watch.pc; },
   get connection() { return watch.connection; },
   get codecs() { return watch.codecs; },
   get state() { return watch.state; },
+  get lobby() { return foyer.lobby; },
 };
 Object.defineProperty(window, 'lampio', { value: exposed });
 
@@ -132,14 +204,16 @@ function setState(state) {
  * Join the show with this code and start watching (from the form, the programme or a link).
  * @param {string} code six digits
  * @param {boolean} byHand the viewer asked for it on the page (not a link opening)
+ * @param {string} [friend] a friend's lobby code
+ * @param {string} [session] from an earlier visit of this tab (a reload): the same member again
  */
-async function openShow(code, byHand) {
+async function openShow(code, byHand, friend = '', session = '') {
   el.codeStatus.textContent = t('watch_opening');
   let connection = null;
-  let joined;
+  let seat;
   try {
     connection = await Connection.open();
-    joined = await join(connection, code);
+    seat = await joinSeat(connection, code, { name: displayName(), lobby: friend, session });
   } catch (error) {
     connection?.close();
     const problem = /** @type {{code?: string}} */ (error).code;
@@ -148,10 +222,12 @@ async function openShow(code, byHand) {
     else el.codeStatus.textContent = t('error');
     return;
   }
+  const { joined, problem } = seat;
   el.input.removeAttribute('aria-invalid');
   el.codeStatus.textContent = '';
   watch.code = code;
   watch.leaving = new AbortController();
+  resetFoyer();
   if (byHand) history.pushState({ watch: code }, '', `/watch?code=${code}`);
   el.title.textContent = joined.show.title;  // always text, never HTML
   document.title = `${joined.show.title} – Lämpiö Live`;
@@ -159,21 +235,29 @@ async function openShow(code, byHand) {
   el.watch.hidden = false;
   el.title.focus();
   follow(connection, joined);
+  // a friend's lobby that is full or gone: the viewer watches anyway, in another lobby
+  if (problem === 'lobby_full') el.foyerNote.textContent = t('friend_full');
+  else if (problem === 'lobby_not_found') el.foyerNote.textContent = t('friend_missing');
 }
 
 /**
- * `watch.join`, with the show's events already subscribed so none is missed.
+ * `watch.join`, with every event already collected so none is missed before {@link follow}.
  * @param {Connection} connection
  * @param {string} code
- * @returns {Promise<{show: {title: string, state: string}, live: boolean, codecs: Codecs | null,
- *                    early: import('./protocol.js').ServerEvent[]}>}
+ * @param {{name?: string, lobby?: string, session?: string}} [wanted]
+ * @returns {Promise<Joined>}
  */
-async function join(connection, code) {
-  /** @type {import('./protocol.js').ServerEvent[]} */
+async function join(connection, code, { name = '', lobby = '', session = '' } = {}) {
+  /** @type {ServerEvent[]} */
   const early = [];
-  const off = connection.on('show.state', (event) => early.push(event));
+  const off = connection.on('*', (event) => early.push(event));
   try {
-    const joined = await connection.request('watch.join', { code });
+    /** @type {Record<string, string>} */
+    const fields = { code };
+    if (name) fields.name = name;
+    if (lobby) fields.lobby = lobby;
+    if (session) fields.session = session;
+    const joined = await connection.request('watch.join', fields);
     return { ...joined, early };
   } finally {
     off();
@@ -181,17 +265,66 @@ async function join(connection, code) {
 }
 
 /**
- * Make `connection` the current one and act on the show's state now and from now on.
+ * {@link join}, in the wanted lobby if it has a seat, otherwise in any (`problem` says why not).
  * @param {Connection} connection
- * @param {Awaited<ReturnType<typeof join>>} joined
+ * @param {string} code
+ * @param {{name?: string, lobby?: string, session?: string}} wanted
+ * @returns {Promise<{joined: Joined, problem: string}>}
+ */
+async function joinSeat(connection, code, wanted) {
+  try {
+    return { joined: await join(connection, code, wanted), problem: '' };
+  } catch (error) {
+    const problem = error instanceof ProtocolError ? error.code : '';
+    if (!wanted.lobby || (problem !== 'lobby_full' && problem !== 'lobby_not_found')) throw error;
+    return { joined: await join(connection, code, { ...wanted, lobby: '' }), problem };
+  }
+}
+
+/**
+ * Make `connection` the current one and act on the show's and the lobby's events from now on.
+ * @param {Connection} connection
+ * @param {Joined} joined
  */
 function follow(connection, joined) {
   watch.connection = connection;
-  connection.on('show.state', (event) => onShowState(connection, event.state, event.codecs));
-  connection.on('closed', () => onLost(connection));
+  connection.on('*', (event) => onEvent(connection, event));
   if (joined.live) onShowState(connection, 'live', joined.codecs);
   else onShowState(connection, joined.show.state === 'live' ? 'scheduled' : joined.show.state);
-  for (const event of joined.early) onShowState(connection, event.state, event.codecs);
+  enterFoyer(connection, joined);
+  for (const event of joined.early) onEvent(connection, event);
+}
+
+/**
+ * @param {Connection} connection the connection the event came on (stale ones are ignored)
+ * @param {ServerEvent} event
+ */
+function onEvent(connection, event) {
+  if (connection !== watch.connection) return;
+  switch (event.type) {
+    case 'show.state':
+      onShowState(connection, event.state, event.codecs);
+      break;
+    case 'closed':
+      onLost(connection, event.code);
+      break;
+    case 'chat.message':
+    case 'chat.deleted':
+      onChat(event);
+      break;
+    case 'lobby.members':
+      if (event.lobby === foyer.lobby?.id) {
+        foyer.members = event.members ?? [];
+        renderMembers();
+      }
+      break;
+    case 'member.removed':
+      if (event.member === foyer.me?.id) foyer.removed = true;
+      break;
+    case 'reactions':
+      onReactions(event);
+      break;
+  }
 }
 
 /**
@@ -307,21 +440,33 @@ function closeMedia() {
 }
 
 /**
- * The socket closed under us: come back by ourselves, join again and carry on.
+ * The socket closed under us: come back by ourselves, as the same member of the same lobby, and
+ * carry on (unless the performer removed this viewer: 4003).
  * @param {Connection} connection
+ * @param {number} [code] the WebSocket close code
  */
-async function onLost(connection) {
+async function onLost(connection, code) {
   if (connection !== watch.connection || !watch.leaving) return;
   const signal = watch.leaving.signal;
   watch.connection = null;
   closeMedia();
+  if (foyer.removed || code === 4003) {
+    watch.leaving.abort();
+    forgetSeat();
+    setState('removed');
+    return;
+  }
   if (watch.state !== 'ended') setState('lost');
   else return;
   try {
     while (!signal.aborted) {
       const next = await openWithRetry({ signal });
       try {
-        const joined = await join(next, watch.code);
+        const { joined } = await joinSeat(next, watch.code, {
+          name: foyer.me?.name ?? displayName(),
+          lobby: foyer.lobby?.code ?? '',
+          session: foyer.session,
+        });
         if (signal.aborted) {
           next.close();
           return;
@@ -353,6 +498,8 @@ function leave() {
       () => connection.close(),
     );
   }
+  forgetSeat();
+  resetFoyer();
   el.sound.hidden = true;
   el.watch.hidden = true;
   el.front.hidden = false;
@@ -371,17 +518,417 @@ window.addEventListener('popstate', () => {
   else if (!watch.leaving) openShow(code, false);
 });
 
+// -- the foyer: who is here, the friend's link, the chat -----------------------------------------
+
+/** Forget the last show's lobby, chat and unsent messages. */
+function resetFoyer() {
+  foyer.lobby = null;
+  foyer.me = null;
+  foyer.session = '';
+  foyer.members = [];
+  foyer.unsent.clear();
+  foyer.removed = false;
+  clearChat();
+  el.foyerNote.textContent = '';
+  el.chatStatus.textContent = '';
+  el.copyStatus.textContent = '';
+  recent.lobby = new RecentCounts();
+  recent.all = new RecentCounts();
+  el.reactFloat.replaceChildren();
+  renderReactions();
+}
+
+function clearChat() {
+  foyer.messages.clear();
+  foyer.deleted.clear();
+  foyer.lastSeen = '';
+  el.chat.replaceChildren(...Array.from(foyer.unsent.values(), (unsent) => unsent.li));
+  renderChatEmpty();
+}
+
+/**
+ * Take a seat from `watch.join`: a first join shows the lobby's chat; coming back to the same
+ * lobby adds what was said meanwhile. Either way, what had not gone out is sent (again).
+ * @param {Connection} connection
+ * @param {Joined} joined
+ */
+function enterFoyer(connection, joined) {
+  const sameLobby = foyer.lobby !== null && foyer.lobby.id === joined.lobby.id;
+  foyer.lobby = joined.lobby;
+  foyer.me = joined.me;
+  foyer.session = joined.session;
+  foyer.members = joined.members ?? [];
+  keepSeat();
+  renderMembers();
+  renderFriend();
+  if (sameLobby) {
+    const after = foyer.lastSeen ? { after: foyer.lastSeen } : {};
+    connection.request('chat.history', after).then((reply) => {
+      if (connection !== watch.connection) return;
+      for (const event of reply.messages ?? []) onChat(event);
+    }, (error) => console.warn('no chat history', error));
+  } else {
+    clearChat();
+    for (const event of joined.chat ?? []) onChat(event);
+  }
+  for (const unsent of foyer.unsent.values()) send(unsent);
+}
+
+/** Remember this tab's seat, so a reload comes back to the same lobby as the same member. */
+function keepSeat() {
+  if (!foyer.lobby) return;
+  const seat = { code: watch.code, lobby: foyer.lobby.code, session: foyer.session };
+  try {
+    sessionStorage.setItem(SEAT_KEY, JSON.stringify(seat));
+  } catch { /* private mode: a reload simply joins afresh */ }
+}
+
+function forgetSeat() {
+  try {
+    sessionStorage.removeItem(SEAT_KEY);
+  } catch { /* nothing kept */ }
+}
+
+function renderMembers() {
+  if (!foyer.lobby) {
+    el.members.textContent = '';
+    return;
+  }
+  const names = [];
+  let unnamed = 0;
+  const me = foyer.members.filter((member) => member.id === foyer.me?.id);
+  const others = foyer.members.filter((member) => member.id !== foyer.me?.id);
+  for (const member of me) {
+    names.push(member.name ? `${member.name} (${t('members_you')})` : t('members_you'));
+  }
+  for (const member of others) {
+    if (!member.name) {
+      unnamed += 1;
+      continue;
+    }
+    const heads = member.head_count > 1 ? ` (${t('members_heads', { count: String(member.head_count) })})` : '';
+    names.push(member.name + heads);
+  }
+  if (unnamed === 1) names.push(t('members_unnamed_one'));
+  else if (unnamed > 1) names.push(t('members_unnamed', { count: String(unnamed) }));
+  el.members.textContent = t('members_now', { names: names.join(', ') });
+}
+
+/** The link that seats a friend in this lobby. */
+function friendUrl() {
+  const url = new URL('/watch', location.href);
+  url.searchParams.set('code', watch.code);
+  url.searchParams.set('lobby', foyer.lobby?.code ?? '');
+  return url.href;
+}
+
+function renderFriend() {
+  if (!foyer.lobby) return;
+  el.friendCode.textContent = foyer.lobby.code;
+  el.friendLink.href = friendUrl();
+  el.friendLink.textContent = friendUrl();
+}
+
+el.copy.addEventListener('click', async () => {
+  try {
+    await navigator.clipboard.writeText(friendUrl());
+    el.copyStatus.textContent = t('friend_copied');
+  } catch {
+    el.copyStatus.textContent = t('friend_copy_failed');
+  }
+});
+
+/** @param {string | undefined} id a chat id this page has now seen */
+function seen(id) {
+  if (id && compareIds(id, foyer.lastSeen) > 0) foyer.lastSeen = id;
+}
+
+/**
+ * A chat event of our lobby: a message, or one taken away by the performer.
+ * @param {ServerEvent} event
+ */
+function onChat(event) {
+  if (!foyer.lobby || event.lobby !== foyer.lobby.id) return;
+  if (event.type === 'chat.deleted') {
+    seen(event.at_id);
+    foyer.deleted.add(event.id);
+    foyer.messages.get(event.id)?.remove();
+    foyer.messages.delete(event.id);
+    renderChatEmpty();
+    return;
+  }
+  seen(event.id);
+  if (foyer.messages.has(event.id) || foyer.deleted.has(event.id)) return;
+  const unsent = foyer.unsent.get(event.client_id);
+  if (unsent && event.member === foyer.me?.id) {
+    delivered(unsent, event.id, event.at);
+    return;
+  }
+  const mine = event.member === foyer.me?.id;
+  const { li } = messageItem(event.name, event.text, event.at, mine);
+  place(li, event.id);
+  foyer.messages.set(event.id, li);
+  renderChatEmpty();
+}
+
+/**
+ * One message as the list shows it: who, when, and the text (always text, never HTML).
+ * @param {string} name
+ * @param {string} text
+ * @param {number | undefined} at
+ * @param {boolean} mine
+ */
+function messageItem(name, text, at, mine) {
+  const li = document.createElement('li');
+  li.className = mine ? 'msg mine' : 'msg';
+  const meta = document.createElement('div');
+  meta.className = 'meta';
+  const who = document.createElement('strong');
+  who.className = 'who';
+  who.textContent = mine ? t('chat_you') : name || t('chat_someone');
+  const when = document.createElement('span');
+  when.className = 'when';
+  when.textContent = clock(at);
+  meta.append(who, ' ', when);
+  const body = document.createElement('p');
+  body.className = 'text';
+  body.textContent = text;
+  li.append(meta, body);
+  return { li, meta, when };
+}
+
+/**
+ * Put a message in its place: the list runs oldest to newest, our unsent ones last.
+ * @param {HTMLLIElement} li
+ * @param {string} id
+ */
+function place(li, id) {
+  li.dataset.id = id;
+  let before = null;
+  for (let other = el.chat.lastElementChild; other; other = other.previousElementSibling) {
+    const otherId = /** @type {HTMLElement} */ (other).dataset.id;
+    if (!otherId || compareIds(otherId, id) > 0) before = other;
+    else break;
+  }
+  el.chat.insertBefore(li, before);
+}
+
+function renderChatEmpty() {
+  el.chatEmpty.hidden = el.chat.childElementCount > 0;
+}
+
+el.chatForm.addEventListener('submit', (event) => {
+  event.preventDefault();
+  const text = el.chatInput.value.trim();
+  if (!text || !foyer.lobby) return;
+  if (text.length > 500) {
+    el.chatStatus.textContent = t('chat_too_long');
+    return;
+  }
+  el.chatInput.value = '';
+  el.chatStatus.textContent = '';
+  const { li, meta, when } = messageItem(foyer.me?.name ?? '', text, undefined, true);
+  li.classList.add('pending');
+  const note = document.createElement('span');
+  note.className = 'sending';
+  note.textContent = t('chat_sending');
+  meta.append(' ', note);
+  el.chat.append(li);
+  renderChatEmpty();
+  /** @type {Unsent} */
+  const unsent = { clientId: newClientId(), text, li, when, note, sending: null };
+  foyer.unsent.set(unsent.clientId, unsent);
+  send(unsent);
+});
+
+/**
+ * Send a message (again); it stays unsent, and is sent again, until the server has stored it.
+ * @param {Unsent} unsent
+ */
+async function send(unsent) {
+  const connection = watch.connection;
+  if (!connection || unsent.sending === connection) return;
+  unsent.sending = connection;
+  try {
+    const ack = await connection.request('chat.send', {
+      text: unsent.text,
+      client_id: unsent.clientId,
+    });
+    delivered(unsent, ack.id);
+  } catch (error) {
+    const code = error instanceof ProtocolError ? error.code : 'error';
+    if (code === 'closed') return;  // sent again once the page is back (enterFoyer)
+    if (code === 'timeout' || code === 'bus_unavailable' || code === 'internal_error') {
+      setTimeout(() => {
+        unsent.sending = null;
+        if (foyer.unsent.get(unsent.clientId) === unsent) send(unsent);
+      }, 2000);
+      return;
+    }
+    refused(unsent, code);
+  }
+}
+
+/**
+ * The server stored our message: it becomes an ordinary one, in its place.
+ * @param {Unsent} unsent
+ * @param {string} id
+ * @param {number} [at]
+ */
+function delivered(unsent, id, at) {
+  if (foyer.unsent.get(unsent.clientId) !== unsent) return;
+  foyer.unsent.delete(unsent.clientId);
+  unsent.note.remove();
+  unsent.li.classList.remove('pending');
+  unsent.li.remove();
+  if (foyer.messages.has(id) || foyer.deleted.has(id)) {
+    renderChatEmpty();
+    return;
+  }
+  if (at) unsent.when.textContent = clock(at);
+  place(unsent.li, id);
+  foyer.messages.set(id, unsent.li);
+}
+
+/**
+ * The server refused the message: say why in words and give the text back to edit.
+ * @param {Unsent} unsent
+ * @param {string} code
+ */
+function refused(unsent, code) {
+  foyer.unsent.delete(unsent.clientId);
+  unsent.li.remove();
+  renderChatEmpty();
+  if (!el.chatInput.value) el.chatInput.value = unsent.text;
+  const known = ['chat_too_long', 'rate_limited', 'chat_muted'];
+  el.chatStatus.textContent = known.includes(code) ? t(`chat_${code.replace(/^chat_/, '')}`) : t('error');
+}
+
+// -- reactions ---------------------------------------------------------------------------------------
+
+const recent = { lobby: new RecentCounts(), all: new RecentCounts() };
+/** @type {number | undefined} */
+let reactTimer;
+/** @type {number | undefined} */
+let reactNoteTimer;
+
+for (const button of el.reactButtons) {
+  button.addEventListener('click', async () => {
+    const connection = watch.connection;
+    if (!connection || !foyer.lobby) return;
+    try {
+      await connection.request('react', { kind: button.dataset.kind });
+    } catch (error) {
+      const code = error instanceof ProtocolError ? error.code : '';
+      if (code === 'rate_limited') {
+        el.reactStatus.textContent = t('react_wait');
+        clearTimeout(reactNoteTimer);
+        reactNoteTimer = setTimeout(() => { el.reactStatus.textContent = ''; }, 5000);
+      }
+    }
+  });
+}
+
+/**
+ * Everyone's reactions of the last 100 ms on one node: our lobby's own and the whole audience's.
+ * @param {ServerEvent} event
+ */
+function onReactions(event) {
+  const ours = foyer.lobby ? event.lobbies?.[foyer.lobby.id] : undefined;
+  recent.lobby.add(ours);
+  recent.all.add(event.counts);
+  if (!calm()) rise(ours ?? {}, event.counts ?? {});
+  renderReactions();
+  if (reactTimer === undefined) {
+    reactTimer = setInterval(() => {
+      renderReactions();
+      if (!recent.lobby.busy && !recent.all.busy) {
+        clearInterval(reactTimer);
+        reactTimer = undefined;
+      }
+    }, 500);
+  }
+}
+
+/**
+ * Pictures that float gently up: our lobby's large, the rest of the audience's small and faint.
+ * @param {Record<string, number>} ours
+ * @param {Record<string, number>} all
+ */
+function rise(ours, all) {
+  for (const kind of KINDS) {
+    const near = Math.min(ours[kind] ?? 0, 3);
+    const far = Math.min(Math.max((all[kind] ?? 0) - (ours[kind] ?? 0), 0), 2);
+    for (let n = 0; n < near + far; n++) {
+      if (el.reactFloat.childElementCount >= 24) return;
+      const bubble = document.createElement('span');
+      bubble.className = n < near ? 'bubble' : 'bubble far';
+      bubble.textContent = ICONS[kind];
+      bubble.style.left = `${5 + Math.random() * 85}%`;
+      bubble.style.animationDelay = `${Math.random() * 0.4}s`;
+      bubble.addEventListener('animationend', () => bubble.remove());
+      setTimeout(() => bubble.remove(), 5000);  // in case the animation never ran
+      el.reactFloat.append(bubble);
+    }
+  }
+}
+
+/**
+ * The counts of the last seconds as words and pictures ("👏 Taputuksia 3").
+ * @param {HTMLElement} target
+ * @param {Record<string, number>} totals
+ */
+function renderCounts(target, totals) {
+  const parts = [];
+  for (const kind of KINDS) {
+    if (!totals[kind]) continue;
+    const part = document.createElement('span');
+    part.className = 'count';
+    const icon = document.createElement('span');
+    icon.setAttribute('aria-hidden', 'true');
+    icon.textContent = ICONS[kind];
+    const word = document.createElement('span');
+    word.className = 'sr-only';
+    word.textContent = t(`meter_${kind}`);
+    part.append(icon, ' ', word, ` ${totals[kind]}`);
+    parts.push(part);
+  }
+  if (parts.length === 0) target.textContent = t('react_quiet');
+  else target.replaceChildren(...parts);
+}
+
+function renderReactions() {
+  renderCounts(el.reactLobby, recent.lobby.totals());
+  renderCounts(el.reactAll, recent.all.totals());
+}
+
 // -- start ---------------------------------------------------------------------------------------
 
 setupLangButtons(() => {
   renderProgramme();
   renderWatch();
+  renderMembers();
+  renderReactions();
 });
 applyLang();
+renderReactions();
 loadProgramme();
-const preset = new URLSearchParams(location.search).get('code');
+const params = new URLSearchParams(location.search);
+const preset = params.get('code');
 if (preset) {
   el.input.value = preset;
   const digits = preset.replace(/[\s.-]/g, '');
-  if (/^\d{6}$/.test(digits)) openShow(digits, false);
+  if (/^\d{6}$/.test(digits)) {
+    let friend = (params.get('lobby') ?? '').replace(/\s/g, '').toUpperCase();
+    let session = '';
+    try {
+      // a reload of this tab: back to the same lobby as the same member
+      const seat = JSON.parse(sessionStorage.getItem(SEAT_KEY) ?? 'null');
+      if (seat && seat.code === digits && (!friend || friend === seat.lobby)) {
+        friend = seat.lobby;
+        session = seat.session;
+      }
+    } catch { /* nothing kept */ }
+    openShow(digits, false, friend, session);
+  }
 }

@@ -1,0 +1,98 @@
+"""The audience sound through the real server: clapping viewers make applause the performer hears,
+louder with more clappers, encoded once per show."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+from aiohttp.test_utils import TestServer
+
+from clients.client import Performer, Session
+from lampio_stream.app import create_app
+from media.hall import HallSynth, rms
+from media.sources import TestPatternTrack, ToneTrack
+from rooms.bus_memory import MemoryBus
+from tests.conftest import make_config
+from tests.helpers import eventually
+from tests.test_live import Node
+
+pytestmark = pytest.mark.usefixtures("loopback_ice")
+
+
+@pytest.fixture
+async def node() -> AsyncIterator[Node]:
+    """One node on the in-process bus (the reaction path across engines: tests/test_foyer.py)."""
+    server = TestServer(create_app(make_config(lobby_size=50), bus=MemoryBus()), host="127.0.0.1")
+    await server.start_server()
+    yield Node(server, str(server.make_url("")).rstrip("/"))
+    await server.close()
+
+
+def test_synth_level_rises_with_the_number_of_clappers() -> None:
+    levels = []
+    for clappers in (0, 5, 50):
+        synth = HallSynth(seed=7)
+        synth.set_rates(applause=clappers * 1.5, laughter=0, bravo=0)
+        levels.append(rms(b"".join(synth.frame() for _ in range(150))))
+    assert levels[0] == 0 and levels[0] < levels[1] < levels[2]
+    assert levels[2] > 2 * levels[1]
+
+
+async def clap(sessions: list[Session], seconds: float) -> None:
+    """Every session clicks applause 1.5 times a second (under the 2/s limit)."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        await asyncio.gather(*(s.request("react", kind="applause") for s in sessions))
+        await asyncio.sleep(1 / 1.5)
+
+
+def level_since(performer: Performer, since: float) -> float:
+    return rms(b"".join(pcm for at, pcm in performer.hall_pcm if at >= since))
+
+
+async def test_performer_hears_applause_grow_with_clappers(node: Node) -> None:
+    show = await node.create_show()
+    performer = Performer(await Session.connect(node.url))
+    await performer.start(
+        show["id"], show["performer_token"], [TestPatternTrack(320, 240), ToneTrack()], hall=True
+    )
+    viewers = [await Session.connect(node.url) for _ in range(50)]
+    try:
+        for viewer in viewers:
+            await viewer.request("watch.join", code=show["code"])
+        await eventually(lambda: len(performer.hall_pcm) > 50, 20)  # the hall sound arrives
+        quiet_from = time.monotonic()
+        await asyncio.sleep(1.5)
+        silent = level_since(performer, quiet_from)
+        levels = []
+        for clappers in (5, 50):
+            clapping = asyncio.ensure_future(clap(viewers[:clappers], 4.5))
+            await asyncio.sleep(2.5)  # the hall's window fills
+            since = time.monotonic()
+            await clapping
+            levels.append(level_since(performer, since))
+            await asyncio.sleep(2.5)  # the window empties
+        assert silent < 50, silent
+        assert silent < levels[0] < levels[1], (silent, levels)
+        # one encoder for the show, at 50 frames a second, however many clap or listen
+        sound = node.stage.hall_sound(show["id"])
+        assert sound is not None
+        start, frames = time.monotonic(), sound.frames
+        await asyncio.sleep(1.0)
+        rate = (sound.frames - frames) / (time.monotonic() - start)
+        assert 40 <= rate <= 60, rate
+        # the performer can mute it
+        await performer.session.request("hall.mute", muted=True)
+        clapping = asyncio.ensure_future(clap(viewers, 3))
+        await asyncio.sleep(1.5)
+        muted_from = time.monotonic()
+        await clapping
+        assert level_since(performer, muted_from) < 50
+    finally:
+        for viewer in viewers:
+            await viewer.close()
+        await performer.stop()
+        await performer.session.close()
