@@ -136,6 +136,8 @@ class Watcher:
         self.show: dict[str, Any] = {}
         self.video = TrackStats()
         self.audio = TrackStats()
+        self.hall = TrackStats()
+        self._audio_tracks = 0
         self.started_at = 0.0
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -145,17 +147,23 @@ class Watcher:
         self.show = joined["show"]
         return joined
 
-    async def start(self) -> None:
-        """Take the server's offer, answer it and start receiving."""
+    async def start(self, *, hall: bool = False) -> None:
+        """Take the server's offer, answer it and start receiving (with ``hall``, the audience
+        sound too, as ``hall_frames``)."""
         self.started_at = time.monotonic()
-        offer = await self.session.request("watch.start")
+        offer = await self.session.request("watch.start", hall=hall)
         if self.pc is not None:
             await asyncio.shield(self.pc.close())
-        pc = self.pc = RTCPeerConnection(rtc_configuration(self.session.ice_servers))
+        config = rtc_configuration(self.session.ice_servers, max_bundle=True)
+        pc = self.pc = RTCPeerConnection(config)
 
         @pc.on("track")
         def on_track(track: MediaStreamTrack) -> None:
-            stats = self.video if track.kind == "video" else self.audio
+            if track.kind == "video":
+                stats = self.video
+            else:  # sections come in order: the show's sound, then the audience sound if asked
+                stats = self.audio if self._audio_tracks == 0 else self.hall
+                self._audio_tracks += 1
             task = asyncio.get_running_loop().create_task(self._consume(track, stats))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)

@@ -162,6 +162,7 @@ class ViewerSession:
     pc: RTCPeerConnection
     viewer: Viewer
     player: bool = False  # a standard player (WHEP), not seated in a lobby
+    hall: Viewer | None = None  # the audience sound, for viewers who asked for it
     offer_sdp: str = ""
     answer_sdp: str = ""
     closed: bool = field(default=False)
@@ -184,6 +185,8 @@ class ViewerSession:
             return
         self.closed = True
         self.viewer.close()
+        if self.hall is not None:
+            self.hall.close()
         await close_peer(self.pc)
 
 
@@ -286,8 +289,9 @@ class Stage:
         """Open peer connections (for metrics and leak checks)."""
         return len(self._peers)
 
-    def _new_peer(self, *, max_bundle: bool = False) -> RTCPeerConnection:
-        pc = RTCPeerConnection(rtc_configuration(self._ice_servers, max_bundle=max_bundle))
+    def _new_peer(self) -> RTCPeerConnection:
+        # max-bundle: every section on one transport (see media.ice.rtc_configuration)
+        pc = RTCPeerConnection(rtc_configuration(self._ice_servers, max_bundle=True))
         self._peers.add(pc)
 
         @pc.on("connectionstatechange")
@@ -309,7 +313,7 @@ class Stage:
         if previous is not None:
             log.info("stage.performer_replaced", show=show_id)
             await previous.close()
-        pc = self._new_peer(max_bundle=True)
+        pc = self._new_peer()
         broadcast = self.broadcast(show_id)
         ingest = broadcast.open_ingest()
         publication = Publication(show_id, pc, ingest, codecs)
@@ -390,12 +394,15 @@ class Stage:
             del self._publications[publication.show_id]
         await publication.close()
 
-    async def watch(self, show_id: str, offer_sdp: str | None = None) -> ViewerSession:
+    async def watch(
+        self, show_id: str, offer_sdp: str | None = None, *, hall: bool = False
+    ) -> ViewerSession:
         """A new viewer of a live show, in the performer's codecs.
 
         Without ``offer_sdp`` the stage makes the offer (``session.offer_sdp``; the viewer answers
-        through :meth:`ViewerSession.accept`). With a viewer's receive-only offer (WHEP) the stage
-        answers it (``session.answer_sdp``).
+        through :meth:`ViewerSession.accept`); with ``hall`` it has a third section carrying the
+        audience sound. With a viewer's receive-only offer (WHEP) the stage answers it
+        (``session.answer_sdp``).
         """
         codecs = self.codecs(show_id)
         if codecs is None:
@@ -412,6 +419,14 @@ class Stage:
             audio = pc.addTransceiver(viewer.audio, direction="sendonly")
             prefer_codec(audio, "audio/opus")
             viewer.forward_keyframe_requests(video.sender)
+            sections = [(broadcast, video, viewer.video), (broadcast, audio, viewer.audio)]
+            if hall and offer_sdp is None:
+                hall_broadcast = self.hall(show_id)
+                session.hall = hall_broadcast.add_viewer(direct=self._direct)
+                session.hall.video.stop()  # the hall is sound only
+                hall_audio = pc.addTransceiver(session.hall.audio, direction="sendonly")
+                prefer_codec(hall_audio, "audio/opus")
+                sections.append((hall_broadcast, hall_audio, session.hall.audio))
             if offer_sdp is None:
                 await pc.setLocalDescription(await pc.createOffer())
                 session.offer_sdp = pc.localDescription.sdp
@@ -421,8 +436,8 @@ class Stage:
                 session.answer_sdp = pc.localDescription.sdp
             if self._direct:
                 ours = aiortc_sdp.SessionDescription.parse(pc.localDescription.sdp)
-                for transceiver, track in ((video, viewer.video), (audio, viewer.audio)):
-                    broadcast.attach_direct(track, direct_output(transceiver, ours))
+                for source, transceiver, track in sections:
+                    source.attach_direct(track, direct_output(transceiver, ours))
         except StageError:
             await session.close()
             raise

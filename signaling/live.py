@@ -244,7 +244,10 @@ async def watch_start(conn: Connection, request: web.Request, msg: dict[str, Any
     await conn.release("viewer")
     stage = request.app[STAGE]
     try:
-        session = await stage.watch(show_id)
+        hall = msg.get("hall", False)
+        if not isinstance(hall, bool):
+            raise InvalidInput("hall must be true or false")
+        session = await stage.watch(show_id, hall=hall)
     except StageError as exc:
         raise stage_error(exc) from exc
     conn.viewer_session = session

@@ -96,3 +96,31 @@ async def test_performer_hears_applause_grow_with_clappers(node: Node) -> None:
             await viewer.close()
         await performer.stop()
         await performer.session.close()
+
+
+async def test_viewers_who_ask_hear_the_audience_sound(node: Node) -> None:
+    from clients.client import Watcher
+
+    show = await node.create_show()
+    performer = Performer(await Session.connect(node.url))
+    await performer.start(
+        show["id"], show["performer_token"], [TestPatternTrack(320, 240), ToneTrack()], hall=True
+    )
+    listener = Watcher(await Session.connect(node.url))
+    plain = Watcher(await Session.connect(node.url))
+    try:
+        await listener.join(show["code"])
+        await listener.start(hall=True)
+        await plain.join(show["code"])
+        await plain.start()
+        await eventually(lambda: listener.hall.frames >= 20 and listener.video.frames >= 5, 20)
+        await eventually(lambda: plain.video.frames >= 5 and plain.audio.frames >= 5, 20)
+        assert plain.hall.frames == 0  # a setting: only who asks gets it
+        sound = node.stage.hall_sound(show["id"])
+        assert sound is not None  # one synthesiser and encoder for the performer and viewers
+    finally:
+        for watcher in (listener, plain):
+            await watcher.close()
+            await watcher.session.close()
+        await performer.stop()
+        await performer.session.close()

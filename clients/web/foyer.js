@@ -92,3 +92,37 @@ export function clock(at) {
 export function calm() {
   return matchMedia('(prefers-reduced-motion: reduce)').matches;
 }
+
+/** @type {boolean | undefined} */
+let emojiSeen;
+
+/**
+ * Whether this device draws the reaction pictures (some TVs and kiosks have no emoji font and
+ * would show empty boxes; the pages then show the words alone).
+ */
+export function emojiWorks() {
+  if (emojiSeen !== undefined) return emojiSeen;
+  try {
+    const canvas = document.createElement('canvas');
+    canvas.width = canvas.height = 32;
+    const context = canvas.getContext('2d', { willReadFrequently: true });
+    if (!context) throw new Error('no canvas');
+    const draw = (/** @type {string} */ text) => {
+      context.clearRect(0, 0, 32, 32);
+      context.font = '24px sans-serif';
+      context.textBaseline = 'top';
+      context.fillText(text, 0, 0);
+      return context.getImageData(0, 0, 32, 32).data.join();
+    };
+    const missing = draw('\u{10FFFD}');  // a character no font has: the "missing" box
+    emojiSeen = Object.values(ICONS).every((icon) => draw(icon) !== missing);
+  } catch {
+    emojiSeen = false;
+  }
+  return emojiSeen;
+}
+
+/** Mark the page when the pictures cannot be drawn (CSS then hides them). */
+export function markEmoji() {
+  document.documentElement.classList.toggle('no-emoji', !emojiWorks());
+}

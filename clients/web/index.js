@@ -16,7 +16,9 @@
  */
 import { applyLang, setupLangButtons, t } from './i18n.js';
 import { Connection, ProtocolError, iceGatheringComplete, openWithRetry } from './protocol.js';
-import { ICONS, KINDS, RecentCounts, calm, clock, compareIds, newClientId } from './foyer.js';
+import {
+  ICONS, KINDS, RecentCounts, calm, clock, compareIds, emojiWorks, markEmoji, newClientId,
+} from './foyer.js';
 
 /** @typedef {'opening' | 'scheduled' | 'live' | 'paused' | 'ended' | 'lost' | 'removed'} WatchState */
 /** @typedef {{video?: string, audio?: string}} Codecs */
@@ -703,6 +705,7 @@ function messageItem(name, text, at, mine) {
  * @param {string} id
  */
 function place(li, id) {
+  const following = nearEnd();
   li.dataset.id = id;
   let before = null;
   for (let other = el.chat.lastElementChild; other; other = other.previousElementSibling) {
@@ -711,6 +714,12 @@ function place(li, id) {
     else break;
   }
   el.chat.insertBefore(li, before);
+  if (following) el.chat.scrollTop = el.chat.scrollHeight;
+}
+
+/** Whether the chat is scrolled to its end (new messages then keep it there). */
+function nearEnd() {
+  return el.chat.scrollHeight - el.chat.scrollTop - el.chat.clientHeight < 80;
 }
 
 function renderChatEmpty() {
@@ -734,6 +743,7 @@ el.chatForm.addEventListener('submit', (event) => {
   note.textContent = t('chat_sending');
   meta.append(' ', note);
   el.chat.append(li);
+  el.chat.scrollTop = el.chat.scrollHeight;
   renderChatEmpty();
   /** @type {Unsent} */
   const unsent = { clientId: newClientId(), text, li, when, note, sending: null };
@@ -837,7 +847,7 @@ function onReactions(event) {
   const ours = foyer.lobby ? event.lobbies?.[foyer.lobby.id] : undefined;
   recent.lobby.add(ours);
   recent.all.add(event.counts);
-  if (!calm()) rise(ours ?? {}, event.counts ?? {});
+  if (!calm() && emojiWorks()) rise(ours ?? {}, event.counts ?? {});
   renderReactions();
   if (reactTimer === undefined) {
     reactTimer = setInterval(() => {
@@ -884,13 +894,16 @@ function renderCounts(target, totals) {
     if (!totals[kind]) continue;
     const part = document.createElement('span');
     part.className = 'count';
-    const icon = document.createElement('span');
-    icon.setAttribute('aria-hidden', 'true');
-    icon.textContent = ICONS[kind];
     const word = document.createElement('span');
-    word.className = 'sr-only';
     word.textContent = t(`meter_${kind}`);
-    part.append(icon, ' ', word, ` ${totals[kind]}`);
+    if (emojiWorks()) {
+      const icon = document.createElement('span');
+      icon.setAttribute('aria-hidden', 'true');
+      icon.textContent = ICONS[kind];
+      word.className = 'sr-only';
+      part.append(icon, ' ');
+    }
+    part.append(word, ` ${totals[kind]}`);
     parts.push(part);
   }
   if (parts.length === 0) target.textContent = t('react_quiet');
@@ -911,6 +924,7 @@ setupLangButtons(() => {
   renderReactions();
 });
 applyLang();
+markEmoji();
 renderReactions();
 loadProgramme();
 const params = new URLSearchParams(location.search);
