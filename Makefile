@@ -25,7 +25,7 @@ system-deps:
 	@if ! command -v redis-server >/dev/null || [ ! -x /usr/bin/chromium ]; then \
 		$(SUDO) apt-get update -q && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends \
-			redis-server chromium fonts-dejavu-core; \
+			redis-server chromium fonts-dejavu-core fonts-noto-color-emoji; \
 	fi
 
 run: install

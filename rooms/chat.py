@@ -97,7 +97,13 @@ class Chat:
             await self._bus.delete(dedupe)  # not stored: the client's retry must go through
             raise
         await self._bus.set(dedupe, {"id": entry_id}, ttl=DEDUPE_TTL)
-        event = {"type": "chat.message", "lobby": lobby.id, "id": entry_id, **message}
+        event = {
+            "type": "chat.message",
+            "lobby": lobby.id,
+            "lobby_code": lobby.code,
+            "id": entry_id,
+            **message,
+        }
         await self._bus.publish(lobby_channel(lobby.id), event)
         await self._bus.publish(show_chat_channel(lobby.show_id), event)
         return Posted(entry_id, False, event)
@@ -122,7 +128,15 @@ class Chat:
                     }
                 )
             elif e.id not in deleted:
-                result.append({"type": "chat.message", "lobby": lobby.id, "id": e.id, **e.message})
+                result.append(
+                    {
+                        "type": "chat.message",
+                        "lobby": lobby.id,
+                        "lobby_code": lobby.code,
+                        "id": e.id,
+                        **e.message,
+                    }
+                )
         return result
 
     async def delete(self, lobby: Lobby, entry_id: str) -> None:

@@ -104,7 +104,7 @@ function renderProgramme() {
     watchButton.type = 'button';
     watchButton.textContent = t('programme_watch');
     watchButton.setAttribute('aria-label', `${t('programme_watch')}: ${show.title}`);
-    watchButton.addEventListener('click', () => openShow(show.code, true));
+    watchButton.addEventListener('click', () => openShow(show.code, true, friendCodeTyped()));
     li.append(watchButton);
     el.list.append(li);
   }
@@ -237,7 +237,9 @@ async function openShow(code, byHand, friend = '', session = '') {
   el.watch.hidden = false;
   el.title.focus();
   follow(connection, joined);
-  // a friend's lobby that is full or gone: the viewer watches anyway, in another lobby
+  // a friend's lobby that is full or gone: the viewer watches anyway, in another lobby (after a
+  // reload, our own lobby may have closed meanwhile: nothing to tell then)
+  if (session) return;
   if (problem === 'lobby_full') el.foyerNote.textContent = t('friend_full');
   else if (problem === 'lobby_not_found') el.foyerNote.textContent = t('friend_missing');
 }
