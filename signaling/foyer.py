@@ -73,7 +73,7 @@ async def enter_lobby(
     async def keep_present() -> None:
         while True:
             await asyncio.sleep(PRESENCE_TTL / 3)
-            await lobbies.refresh(lobby, member)
+            await lobbies.refresh(lobby, conn.member or member)  # a rename must stick
 
     pumping = conn.spawn(pump(), "lobby-events")
     refreshing = conn.spawn(keep_present(), "presence")
@@ -118,6 +118,17 @@ def _seated(conn: Connection) -> tuple[Lobby, Member]:
     if conn.lobby is None or conn.member is None:
         raise InvalidInput("join a show first (watch.join)")
     return conn.lobby, conn.member
+
+
+@COMMANDS.register("member.rename", name=str)
+async def member_rename(conn: Connection, request: web.Request, msg: dict[str, Any]) -> Result:
+    """Change the display name the lobby sees (for someone who joined without one)."""
+    lobby, member = _seated(conn)
+    renamed = Member(member.id, clean_name(msg["name"]), member.head_count, member.role)
+    await request.app[LOBBIES].refresh(lobby, renamed)
+    conn.member = renamed
+    await _announce_members(request.app, lobby)
+    return {"me": renamed.public()}
 
 
 @COMMANDS.register("chat.send", text=str, client_id=str)

@@ -49,11 +49,16 @@ class Commands:
     def __init__(self) -> None:
         self._commands: dict[str, Command] = {}
 
-    def register(self, name: str, **required: type) -> Callable[[CommandHandler], CommandHandler]:
-        """Decorator: register ``handler`` for messages of type ``name``."""
+    def register(
+        self, message_type: str, /, **required: type
+    ) -> Callable[[CommandHandler], CommandHandler]:
+        """Decorator: register ``handler`` for messages of ``message_type``, with the fields it
+        requires (any name but the envelope's ``id`` and ``type``)."""
+        if {"id", "type"} & set(required):
+            raise ValueError("'id' and 'type' belong to the envelope")
 
         def wrap(handler: CommandHandler) -> CommandHandler:
-            self._commands[name] = Command(handler, required)
+            self._commands[message_type] = Command(handler, required)
             return handler
 
         return wrap

@@ -198,3 +198,22 @@ async def test_reactions_are_totalled_and_reach_the_performer_and_lobbies(node: 
         for session, _ in seats:
             await session.close()
         await performer.close()
+
+
+async def test_a_viewer_without_a_name_can_choose_one_later(node: Node) -> None:
+    show = await node.create_show()
+    a, joined = await join(node, show["code"], "")
+    b, _ = await join(node, show["code"], "Eino", lobby=joined["lobby"]["code"])
+    try:
+        assert joined["me"]["name"] == ""
+        renamed = await a.request("member.rename", name="  Aino  ")
+        assert renamed["me"]["name"] == "Aino"
+        event = await b.next_event("lobby.members", 5)
+        while "Aino" not in {m["name"] for m in event["members"]}:
+            event = await b.next_event("lobby.members", 5)
+        with pytest.raises(ProtocolError) as caught:
+            await a.request("member.rename", name="x" * 41)
+        assert caught.value.code == "invalid_input"
+    finally:
+        await a.close()
+        await b.close()
