@@ -27,6 +27,7 @@ from rooms.shows import Shows
 from signaling import api, foyer, ops, rtmp, whep, whip, ws
 from signaling import live as _live_commands  # noqa: F401  (registers the show commands)
 from signaling.errors import error_middleware
+from signaling.followers import FOLLOWERS, ShowFollowers
 from signaling.iceservers import client_ice_servers
 from signaling.metrics import Metrics
 from signaling.state import (
@@ -119,6 +120,8 @@ def create_app(config: Config, *, bus: Bus | None = None) -> web.Application:
         app[BUS] = the_bus
         app[SHOWS] = Shows(the_bus)
         app[foyer.LOBBIES] = Lobbies(the_bus, capacity=config.lobby_size)
+        app[foyer.AUDIENCE] = foyer.AudienceCounter(app[foyer.LOBBIES])
+        app[FOLLOWERS] = ShowFollowers(the_bus)
         app[foyer.CHAT] = Chat(the_bus, retention=config.chat_retention)
         app[foyer.TALLY] = ReactionTally()
         reactions = asyncio.get_running_loop().create_task(
@@ -130,6 +133,7 @@ def create_app(config: Config, *, bus: Bus | None = None) -> web.Application:
         log.info("bus.open", engine=the_bus.name)
         yield
         # State changes from closing peers (show paused) still go out before the bus closes.
+        await app[FOLLOWERS].close()
         reactions.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await reactions

@@ -270,7 +270,8 @@ class RedisBus:
 
         async def op() -> list[str]:
             return [
-                k.decode()[len(self._ns) :] async for k in self._client.scan_iter(match=pattern)
+                k.decode()[len(self._ns) :]
+                async for k in self._client.scan_iter(match=pattern, count=1000)
             ]
 
         return sorted(await self._call(op))

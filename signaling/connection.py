@@ -88,10 +88,14 @@ class Connection:
 
     def send(self, message: dict[str, Any]) -> None:
         """Queue a message; never blocks. A full queue means the client is too slow: close it."""
+        self.send_text(json.dumps(message, separators=(",", ":"), ensure_ascii=False))
+
+    def send_text(self, text: str) -> None:
+        """Queue an already encoded message (one encoding shared by many connections)."""
         if self.closing:
             return
         try:
-            self._queue.put_nowait(json.dumps(message, separators=(",", ":"), ensure_ascii=False))
+            self._queue.put_nowait(text)
         except asyncio.QueueFull:
             self.log.warning("ws.too_slow", queued=self._queue.qsize())
             self.close_soon(CLOSE_TOO_SLOW, "too slow")

@@ -25,7 +25,31 @@ CHAT_RATE, CHAT_BURST = 1.0, 5
 SESSION_TTL = 12 * 3600.0
 HEAD_COUNT_MAX = 200
 
+
+class AudienceCounter:
+    """The show's head count, counted at most once per interval per node however many performer
+    and host connections ask (counting walks the lobbies on the bus)."""
+
+    def __init__(self, lobbies: Lobbies, interval: float = 1.0) -> None:
+        self._lobbies = lobbies
+        self._interval = interval
+        self._cache: dict[str, tuple[float, int]] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    async def count(self, show_id: str) -> int:
+        """Heads watching ``show_id``, at most ``interval`` seconds old."""
+        loop = asyncio.get_running_loop()
+        async with self._locks.setdefault(show_id, asyncio.Lock()):
+            cached = self._cache.get(show_id)
+            if cached is not None and loop.time() - cached[0] < self._interval:
+                return cached[1]
+            heads = await self._lobbies.audience(show_id)
+            self._cache[show_id] = (loop.time(), heads)
+            return heads
+
+
 LOBBIES: web.AppKey[Lobbies] = web.AppKey("lobbies")
+AUDIENCE: web.AppKey[AudienceCounter] = web.AppKey("audience_counter")
 TALLY: web.AppKey[ReactionTally] = web.AppKey("reaction_tally")
 CHAT: web.AppKey[Chat] = web.AppKey("chat")
 
@@ -248,8 +272,13 @@ async def react(conn: Connection, request: web.Request, msg: dict[str, Any]) -> 
 async def publish_reactions(app: web.Application, node: str) -> None:
     """Every :data:`INTERVAL`, this node's reaction totals per show, on the show's channel."""
     tally, bus = app[TALLY], app[BUS]
+    loop = asyncio.get_running_loop()
+    due = loop.time()
     while True:
-        await asyncio.sleep(INTERVAL)
+        # A fixed schedule: the time spent publishing does not stretch the interval.
+        due += INTERVAL
+        await asyncio.sleep(max(0.0, due - loop.time()))
+        due = max(due, loop.time() - INTERVAL)  # after a stall, do not try to catch up
         for show_id, totals in tally.drain().items():
             event = {"type": "reactions", "show": show_id, "node": node, **totals}
             try:

@@ -18,7 +18,8 @@ from rooms.bus import Bus, BusError
 from rooms.errors import InvalidInput, RoomsError, ShowNotFound
 from rooms.shows import Show, ShowState, show_channel
 from signaling.connection import Connection
-from signaling.foyer import LOBBIES, enter_lobby, follow_show_chat
+from signaling.followers import FOLLOWERS
+from signaling.foyer import AUDIENCE, enter_lobby, follow_show_chat
 from signaling.lookup import show_for_code
 from signaling.state import BUS, LIFECYCLE, SHOWS, STAGE
 from signaling.ws import COMMANDS, Result
@@ -49,19 +50,12 @@ def stage_error(exc: StageError) -> RoomsError:
 
 async def follow_show(conn: Connection, request: web.Request, show_id: str) -> None:
     """Forward the show's live events to this client until it leaves."""
-    if await conn.release("events"):
-        pass
-    sub = await request.app[BUS].subscribe(show_channel(show_id))
-
-    async def pump() -> None:
-        async for event in sub:
-            conn.send(event)
-
-    task = conn.spawn(pump(), "show-events")
+    await conn.release("events")
+    followers = request.app[FOLLOWERS]
+    await followers.follow(show_id, conn)
 
     async def stop() -> None:
-        task.cancel()
-        await sub.close()
+        await followers.unfollow(show_id, conn)
 
     conn.hold("events", stop)
 
@@ -202,11 +196,11 @@ async def _set_state(
 async def report_audience(conn: Connection, request: web.Request, show_id: str) -> None:
     """Send the performer the size of the audience whenever it changes: heads in the lobbies (a
     care-home screen counts its residents) plus standard players (WHEP), across nodes."""
-    stage, lobbies = request.app[STAGE], request.app[LOBBIES]
+    stage, counter = request.app[STAGE], request.app[AUDIENCE]
     last = -1
     while True:
         try:
-            count = await lobbies.audience(show_id) + stage.players(show_id)
+            count = await counter.count(show_id) + stage.players(show_id)
         except BusError:
             count = last  # the bus is away for a moment; keep the last figure
         if count != last:
