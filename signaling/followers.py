@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from typing import Any
 
 from aiohttp import web
 
@@ -53,10 +54,44 @@ class ShowFollowers:
 
     @staticmethod
     async def _pump(sub: Subscription, followers: set[Connection]) -> None:
-        async for event in sub:
-            text = json.dumps(event, separators=(",", ":"), ensure_ascii=False)
+        loop = asyncio.get_running_loop()
+        viewers_due = 0.0
+        pending: dict[str, Any] | None = None  # reaction totals not yet sent to viewers
+        timer: asyncio.TimerHandle | None = None
+
+        def flush() -> None:
+            nonlocal pending, viewers_due, timer
+            timer = None
+            if pending is None:
+                return
+            viewers_due = loop.time() + VIEWER_REACTIONS_INTERVAL
+            text = _encode(pending)
+            pending = None
             for conn in tuple(followers):
-                conn.send_text(text)
+                if conn.performing is None:
+                    conn.send_text(text)
+
+        try:
+            async for event in sub:
+                if event.get("type") != "reactions":
+                    text = _encode(event)
+                    for conn in tuple(followers):
+                        conn.send_text(text)
+                    continue
+                # The performer's meters get every total at once; viewers get them merged a few
+                # times a second, which is all a lobby's picture of the hall needs.
+                performer_text = _encode(event)
+                for conn in tuple(followers):
+                    if conn.performing is not None:
+                        conn.send_text(performer_text)
+                pending = event if pending is None else _merge(pending, event)
+                if loop.time() >= viewers_due:
+                    flush()
+                elif timer is None:
+                    timer = loop.call_later(viewers_due - loop.time(), flush)
+        finally:
+            if timer is not None:
+                timer.cancel()
 
     async def close(self) -> None:
         """End every subscription (shutdown)."""
@@ -67,3 +102,22 @@ class ShowFollowers:
 
 
 FOLLOWERS: web.AppKey[ShowFollowers] = web.AppKey("show_followers")
+
+VIEWER_REACTIONS_INTERVAL = 0.25  # seconds between the reaction totals a viewer receives
+
+
+def _encode(event: dict[str, Any]) -> str:
+    return json.dumps(event, separators=(",", ":"), ensure_ascii=False)
+
+
+def _merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    """Two reaction totals of one show as one (counts and per-lobby counts added up)."""
+    counts = dict(a.get("counts", {}))
+    for kind, n in b.get("counts", {}).items():
+        counts[kind] = counts.get(kind, 0) + n
+    lobbies = {lobby: dict(kinds) for lobby, kinds in a.get("lobbies", {}).items()}
+    for lobby, kinds in b.get("lobbies", {}).items():
+        merged = lobbies.setdefault(lobby, {})
+        for kind, n in kinds.items():
+            merged[kind] = merged.get(kind, 0) + n
+    return {**b, "counts": counts, "lobbies": lobbies, "node": "merged"}
