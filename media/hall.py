@@ -136,10 +136,16 @@ def _poisson(rng: random.Random, mean: float) -> int:
 class HallSound:
     """One show's hall sound: reaction totals in, Opus frames out, encoded once for everyone."""
 
-    def __init__(self, push: Callable[[EncodedFrame], None], seed: int | None = None) -> None:
+    def __init__(
+        self,
+        push: Callable[[EncodedFrame], None],
+        seed: int | None = None,
+        listeners: Callable[[], int] | None = None,
+    ) -> None:
         import av
 
         self._push = push
+        self._listeners = listeners
         self.synth = HallSynth(seed)
         self.muted = False
         self.frames = 0
@@ -178,6 +184,11 @@ class HallSound:
         count = 0
         while True:
             now = loop.time()
+            if self._listeners is not None and self._listeners() == 0:
+                # Nobody hears the hall (the performer left): make and encode nothing.
+                count += 1
+                await asyncio.sleep(max(0.0, started + count * FRAME_SECONDS - loop.time()))
+                continue
             self.synth.set_rates(*self._rates(now))
             pcm = bytes(2 * FRAME) if self.muted else self.synth.frame()
             frame = av.AudioFrame(format="s16", layout="mono", samples=FRAME)

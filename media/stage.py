@@ -225,7 +225,7 @@ class Stage:
         if entry is None:
             broadcast = Broadcast()
             ingest = broadcast.open_ingest()
-            sound = HallSound(ingest.push)
+            sound = HallSound(ingest.push, listeners=lambda: broadcast.viewers)
             sound.start()
             entry = self._halls[show_id] = (broadcast, sound)
         return entry[0]

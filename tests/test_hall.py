@@ -124,3 +124,20 @@ async def test_viewers_who_ask_hear_the_audience_sound(node: Node) -> None:
             await watcher.session.close()
         await performer.stop()
         await performer.session.close()
+
+
+async def test_the_hall_makes_nothing_when_nobody_listens(node: Node) -> None:
+    show = await node.create_show()
+    performer = Performer(await Session.connect(node.url))
+    await performer.start(
+        show["id"], show["performer_token"], [TestPatternTrack(320, 240), ToneTrack()], hall=True
+    )
+    sound = node.stage.hall_sound(show["id"])
+    assert sound is not None
+    await eventually(lambda: sound.frames > 10, 10)
+    await performer.stop()
+    await performer.session.close()
+    await eventually(lambda: node.stage.hall(show["id"]).viewers == 0, 10)
+    frames = sound.frames
+    await asyncio.sleep(0.5)
+    assert sound.frames - frames <= 2  # at most what was under way
