@@ -36,7 +36,14 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: install system-deps lint
+# axe-core, the accessibility rules the browser tests inject into every page (tests/a11y.py).
+AXE_VERSION := 4.14.1
+AXE := .axe/node_modules/axe-core/axe.min.js
+
+$(AXE):
+	npm install --silent --no-audit --no-fund --prefix .axe axe-core@$(AXE_VERSION)
+
+test: install system-deps $(AXE) lint
 	$(BIN)/pytest
 
 # Every bench/*.py script with its defaults (modules named _*.py are their helpers).
@@ -46,4 +53,4 @@ bench: install
 	[ $$found = 1 ] || echo "no benchmarks yet"
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .axe .pytest_cache .mypy_cache .ruff_cache

@@ -1,6 +1,9 @@
 // @ts-check
 /** UI text in Finnish, Swedish and English. Plain, warm words: "Katso", "Osallistu". */
 
+import ORGANISE from './text/organise.js';
+import SCREEN from './text/screen.js';
+
 /** @typedef {'fi' | 'sv' | 'en'} Lang */
 
 /** @type {Record<Lang, Record<string, string>>} */
@@ -324,6 +327,13 @@ export const TEXT = {
     error: 'Something went wrong. Please try again in a moment.',
   },
 };
+
+// Each page's own catalogue joins the shared one (a key defined twice is a mistake: tests check).
+for (const catalogue of [SCREEN, ORGANISE]) {
+  for (const lang of /** @type {Lang[]} */ (['fi', 'sv', 'en'])) {
+    Object.assign(TEXT[lang], catalogue[lang]);
+  }
+}
 
 /** @returns {Lang} */
 export function currentLang() {

@@ -1,0 +1,9 @@
+// @ts-check
+/** UI text of the screen pages, in Finnish, Swedish and English (merged into i18n.js TEXT). */
+
+/** @type {Record<'fi' | 'sv' | 'en', Record<string, string>>} */
+export default {
+  fi: {},
+  sv: {},
+  en: {},
+};
