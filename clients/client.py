@@ -259,3 +259,70 @@ class Performer:
         if self.pc is not None:
             await asyncio.shield(self.pc.close())
             self.pc = None
+
+
+class Voice:
+    """A member's lobby voice: an optional microphone track out, the lobby's voice slots in.
+
+    Each slot's sound is decoded by aiortc and kept as mono s16 (``pcm[slot]``), for measuring who
+    is heard; the performer joins with no microphone to hear a lobby on stage.
+    """
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.pc: RTCPeerConnection | None = None
+        self.joined: dict[str, Any] = {}
+        self.pcm: dict[int, list[bytes]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def join(self, mic: MediaStreamTrack | None = None, slots: int = 12) -> dict[str, Any]:
+        """Offer the microphone (if any) and ``slots`` receive-only slots; apply the answer."""
+        await self.close()
+        pc = self.pc = RTCPeerConnection(
+            rtc_configuration(self.session.ice_servers, max_bundle=True)
+        )
+        if mic is not None:
+            pc.addTransceiver(mic, direction="sendonly")
+        receiving = [pc.addTransceiver("audio", direction="recvonly") for _ in range(slots)]
+
+        @pc.on("track")
+        def on_track(track: MediaStreamTrack) -> None:
+            slot = next(
+                n for n, t in enumerate(receiving) if t.receiver.track is track
+            )  # aiortc made the track for that transceiver
+            task = asyncio.get_running_loop().create_task(self._listen(slot, track))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+        await pc.setLocalDescription(await pc.createOffer())
+        self.joined = await self.session.request("voice.join", sdp=pc.localDescription.sdp)
+        await pc.setRemoteDescription(RTCSessionDescription(self.joined["sdp"], "answer"))
+        return self.joined
+
+    async def _listen(self, slot: int, track: MediaStreamTrack) -> None:
+        import av
+
+        resampler = av.AudioResampler(format="s16", layout="mono", rate=48000)
+        received = self.pcm.setdefault(slot, [])
+        with contextlib.suppress(MediaStreamError):
+            while True:
+                frame = await track.recv()
+                for mono in resampler.resample(frame):  # type: ignore[arg-type]
+                    received.append(bytes(mono.planes[0])[: 2 * mono.samples])
+
+    def frames(self) -> int:
+        """Audio frames heard so far, all slots together."""
+        return sum(len(frames) for frames in self.pcm.values())
+
+    async def mic(self, on: bool) -> dict[str, Any]:
+        """Turn the microphone on or off."""
+        return await self.session.request("voice.mic", on=on)
+
+    async def close(self) -> None:
+        """Leave the voice's peer connection (the server notices when it closes)."""
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.pc is not None:
+            await asyncio.shield(self.pc.close())
+            self.pc = None

@@ -18,6 +18,7 @@ from lampio_stream.config import Config
 from lampio_stream.demo import run_demo
 from media.rtmp import RtmpServer
 from media.stage import Stage
+from media.voice import Voices
 from rooms.bus import Bus, open_bus
 from rooms.chat import Chat
 from rooms.lobbies import Lobbies
@@ -41,6 +42,7 @@ from signaling.state import (
     Lifecycle,
     Site,
 )
+from signaling.voice import VOICE_STATES, VOICES, VoiceStates
 
 log = structlog.get_logger(__name__)
 
@@ -155,7 +157,11 @@ def create_app(config: Config, *, bus: Bus | None = None) -> web.Application:
         metrics.peers.set_function(lambda: stage.peer_count)
         metrics.viewers.set_function(lambda: stage.viewer_total)
         metrics.live_shows.set_function(lambda: stage.live_count)
+        voices = app[VOICES] = Voices(server_ice_servers(config))
+        app[VOICE_STATES] = VoiceStates(app[BUS], app[SHOWS], voices)
         yield
+        await app[VOICE_STATES].close()
+        await voices.close()
         await app[STAGE].close()
 
     async def demo_context(app: web.Application) -> AsyncIterator[None]:

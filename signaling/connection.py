@@ -18,6 +18,7 @@ from aiohttp import WSCloseCode, web
 
 if TYPE_CHECKING:
     from media.stage import ViewerSession
+    from media.voice import VoiceSeat
     from rooms.lobbies import Lobby, Member
     from rooms.ratelimit import TokenBucket
 
@@ -49,6 +50,7 @@ class Connection:
         self.chat_bucket: TokenBucket | None = None
         self.reaction_bucket: TokenBucket | None = None
         self.performing: str | None = None  # the show this client performs or hosts
+        self.voice_seat: VoiceSeat | None = None  # this client's lobby voice, if it joined it
 
     def hold(self, name: str, release: Callable[[], Awaitable[None]]) -> None:
         """Remember how to release ``name`` when the connection ends (replacing an earlier one)."""

@@ -216,6 +216,7 @@ async def report_audience(conn: Connection, request: web.Request, show_id: str) 
 async def watch_join(conn: Connection, request: web.Request, msg: dict[str, Any]) -> Result:
     """Join a show by its code: its state now, and its events from now on."""
     show = await show_for_code(request.app, conn.remote, msg["code"])
+    await conn.release("voice")  # the voice belongs to the lobby being left
     foyer = await enter_lobby(conn, request, show, msg)
     await follow_show(conn, request, show.id)
     conn.watching = show.id
@@ -272,6 +273,7 @@ async def watch_leave(conn: Connection, request: web.Request, msg: dict[str, Any
     """Stop watching (the connection stays open)."""
     left = await conn.release("viewer")
     await conn.release("events")
+    await conn.release("voice")
     await conn.release("lobby")
     conn.watching = None
     return {"left": left}

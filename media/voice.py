@@ -1,0 +1,233 @@
+"""Lobby voice: members of a lobby talk to each other, their Opus forwarded as it came, never mixed.
+
+Every member who joins the voice has one peer connection of its own (it works before and after the
+show, when there is no broadcast to ride on). The member offers one section for their microphone
+(``sendonly``; ``recvonly`` when they only listen) and a fixed number of receive-only **voice
+slots**. A speaker gets the lowest free slot number of their lobby; each listener's track of that
+slot carries that speaker. Slots being fixed when the voice starts, nobody renegotiates when
+someone starts or stops talking, and a browser plays each slot as it arrives.
+
+What may be heard is the show's **voice policy**, set by signaling: the lobby's voice is open or
+closed (closed during the show unless the performer opens an intermission), and one lobby may be
+invited **on stage**: then only that lobby speaks, and every voice listener of the show (the
+performer too) hears it on the same slot numbers. Frames of a speaker who is muted or not allowed
+are dropped at the server, whatever their browser sends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import structlog
+from aiortc import RTCIceServer, RTCPeerConnection, RTCSessionDescription
+
+from media.codecs import prefer_codec
+from media.forward import ViewerTrack
+from media.frame import EncodedFrame
+from media.ice import rtc_configuration
+from media.receiver import EncodedReceiver
+from media.stage import InvalidSdp, UnsupportedMedia, close_peer, parse_offer
+
+log = structlog.get_logger(__name__)
+
+SLOTS = 12  # voice slots a member may ask for: speakers heard at once in one lobby
+AUDIO_BUFFER = 25  # half a second of 20 ms Opus per slot: talk stays live rather than late
+
+
+def _nothing(*_: object) -> None:
+    """Audio needs no keyframes, and a stopped slot track needs no bookkeeping."""
+
+
+@dataclass(eq=False)
+class VoiceSeat:
+    """A member's (or the performer's) voice connection: their microphone in, voice slots out."""
+
+    show_id: str
+    lobby_id: str | None  # None: a listener of the stage only (the performer)
+    key: str  # the member id (or the performer connection's id)
+    pc: RTCPeerConnection
+    outputs: list[ViewerTrack]
+    has_mic: bool
+    generation: int
+    slot: int | None = None  # this speaker's slot number in their lobby
+    mic_on: bool = False
+    answer_sdp: str = ""
+    tap: EncodedReceiver | None = None
+    closed: bool = field(default=False)
+
+    @property
+    def slots(self) -> int:
+        """How many voices this seat can hear at once."""
+        return len(self.outputs)
+
+
+@dataclass(frozen=True)
+class VoicePolicy:
+    """What a show's voice allows now."""
+
+    open: bool = False  # lobbies may talk (before or after the show, or in an intermission)
+    stage: str | None = None  # the lobby everyone hears
+
+
+@dataclass
+class _ShowVoice:
+    seats: set[VoiceSeat] = field(default_factory=set)
+
+    def lobby(self, lobby_id: str | None) -> list[VoiceSeat]:
+        return [s for s in self.seats if s.lobby_id == lobby_id]
+
+
+class Voices:
+    """Every lobby voice of this node: seats, their slots, and the policy of each show."""
+
+    def __init__(self, ice_servers: Sequence[RTCIceServer] = (), *, slots: int = SLOTS) -> None:
+        self._ice_servers = list(ice_servers)
+        self._max_slots = slots
+        self._shows: dict[str, _ShowVoice] = {}
+        self._policies: dict[str, VoicePolicy] = {}  # closed until signaling says otherwise
+        self._generations = itertools.count(1)
+
+    def seats(self, show_id: str, lobby_id: str | None = None) -> list[VoiceSeat]:
+        """The voice seats of a show on this node (of one lobby, if given)."""
+        show = self._shows.get(show_id)
+        if show is None:
+            return []
+        return list(show.seats) if lobby_id is None else show.lobby(lobby_id)
+
+    def may_speak(self, seat: VoiceSeat) -> bool:
+        """Whether this seat's lobby may be heard now (its own mic aside)."""
+        if seat.lobby_id is None:
+            return False
+        policy = self.policy(seat.show_id)
+        if policy.stage is not None:
+            return policy.stage == seat.lobby_id
+        return policy.open
+
+    def policy(self, show_id: str) -> VoicePolicy:
+        """The show's voice policy on this node."""
+        return self._policies.get(show_id) or VoicePolicy()
+
+    def heard(self, seat: VoiceSeat) -> bool:
+        """Whether others hear this seat right now."""
+        return seat.mic_on and seat.slot is not None and self.may_speak(seat)
+
+    async def join(self, show_id: str, lobby_id: str | None, key: str, offer_sdp: str) -> VoiceSeat:
+        """Answer a member's voice offer: an optional microphone, then receive-only slots."""
+        offer = parse_offer(offer_sdp)
+        sections = [m for m in offer.media if m.kind in ("audio", "video")]
+        if any(m.kind != "audio" for m in sections):
+            raise UnsupportedMedia("the voice is sound only")
+        for media in sections:
+            if not any(c.mimeType.lower() == "audio/opus" for c in media.rtp.codecs):
+                raise UnsupportedMedia("the voice must be Opus")
+        has_mic = bool(sections) and sections[0].direction in ("sendonly", "sendrecv")
+        slot_sections = sections[1:] if has_mic else sections
+        if any(m.direction not in ("recvonly", "sendrecv") for m in slot_sections):
+            raise InvalidSdp("after the microphone, offer only receive-only voice slots")
+        if not slot_sections or len(slot_sections) > self._max_slots:
+            raise InvalidSdp(f"offer 1 to {self._max_slots} voice slots")
+        if lobby_id is None and has_mic:
+            raise InvalidSdp("the stage listener offers no microphone")
+        pc = RTCPeerConnection(rtc_configuration(self._ice_servers, max_bundle=True))
+        outputs = [
+            ViewerTrack("audio", AUDIO_BUFFER, on_keyframe_needed=_nothing, on_stop=_nothing)
+            for _ in slot_sections
+        ]
+        seat = VoiceSeat(show_id, lobby_id, key, pc, outputs, has_mic, next(self._generations))
+        try:
+            mic = None
+            if has_mic:
+                mic = pc.addTransceiver("audio", direction="recvonly")
+                prefer_codec(mic, "audio/opus")
+            for track in outputs:
+                prefer_codec(pc.addTransceiver(track, direction="sendonly"), "audio/opus")
+            await pc.setRemoteDescription(RTCSessionDescription(offer_sdp, "offer"))
+            if mic is not None:
+                seat.tap = EncodedReceiver(mic.receiver, on_frame=self._speaker(seat))
+            await pc.setLocalDescription(await pc.createAnswer())
+        except Exception as exc:
+            await self._close(seat)
+            if isinstance(exc, (InvalidSdp, UnsupportedMedia)):
+                raise
+            raise InvalidSdp(f"the voice offer cannot be answered: {exc}") from exc
+        seat.answer_sdp = pc.localDescription.sdp
+        show = self._shows.setdefault(show_id, _ShowVoice())
+        if has_mic:
+            taken = {s.slot for s in show.lobby(lobby_id)}
+            seat.slot = next((n for n in range(self._max_slots) if n not in taken), None)
+        show.seats.add(seat)
+
+        @pc.on("connectionstatechange")
+        async def state_changed() -> None:
+            if pc.connectionState == "failed":
+                await self.leave(seat)
+
+        log.info("voice.join", show=show_id, lobby=lobby_id, slot=seat.slot, slots=seat.slots)
+        return seat
+
+    def _speaker(self, seat: VoiceSeat) -> Callable[[EncodedFrame], None]:
+        def forward(frame: EncodedFrame) -> None:
+            if frame is None or seat.closed or not self.heard(seat):
+                return
+            show = self._shows[seat.show_id]
+            on_stage = self.policy(seat.show_id).stage == seat.lobby_id
+            listeners = show.seats if on_stage else show.lobby(seat.lobby_id)
+            slot = seat.slot
+            assert slot is not None
+            now = time.monotonic()
+            for listener in listeners:
+                if listener is not seat and slot < len(listener.outputs):
+                    listener.outputs[slot].offer(frame, seat.generation, now)
+
+        return forward
+
+    def set_mic(self, seat: VoiceSeat, on: bool) -> bool:
+        """Turn a member's microphone on or off; True if they are heard now."""
+        seat.mic_on = on and seat.has_mic
+        return self.heard(seat)
+
+    def set_policy(self, show_id: str, policy: VoicePolicy) -> list[VoiceSeat]:
+        """Open or close the show's lobbies and choose the lobby on stage.
+
+        Microphones of lobbies that may no longer speak are switched off (someone who talked in
+        the intermission is not heard by surprise when it opens again); returns those seats.
+        """
+        self._policies[show_id] = policy
+        silenced = [s for s in self.seats(show_id) if s.mic_on and not self.may_speak(s)]
+        for seat in silenced:
+            seat.mic_on = False
+        return silenced
+
+    def forget(self, show_id: str) -> None:
+        """Drop the show's policy (nobody of it has a voice seat here any more)."""
+        self._policies.pop(show_id, None)
+
+    async def leave(self, seat: VoiceSeat) -> None:
+        """The member leaves the voice: their slot frees up and their connection closes."""
+        show = self._shows.get(seat.show_id)
+        if show is not None:
+            show.seats.discard(seat)
+            if not show.seats:
+                del self._shows[seat.show_id]
+        await self._close(seat)
+
+    async def _close(self, seat: VoiceSeat) -> None:
+        if seat.closed:
+            return
+        seat.closed = True
+        if seat.tap is not None:
+            seat.tap.close()
+        for track in seat.outputs:
+            track.stop()
+        await close_peer(seat.pc)
+
+    async def close(self) -> None:
+        """Close every voice connection of this node (shutdown)."""
+        seats = [seat for show in self._shows.values() for seat in show.seats]
+        self._shows.clear()
+        self._policies.clear()
+        await asyncio.gather(*(self._close(seat) for seat in seats), return_exceptions=True)

@@ -1,0 +1,200 @@
+"""Lobby voice through the real server: members of a lobby hear each other (each voice on its own
+slot, forwarded, not mixed), another lobby hears nothing; during the show the foyer is quiet until
+the performer opens an intermission, and a lobby invited on stage is heard by everyone."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestServer
+
+from clients.client import Performer, ProtocolError, Session, Voice
+from lampio_stream.app import create_app
+from media.hall import rms
+from media.sources import TestPatternTrack, ToneTrack
+from rooms.bus import Bus
+from signaling.voice import VOICES
+from tests.conftest import make_config
+from tests.helpers import eventually
+from tests.test_live import Node
+
+pytestmark = pytest.mark.usefixtures("loopback_ice")
+
+
+@pytest.fixture
+async def node(bus: Bus) -> AsyncIterator[Node]:
+    server = TestServer(create_app(make_config(lobby_size=2), bus=bus), host="127.0.0.1")
+    await server.start_server()
+    yield Node(server, str(server.make_url("")).rstrip("/"))
+    await server.close()
+
+
+async def member(node: Node, code: str, name: str, frequency: float) -> Voice:
+    """A viewer in a lobby of the show, in its voice with a tone for a microphone."""
+    session = await Session.connect(node.url)
+    voice = Voice(session)
+    joined = await session.request("watch.join", code=code, name=name)
+    joined["voice"] = await voice.join(ToneTrack(frequency), slots=4)
+    voice.joined = joined
+    return voice
+
+
+def heard(voice: Voice, slot: int, since: int = 0) -> float:
+    """The level of what ``voice`` heard on ``slot`` (after its first ``since`` frames)."""
+    return rms(b"".join(voice.pcm.get(slot, [])[since:]))
+
+
+async def hears(voice: Voice, slot: int, since: int = 0) -> None:
+    """Wait until a tone (the chime of another member) comes through on the slot."""
+    await eventually(lambda: heard(voice, slot, since) > 100, 15)
+
+
+async def mic_event(voice: Voice, *, on: bool) -> dict[str, Any]:
+    """The next ``voice.mic`` event turning a microphone on (or off), skipping others."""
+    while True:
+        event = await voice.session.next_event("voice.mic")
+        if event.get("on") is on or event["type"] == "closed":
+            return event
+
+
+def slots_heard(voice: Voice) -> set[int]:
+    return {slot for slot, frames in voice.pcm.items() if frames}
+
+
+async def close_all(*voices: Voice) -> None:
+    for voice in voices:
+        await voice.close()
+        await voice.session.close()
+
+
+async def test_lobby_members_hear_each_other_and_another_lobby_hears_nothing(node: Node) -> None:
+    show = await node.create_show()
+    ann = await member(node, show["code"], "Ann", 440)
+    bo = await member(node, show["code"], "Bo", 660)
+    cai = await member(node, show["code"], "Cai", 550)  # the lobby of two is full: another one
+    try:
+        assert ann.joined["lobby"]["id"] == bo.joined["lobby"]["id"] != cai.joined["lobby"]["id"]
+        # Before the show the foyer may talk; each speaker has a slot of their lobby.
+        assert ann.joined["voice"]["open"] is True
+        assert (ann.joined["voice"]["slot"], bo.joined["voice"]["slot"]) == (0, 1)
+        assert cai.joined["voice"]["slot"] == 0
+        for voice in (ann, bo, cai):
+            assert (await voice.mic(True)) == {"on": True, "heard": True}
+        mic_event = await ann.session.next_event("voice.mic")
+        assert mic_event["on"] is True and mic_event["member"] in {
+            ann.joined["me"]["id"],
+            bo.joined["me"]["id"],
+        }
+        await hears(ann, 1)  # Bo
+        await hears(bo, 0)  # Ann
+        await asyncio.sleep(1.0)  # Cai's tone had as long to arrive as the others'
+        assert cai.frames() == 0, "a member alone in another lobby hears nobody"
+        assert slots_heard(ann) == {1} and slots_heard(bo) == {0}, "nobody hears self or Cai"
+        # Bo turns the microphone off: Ann's slot goes quiet, and the lobby is told.
+        assert (await bo.mic(False))["on"] is False
+        before = len(ann.pcm[1])
+        await asyncio.sleep(0.5)
+        settled = len(ann.pcm[1])
+        await asyncio.sleep(1.0)
+        assert len(ann.pcm[1]) == settled and settled - before < 40
+    finally:
+        await close_all(ann, bo, cai)
+    stage = node.server.app[VOICES]  # type: ignore[index]
+    await eventually(lambda: not stage.seats(show["id"]), 5)
+
+
+async def test_quiet_during_the_show_intermission_and_a_lobby_on_stage(node: Node) -> None:
+    show = await node.create_show()
+    ann = await member(node, show["code"], "Ann", 440)
+    bo = await member(node, show["code"], "Bo", 660)
+    cai = await member(node, show["code"], "Cai", 550)
+    performer = Performer(await Session.connect(node.url))
+    stage_listener = Voice(performer.session)
+    try:
+        assert (await ann.mic(True))["heard"] is True
+        await hears(bo, 0)
+        await performer.start(
+            show["id"], show["performer_token"], [TestPatternTrack(160, 120), ToneTrack()]
+        )
+        # The show is live: the foyer falls quiet, Ann's microphone is switched off for her.
+        off = await mic_event(ann, on=False)
+        assert off == {
+            "type": "voice.mic",
+            "lobby": ann.joined["lobby"]["id"],
+            "member": ann.joined["me"]["id"],
+            "on": False,
+        }
+        with pytest.raises(ProtocolError) as refused:
+            await ann.mic(True)
+        assert refused.value.code == "voice_closed"
+        # A viewer cannot open an intermission.
+        with pytest.raises(ProtocolError) as forbidden:
+            await ann.session.request("voice.intermission", open=True)
+        assert forbidden.value.code == "forbidden"
+
+        state = await performer.session.request("voice.intermission", open=True)
+        assert state == {"open": True, "intermission": True, "stage": None}
+        event = await ann.session.next_event("voice.state")
+        assert event["intermission"] is True
+        await eventually(lambda: _try_mic(ann), 5)
+        since = len(bo.pcm.get(0, []))
+        await hears(bo, 0, since)
+        await performer.session.request("voice.intermission", open=False)
+        await mic_event(ann, on=False)  # off again
+
+        # The performer invites Cai's lobby on stage: everyone hears Cai, the performer too.
+        joined = await stage_listener.join(None, slots=4)
+        assert joined["slot"] is None and joined["open"] is False
+        cai_lobby = cai.joined["lobby"]["id"]
+        with pytest.raises(ProtocolError) as unknown:
+            await performer.session.request("voice.stage", lobby="no-such-lobby")
+        assert unknown.value.code == "lobby_not_found"
+        state = await performer.session.request("voice.stage", lobby=cai_lobby)
+        assert state["stage"] == cai_lobby
+        await eventually(lambda: _try_mic(cai), 5)
+        await hears(ann, 0)
+        await hears(bo, 0, len(bo.pcm.get(0, [])))
+        await hears(stage_listener, 0)
+        with pytest.raises(ProtocolError) as closed:
+            await ann.mic(True)  # only the lobby on stage speaks
+        assert closed.value.code == "voice_closed"
+        await performer.session.request("voice.stage", lobby=None)
+        assert (await mic_event(cai, on=False))["member"] == cai.joined["me"]["id"]
+    finally:
+        await close_all(ann, bo, cai, stage_listener)
+        await performer.stop()
+
+
+async def _try_mic(voice: Voice) -> bool:
+    try:
+        result: dict[str, Any] = await voice.mic(True)
+    except ProtocolError:
+        return False
+    return bool(result["heard"])
+
+
+async def test_bad_voice_offers_get_precise_errors(node: Node) -> None:
+    show = await node.create_show()
+    session = await Session.connect(node.url)
+    try:
+        with pytest.raises(ProtocolError) as not_seated:
+            await session.request("voice.join", sdp="v=0")
+        assert not_seated.value.code == "invalid_input"
+        await session.request("watch.join", code=show["code"], name="Ann")
+        with pytest.raises(ProtocolError) as garbage:
+            await session.request("voice.join", sdp="this is not sdp")
+        assert garbage.value.code == "invalid_sdp"
+        with pytest.raises(ProtocolError) as no_seat:
+            await session.request("voice.mic", on=True)
+        assert no_seat.value.code == "invalid_input"
+        listener = Voice(session)
+        await listener.join(None, slots=2)  # listening only
+        with pytest.raises(ProtocolError) as no_mic:
+            await listener.mic(True)
+        assert no_mic.value.code == "invalid_input"
+        await listener.close()
+    finally:
+        await session.close()
