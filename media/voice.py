@@ -163,8 +163,8 @@ class Voices:
 
         @pc.on("connectionstatechange")
         async def state_changed() -> None:
-            if pc.connectionState == "failed":
-                await self.leave(seat)
+            if pc.connectionState in ("failed", "closed"):
+                await self.leave(seat)  # the member's browser went away or closed the voice
 
         log.info("voice.join", show=show_id, lobby=lobby_id, slot=seat.slot, slots=seat.slots)
         return seat
