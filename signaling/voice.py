@@ -257,3 +257,15 @@ async def voice_stage(conn: Connection, request: web.Request, msg: dict[str, Any
         if lobby_id not in {lobby.id for lobby in await request.app[LOBBIES].lobbies(show_id)}:
             raise LobbyNotFound("no such lobby in this show")
     return await _store_and_announce(request.app, show_id, stage=lobby_id)
+
+
+@COMMANDS.register("lobby.list")
+async def lobby_list(conn: Connection, request: web.Request, msg: dict[str, Any]) -> Result:
+    """The show's lobbies with who is in them, for inviting one on stage (performer)."""
+    show_id = _performing(conn)
+    lobbies = request.app[LOBBIES]
+    listed = []
+    for lobby in await lobbies.lobbies(show_id):
+        members = [m.public() for m in await lobbies.members(lobby.id)]
+        listed.append({**lobby.public(), "members": members})
+    return {"lobbies": listed}

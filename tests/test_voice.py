@@ -198,3 +198,23 @@ async def test_bad_voice_offers_get_precise_errors(node: Node) -> None:
         await listener.close()
     finally:
         await session.close()
+
+
+async def test_the_performer_lists_the_lobbies_to_invite_one(node: Node) -> None:
+    show = await node.create_show()
+    sessions = [await Session.connect(node.url) for _ in range(3)]
+    host = await Session.connect(node.url)
+    try:
+        for n, session in enumerate(sessions):
+            await session.request("watch.join", code=show["code"], name=f"Katsoja {n}")
+        with pytest.raises(ProtocolError) as forbidden:
+            await sessions[0].request("lobby.list")
+        assert forbidden.value.code == "forbidden"
+        await host.request("perform.host", show=show["id"], token=show["performer_token"])
+        lobbies = (await host.request("lobby.list"))["lobbies"]
+        assert sorted(len(lobby["members"]) for lobby in lobbies) == [1, 2]
+        names = {m["name"] for lobby in lobbies for m in lobby["members"]}
+        assert names == {"Katsoja 0", "Katsoja 1", "Katsoja 2"}
+    finally:
+        for session in (*sessions, host):
+            await session.close()
