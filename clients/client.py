@@ -45,10 +45,12 @@ class Session:
         self._reader: asyncio.Task[None] | None = None
 
     @classmethod
-    async def connect(cls, base_url: str, *, origin: str | None = None) -> Session:
+    async def connect(
+        cls, base_url: str, *, origin: str | None = None, headers: dict[str, str] | None = None
+    ) -> Session:
         """Open a session to ``base_url`` (http://host:port) and wait for the server's hello."""
         http = aiohttp.ClientSession()
-        headers = {"Origin": origin} if origin else None
+        headers = {**(headers or {}), **({"Origin": origin} if origin else {})} or None
         try:
             ws = await http.ws_connect(base_url.rstrip("/") + "/ws", headers=headers)
         except Exception:

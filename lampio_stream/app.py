@@ -10,6 +10,7 @@ from pathlib import Path
 
 import structlog
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 from aiortc import RTCIceServer
 
 from clients import WEB_ROOT
@@ -31,6 +32,7 @@ from signaling.errors import error_middleware
 from signaling.followers import FOLLOWERS, ShowFollowers
 from signaling.iceservers import client_ice_servers
 from signaling.metrics import Metrics
+from signaling.proxies import forwarded_for, parse_networks
 from signaling.state import (
     BUS,
     CODE_LIMITER,
@@ -100,9 +102,10 @@ def local_url(config: Config) -> str:
 
 def create_app(config: Config, *, bus: Bus | None = None) -> web.Application:
     """Build the application; ``bus`` overrides the one named by the configuration (tests)."""
-    app = web.Application(
-        middlewares=[security_headers, error_middleware], client_max_size=MAX_REQUEST_BYTES
-    )
+    middlewares: list[Middleware] = [security_headers, error_middleware]
+    if config.trusted_proxies:  # inside error_middleware: a bad header gets the JSON error
+        middlewares.append(forwarded_for(parse_networks(config.trusted_proxies)))
+    app = web.Application(middlewares=middlewares, client_max_size=MAX_REQUEST_BYTES)
     app[SITE] = Site(
         public_url=config.public_url,
         organiser_key=config.organiser_key,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import secrets
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
@@ -98,6 +99,12 @@ SETTINGS: tuple[Setting, ...] = (
         "always allowed)",
         _list,
     ),
+    Setting(
+        "trusted_proxies",
+        "reverse proxies (addresses or networks, comma-separated, e.g. 10.0.0.0/8) whose "
+        "X-Forwarded-For names the client; default none: the TCP peer is the client",
+        _list,
+    ),
     Setting("lobby_size", "seats in a lobby (foyer) before a new one opens (default 12)", int),
     Setting(
         "chat_retention",
@@ -145,6 +152,7 @@ class Config:
     organiser_key: str = field(default="", repr=False)
     organiser_key_generated: bool = False
     allowed_origins: tuple[str, ...] = ()
+    trusted_proxies: tuple[str, ...] = ()
     demo: bool = False
     rtmp_port: int | None = 1935
     lobby_size: int = 12
@@ -163,6 +171,11 @@ class Config:
             raise ValueError("log_format must be auto, json or console")
         if self.log_level not in {"debug", "info", "warning", "error"}:
             raise ValueError("log_level must be debug, info, warning or error")
+        for proxy in self.trusted_proxies:
+            try:
+                ipaddress.ip_network(proxy, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"trusted_proxies: not an address or network: {proxy!r}") from exc
         if self.public_url:
             parts = urlsplit(self.public_url)
             if parts.scheme not in {"http", "https"} or not parts.netloc:
