@@ -11,7 +11,8 @@ What may be heard is the show's **voice policy**, set by signaling: the lobby's 
 closed (closed during the show unless the performer opens an intermission), and one lobby may be
 invited **on stage**: then only that lobby speaks, and every voice listener of the show (the
 performer too) hears it on the same slot numbers. Frames of a speaker who is muted or not allowed
-are dropped at the server, whatever their browser sends.
+are dropped at the server, whatever their browser sends, and so are frames beyond what a voice
+needs (more than :data:`MAX_FRAMES_PER_SECOND`, larger than :data:`MAX_FRAME_BYTES`).
 """
 
 from __future__ import annotations
@@ -36,6 +37,9 @@ log = structlog.get_logger(__name__)
 
 SLOTS = 12  # voice slots a member may ask for: speakers heard at once in one lobby
 AUDIO_BUFFER = 25  # half a second of 20 ms Opus per slot: talk stays live rather than late
+MAX_FRAMES_PER_SECOND = 100  # Opus at 10 ms frames; a browser sends 50 (20 ms)
+MAX_FRAME_BYTES = 1500  # an Opus frame is at most 1,275 bytes
+CONNECT_TIMEOUT = 30.0  # seconds a voice connection may take to connect before it is dropped
 
 
 def _nothing(*_: object) -> None:
@@ -58,6 +62,20 @@ class VoiceSeat:
     answer_sdp: str = ""
     tap: EncodedReceiver | None = None
     closed: bool = field(default=False)
+    on_gone: Callable[[VoiceSeat], None] | None = None  # its connection failed or was closed
+    deadline: asyncio.Task[None] | None = None
+    lobby_told_on: bool = False  # what the lobby was last told of this microphone (signaling)
+    _window: tuple[int, int] = (0, 0)  # (second, frames in it): the speaker's frame budget
+
+    def within_budget(self, frame: EncodedFrame, now: float) -> bool:
+        """Whether a speaker's frame is one a voice can send (size and rate)."""
+        if len(frame.data) > MAX_FRAME_BYTES:
+            return False
+        second, count = self._window
+        if int(now) != second:
+            second, count = int(now), 0
+        self._window = (second, count + 1)
+        return count < MAX_FRAMES_PER_SECOND
 
     @property
     def slots(self) -> int:
@@ -76,9 +94,22 @@ class VoicePolicy:
 @dataclass
 class _ShowVoice:
     seats: set[VoiceSeat] = field(default_factory=set)
+    lobbies: dict[str | None, set[VoiceSeat]] = field(default_factory=dict)
 
-    def lobby(self, lobby_id: str | None) -> list[VoiceSeat]:
-        return [s for s in self.seats if s.lobby_id == lobby_id]
+    def lobby(self, lobby_id: str | None) -> set[VoiceSeat]:
+        return self.lobbies.get(lobby_id) or set()
+
+    def add(self, seat: VoiceSeat) -> None:
+        self.seats.add(seat)
+        self.lobbies.setdefault(seat.lobby_id, set()).add(seat)
+
+    def discard(self, seat: VoiceSeat) -> None:
+        self.seats.discard(seat)
+        lobby = self.lobbies.get(seat.lobby_id)
+        if lobby is not None:
+            lobby.discard(seat)
+            if not lobby:
+                del self.lobbies[seat.lobby_id]
 
 
 class Voices:
@@ -96,7 +127,7 @@ class Voices:
         show = self._shows.get(show_id)
         if show is None:
             return []
-        return list(show.seats) if lobby_id is None else show.lobby(lobby_id)
+        return list(show.seats if lobby_id is None else show.lobby(lobby_id))
 
     def may_speak(self, seat: VoiceSeat) -> bool:
         """Whether this seat's lobby may be heard now (its own mic aside)."""
@@ -115,8 +146,19 @@ class Voices:
         """Whether others hear this seat right now."""
         return seat.mic_on and seat.slot is not None and self.may_speak(seat)
 
-    async def join(self, show_id: str, lobby_id: str | None, key: str, offer_sdp: str) -> VoiceSeat:
-        """Answer a member's voice offer: an optional microphone, then receive-only slots."""
+    async def join(
+        self,
+        show_id: str,
+        lobby_id: str | None,
+        key: str,
+        offer_sdp: str,
+        on_gone: Callable[[VoiceSeat], None] | None = None,
+    ) -> VoiceSeat:
+        """Answer a member's voice offer: an optional microphone, then receive-only slots.
+
+        ``on_gone`` is called when the connection fails, is closed by the member or does not
+        connect within :data:`CONNECT_TIMEOUT` (the seat has then left).
+        """
         offer = parse_offer(offer_sdp)
         sections = [m for m in offer.media if m.kind in ("audio", "video")]
         if any(m.kind != "audio" for m in sections):
@@ -138,6 +180,7 @@ class Voices:
             for _ in slot_sections
         ]
         seat = VoiceSeat(show_id, lobby_id, key, pc, outputs, has_mic, next(self._generations))
+        seat.on_gone = on_gone
         try:
             mic = None
             if has_mic:
@@ -155,30 +198,35 @@ class Voices:
                 raise
             raise InvalidSdp(f"the voice offer cannot be answered: {exc}") from exc
         seat.answer_sdp = pc.localDescription.sdp
-        show = self._shows.setdefault(show_id, _ShowVoice())
-        if has_mic:
-            taken = {s.slot for s in show.lobby(lobby_id)}
-            seat.slot = next((n for n in range(self._max_slots) if n not in taken), None)
-        show.seats.add(seat)
+        self._shows.setdefault(show_id, _ShowVoice()).add(seat)
 
         @pc.on("connectionstatechange")
         async def state_changed() -> None:
             if pc.connectionState in ("failed", "closed"):
-                await self.leave(seat)  # the member's browser went away or closed the voice
+                await self._gone(seat)  # the member's browser went away or closed the voice
 
-        log.info("voice.join", show=show_id, lobby=lobby_id, slot=seat.slot, slots=seat.slots)
+        async def deadline() -> None:
+            await asyncio.sleep(CONNECT_TIMEOUT)
+            if pc.connectionState != "connected":
+                await self._gone(seat)  # an offer that never connects holds no sockets
+
+        seat.deadline = asyncio.get_running_loop().create_task(deadline())
+
+        log.info("voice.join", show=show_id, lobby=lobby_id, mic=has_mic, slots=seat.slots)
         return seat
 
     def _speaker(self, seat: VoiceSeat) -> Callable[[EncodedFrame], None]:
         def forward(frame: EncodedFrame) -> None:
             if frame is None or seat.closed or not self.heard(seat):
                 return
+            now = time.monotonic()
+            if not seat.within_budget(frame, now):
+                return
             show = self._shows[seat.show_id]
             on_stage = self.policy(seat.show_id).stage == seat.lobby_id
             listeners = show.seats if on_stage else show.lobby(seat.lobby_id)
             slot = seat.slot
             assert slot is not None
-            now = time.monotonic()
             for listener in listeners:
                 if listener is not seat and slot < len(listener.outputs):
                     listener.outputs[slot].offer(frame, seat.generation, now)
@@ -186,20 +234,32 @@ class Voices:
         return forward
 
     def set_mic(self, seat: VoiceSeat, on: bool) -> bool:
-        """Turn a member's microphone on or off; True if they are heard now."""
-        seat.mic_on = on and seat.has_mic
+        """Turn a member's microphone on (taking a free slot of the lobby) or off (giving it
+        back); True if they are heard now. Without a free slot the microphone stays off."""
+        if on and seat.has_mic and not seat.closed:
+            if seat.slot is None:
+                taken = {s.slot for s in self.seats(seat.show_id, seat.lobby_id)}
+                seat.slot = next((n for n in range(self._max_slots) if n not in taken), None)
+            seat.mic_on = seat.slot is not None
+        else:
+            seat.mic_on, seat.slot = False, None
         return self.heard(seat)
 
     def set_policy(self, show_id: str, policy: VoicePolicy) -> list[VoiceSeat]:
         """Open or close the show's lobbies and choose the lobby on stage.
 
         Microphones of lobbies that may no longer speak are switched off (someone who talked in
-        the intermission is not heard by surprise when it opens again); returns those seats.
+        the intermission is not heard by surprise when it opens again), and so is every one when
+        the stage changes (a lobby talking among itself is not put before the whole show without
+        a word); returns those seats.
         """
+        stage_changed = self.policy(show_id).stage != policy.stage
         self._policies[show_id] = policy
-        silenced = [s for s in self.seats(show_id) if s.mic_on and not self.may_speak(s)]
+        silenced = [
+            s for s in self.seats(show_id) if s.mic_on and (stage_changed or not self.may_speak(s))
+        ]
         for seat in silenced:
-            seat.mic_on = False
+            self.set_mic(seat, False)
         return silenced
 
     def forget(self, show_id: str) -> None:
@@ -210,15 +270,25 @@ class Voices:
         """The member leaves the voice: their slot frees up and their connection closes."""
         show = self._shows.get(seat.show_id)
         if show is not None:
-            show.seats.discard(seat)
+            show.discard(seat)
             if not show.seats:
                 del self._shows[seat.show_id]
         await self._close(seat)
+
+    async def _gone(self, seat: VoiceSeat) -> None:
+        if seat.closed:
+            return
+        await self.leave(seat)
+        if seat.on_gone is not None:
+            seat.on_gone(seat)
 
     async def _close(self, seat: VoiceSeat) -> None:
         if seat.closed:
             return
         seat.closed = True
+        seat.mic_on, seat.slot = False, None
+        if seat.deadline is not None and seat.deadline is not asyncio.current_task():
+            seat.deadline.cancel()
         if seat.tap is not None:
             seat.tap.close()
         for track in seat.outputs:

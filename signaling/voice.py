@@ -18,7 +18,7 @@ from aiohttp import web
 
 from media.stage import StageError
 from media.voice import VoicePolicy, Voices, VoiceSeat
-from rooms.bus import Bus, Subscription
+from rooms.bus import Bus, BusError, Subscription
 from rooms.chat import lobby_channel
 from rooms.errors import InvalidInput, RoomsError
 from rooms.lobbies import LobbyNotFound
@@ -67,13 +67,16 @@ class VoiceStates:
     async def watch(self, show_id: str) -> dict[str, Any]:
         """Keep the show's policy current while someone here uses its voice; its state now."""
         async with self._lock:
-            self._users[show_id] = self._users.get(show_id, 0) + 1
             entry = self._watched.get(show_id)
             if entry is None:
                 # Subscribe first, then read: no change can fall between the two.
                 sub = await self._bus.subscribe(show_channel(show_id))
-                show = await self._shows.get(show_id)
-                stored = await self._bus.get(voice_key(show_id)) or {}
+                try:
+                    show = await self._shows.get(show_id)
+                    stored = await self._bus.get(voice_key(show_id)) or {}
+                except BaseException:
+                    await sub.close()
+                    raise
                 state = {
                     "state": show.state,
                     "intermission": bool(stored.get("intermission", False)),
@@ -84,6 +87,7 @@ class VoiceStates:
                     self._follow(show_id, sub, state), name=f"voice-state-{show_id}"
                 )
                 entry = self._watched[show_id] = (sub, task, state)
+            self._users[show_id] = self._users.get(show_id, 0) + 1
             return public_state(entry[2])
 
     async def unwatch(self, show_id: str) -> None:
@@ -115,7 +119,8 @@ class VoiceStates:
             else:
                 continue
             for seat in self._apply(show_id, state):
-                await _announce_mic(self._bus, seat, on=False)
+                with contextlib.suppress(BusError):  # the policy must keep following regardless
+                    await _announce_mic(self._bus, seat, on=False)
 
     def _apply(self, show_id: str, state: dict[str, Any]) -> list[VoiceSeat]:
         policy = policy_of(state["state"], state["intermission"], state["stage"])
@@ -139,6 +144,10 @@ VOICE_STATES: web.AppKey[VoiceStates] = web.AppKey("voice_states", VoiceStates)
 
 
 async def _announce_mic(bus: Bus, seat: VoiceSeat, *, on: bool) -> None:
+    """Tell the lobby that the seat's microphone went on or off (once per change)."""
+    if seat.lobby_told_on == on:
+        return
+    seat.lobby_told_on = on
     if seat.lobby_id is not None:
         await bus.publish(
             lobby_channel(seat.lobby_id),
@@ -167,19 +176,28 @@ async def voice_join(conn: Connection, request: web.Request, msg: dict[str, Any]
     await conn.release("voice")
     voices, states = app[VOICES], app[VOICE_STATES]
     state = await states.watch(show_id)
+
+    def gone(seat: VoiceSeat) -> None:
+        # The member's browser closed the voice or it never connected: release it as voice.leave
+        # would (the lobby hears that the microphone is off, the policy subscription ends).
+        if conn.voice_seat is seat:
+            conn.spawn(conn.release("voice"), "voice-gone")
+
     try:
-        seat = await voices.join(show_id, lobby_id, key, msg["sdp"])
+        seat = await voices.join(show_id, lobby_id, key, msg["sdp"], on_gone=gone)
     except StageError as exc:
         await states.unwatch(show_id)
         raise stage_error(exc) from exc
+    except BaseException:
+        await states.unwatch(show_id)
+        raise
     conn.voice_seat = seat
 
     async def leave() -> None:
         conn.voice_seat = None
-        was_on = seat.mic_on
         await voices.leave(seat)
         await states.unwatch(show_id)
-        if was_on:
+        with contextlib.suppress(BusError):
             await _announce_mic(app[BUS], seat, on=False)
 
     conn.hold("voice", leave)
@@ -200,17 +218,17 @@ async def voice_mic(conn: Connection, request: web.Request, msg: dict[str, Any])
     voices = request.app[VOICES]
     on: bool = msg["on"]
     if on:
+        if seat.closed:
+            raise InvalidInput("the voice connection has closed: join the voice again")
         if not seat.has_mic:
             raise InvalidInput("this voice connection has no microphone")
-        if seat.slot is None:
-            raise VoiceFull("every voice slot of this lobby is taken; you can listen")
         if not voices.may_speak(seat):
             raise VoiceClosed("the show is on: the foyer talks in the intermission")
-    changed = seat.mic_on != on
     heard = voices.set_mic(seat, on)
-    if changed:
-        await _announce_mic(request.app[BUS], seat, on=on)
-    return {"on": on, "heard": heard}
+    if on and not seat.mic_on:
+        raise VoiceFull("every voice slot of this lobby is taken; you can listen")
+    await _announce_mic(request.app[BUS], seat, on=seat.mic_on)
+    return {"on": seat.mic_on, "heard": heard, "slot": seat.slot}
 
 
 @COMMANDS.register("voice.leave")

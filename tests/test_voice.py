@@ -77,14 +77,16 @@ async def test_lobby_members_hear_each_other_and_another_lobby_hears_nothing(nod
     cai = await member(node, show["code"], "Cai", 550)  # the lobby of two is full: another one
     try:
         assert ann.joined["lobby"]["id"] == bo.joined["lobby"]["id"] != cai.joined["lobby"]["id"]
-        # Before the show the foyer may talk; each speaker has a slot of their lobby.
-        assert ann.joined["voice"]["open"] is True
-        assert (ann.joined["voice"]["slot"], bo.joined["voice"]["slot"]) == (0, 1)
-        assert cai.joined["voice"]["slot"] == 0
-        for voice in (ann, bo, cai):
-            assert (await voice.mic(True)) == {"on": True, "heard": True}
-        mic_event = await ann.session.next_event("voice.mic")
-        assert mic_event["on"] is True and mic_event["member"] in {
+        # Before the show the foyer may talk; a speaker takes the lowest free slot of their lobby.
+        assert ann.joined["voice"]["open"] is True and ann.joined["voice"]["slot"] is None
+        slots = [(await voice.mic(True)) for voice in (ann, bo, cai)]
+        assert slots == [
+            {"on": True, "heard": True, "slot": 0},
+            {"on": True, "heard": True, "slot": 1},
+            {"on": True, "heard": True, "slot": 0},  # another lobby, its own slots
+        ]
+        told = await ann.session.next_event("voice.mic")
+        assert told["on"] is True and told["member"] in {
             ann.joined["me"]["id"],
             bo.joined["me"]["id"],
         }
@@ -94,7 +96,8 @@ async def test_lobby_members_hear_each_other_and_another_lobby_hears_nothing(nod
         assert cai.frames() == 0, "a member alone in another lobby hears nobody"
         assert slots_heard(ann) == {1} and slots_heard(bo) == {0}, "nobody hears self or Cai"
         # Bo turns the microphone off: Ann's slot goes quiet, and the lobby is told.
-        assert (await bo.mic(False))["on"] is False
+        assert (await bo.mic(False)) == {"on": False, "heard": False, "slot": None}
+        assert (await mic_event(ann, on=False))["member"] == bo.joined["me"]["id"]
         before = len(ann.pcm[1])
         await asyncio.sleep(0.5)
         settled = len(ann.pcm[1])
@@ -152,10 +155,16 @@ async def test_quiet_during_the_show_intermission_and_a_lobby_on_stage(node: Nod
         with pytest.raises(ProtocolError) as unknown:
             await performer.session.request("voice.stage", lobby="no-such-lobby")
         assert unknown.value.code == "lobby_not_found"
+        # In an intermission Cai talks in their own lobby; invited on stage, Cai's microphone
+        # goes off first: nobody is put before the whole show unawares.
+        await performer.session.request("voice.intermission", open=True)
+        await eventually(lambda: _try_mic(cai), 5)
         state = await performer.session.request("voice.stage", lobby=cai_lobby)
         assert state["stage"] == cai_lobby
-        await eventually(lambda: _try_mic(cai), 5)
-        await hears(ann, 0)
+        assert (await mic_event(cai, on=False))["member"] == cai.joined["me"]["id"]
+        await performer.session.request("voice.intermission", open=False)
+        assert (await cai.mic(True))["heard"] is True  # on stage: heard during the show
+        await hears(ann, 0, len(ann.pcm.get(0, [])))
         await hears(bo, 0, len(bo.pcm.get(0, [])))
         await hears(stage_listener, 0)
         with pytest.raises(ProtocolError) as closed:
@@ -218,3 +227,47 @@ async def test_the_performer_lists_the_lobbies_to_invite_one(node: Node) -> None
     finally:
         for session in (*sessions, host):
             await session.close()
+
+
+async def test_a_voice_closed_by_the_browser_is_released_and_the_lobby_told(node: Node) -> None:
+    show = await node.create_show()
+    ann = await member(node, show["code"], "Ann", 440)
+    bo = await member(node, show["code"], "Bo", 660)
+    try:
+        await ann.mic(True)
+        await hears(bo, 0)
+        await ann.close()  # the page closed its voice connection; the WebSocket stays
+        off = await mic_event(bo, on=False)
+        assert off["member"] == ann.joined["me"]["id"]
+        voices = node.server.app[VOICES]  # type: ignore[index]
+        await eventually(lambda: len(voices.seats(show["id"])) == 1, 5)
+        with pytest.raises(ProtocolError) as gone:
+            await ann.mic(True)
+        assert gone.value.code == "invalid_input"
+        # Joining again works, and the freed slot is taken again.
+        await ann.join(ToneTrack(440), slots=4)
+        assert (await ann.mic(True))["slot"] == 0
+    finally:
+        await close_all(ann, bo)
+
+
+def test_a_speaker_is_held_to_what_a_voice_needs() -> None:
+    from media.frame import EncodedFrame
+    from media.voice import MAX_FRAME_BYTES, MAX_FRAMES_PER_SECOND, VoiceSeat
+
+    seat = VoiceSeat("show", "lobby", "member", None, [], True, 1)  # type: ignore[arg-type]
+
+    def frame(size: int) -> EncodedFrame:
+        return EncodedFrame(
+            kind="audio",
+            mime_type="audio/opus",
+            clock_rate=48000,
+            data=bytes(size),
+            pts=0,
+            keyframe=True,
+        )
+
+    assert not seat.within_budget(frame(MAX_FRAME_BYTES + 1), 10.0)
+    sent = sum(seat.within_budget(frame(120), 10.0 + n / 1000) for n in range(500))
+    assert sent == MAX_FRAMES_PER_SECOND
+    assert seat.within_budget(frame(120), 11.0)  # a new second, a new allowance
