@@ -24,6 +24,9 @@ from media.ice import rtc_configuration
 
 log = structlog.get_logger(__name__)
 
+# A peer that has not connected by then is closed: an offer without usable candidates would
+# otherwise keep its sockets (and a viewer's place in the audience) for ever.
+CONNECT_TIMEOUT = 30.0
 FORWARDABLE = {"video/vp8": "video/VP8", "video/h264": "video/H264", "audio/opus": "audio/opus"}
 MAX_SDP_BYTES = 32 * 1024
 
@@ -74,6 +77,13 @@ def parse_offer(text: str) -> aiortc_sdp.SessionDescription:
         raise InvalidSdp("the offer is not valid SDP") from exc
     if not parsed.media:
         raise InvalidSdp("the offer has no media")
+    for media in parsed.media:
+        # aiortc would accept these and fail later, out of sight, when it connects.
+        if media.kind in ("audio", "video") and media.port != 0:
+            if media.dtls is None or not media.dtls.fingerprints:
+                raise InvalidSdp("the offer has no DTLS fingerprint")
+            if not media.ice.usernameFragment or not media.ice.password:
+                raise InvalidSdp("the offer has no ICE credentials")
     return parsed
 
 
@@ -218,6 +228,7 @@ class Stage:
         self._viewers: set[ViewerSession] = set()
         self._peers: set[RTCPeerConnection] = set()
         self._halls: dict[str, tuple[Broadcast, HallSound]] = {}
+        self._deadlines: set[asyncio.Task[None]] = set()
 
     def hall(self, show_id: str) -> Broadcast:
         """The show's audience sound: one synthesiser and encoder, fanned out to its listeners."""
@@ -293,11 +304,28 @@ class Stage:
         # max-bundle: every section on one transport (see media.ice.rtc_configuration)
         pc = RTCPeerConnection(rtc_configuration(self._ice_servers, max_bundle=True))
         self._peers.add(pc)
+        connected = False
+
+        async def deadline() -> None:
+            await asyncio.sleep(CONNECT_TIMEOUT)
+            if not connected and pc.connectionState != "closed":
+                log.info("stage.peer_never_connected", state=pc.connectionState)
+                await close_peer(pc)  # its owner cleans up on "closed", as for any other close
+
+        task = asyncio.get_running_loop().create_task(deadline(), name="peer-connect-deadline")
+        self._deadlines.add(task)
+        task.add_done_callback(self._deadlines.discard)
 
         @pc.on("connectionstatechange")
         async def forget() -> None:
-            if pc.connectionState == "closed":
+            nonlocal connected
+            if pc.connectionState == "connected":
+                connected = True
+                task.cancel()
+            elif pc.connectionState == "closed":
                 self._peers.discard(pc)
+                if task is not asyncio.current_task():
+                    task.cancel()
 
         return pc
 
@@ -307,40 +335,39 @@ class Stage:
         offer_sdp: str,
         on_state: Callable[[Publication, str], None] | None = None,
     ) -> Publication:
-        """Answer a performer's offer; a newer performer replaces the current one."""
+        """Answer a performer's offer; a newer performer replaces the current one (only once
+        the new offer is answered: a bad offer never cuts off the performer on air)."""
         codecs = check_publish_offer(parse_offer(offer_sdp))
-        previous = self._publications.pop(show_id, None)
-        if previous is not None:
-            log.info("stage.performer_replaced", show=show_id)
-            await previous.close()
         pc = self._new_peer()
-        broadcast = self.broadcast(show_id)
-        ingest = broadcast.open_ingest()
-        publication = Publication(show_id, pc, ingest, codecs)
+        hall: Viewer | None = None
+        receiving = []
         try:
             # Transceivers in the offer's order, as aiortc pairs them with its sections by kind.
             # Only the chosen codec per kind: the performer then sends exactly what viewers get.
-            receiving = []
             for media in parse_offer(offer_sdp).media:
                 if _is_hall(media):
                     hall = self.hall(show_id).add_viewer()
                     hall.video.stop()  # the hall is sound only
                     prefer_codec(pc.addTransceiver(hall.audio, direction="sendonly"), "audio/opus")
-                    publication.hall = hall
                 elif media.kind in codecs:
                     transceiver = pc.addTransceiver(media.kind, direction="recvonly")
                     prefer_codec(transceiver, codecs[media.kind])
                     receiving.append(transceiver)
             await pc.setRemoteDescription(RTCSessionDescription(offer_sdp, "offer"))
-            for transceiver in receiving:
-                ingest.attach(transceiver.receiver)  # before media flows: nothing gets decoded
             await pc.setLocalDescription(await pc.createAnswer())
-        except StageError:
-            await publication.close()
-            raise
         except Exception as exc:
-            await publication.close()
-            raise UnsupportedMedia(f"the offer cannot be answered: {exc}") from exc
+            if hall is not None:
+                hall.close()
+            await close_peer(pc)
+            if isinstance(exc, StageError):
+                raise
+            raise InvalidSdp(f"the offer cannot be answered: {exc}") from exc
+        # No await from here until the taps are in: media cannot flow before DTLS completes.
+        previous = self._publications.pop(show_id, None)
+        ingest = self.broadcast(show_id).open_ingest()
+        for transceiver in receiving:
+            ingest.attach(transceiver.receiver)  # nothing of the performer's gets decoded
+        publication = Publication(show_id, pc, ingest, codecs, hall=hall)
         publication.answer_sdp = pc.localDescription.sdp
         self._publications[show_id] = publication
 
@@ -355,6 +382,9 @@ class Stage:
             if on_state is not None:
                 on_state(publication, state)
 
+        if previous is not None:
+            log.info("stage.performer_replaced", show=show_id)
+            await previous.close()
         return publication
 
     async def publish_frames(
@@ -479,6 +509,8 @@ class Stage:
 
     async def close(self) -> None:
         """Close every peer connection of this node (shutdown)."""
+        for task in list(self._deadlines):
+            task.cancel()
         for session in list(self._viewers):
             await session.close()
         for publication in list(self._publications.values()):

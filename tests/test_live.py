@@ -11,9 +11,11 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
+from aiortc import RTCPeerConnection
 
 from clients.client import Performer, ProtocolError, Session, Watcher
 from lampio_stream.app import create_app
+from media.ice import rtc_configuration
 from rooms.bus import Bus
 from signaling.state import STAGE
 from tests.conftest import ORGANISER_KEY, make_config
@@ -192,6 +194,14 @@ async def test_watch_and_perform_errors(node: Node) -> None:
             )
         assert caught.value.code == "unsupported_codec"
         assert "VP8 or H.264" in str(caught.value)
+        no_fingerprint = "\r\n".join(
+            line for line in AV1_OFFER.split("\r\n") if not line.startswith("a=fingerprint")
+        )
+        with pytest.raises(ProtocolError) as caught:
+            await session.request(
+                "perform.start", show=show["id"], token=show["performer_token"], sdp=no_fingerprint
+            )
+        assert caught.value.code == "invalid_sdp" and "fingerprint" in str(caught.value)
         assert node.stage.peer_count == 0  # nothing half-made was left behind
     finally:
         await session.close()
@@ -242,6 +252,43 @@ async def test_performer_ends_the_show_viewers_see_ended_and_code_is_freed(node:
         assert caught.value.code == "show_not_found"
         await late.session.close()
     finally:
+        await viewer.close()
+        await viewer.session.close()
+        await performer.stop()
+        await performer.session.close()
+
+
+async def test_a_bad_second_offer_leaves_the_performer_on_air(node: Node) -> None:
+    show = await node.create_show()
+    performer = await start_performer(node, show, "video/VP8")
+    viewer = await start_viewer(node, show["code"])
+    intruder = await Session.connect(node.url)
+    try:
+        await eventually(lambda: viewer.video.frames >= 5, 20)
+        # An offer in the right codecs that cannot be answered (RTCP not multiplexed).
+        pc = RTCPeerConnection(rtc_configuration())
+        pc.addTransceiver("video", direction="sendonly")
+        await pc.setLocalDescription(await pc.createOffer())
+        no_rtcp_mux = "\r\n".join(
+            line for line in pc.localDescription.sdp.split("\r\n") if line != "a=rtcp-mux"
+        )
+        await pc.close()
+        with pytest.raises(ProtocolError) as refused:
+            await intruder.request(
+                "perform.start", show=show["id"], token=show["performer_token"], sdp=no_rtcp_mux
+            )
+        assert refused.value.code == "invalid_sdp"
+        frames = viewer.video.frames
+        await eventually(lambda: viewer.video.frames >= frames + 10, 20)
+        assert node.stage.live(show["id"])
+        states = []
+        while not viewer.session.events.empty():
+            event = viewer.session.events.get_nowait()
+            if event["type"] == "show.state":
+                states.append(event["state"])
+        assert "paused" not in states, states  # the show never paused
+    finally:
+        await intruder.close()
         await viewer.close()
         await viewer.session.close()
         await performer.stop()

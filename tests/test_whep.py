@@ -17,6 +17,7 @@ from av import VideoFrame
 from lampio_stream.app import create_app
 from media.ice import rtc_configuration
 from rooms.bus_memory import MemoryBus
+from signaling import whep
 from tests.conftest import make_config
 from tests.helpers import eventually
 from tests.test_live import Node, start_performer
@@ -150,3 +151,33 @@ def _code(text: str) -> Any:
     import json
 
     return json.loads(text)["error"]["code"]
+
+
+async def test_a_player_that_never_connects_is_dropped(
+    node: Node, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An offer with no usable candidates would hold its sockets and audience place for ever."""
+    import media.stage
+
+    monkeypatch.setattr(media.stage, "CONNECT_TIMEOUT", 1.0)
+    show = await node.create_show()
+    performer = await start_performer(node, show, "video/VP8")
+    player = Player()
+    try:
+        offer = "\r\n".join(
+            line
+            for line in (await player.offer()).split("\r\n")
+            if not line.startswith(("a=candidate", "a=end-of-candidates"))
+        )
+        status, _, _ = await post(
+            f"{node.url}/whep/{show['id']}", offer, **{"Content-Type": "application/sdp"}
+        )
+        assert status == 201
+        assert node.stage.viewers(show["id"]) == 1
+        sessions = node.server.app[whep.SESSIONS]  # type: ignore[index]
+        await eventually(lambda: node.stage.viewers(show["id"]) == 0 and not sessions, 10)
+        assert node.stage.peer_count == 1  # only the performer's
+    finally:
+        await player.close()
+        await performer.stop()
+        await performer.session.close()
