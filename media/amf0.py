@@ -8,6 +8,9 @@ from typing import Any
 NUMBER, BOOLEAN, STRING, OBJECT, NULL, UNDEFINED = 0x00, 0x01, 0x02, 0x03, 0x05, 0x06
 ECMA_ARRAY, OBJECT_END, STRICT_ARRAY, DATE, LONG_STRING = 0x08, 0x09, 0x0A, 0x0B, 0x0C
 
+# RTMP commands nest two or three levels; a peer nesting deeper wants our stack, not a stream.
+MAX_DEPTH = 32
+
 
 class AmfError(ValueError):
     """Bytes that are not valid AMF0."""
@@ -18,12 +21,13 @@ def decode_all(data: bytes) -> list[Any]:
     values = []
     pos = 0
     while pos < len(data):
-        value, pos = _decode(data, pos)
+        value, pos = _decode(data, pos, 0)
         values.append(value)
     return values
 
 
-def _decode(data: bytes, pos: int) -> tuple[Any, int]:
+def _decode(data: bytes, pos: int, depth: int) -> tuple[Any, int]:
+    """The value at ``pos`` inside ``depth`` enclosing objects/arrays, and the position after it."""
     try:
         marker = data[pos]
         pos += 1
@@ -37,16 +41,18 @@ def _decode(data: bytes, pos: int) -> tuple[Any, int]:
             return _string(data, pos, 4)
         if marker in (NULL, UNDEFINED):
             return None, pos
+        if marker in (OBJECT, ECMA_ARRAY, STRICT_ARRAY) and depth >= MAX_DEPTH:
+            raise AmfError(f"AMF0 values nested deeper than {MAX_DEPTH} levels")
         if marker == OBJECT:
-            return _properties(data, pos)
+            return _properties(data, pos, depth + 1)
         if marker == ECMA_ARRAY:
-            return _properties(data, pos + 4)
+            return _properties(data, pos + 4, depth + 1)
         if marker == STRICT_ARRAY:
             (count,) = struct.unpack_from("!I", data, pos)
             pos += 4
             items = []
             for _ in range(count):
-                item, pos = _decode(data, pos)
+                item, pos = _decode(data, pos, depth + 1)
                 items.append(item)
             return items, pos
         if marker == DATE:
@@ -64,13 +70,13 @@ def _string(data: bytes, pos: int, size: int) -> tuple[str, int]:
     return data[start : start + length].decode("utf-8", "replace"), start + length
 
 
-def _properties(data: bytes, pos: int) -> tuple[dict[str, Any], int]:
+def _properties(data: bytes, pos: int, depth: int) -> tuple[dict[str, Any], int]:
     result: dict[str, Any] = {}
     while True:
         if data[pos : pos + 3] == b"\x00\x00\x09":
             return result, pos + 3
         key, pos = _string(data, pos, 2)
-        value, pos = _decode(data, pos)
+        value, pos = _decode(data, pos, depth)
         result[key] = value
 
 

@@ -31,13 +31,24 @@ log = structlog.get_logger(__name__)
 HANDSHAKE_SIZE = 1536
 OUR_CHUNK_SIZE = 4096
 WINDOW_ACK_SIZE = 2_500_000
-MAX_MESSAGE = 4 * 1024 * 1024  # a single video frame larger than this is an attack, not a stage
 HANDSHAKE_TIMEOUT = 10.0
 IDLE_TIMEOUT = 30.0
 
 # message types
 SET_CHUNK_SIZE, ABORT, ACK, USER_CONTROL, WINDOW_ACK, SET_PEER_BW = 1, 2, 3, 4, 5, 6
 AUDIO, VIDEO, DATA_AMF0, COMMAND_AMF0 = 8, 9, 18, 20
+
+# What one connection may make us hold. Until its stream key is accepted a peer is anonymous, so it
+# gets only what connect/createStream/publish need: a few kilobytes of commands and control.
+MAX_MESSAGE = 4 * 1024 * 1024  # a single video frame larger than this is an attack, not a stage
+MAX_BUFFERED = 8 * 1024 * 1024  # every half-received message together, once publishing
+UNPUBLISHED_TYPES = frozenset(
+    {SET_CHUNK_SIZE, ABORT, ACK, USER_CONTROL, WINDOW_ACK, SET_PEER_BW, DATA_AMF0, COMMAND_AMF0}
+)
+UNPUBLISHED_MAX_MESSAGE = 64 * 1024
+UNPUBLISHED_MAX_BUFFERED = 256 * 1024
+MAX_PARTIAL = 16  # chunk streams with a half-received message (encoders interleave two or three)
+MAX_CHUNK_STREAMS = 64  # encoders use a handful of chunk stream ids; each kept one costs memory
 
 VIDEO_CLOCK = 90
 OPUS_RATE = 48_000
@@ -46,6 +57,10 @@ OPUS_FRAME = 960
 
 class RtmpError(Exception):
     """The peer broke the protocol; the connection is closed."""
+
+    def __init__(self, message: str, code: str = "protocol") -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class FrameSink(Protocol):
@@ -88,6 +103,7 @@ class RtmpConnection:
         self.peer = writer.get_extra_info("peername")
         self.in_chunk_size = 128
         self.streams: dict[int, _ChunkStream] = {}
+        self.buffered = 0  # bytes of half-received messages across all chunk streams
         self.received = 0
         self.acked = 0
         self.window = WINDOW_ACK_SIZE
@@ -106,8 +122,21 @@ class RtmpConnection:
                     return
         except (asyncio.IncompleteReadError, ConnectionError, TimeoutError):
             pass
-        except (RtmpError, amf0.AmfError) as exc:
-            log.info("rtmp.protocol_error", error=str(exc))
+        except RtmpError as exc:
+            log.info("rtmp.protocol_error", code=exc.code, error=str(exc), peer=self._host())
+        except amf0.AmfError as exc:
+            log.info("rtmp.protocol_error", code="bad_amf0", error=str(exc), peer=self._host())
+        except (ValueError, IndexError, struct.error, RecursionError, OverflowError) as exc:
+            # Input we failed to parse in a way not foreseen above: still only this peer's problem.
+            log.warning(
+                "rtmp.protocol_error",
+                code="malformed",
+                error=f"{type(exc).__name__}: {exc}",
+                peer=self._host(),
+            )
+        except Exception:
+            # A fault of ours, not the peer's: keep the traceback, but end only this connection.
+            log.warning("rtmp.connection_failed", code="internal", peer=self._host(), exc_info=True)
         finally:
             if self.sink is not None:
                 with contextlib.suppress(Exception):
@@ -118,12 +147,15 @@ class RtmpConnection:
             with contextlib.suppress(Exception):
                 await self.writer.wait_closed()
 
+    def _host(self) -> str | None:
+        return str(self.peer[0]) if isinstance(self.peer, tuple) and self.peer else None
+
     # -- handshake and chunks ---------------------------------------------------------------------
 
     async def _handshake(self) -> None:
         c0c1 = await self.reader.readexactly(1 + HANDSHAKE_SIZE)
         if c0c1[0] != 3:
-            raise RtmpError(f"unsupported RTMP version {c0c1[0]}")
+            raise RtmpError(f"unsupported RTMP version {c0c1[0]}", "bad_version")
         s1 = bytes(8) + os.urandom(HANDSHAKE_SIZE - 8)  # time 0, version 0: the simple handshake
         self.writer.write(b"\x03" + s1 + c0c1[1:])
         await self.writer.drain()
@@ -146,7 +178,13 @@ class RtmpConnection:
             elif csid == 1:
                 b = await self._read(2)
                 csid = 64 + b[0] + b[1] * 256
-            cs = self.streams.setdefault(csid, _ChunkStream())
+            cs = self.streams.get(csid)
+            if cs is None:
+                if len(self.streams) >= MAX_CHUNK_STREAMS:
+                    raise RtmpError(
+                        f"more than {MAX_CHUNK_STREAMS} chunk streams", "too_many_streams"
+                    )
+                cs = self.streams[csid] = _ChunkStream()
             new_message = not cs.buffer
             if fmt <= 2:
                 header = await self._read(11 if fmt == 0 else 7 if fmt == 1 else 3)
@@ -169,14 +207,42 @@ class RtmpConnection:
                     await self._read(4)
                 if new_message:
                     cs.timestamp += cs.delta
-            if cs.length > MAX_MESSAGE:
-                raise RtmpError(f"message of {cs.length} bytes is too large")
-            take = min(self.in_chunk_size, cs.length - len(cs.buffer))
+            take = self._admit(cs, new_message)
             cs.buffer += await self._read(take)
+            self.buffered += take
             if len(cs.buffer) >= cs.length:
                 payload = bytes(cs.buffer)
-                cs.buffer.clear()
+                self._drop(cs)
                 return cs.type_id, cs.timestamp & 0xFFFFFFFF, payload
+
+    def _admit(self, cs: _ChunkStream, new_message: bool) -> int:
+        """How many bytes the next chunk of ``cs`` carries, once the limits allow holding them."""
+        if cs.length < len(cs.buffer):
+            # A fresh header shortening a message already under way: nothing valid can follow.
+            raise RtmpError(
+                f"message length {cs.length} is below the {len(cs.buffer)} bytes received",
+                "bad_chunk",
+            )
+        published = self.sink is not None
+        if not published and cs.type_id not in UNPUBLISHED_TYPES:
+            raise RtmpError(f"message type {cs.type_id} before publish", "not_publishing")
+        limit = MAX_MESSAGE if published else UNPUBLISHED_MAX_MESSAGE
+        if cs.length > limit:
+            raise RtmpError(f"message of {cs.length} bytes is too large", "too_large")
+        take = min(self.in_chunk_size, cs.length - len(cs.buffer))
+        if new_message and take < cs.length:
+            partial = sum(1 for other in self.streams.values() if other.buffer)
+            if partial >= MAX_PARTIAL:
+                raise RtmpError(f"more than {MAX_PARTIAL} messages under way", "too_many_partial")
+        cap = MAX_BUFFERED if published else UNPUBLISHED_MAX_BUFFERED
+        if self.buffered + take > cap:
+            raise RtmpError(f"more than {cap} bytes of messages under way", "buffer_full")
+        return take
+
+    def _drop(self, cs: _ChunkStream) -> None:
+        """Forget the message under way on ``cs`` (complete, or aborted by the peer)."""
+        self.buffered -= len(cs.buffer)
+        cs.buffer = bytearray()  # a fresh one: clear() may keep a large allocation
 
     def _send(self, csid: int, type_id: int, payload: bytes, stream_id: int = 0) -> None:
         header = bytes([csid & 0x3F]) + bytes(3) + len(payload).to_bytes(3, "big")
@@ -201,8 +267,12 @@ class RtmpConnection:
         if type_id == SET_CHUNK_SIZE:
             size = int.from_bytes(payload[:4], "big") & 0x7FFFFFFF
             if not 1 <= size <= MAX_MESSAGE:
-                raise RtmpError(f"bad chunk size {size}")
+                raise RtmpError(f"bad chunk size {size}", "bad_chunk_size")
             self.in_chunk_size = size
+        elif type_id == ABORT:
+            cs = self.streams.get(int.from_bytes(payload[:4], "big"))
+            if cs is not None:
+                self._drop(cs)
         elif type_id == WINDOW_ACK:
             pass  # we never send enough to the encoder to need its acknowledgements
         elif type_id == COMMAND_AMF0:
@@ -216,7 +286,7 @@ class RtmpConnection:
 
     async def _on_command(self, values: list[Any]) -> bool:
         if not values or not isinstance(values[0], str):
-            raise RtmpError("command without a name")
+            raise RtmpError("command without a name", "bad_command")
         name = values[0]
         txid = values[1] if len(values) > 1 else 0
         if name == "connect":
@@ -239,11 +309,20 @@ class RtmpConnection:
         elif name in ("releaseStream", "FCPublish", "FCUnpublish"):
             self._command("_result", txid, None, None)
         elif name == "publish":
+            if self.sink is not None:
+                # One publication per connection. OBS and FFmpeg never publish twice (a reconnect
+                # opens a new connection); replacing the first would leak its audio pipeline.
+                log.info("rtmp.refused", code="already_publishing", peer=self._host())
+                self._status(
+                    "error", "NetStream.Publish.BadName", "already publishing on this connection"
+                )
+                await self.writer.drain()
+                return False
             key = str(values[3]) if len(values) > 3 and values[3] is not None else ""
             key = key.split("?", 1)[0]
             sink = await self.authorise(key)
             if sink is None:
-                log.info("rtmp.refused", peer=self.peer[0] if self.peer else None)
+                log.info("rtmp.refused", code="bad_key", peer=self._host())
                 self._status("error", "NetStream.Publish.BadName", "unknown stream key")
                 await self.writer.drain()
                 return False

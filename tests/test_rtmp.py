@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import struct
 import sys
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestServer
 
 from lampio_stream.app import create_app
+from media import amf0, rtmp
+from media.frame import EncodedFrame
 from rooms.bus_memory import MemoryBus
 from signaling.rtmp import RTMP_PORT
 from tests.conftest import make_config
@@ -110,3 +116,367 @@ async def test_b_frames_are_held_back_and_the_performer_is_told(node: Node) -> N
             pusher.kill()
             await pusher.wait()
         await performer.close()
+
+
+# -- crafted bytes through the real RTMP server ----------------------------------------------------
+
+
+@dataclass
+class StubSink:
+    """A show's broadcast, as far as the RTMP server can tell."""
+
+    frames: list[EncodedFrame] = field(default_factory=list)
+    closed: int = 0
+
+    def push(self, frame: EncodedFrame) -> None:
+        """Keep the frame."""
+        self.frames.append(frame)
+
+    def warn(self, code: str, message: str) -> None:
+        """Ignore warnings."""
+
+    async def close(self) -> None:
+        """Count the close."""
+        self.closed += 1
+
+
+@dataclass
+class Ingest:
+    """The RTMP server on a loopback port; the key ``good`` is accepted."""
+
+    port: int = 0
+    keys: list[str] = field(default_factory=list)
+    sinks: list[StubSink] = field(default_factory=list)
+
+
+@dataclass
+class Logged:
+    """What media.rtmp logged, in order."""
+
+    events: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
+
+    def info(self, event: str, **fields: Any) -> None:
+        """Record an info line."""
+        self.events.append(("info", event, fields))
+
+    def warning(self, event: str, **fields: Any) -> None:
+        """Record a warning line."""
+        self.events.append(("warning", event, fields))
+
+    def errors(self) -> list[tuple[str, str]]:
+        """(level, code) of every protocol error so far."""
+        return [(lv, f["code"]) for lv, e, f in self.events if e == "rtmp.protocol_error"]
+
+
+@pytest.fixture
+async def ingest() -> AsyncIterator[Ingest]:
+    """The RTMP server alone, with a stub show behind the key ``good``."""
+    ingest = Ingest()
+
+    async def authorise(key: str) -> rtmp.FrameSink | None:
+        ingest.keys.append(key)
+        if key != "good":
+            return None
+        sink = StubSink()
+        ingest.sinks.append(sink)
+        return sink
+
+    server = rtmp.RtmpServer(authorise)
+    ingest.port = await server.start("127.0.0.1", 0)
+    yield ingest
+    await server.close()
+
+
+@pytest.fixture
+def logged(monkeypatch: pytest.MonkeyPatch) -> Logged:
+    """Capture media.rtmp's log lines (structlog may cache its loggers, so swap the module's)."""
+    logged = Logged()
+    monkeypatch.setattr(rtmp, "log", logged)
+    return logged
+
+
+def basic_header(fmt: int, csid: int) -> bytes:
+    """The chunk basic header in its 1, 2 or 3 byte form."""
+    if csid < 64:
+        return bytes([fmt << 6 | csid])
+    if csid < 320:
+        return bytes([fmt << 6, csid - 64])
+    return bytes([fmt << 6 | 1]) + (csid - 64).to_bytes(2, "little")
+
+
+def first_chunk(csid: int, type_id: int, length: int, body: bytes, stream_id: int = 0) -> bytes:
+    """A fmt-0 chunk: full message header, then ``body`` (possibly only part of the message)."""
+    header = bytes(3) + length.to_bytes(3, "big") + bytes([type_id])
+    return basic_header(0, csid) + header + stream_id.to_bytes(4, "little") + body
+
+
+def nested_arrays(levels: int) -> bytes:
+    """AMF0 strict arrays inside each other ``levels`` deep, a null innermost."""
+    return b"\x0a\x00\x00\x00\x01" * levels + b"\x05"
+
+
+class RawRtmp:
+    """A hand-driven RTMP client: crafted chunks out, the server's messages in."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.out_chunk = 128
+        self.in_chunk = 128
+
+    @classmethod
+    async def open(cls, port: int) -> RawRtmp:
+        """Connect and complete the handshake."""
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"\x03" + bytes(rtmp.HANDSHAKE_SIZE))
+        s0s1s2 = await asyncio.wait_for(reader.readexactly(1 + 2 * rtmp.HANDSHAKE_SIZE), 5)
+        writer.write(s0s1s2[1 : 1 + rtmp.HANDSHAKE_SIZE])
+        return cls(reader, writer)
+
+    async def send(self, data: bytes) -> None:
+        """Write raw bytes (the server may already have hung up: that is what tests look for)."""
+        self.writer.write(data)
+        with contextlib.suppress(ConnectionError):
+            await self.writer.drain()
+
+    async def message(self, csid: int, type_id: int, payload: bytes, stream_id: int = 0) -> None:
+        """One whole message in chunks of our current size."""
+        size = self.out_chunk
+        out = first_chunk(csid, type_id, len(payload), payload[:size], stream_id)
+        for start in range(size, len(payload), size):
+            out += basic_header(3, csid) + payload[start : start + size]
+        await self.send(out)
+
+    async def set_chunk_size(self, size: int) -> None:
+        """Tell the server our chunks grow to ``size``."""
+        await self.message(2, rtmp.SET_CHUNK_SIZE, struct.pack("!I", size))
+        self.out_chunk = size
+
+    async def command(self, *values: Any, stream_id: int = 0) -> None:
+        """An AMF0 command."""
+        await self.message(3, rtmp.COMMAND_AMF0, amf0.encode(*values), stream_id)
+
+    async def read_message(self) -> tuple[int, bytes]:
+        """The server's next message (it sends fmt 0, then fmt-3 continuations)."""
+        head = await self.reader.readexactly(12)
+        assert head[0] >> 6 == 0, "the server starts every message with a full header"
+        length, type_id = int.from_bytes(head[4:7], "big"), head[7]
+        payload = await self.reader.readexactly(min(self.in_chunk, length))
+        while len(payload) < length:
+            await self.reader.readexactly(1)
+            payload += await self.reader.readexactly(min(self.in_chunk, length - len(payload)))
+        if type_id == rtmp.SET_CHUNK_SIZE:
+            self.in_chunk = int.from_bytes(payload, "big")
+        return type_id, payload
+
+    async def expect(self, name: str) -> list[Any]:
+        """The values of the server's next command called ``name`` (others are skipped)."""
+
+        async def find() -> list[Any]:
+            while True:
+                type_id, payload = await self.read_message()
+                if type_id == rtmp.COMMAND_AMF0:
+                    values = amf0.decode_all(payload)
+                    if values[0] == name:
+                        return values
+
+        return await asyncio.wait_for(find(), 5)
+
+    async def connect(self) -> None:
+        """connect and createStream, as encoders begin."""
+        await self.command("connect", 1, {"app": "live"})
+        await self.expect("_result")
+        await self.command("createStream", 2, None)
+        await self.expect("_result")
+
+    async def publish(self, key: str) -> dict[str, Any]:
+        """Publish under ``key``; the server's status."""
+        await self.command("publish", 3, None, key, "live", stream_id=1)
+        status: dict[str, Any] = (await self.expect("onStatus"))[3]
+        return status
+
+    async def closed(self, timeout: float = 5) -> bool:
+        """Whether the server hangs up within ``timeout`` seconds (whatever it sends first)."""
+
+        async def drain() -> None:
+            with contextlib.suppress(ConnectionError):
+                while await self.reader.read(65536):
+                    pass
+
+        try:
+            await asyncio.wait_for(drain(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    async def close(self) -> None:
+        """Hang up."""
+        self.writer.close()
+        with contextlib.suppress(ConnectionError):
+            await self.writer.wait_closed()
+
+
+@pytest.fixture
+async def clients(ingest: Ingest) -> AsyncIterator[list[RawRtmp]]:
+    """Raw clients opened by a test, closed after it."""
+    opened: list[RawRtmp] = []
+    yield opened
+    for client in opened:
+        await client.close()
+
+
+async def open_client(ingest: Ingest, clients: list[RawRtmp]) -> RawRtmp:
+    client = await RawRtmp.open(ingest.port)
+    clients.append(client)
+    return client
+
+
+async def test_media_before_publish_ends_the_connection(
+    ingest: Ingest, clients: list[RawRtmp], logged: Logged
+) -> None:
+    client = await open_client(ingest, clients)
+    await client.connect()
+    await client.send(first_chunk(6, rtmp.VIDEO, 1000, bytes(128), stream_id=1))
+    assert await client.closed()
+    assert logged.errors() == [("info", "not_publishing")]
+
+
+async def test_large_command_before_publish_ends_the_connection(
+    ingest: Ingest, clients: list[RawRtmp], logged: Logged
+) -> None:
+    client = await open_client(ingest, clients)
+    await client.send(first_chunk(3, rtmp.COMMAND_AMF0, 64 * 1024 + 1, bytes(128)))
+    assert await client.closed()
+    assert logged.errors() == [("info", "too_large")]
+
+
+async def test_messages_under_way_before_publish_are_limited(
+    ingest: Ingest, clients: list[RawRtmp], logged: Logged
+) -> None:
+    client = await open_client(ingest, clients)
+    for csid in range(4, 4 + rtmp.MAX_PARTIAL):
+        await client.send(first_chunk(csid, rtmp.COMMAND_AMF0, 1000, bytes(128)))
+    await client.connect()  # sixteen half-sent messages are still within bounds
+    await client.send(first_chunk(40, rtmp.COMMAND_AMF0, 1000, bytes(128)))
+    assert await client.closed()
+    assert logged.errors() == [("info", "too_many_partial")]
+
+
+async def test_bytes_under_way_before_publish_are_limited(
+    ingest: Ingest, clients: list[RawRtmp], logged: Logged
+) -> None:
+    client = await open_client(ingest, clients)
+    await client.set_chunk_size(60_000)
+    for csid in range(4, 8):  # 240,000 bytes held: within the 256 KiB
+        await client.send(first_chunk(csid, rtmp.COMMAND_AMF0, 64 * 1024, bytes(60_000)))
+    await client.connect()
+    await client.send(first_chunk(8, rtmp.COMMAND_AMF0, 64 * 1024, bytes(60_000)))
+    assert await client.closed()
+    assert logged.errors() == [("info", "buffer_full")]
+
+
+async def test_bytes_under_way_after_publish_are_limited(
+    ingest: Ingest, clients: list[RawRtmp], logged: Logged
+) -> None:
+    client = await open_client(ingest, clients)
+    await client.connect()
+    assert (await client.publish("good"))["code"] == "NetStream.Publish.Start"
+    await client.set_chunk_size(3_000_000)
+    for csid in (4, 5, 6):  # 9,000,000 bytes of three unfinished 4 MiB video frames
+        await client.send(first_chunk(csid, rtmp.VIDEO, 4 * 1024 * 1024, bytes(3_000_000), 1))
+    assert await client.closed()
+    assert logged.errors() == [("info", "buffer_full")]
+    assert ingest.sinks[0].closed == 1  # the show's publication ends with its connection
+
+
+async def test_chunk_stream_ids_are_limited(
+    ingest: Ingest, clients: list[RawRtmp], logged: Logged
+) -> None:
+    client = await open_client(ingest, clients)
+    for csid in range(2, 2 + rtmp.MAX_CHUNK_STREAMS):  # empty messages: nothing buffered at all
+        await client.send(first_chunk(csid, rtmp.USER_CONTROL, 0, b""))
+    await client.connect()
+    await client.send(first_chunk(1000, rtmp.USER_CONTROL, 0, b""))
+    assert await client.closed()
+    assert logged.errors() == [("info", "too_many_streams")]
+
+
+async def test_a_header_shortening_a_message_under_way_is_refused(
+    ingest: Ingest, clients: list[RawRtmp], logged: Logged
+) -> None:
+    client = await open_client(ingest, clients)
+    await client.send(first_chunk(3, rtmp.COMMAND_AMF0, 300, bytes(128)))
+    await client.send(first_chunk(3, rtmp.COMMAND_AMF0, 50, bytes(50)))
+    assert await client.closed()
+    assert logged.errors() == [("info", "bad_chunk")]
+
+
+async def test_deeply_nested_amf0_ends_only_that_connection(
+    ingest: Ingest, clients: list[RawRtmp], logged: Logged
+) -> None:
+    performer = await open_client(ingest, clients)
+    await performer.connect()
+    assert (await performer.publish("good"))["code"] == "NetStream.Publish.Start"
+    attacker = await open_client(ingest, clients)
+    await attacker.message(3, rtmp.COMMAND_AMF0, amf0.encode("connect", 1) + nested_arrays(5000))
+    assert await attacker.closed()
+    assert logged.errors() == [("info", "bad_amf0")]
+    await performer.command("FCUnpublish", 4, None, "good")  # the performer is still served
+    assert (await performer.expect("_result"))[1] == 4
+    assert ingest.sinks[0].closed == 0
+
+
+@pytest.mark.parametrize(
+    "error",
+    [ValueError, RecursionError, IndexError, struct.error],
+    ids=["ValueError", "RecursionError", "IndexError", "struct.error"],
+)
+async def test_unforeseen_parse_errors_end_only_that_connection(
+    ingest: Ingest,
+    clients: list[RawRtmp],
+    logged: Logged,
+    monkeypatch: pytest.MonkeyPatch,
+    error: type[Exception],
+) -> None:
+    decode_all = amf0.decode_all
+
+    def fragile(data: bytes) -> list[Any]:
+        if b"boom" in data:
+            raise error("a parser fault nobody foresaw")
+        return decode_all(data)
+
+    monkeypatch.setattr(amf0, "decode_all", fragile)
+    performer = await open_client(ingest, clients)
+    await performer.connect()
+    attacker = await open_client(ingest, clients)
+    await attacker.command("boom", 1)
+    assert await attacker.closed()
+    assert logged.errors() == [("warning", "malformed")]
+    assert all("exc_info" not in fields for _, _, fields in logged.events)  # no traceback
+    await performer.command("createStream", 5, None)
+    assert (await performer.expect("_result"))[1] == 5
+
+
+async def test_a_second_publish_is_refused_and_the_first_pipeline_closed(
+    ingest: Ingest, clients: list[RawRtmp], logged: Logged, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    closed: list[rtmp.FlvToFrames] = []
+    close = rtmp.FlvToFrames.close
+
+    def spy(self: rtmp.FlvToFrames) -> None:
+        closed.append(self)
+        close(self)
+
+    monkeypatch.setattr(rtmp.FlvToFrames, "close", spy)
+    client = await open_client(ingest, clients)
+    await client.connect()
+    assert (await client.publish("good"))["code"] == "NetStream.Publish.Start"
+    status = await client.publish("good")
+    assert status["level"] == "error" and status["code"] == "NetStream.Publish.BadName"
+    assert await client.closed()
+    assert ingest.keys == ["good"]  # the second key was never even looked up
+    assert [sink.closed for sink in ingest.sinks] == [1]
+    assert len(closed) == 1
+    assert ("info", "rtmp.refused", {"code": "already_publishing", "peer": "127.0.0.1"}) in (
+        logged.events
+    )

@@ -181,3 +181,24 @@ def test_codec_capabilities() -> None:
     assert [c.mimeType for c in codec_capabilities("audio", "audio/opus")] == ["audio/opus"]
     with pytest.raises(ValueError):
         codec_capabilities("video", "video/AV1")
+
+
+def nested_amf0(levels: int, container: bytes) -> bytes:
+    """``levels`` AMF0 objects or strict arrays inside each other, a null innermost."""
+    if container == b"\x0a":  # strict array of one item
+        return b"\x0a\x00\x00\x00\x01" * levels + b"\x05"
+    return b"\x03\x00\x01k" * levels + b"\x05" + b"\x00\x00\x09" * levels  # object {"k": ...}
+
+
+@pytest.mark.parametrize("container", [b"\x0a", b"\x03"], ids=["strict_array", "object"])
+def test_amf0_nesting_is_bounded(container: bytes) -> None:
+    from media import amf0
+
+    inner: object = amf0.decode_all(nested_amf0(amf0.MAX_DEPTH, container))[0]
+    for _ in range(amf0.MAX_DEPTH):  # 32 levels decode as they came
+        assert isinstance(inner, list | dict)
+        inner = inner[0] if isinstance(inner, list) else inner["k"]
+    assert inner is None
+    for levels in (amf0.MAX_DEPTH + 1, 1000, 5000):  # deeper is refused, never a RecursionError
+        with pytest.raises(amf0.AmfError, match="nested"):
+            amf0.decode_all(nested_amf0(levels, container))
