@@ -123,7 +123,13 @@ async def take_the_stage(conn: Connection, request: web.Request, show_id: str) -
     conn.performing = show_id
     await follow_show(conn, request, show_id)
     await follow_show_chat(conn, request, show_id)
-    conn.spawn(report_audience(conn, request, show_id), "audience")
+    await conn.release("audience")  # of the show this connection performed before, if any
+    audience = conn.spawn(report_audience(conn, request, show_id), "audience")
+
+    async def stop() -> None:
+        audience.cancel()
+
+    conn.hold("audience", stop)
 
 
 async def feed_the_hall(conn: Connection, request: web.Request, show_id: str) -> None:

@@ -152,6 +152,16 @@ async def finish(conn: Connection) -> None:
     await conn.close()
 
 
+def _id_of(text: str) -> int | None:
+    """The message's id if it has a readable one (so that even a refusal reaches its request)."""
+    try:
+        msg = json.loads(text)
+    except json.JSONDecodeError:
+        return None
+    msg_id = msg.get("id") if isinstance(msg, dict) else None
+    return msg_id if isinstance(msg_id, int) and not isinstance(msg_id, bool) else None
+
+
 async def handle_text(
     conn: Connection, request: web.Request, text: str, bucket: TokenBucket
 ) -> None:
@@ -160,7 +170,8 @@ async def handle_text(
     wait = bucket.take()
     if wait:
         metrics.ws_messages.labels(result="rate_limited").inc()
-        conn.send(error(None, "rate_limited", "too many messages", retry_after=round(wait, 3)))
+        reply = error(_id_of(text), "rate_limited", "too many messages", retry_after=round(wait, 3))
+        conn.send(reply)
         return
     try:
         msg = json.loads(text)

@@ -4,6 +4,7 @@ signaling and WebRTC on loopback, with the Python client a bot or load generator
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +18,7 @@ from clients.client import Performer, ProtocolError, Session, Watcher
 from lampio_stream.app import create_app
 from media.ice import rtc_configuration
 from rooms.bus import Bus
+from signaling.live import AUDIENCE_INTERVAL
 from signaling.state import STAGE
 from tests.conftest import ORGANISER_KEY, make_config
 from tests.helpers import eventually
@@ -293,3 +295,27 @@ async def test_a_bad_second_offer_leaves_the_performer_on_air(node: Node) -> Non
         await viewer.session.close()
         await performer.stop()
         await performer.session.close()
+
+
+async def test_a_host_moving_to_another_show_hears_only_of_that_one(node: Node) -> None:
+    first, second = await node.create_show("Ensimmäinen"), await node.create_show("Toinen")
+    host = await Session.connect(node.url)
+    viewers = [await Session.connect(node.url) for _ in range(2)]
+    try:
+        await host.request("perform.host", show=first["id"], token=first["performer_token"])
+        assert (await host.next_event("audience"))["show"] == first["id"]
+        await host.request("perform.host", show=second["id"], token=second["performer_token"])
+        await viewers[0].request("watch.join", code=first["code"], name="Ann")
+        await viewers[1].request("watch.join", code=second["code"], name="Bo")
+        # For a few audience rounds, figures come for the second show only.
+        seen: dict[str, int] = {}
+        loop = asyncio.get_running_loop()
+        end = loop.time() + 3 * AUDIENCE_INTERVAL
+        while loop.time() < end:
+            with contextlib.suppress(TimeoutError):
+                event = await host.next_event("audience", timeout=end - loop.time())
+                seen[event["show"]] = event["viewers"]
+        assert seen == {second["id"]: 1}
+    finally:
+        for session in (host, *viewers):
+            await session.close()

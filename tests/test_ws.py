@@ -94,6 +94,8 @@ async def test_message_flood_is_rate_limited_without_closing(client: TestClient)
     limited = [r for r in replies if not r["success"]]
     assert 40 <= len(ok) < 60
     assert limited and all(r["error"]["code"] == "rate_limited" for r in limited)
+    # Every request gets its own answer, refusals included: a client matches them by id.
+    assert sorted(r["id"] for r in replies) == list(range(60))
     await ws.close()
 
 
