@@ -33,6 +33,7 @@ OUR_CHUNK_SIZE = 4096
 WINDOW_ACK_SIZE = 2_500_000
 HANDSHAKE_TIMEOUT = 10.0
 IDLE_TIMEOUT = 30.0
+PUBLISH_TIMEOUT = 30.0  # from connecting to a publish accepted: OBS needs well under a second
 
 # message types
 SET_CHUNK_SIZE, ABORT, ACK, USER_CONTROL, WINDOW_ACK, SET_PEER_BW = 1, 2, 3, 4, 5, 6
@@ -113,11 +114,26 @@ class RtmpConnection:
     async def run(self) -> None:
         """Serve the connection until the encoder leaves or breaks the protocol."""
         try:
+            loop = asyncio.get_running_loop()
+            publish_by = loop.time() + PUBLISH_TIMEOUT
             await asyncio.wait_for(self._handshake(), HANDSHAKE_TIMEOUT)
             while True:
-                type_id, timestamp, payload = await asyncio.wait_for(
-                    self._read_message(), IDLE_TIMEOUT
-                )
+                wait = IDLE_TIMEOUT
+                if self.sink is None:
+                    # Not publishing yet: a connection must not sit here for ever, however it
+                    # keeps itself busy (every connection holds memory and a socket).
+                    wait = publish_by - loop.time()
+                    if wait <= 0:
+                        raise RtmpError("no publish in the time allowed", "publish_timeout")
+                try:
+                    message = await asyncio.wait_for(self._read_message(), wait)
+                except TimeoutError:
+                    if self.sink is None and wait < IDLE_TIMEOUT:
+                        raise RtmpError(
+                            "no publish in the time allowed", "publish_timeout"
+                        ) from None
+                    raise
+                type_id, timestamp, payload = message
                 if not await self._handle(type_id, timestamp, payload):
                     return
         except (asyncio.IncompleteReadError, ConnectionError, TimeoutError):

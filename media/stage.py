@@ -82,7 +82,7 @@ def parse_offer(text: str) -> aiortc_sdp.SessionDescription:
         if media.kind in ("audio", "video") and media.port != 0:
             if media.dtls is None or not media.dtls.fingerprints:
                 raise InvalidSdp("the offer has no DTLS fingerprint")
-            if not media.ice.usernameFragment or not media.ice.password:
+            if media.ice is None or not media.ice.usernameFragment or not media.ice.password:
                 raise InvalidSdp("the offer has no ICE credentials")
     return parsed
 

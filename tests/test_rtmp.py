@@ -480,3 +480,20 @@ async def test_a_second_publish_is_refused_and_the_first_pipeline_closed(
     assert ("info", "rtmp.refused", {"code": "already_publishing", "peer": "127.0.0.1"}) in (
         logged.events
     )
+
+
+async def test_a_connection_that_never_publishes_is_closed(
+    ingest: Ingest, clients: list[RawRtmp], logged: Logged, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(rtmp, "PUBLISH_TIMEOUT", 1.0)
+    idle = await open_client(ingest, clients)
+    await idle.connect()
+    publishing = await open_client(ingest, clients)
+    await publishing.connect()
+    assert (await publishing.publish("good"))["code"] == "NetStream.Publish.Start"
+    for _ in range(3):  # busy, but never publishing
+        await idle.command("createStream", 9, None)
+        await idle.expect("_result")
+    assert await idle.closed(timeout=3)
+    assert logged.errors() == [("info", "publish_timeout")]
+    assert not await publishing.closed(timeout=0.5)  # a publishing encoder is not hurried
