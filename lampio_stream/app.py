@@ -27,7 +27,9 @@ from rooms.ratelimit import FailureLimiter
 from rooms.reactions import ReactionTally
 from rooms.shows import Shows
 from signaling import api, foyer, ops, rtmp, whep, whip, ws
+from signaling import captions as _caption_commands  # noqa: F401  (registers caption.send)
 from signaling import live as _live_commands  # noqa: F401  (registers the show commands)
+from signaling import screens as _screens  # registers the screen and remote commands
 from signaling.errors import error_middleware
 from signaling.followers import FOLLOWERS, ShowFollowers
 from signaling.iceservers import client_ice_servers
@@ -186,6 +188,7 @@ def create_app(config: Config, *, bus: Bus | None = None) -> web.Application:
 
     # cleanup runs in reverse: peers close before the bus they report to
     app.cleanup_ctx.append(bus_context)
+    app.cleanup_ctx.append(_screens.context)
     app.cleanup_ctx.append(stage_context)
     if config.rtmp_port is not None:
         app.cleanup_ctx.append(rtmp_context)
@@ -194,11 +197,18 @@ def create_app(config: Config, *, bus: Bus | None = None) -> web.Application:
     app.on_shutdown.append(begin_shutdown)
     app.add_routes(ops.routes)
     app.add_routes(api.routes)
+    app.add_routes(_screens.routes)
     app.add_routes(whip.routes)
     app.add_routes(whep.routes)
     app.router.add_get("/ws", ws.websocket)
     app.router.add_get("/", _page("index.html"))
     app.router.add_get("/watch", _page("index.html"))
-    app.router.add_get("/perform", _page("perform.html"))
+    # the studio; /perform is its old address (performer links already handed out keep working,
+    # and the #fragment they carry never reaches the server, so both serve the page itself)
+    app.router.add_get("/studio", _page("studio.html"))
+    app.router.add_get("/perform", _page("studio.html"))
+    app.router.add_get("/screen", _page("screen.html"))
+    app.router.add_get("/screen/pair", _page("pair.html"))
+    app.router.add_get("/organise", _page("organise.html"))
     app.router.add_static("/static", Path(WEB_ROOT), append_version=False)
     return app

@@ -16,6 +16,7 @@ from rooms.errors import CodeSpaceExhausted, InvalidInput, ShowNotFound
 
 TITLE_MAX = 200
 DESCRIPTION_MAX = 2000
+PERFORMER_MAX = 200
 CODE_ATTEMPTS = 50
 ENDED_RETENTION = 30 * 24 * 3600.0  # an ended show stays readable for organisers' reports
 
@@ -42,12 +43,15 @@ class Show:
     performer_token: str
     stream_key: str
     created_at: datetime
+    performer: str = ""  # who performs, as the programme names them
 
     def __post_init__(self) -> None:
         if not self.title or len(self.title) > TITLE_MAX:
             raise InvalidInput(f"title must be 1–{TITLE_MAX} characters")
         if len(self.description) > DESCRIPTION_MAX:
             raise InvalidInput(f"description must be at most {DESCRIPTION_MAX} characters")
+        if len(self.performer) > PERFORMER_MAX:
+            raise InvalidInput(f"performer must be at most {PERFORMER_MAX} characters")
 
     def public(self) -> dict[str, Any]:
         """What anyone may see: no tokens, no keys."""
@@ -55,6 +59,7 @@ class Show:
             "id": self.id,
             "title": self.title,
             "description": self.description,
+            "performer": self.performer,
             "starts_at": None if self.starts_at is None else self.starts_at.isoformat(),
             "state": self.state.value,
             "code": self.code,
@@ -83,6 +88,7 @@ class Show:
             performer_token=record["performer_token"],
             stream_key=record["stream_key"],
             created_at=datetime.fromisoformat(record["created_at"]),
+            performer=record.get("performer", ""),
         )
 
 
@@ -120,7 +126,11 @@ class Shows:
         self._bus = bus
 
     async def create(
-        self, title: object, description: object = "", starts_at: object = None
+        self,
+        title: object,
+        description: object = "",
+        starts_at: object = None,
+        performer: object = "",
     ) -> Show:
         """Create a scheduled show with a fresh code, performer token and stream key."""
         if not isinstance(title, str) or not title.strip():
@@ -129,6 +139,10 @@ class Shows:
             description = ""
         if not isinstance(description, str):
             raise InvalidInput("description must be text")
+        if performer is None:
+            performer = ""
+        if not isinstance(performer, str):
+            raise InvalidInput("performer must be text")
         show_id = secrets.token_urlsafe(12)
         draft = Show(
             id=show_id,
@@ -140,6 +154,7 @@ class Shows:
             performer_token=new_token(),
             stream_key=new_token(),
             created_at=datetime.now(UTC),
+            performer=" ".join(performer.split()),
         )
         code = await self._reserve_code(show_id)
         show = replace(draft, code=code)

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import hmac
+import io
 import json
 from typing import Any
 
+import segno
 import structlog
 from aiohttp import web
 
 from rooms.errors import InvalidInput, ShowNotFound
-from rooms.shows import Show
+from rooms.shows import Show, ShowState
 from signaling.errors import ApiError
 from signaling.lookup import show_for_code
 from signaling.rtmp import rtmp_url
@@ -51,12 +53,17 @@ async def read_json_object(request: web.Request) -> dict[str, Any]:
     return body
 
 
+def viewer_url(request: web.Request, show: Show) -> str:
+    """The link that opens the show for a viewer (on posters, in QR codes)."""
+    return f"{request.app[SITE].public_url}/watch?code={show.code}"
+
+
 def show_links(request: web.Request, show: Show) -> dict[str, str | None]:
     """Where viewers and the performer go for this show."""
     base = request.app[SITE].public_url
     return {
-        "viewer_url": f"{base}/watch?code={show.code}",
-        "performer_url": f"{base}/perform#{show.id}.{show.performer_token}",
+        "viewer_url": viewer_url(request, show),
+        "performer_url": f"{base}/studio#{show.id}.{show.performer_token}",
         "whip_url": f"{base}/whip",
         "rtmp_url": rtmp_url(request.app, base),
     }
@@ -77,11 +84,11 @@ async def create_show(request: web.Request) -> web.Response:
     """Create a show (organisers only)."""
     require_organiser(request)
     body = await read_json_object(request)
-    unknown = set(body) - {"title", "description", "starts_at"}
+    unknown = set(body) - {"title", "description", "starts_at", "performer"}
     if unknown:
         raise InvalidInput(f"unknown fields: {', '.join(sorted(unknown))}")
     show = await request.app[SHOWS].create(
-        body.get("title"), body.get("description", ""), body.get("starts_at")
+        body.get("title"), body.get("description", ""), body.get("starts_at"), body.get("performer")
     )
     request.app[METRICS].shows_created.inc()
     log.info("show.created", show=show.id)
@@ -94,8 +101,15 @@ async def create_show(request: web.Request) -> web.Response:
 
 @routes.get("/api/shows")
 async def programme(request: web.Request) -> web.Response:
-    """The public programme: shows that have not ended, without secrets."""
+    """The public programme: shows that have not ended, without secrets (with the organiser key:
+    with their secrets and links, for the organiser's page)."""
+    organiser = "Authorization" in request.headers
+    if organiser:
+        require_organiser(request)
     shows = await request.app[SHOWS].programme()
+    if organiser:
+        views = [private_view(request, s) for s in shows]
+        return web.json_response({"shows": views}, headers={"Cache-Control": "no-store"})
     return web.json_response({"shows": [s.public() for s in shows]})
 
 
@@ -147,3 +161,20 @@ async def rotate_stream_key(request: web.Request) -> web.Response:
     show = await request.app[SHOWS].rotate_stream_key(show.id)
     log.info("show.stream_key_rotated", show=show.id)
     return web.json_response(private_view(request, show), headers={"Cache-Control": "no-store"})
+
+
+@routes.get("/api/shows/{show_id}/qr.svg")
+async def show_qr(request: web.Request) -> web.Response:
+    """The show's viewer link as an SVG QR code (public: the code is on every poster anyway)."""
+    show = await request.app[SHOWS].get(request.match_info["show_id"])
+    if show.state is ShowState.ENDED:
+        raise ShowNotFound("this show has ended (its code may already lead to another show)")
+    link = viewer_url(request, show)
+    out = io.BytesIO()
+    # error level M survives a smudged printout; a wide quiet zone helps old phone cameras
+    segno.make_qr(link, error="m").save(out, kind="svg", scale=8, border=4, xmldecl=False)
+    return web.Response(
+        body=out.getvalue(),
+        content_type="image/svg+xml",
+        headers={"Cache-Control": "public, max-age=300"},
+    )

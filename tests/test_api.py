@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
 import aiohttp
 import pytest
+import segno
 from aiohttp.test_utils import TestClient
 
 from tests.conftest import ORGANISER_KEY
@@ -36,7 +38,7 @@ async def test_create_show_returns_secrets_and_links(client: TestClient) -> None
     assert len(show["performer_token"]) >= 43 and len(show["stream_key"]) >= 43
     assert show["performer_token"] != show["stream_key"]
     assert show["viewer_url"] == f"http://127.0.0.1:8080/watch?code={show['code']}"
-    assert show["performer_url"].startswith("http://127.0.0.1:8080/perform#")
+    assert show["performer_url"].startswith("http://127.0.0.1:8080/studio#")
     assert show["starts_at"] == "2026-12-13T15:00:00+02:00"
 
 
@@ -170,7 +172,7 @@ async def test_successful_lookups_never_count(client: TestClient) -> None:  # ty
 
 
 async def test_pages_are_served_with_security_headers(client: TestClient) -> None:  # type: ignore[type-arg]
-    for path in ("/", "/watch", "/perform"):
+    for path in ("/", "/watch", "/studio", "/perform"):
         response = await client.get(path)
         assert response.status == 200
         assert "<html" in await response.text()
@@ -200,3 +202,20 @@ async def test_stream_key_rotation_by_performer(client: TestClient) -> None:  # 
         "/whip", data="v=0", headers={**sdp, "Authorization": f"Bearer {new_key}"}
     )
     assert await error_of(new) == (400, "invalid_sdp")  # past the key check
+
+
+async def test_show_qr_code_leads_to_the_viewer_link(client: TestClient) -> None:  # type: ignore[type-arg]
+    show = await create(client)
+    response = await client.get(f"/api/shows/{show['id']}/qr.svg")  # public: no key needed
+    assert response.status == 200
+    assert response.content_type == "image/svg+xml"
+    svg = await response.text()
+    assert svg.startswith("<svg") and "<path" in svg
+    # the very symbol of the viewer link (a phone camera opens the show)
+    expected = io.BytesIO()
+    segno.make_qr(show["viewer_url"], error="m").save(
+        expected, kind="svg", scale=8, border=4, xmldecl=False
+    )
+    assert svg == expected.getvalue().decode()
+    missing = await client.get("/api/shows/nosuchshow/qr.svg")
+    assert await error_of(missing) == (404, "show_not_found")

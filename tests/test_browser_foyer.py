@@ -12,46 +12,61 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+import pytest_asyncio
 from playwright.async_api import Browser
 
 from tests.browser import Node, Tab, chromium, needs_chromium, open_tab, serve, until
 from tests.test_browser_live import text_of, wait_text
 
-pytestmark = [pytest.mark.browser, needs_chromium]
+# One Chromium for the module (each test has its own contexts): starting it is the slow part.
+pytestmark = [
+    pytest.mark.browser,
+    needs_chromium,
+    pytest.mark.usefixtures("loopback_ice"),
+    pytest.mark.asyncio(loop_scope="module"),
+]
 
 
-@pytest.fixture
+@pytest_asyncio.fixture(loop_scope="module")
 async def node() -> AsyncIterator[Node]:
     async with serve() as running:
         yield running
 
 
-@pytest.fixture
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def browser() -> AsyncIterator[Browser]:
     async with chromium() as running:
         yield running
 
 
-async def take_part(browser: Browser, node: Node, code: str, name: str) -> Tab:
-    """The front page: a name for the others, the code, Enter; wait until seated in a lobby."""
+async def take_part(
+    browser: Browser, node: Node, code: str, name: str, friend_code: str = ""
+) -> Tab:
+    """The front page: (a friend's code,) the show's code, Enter; a name for the others, Enter;
+    wait until seated in a lobby."""
     viewer = await open_tab(browser, node.url + "/")
+    if friend_code:
+        await viewer.page.get_by_text("Onko sinulla ystäväkoodi?").click()
+        await viewer.page.get_by_label("Ystäväkoodi").fill(friend_code.lower())
+    await viewer.page.get_by_label("Esityksen koodi").fill(code)
+    await viewer.page.get_by_label("Esityksen koodi").press("Enter")
     await viewer.page.get_by_label("Nimesi muille katsojille").fill(name)
-    await viewer.page.get_by_label("Kirjoita esityksen koodi").fill(code)
-    await viewer.page.get_by_label("Kirjoita esityksen koodi").press("Enter")
+    await viewer.page.get_by_label("Nimesi muille katsojille").press("Enter")
     await until(lambda: text_of(viewer, "#friend-code"), 10)
     return viewer
 
 
 async def by_friends_link(browser: Browser, link: str, name: str = "") -> Tab:
-    """A friend who once gave a name on the front page (remembered), then opens the link."""
+    """A friend opens the link straight away (no name), or, with a name, types the friend code
+    and the show's code on the front page."""
     if not name:
         viewer = await open_tab(browser, link)
-    else:
-        viewer = await open_tab(browser, link.split("/watch")[0] + "/")
-        await viewer.page.get_by_label("Nimesi muille katsojille").fill(name)
-        await viewer.page.goto(link)
-    await until(lambda: text_of(viewer, "#friend-code"), 10)
-    return viewer
+        await until(lambda: text_of(viewer, "#friend-code"), 10)
+        return viewer
+    base, query = link.split("/watch?")
+    fields = dict(part.split("=") for part in query.split("&"))
+    node = Node(None, base)  # type: ignore[arg-type]
+    return await take_part(browser, node, fields["code"], name, fields["lobby"])
 
 
 async def say(viewer: Tab, text: str, *, enter: bool = True) -> None:

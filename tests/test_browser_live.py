@@ -1,5 +1,5 @@
-"""A live show through the real pages in headless Chromium: the performer page with the fake camera
-and microphone publishes, the viewer page (code typed on the keyboard) shows and plays it.
+"""A live show through the real pages in headless Chromium: the studio with the fake camera and
+microphone publishes, the viewer page (code typed on the keyboard) shows and plays it.
 
 The node runs in-process on the in-process bus (MemoryBus): these tests are about the pages, and one
 node needs no Redis; the bus engines are covered by the other tests. Performer and viewer are two
@@ -12,12 +12,19 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+import pytest_asyncio
 from playwright.async_api import Browser
 
 from tests.browser import Node, Tab, chromium, needs_chromium, open_tab, serve, until
 from tests.helpers import eventually
 
-pytestmark = [pytest.mark.browser, needs_chromium]
+# One Chromium for the module (each test has its own contexts): starting it is the slow part.
+pytestmark = [
+    pytest.mark.browser,
+    needs_chromium,
+    pytest.mark.usefixtures("loopback_ice"),
+    pytest.mark.asyncio(loop_scope="module"),
+]
 
 # What the viewer page's peer connection has received so far (window.lampio: the pages' test hook).
 RECEIVED = """async () => {
@@ -53,16 +60,13 @@ SENT_CODEC = """async () => {
 }"""
 
 
-pytestmark = pytest.mark.usefixtures("loopback_ice")
-
-
-@pytest.fixture
+@pytest_asyncio.fixture(loop_scope="module")
 async def node() -> AsyncIterator[Node]:
     async with serve() as running:
         yield running
 
 
-@pytest.fixture
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def browser() -> AsyncIterator[Browser]:
     async with chromium() as running:
         yield running
@@ -86,26 +90,36 @@ async def _contains(tab: Tab, selector: str, wanted: str) -> bool:
     return wanted in await text_of(tab, selector)
 
 
-async def go_live(browser: Browser, show: dict[str, Any], codec: str | None = None) -> Tab:
-    """The performer page, camera on, live (the show's state says so)."""
+async def go_live(
+    browser: Browser, show: dict[str, Any], codec: str | None = None, **tab: Any
+) -> Tab:
+    """The studio, camera on, live (the show's state says so)."""
     base, fragment = show["performer_url"].split("#")
     url = f"{base}?codec={codec}#{fragment}" if codec else show["performer_url"]
-    performer = await open_tab(browser, url)
+    performer = await open_tab(browser, url, **tab)
     button = performer.page.locator("#live-button")
     await button.wait_for(state="visible", timeout=20_000)
     assert await button.text_content() == "Aloita lähetys"
     await button.click()
     await wait_text(performer, "#perform-status", "Suorana")
-    assert await button.text_content() == "Lopeta lähetys"
+    pause = performer.page.get_by_role("button", name="Pidä tauko")
+    await pause.wait_for(state="visible", timeout=5_000)
+    assert await button.is_hidden()  # one big button at a time
     return performer
 
 
-async def watch_by_code(browser: Browser, node: Node, code: str) -> Tab:
-    """The front page; the code typed like a person would (with a space), then Enter."""
+async def watch_by_code(browser: Browser, node: Node, code: str, name: str = "") -> Tab:
+    """The front page; the code typed like a person would (with a space), then Enter; then the
+    name step (a name, or none), Enter again."""
     viewer = await open_tab(browser, node.url + "/")
-    await viewer.page.get_by_label("Kirjoita esityksen koodi").click()
+    await viewer.page.get_by_label("Esityksen koodi").click()
     await viewer.page.keyboard.type(f"{code[:3]} {code[3:]}", delay=30)
     await viewer.page.keyboard.press("Enter")
+    name_field = viewer.page.get_by_label("Nimesi muille katsojille")
+    await name_field.wait_for(state="visible", timeout=10_000)
+    if name:
+        await name_field.fill(name)
+    await name_field.press("Enter")
     return viewer
 
 
@@ -176,13 +190,13 @@ async def test_viewer_by_link_sound_pause_and_network_cut(node: Node, browser: B
     await wait_text(performer, "#audience", "Katsojia nyt: 1")
 
     await viewer.eval("() => { window.firstPc = window.lampio.pc; }")
-    await performer.page.locator("#live-button").click()  # stop: the show pauses
+    await performer.page.get_by_role("button", name="Pidä tauko").click()  # the show pauses
     await wait_text(viewer, "#watch-status", "Esitys on tauolla.")
     await wait_text(performer, "#perform-status", "Tauolla")
     await viewer.screenshot("viewer-paused")
 
     before = await received(viewer)
-    await performer.page.locator("#live-button").click()  # and goes on
+    await performer.page.get_by_role("button", name="Jatka lähetystä").click()  # and goes on
     await wait_text(performer, "#perform-status", "Suorana")
     await wait_text(viewer, "#watch-status", "Nyt suorana.")
     await until(
@@ -202,17 +216,21 @@ async def test_viewer_by_link_sound_pause_and_network_cut(node: Node, browser: B
 async def test_wrong_code_is_explained_in_finnish(node: Node, browser: Browser) -> None:
     show = await node.create_show()
     wrong = "111111" if show["code"] != "111111" else "222222"
-    viewer = await watch_by_code(browser, node, wrong)
+    viewer = await open_tab(browser, node.url + "/")
+    await viewer.page.get_by_label("Esityksen koodi").fill(wrong)
+    await viewer.page.keyboard.press("Enter")
     await wait_text(
         viewer, "#code-status", "Tällä koodilla ei löytynyt esitystä. Tarkista numerot."
     )
-    field = viewer.page.get_by_label("Kirjoita esityksen koodi")
+    field = viewer.page.get_by_label("Esityksen koodi")
     assert await field.get_attribute("aria-invalid") == "true"
     assert await viewer.page.locator("#watch").is_hidden()
 
     await field.fill("12 34")
+    assert await field.input_value() == "123 4"  # shown as the posters print codes
     await viewer.page.keyboard.press("Enter")
     await wait_text(viewer, "#code-status", "Koodissa on kuusi numeroa. Tarkista numerot.")
+    assert await viewer.page.locator("#name-step").is_hidden()
 
 
 async def test_performer_page_shows_encoder_settings_and_renews_the_key(

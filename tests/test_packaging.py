@@ -29,11 +29,11 @@ def test_browser_files_ship_with_the_package() -> None:
 
     for name in (
         "index.html",
-        "perform.html",
+        "studio.html",
         "app.css",
         "i18n.js",
         "index.js",
-        "perform.js",
+        "studio.js",
         "protocol.js",
     ):
         assert (WEB_ROOT / name).is_file(), name

@@ -1,6 +1,9 @@
 // @ts-check
 /**
- * The front door and the viewer: the programme and the code entry (`/`), then the show itself.
+ * The front door and the viewer (`/`): the programme ("Live now", "Coming up") and a big keypad for
+ * the show's code, then a name for the others (optional, remembered), then the show itself: the
+ * picture with captions, reactions, the lobby's chat and who is there, volume, the lobby microphone
+ * during an intermission, and leave. One step at a time, one obvious action on each.
  * `/watch?code=NNNNNN` (the link organisers hand out) opens the show straight away;
  * `/watch?code=NNNNNN&lobby=ABCDE` (a friend's link) seats the viewer in the friend's lobby.
  *
@@ -35,9 +38,21 @@ import {
  * @typedef {{clientId: string, text: string, li: HTMLLIElement, when: HTMLElement,
  *            note: HTMLElement, sending: Connection | null}} Unsent
  */
+/**
+ * What clients/web/voice.js's LobbyVoice tells (the lobby's voice during an intermission).
+ * @typedef {{open: boolean, mic: boolean, talking: string[], stage: string | null,
+ *            intermission: boolean, duck: boolean, joined?: boolean}} VoiceState
+ * @typedef {{start(): Promise<void>, setMic(on: boolean): Promise<void>, close(): void,
+ *            resume?(): void, readonly state: VoiceState}} Voice
+ */
 
 const NAME_KEY = 'lampio.name';
 const SEAT_KEY = 'lampio.seat';
+const VOLUME_KEY = 'lampio.volume';
+const CAPTIONS_KEY = 'lampio.captions';
+const CHAT_KEY = 'lampio.chat';
+/** How much the show's sound is lowered while people in the lobby talk. */
+const DUCKED = 0.3;
 
 const byId = (/** @type {string} */ id) => /** @type {HTMLElement} */ (document.getElementById(id));
 
@@ -45,16 +60,33 @@ const el = {
   front: byId('front'),
   form: /** @type {HTMLFormElement} */ (byId('code-form')),
   input: /** @type {HTMLInputElement} */ (byId('code')),
-  name: /** @type {HTMLInputElement} */ (byId('name')),
+  erase: /** @type {HTMLButtonElement} */ (byId('key-erase')),
+  digits: /** @type {NodeListOf<HTMLButtonElement>} */ (document.querySelectorAll('[data-digit]')),
   friendInput: /** @type {HTMLInputElement} */ (byId('friend-code-input')),
   codeStatus: byId('code-status'),
-  list: /** @type {HTMLUListElement} */ (byId('programme')),
-  empty: byId('programme-empty'),
+  liveList: /** @type {HTMLUListElement} */ (byId('live-list')),
+  liveEmpty: byId('live-empty'),
+  comingList: /** @type {HTMLUListElement} */ (byId('coming-list')),
+  comingEmpty: byId('coming-empty'),
+  nameStep: byId('name-step'),
+  nameTitle: byId('name-title'),
+  nameForm: /** @type {HTMLFormElement} */ (byId('name-form')),
+  name: /** @type {HTMLInputElement} */ (byId('name')),
+  nameStatus: byId('name-status'),
+  nameBack: /** @type {HTMLButtonElement} */ (byId('name-back')),
   watch: byId('watch'),
   title: byId('watch-title'),
   status: byId('watch-status'),
   video: /** @type {HTMLVideoElement} */ (byId('video')),
   sound: /** @type {HTMLButtonElement} */ (byId('sound-button')),
+  caption: byId('caption'),
+  voiceNote: byId('voice-note'),
+  volumeDown: /** @type {HTMLButtonElement} */ (byId('volume-down')),
+  volumeUp: /** @type {HTMLButtonElement} */ (byId('volume-up')),
+  volumeValue: byId('volume-value'),
+  mic: /** @type {HTMLButtonElement} */ (byId('mic-button')),
+  captions: /** @type {HTMLButtonElement} */ (byId('captions-button')),
+  chatToggle: /** @type {HTMLButtonElement} */ (byId('chat-button')),
   back: /** @type {HTMLButtonElement} */ (byId('back-button')),
   foyer: byId('foyer'),
   foyerNote: byId('foyer-note'),
@@ -78,37 +110,66 @@ const el = {
   reactStatus: byId('react-status'),
 };
 
-// -- the programme and the code entry ------------------------------------------------------------
+/** @param {'front' | 'name' | 'watch'} step the one part of the page shown now */
+function showStep(step) {
+  el.front.hidden = step !== 'front';
+  el.nameStep.hidden = step !== 'name';
+  el.watch.hidden = step !== 'watch';
+  document.body.dataset.step = step;
+}
 
-/** @type {Array<{title: string, state: string, starts_at: string | null, code: string}>} */
+// -- the programme -------------------------------------------------------------------------------
+
+/** @typedef {{title: string, description?: string, state: string, starts_at: string | null,
+ *             code: string}} ProgrammeShow */
+
+/** @type {ProgrammeShow[]} */
 let shows = [];
 
-function renderProgramme() {
-  el.list.replaceChildren();
-  for (const show of shows) {
-    const li = document.createElement('li');
-    const name = document.createElement('span');
-    const title = document.createElement('strong');
-    title.textContent = show.title;  // always text, never HTML
-    const state = document.createElement('span');
-    state.className = 'state';
-    state.textContent = ` – ${t('state_' + show.state)}`;
-    name.append(title, state);
-    li.append(name);
-    if (show.starts_at) {
-      const when = document.createElement('div');
-      when.textContent = new Date(show.starts_at).toLocaleString(document.documentElement.lang);
-      li.append(when);
-    }
-    const watchButton = document.createElement('button');
-    watchButton.type = 'button';
-    watchButton.textContent = t('programme_watch');
-    watchButton.setAttribute('aria-label', `${t('programme_watch')}: ${show.title}`);
-    watchButton.addEventListener('click', () => openShow(show.code, true, friendCodeTyped()));
-    li.append(watchButton);
-    el.list.append(li);
+/**
+ * One show as a large card: its title, when, and one big button.
+ * @param {ProgrammeShow} show
+ */
+function showCard(show) {
+  const li = document.createElement('li');
+  li.className = `show-card state-${show.state}`;
+  const title = document.createElement('h3');
+  title.textContent = show.title;  // always text, never HTML
+  const state = document.createElement('p');
+  state.className = 'badge';
+  state.textContent = t('state_' + show.state);
+  li.append(title, state);
+  if (show.starts_at) {
+    const when = document.createElement('p');
+    when.className = 'when';
+    when.textContent = new Date(show.starts_at).toLocaleString(document.documentElement.lang, {
+      weekday: 'long', day: 'numeric', month: 'long', hour: '2-digit', minute: '2-digit',
+    });
+    li.append(when);
   }
-  el.empty.hidden = shows.length > 0;
+  if (show.description) {
+    const about = document.createElement('p');
+    about.className = 'about';
+    about.textContent = show.description;
+    li.append(about);
+  }
+  const button = document.createElement('button');
+  button.type = 'button';
+  button.className = 'primary big';
+  button.textContent = t('programme_watch');
+  button.setAttribute('aria-label', `${t('programme_watch')}: ${show.title}`);
+  button.addEventListener('click', () => askName(show.code, show.title));
+  li.append(button);
+  return li;
+}
+
+function renderProgramme() {
+  const live = shows.filter((show) => show.state === 'live' || show.state === 'paused');
+  const coming = shows.filter((show) => show.state === 'scheduled');
+  el.liveList.replaceChildren(...live.map(showCard));
+  el.comingList.replaceChildren(...coming.map(showCard));
+  el.liveEmpty.hidden = live.length > 0;
+  el.comingEmpty.hidden = coming.length > 0;
 }
 
 async function loadProgramme() {
@@ -119,6 +180,8 @@ async function loadProgramme() {
   renderProgramme();
 }
 
+// -- the code: typed or tapped on the keypad ------------------------------------------------------
+
 /** @param {string} text */
 function codeProblem(text) {
   el.codeStatus.textContent = text;
@@ -126,27 +189,86 @@ function codeProblem(text) {
   el.input.focus();
 }
 
-/** The name the viewer chose to show others ('' is fine: nobody has to give one). */
-function displayName() {
-  return el.name.value.split(/\s+/).filter(Boolean).join(' ').slice(0, 40);
+/** The digits typed so far (at most six). */
+function codeDigits() {
+  return el.input.value.replace(/\D/g, '').slice(0, 6);
 }
+
+/** Show the digits as the posters print them: `123 456`. @param {string} digits */
+function showDigits(digits) {
+  el.input.value = digits.length > 3 ? `${digits.slice(0, 3)} ${digits.slice(3)}` : digits;
+  el.input.removeAttribute('aria-invalid');
+  if (el.codeStatus.textContent && digits.length < 6) el.codeStatus.textContent = '';
+}
+
+el.input.addEventListener('input', () => showDigits(codeDigits()));
+for (const key of el.digits) {
+  key.addEventListener('click', () => showDigits((codeDigits() + key.dataset.digit).slice(0, 6)));
+}
+el.erase.addEventListener('click', () => showDigits(codeDigits().slice(0, -1)));
 
 /** A friend's lobby code as typed (spaces and case forgiven), or ''. */
 function friendCodeTyped() {
   return el.friendInput.value.replace(/\s/g, '').toUpperCase();
 }
 
-el.name.value = localStorage.getItem(NAME_KEY) ?? '';
-el.name.addEventListener('input', () => localStorage.setItem(NAME_KEY, el.name.value.trim()));
-
-el.form.addEventListener('submit', (event) => {
+el.form.addEventListener('submit', async (event) => {
   event.preventDefault();
-  const digits = el.input.value.replace(/[\s.-]/g, '');
-  if (!/^\d{6}$/.test(digits)) {
+  const digits = codeDigits();
+  if (digits.length !== 6) {
     codeProblem(t('code_short'));
     return;
   }
-  openShow(digits, true, friendCodeTyped());
+  el.codeStatus.textContent = t('code_checking');
+  try {
+    const response = await fetch(`/api/shows/by-code/${digits}`);
+    if (response.status === 404) codeProblem(t('code_wrong'));
+    else if (response.status === 429) codeProblem(t('code_wait'));
+    else if (!response.ok) el.codeStatus.textContent = t('error');
+    else askName(digits, (await response.json()).title);
+  } catch {
+    el.codeStatus.textContent = t('error');
+  }
+});
+
+// -- the name the others see ----------------------------------------------------------------------
+
+/** The show chosen on the front page, waiting for the viewer's name. */
+const chosen = { code: '', title: '' };
+
+/**
+ * The second step: the show is found; a name for the others (optional, remembered).
+ * @param {string} code
+ * @param {string} title
+ */
+function askName(code, title) {
+  chosen.code = code;
+  chosen.title = title;
+  el.codeStatus.textContent = '';
+  el.nameStatus.textContent = '';
+  el.nameTitle.textContent = t('name_title', { title });
+  el.name.value = localStorage.getItem(NAME_KEY) ?? '';
+  showStep('name');
+  el.name.focus();
+}
+
+/** The name the viewer chose to show others ('' is fine: nobody has to give one). */
+function displayName() {
+  return (localStorage.getItem(NAME_KEY) ?? '').split(/\s+/).filter(Boolean).join(' ').slice(0, 40);
+}
+
+el.nameForm.addEventListener('submit', (event) => {
+  event.preventDefault();
+  const name = el.name.value.split(/\s+/).filter(Boolean).join(' ').slice(0, 40);
+  try {
+    localStorage.setItem(NAME_KEY, name);
+  } catch { /* private mode: the name is simply not remembered */ }
+  openShow(chosen.code, true, friendCodeTyped());
+});
+
+el.nameBack.addEventListener('click', () => {
+  showStep('front');
+  el.input.focus();
 });
 
 // -- watching ------------------------------------------------------------------------------------
@@ -210,7 +332,8 @@ function setState(state) {
  * @param {string} [session] from an earlier visit of this tab (a reload): the same member again
  */
 async function openShow(code, byHand, friend = '', session = '') {
-  el.codeStatus.textContent = t('watch_opening');
+  const status = el.nameStep.hidden ? el.codeStatus : el.nameStatus;
+  status.textContent = t('watch_opening');
   let connection = null;
   let seat;
   try {
@@ -218,6 +341,8 @@ async function openShow(code, byHand, friend = '', session = '') {
     seat = await joinSeat(connection, code, { name: displayName(), lobby: friend, session });
   } catch (error) {
     connection?.close();
+    status.textContent = '';
+    showStep('front');
     const problem = /** @type {{code?: string}} */ (error).code;
     if (problem === 'show_not_found' || problem === 'invalid_input') codeProblem(t('code_wrong'));
     else if (problem === 'rate_limited') codeProblem(t('code_wait'));
@@ -227,14 +352,14 @@ async function openShow(code, byHand, friend = '', session = '') {
   const { joined, problem } = seat;
   el.input.removeAttribute('aria-invalid');
   el.codeStatus.textContent = '';
+  el.nameStatus.textContent = '';
   watch.code = code;
   watch.leaving = new AbortController();
   resetFoyer();
   if (byHand) history.pushState({ watch: code }, '', `/watch?code=${code}`);
   el.title.textContent = joined.show.title;  // always text, never HTML
   document.title = `${joined.show.title} – Lämpiö Live`;
-  el.front.hidden = true;
-  el.watch.hidden = false;
+  showStep('watch');
   el.title.focus();
   follow(connection, joined);
   // a friend's lobby that is full or gone: the viewer watches anyway, in another lobby (after a
@@ -291,12 +416,14 @@ async function joinSeat(connection, code, wanted) {
  * @param {Joined} joined
  */
 function follow(connection, joined) {
+  const showState = joined.live ? 'live' : joined.show.state;
   watch.connection = connection;
   connection.on('*', (event) => onEvent(connection, event));
   if (joined.live) onShowState(connection, 'live', joined.codecs);
   else onShowState(connection, joined.show.state === 'live' ? 'scheduled' : joined.show.state);
   enterFoyer(connection, joined);
   for (const event of joined.early) onEvent(connection, event);
+  startVoice(connection, showState);
 }
 
 /**
@@ -328,6 +455,9 @@ function onEvent(connection, event) {
     case 'reactions':
       onReactions(event);
       break;
+    case 'caption':
+      showCaption(event.text ?? '');
+      break;
   }
 }
 
@@ -345,6 +475,7 @@ function onShowState(connection, state, codecs) {
     else setState('live');
   } else if (state === 'ended') {
     closeMedia();
+    showCaption('');
     setState('ended');
   } else if (state === 'paused' || state === 'scheduled') {
     setState(state);  // a paused show keeps its peer connection: frames simply continue later
@@ -419,6 +550,7 @@ function play() {
 }
 
 el.sound.addEventListener('click', () => {
+  talk.voice?.resume?.();
   el.video.muted = false;
   el.video.play().then(() => {
     el.sound.hidden = true;
@@ -504,10 +636,12 @@ function leave() {
   }
   forgetSeat();
   resetFoyer();
+  stopVoice();
+  showCaption('');
   el.sound.hidden = true;
-  el.watch.hidden = true;
-  el.front.hidden = false;
+  showStep('front');
   document.title = 'Lämpiö Live';
+  showDigits('');
   el.input.focus();
   loadProgramme();
 }
@@ -917,6 +1051,161 @@ function renderReactions() {
   renderCounts(el.reactAll, recent.all.totals());
 }
 
+// -- the viewer's own settings: volume, captions, the chat shown or not ------------------------------
+
+const settings = {
+  volume: readNumber(VOLUME_KEY, 0.8),
+  captions: localStorage.getItem(CAPTIONS_KEY) !== 'off',
+  chat: localStorage.getItem(CHAT_KEY) !== 'off',
+  /** The newest caption line ('' = none). */ caption: '',
+};
+
+/**
+ * A number the viewer chose earlier, or the default.
+ * @param {string} key
+ * @param {number} fallback
+ */
+function readNumber(key, fallback) {
+  const value = Number(localStorage.getItem(key));
+  return localStorage.getItem(key) !== null && Number.isFinite(value) ? value : fallback;
+}
+
+/**
+ * Remember a setting on this device (private mode: for this visit only).
+ * @param {string} key
+ * @param {string} value
+ */
+function keep(key, value) {
+  try {
+    localStorage.setItem(key, value);
+  } catch { /* not remembered */ }
+}
+
+function renderVolume() {
+  const ducked = voiceState().duck;
+  el.video.volume = Math.max(0, Math.min(1, settings.volume * (ducked ? DUCKED : 1)));
+  el.volumeValue.textContent = t(ducked ? 'volume_value_ducked' : 'volume_value', {
+    percent: String(Math.round(settings.volume * 100)),
+  });
+  el.volumeDown.disabled = settings.volume <= 0;
+  el.volumeUp.disabled = settings.volume >= 1;
+}
+
+/** @param {number} step */
+function changeVolume(step) {
+  settings.volume = Math.round(Math.max(0, Math.min(1, settings.volume + step)) * 10) / 10;
+  keep(VOLUME_KEY, String(settings.volume));
+  renderVolume();
+}
+
+el.volumeDown.addEventListener('click', () => changeVolume(-0.2));
+el.volumeUp.addEventListener('click', () => changeVolume(0.2));
+
+/** @param {string} text the caption line now ('' clears it) */
+function showCaption(text) {
+  settings.caption = text;
+  renderCaption();
+}
+
+function renderCaption() {
+  el.caption.textContent = settings.caption;
+  el.caption.hidden = !settings.captions || !settings.caption;
+  el.captions.setAttribute('aria-pressed', String(settings.captions));
+}
+
+el.captions.addEventListener('click', () => {
+  settings.captions = !settings.captions;
+  keep(CAPTIONS_KEY, settings.captions ? 'on' : 'off');
+  renderCaption();
+});
+
+function renderChatShown() {
+  el.foyer.hidden = !settings.chat;
+  el.chatToggle.setAttribute('aria-pressed', String(settings.chat));
+  el.watch.classList.toggle('no-chat', !settings.chat);
+}
+
+el.chatToggle.addEventListener('click', () => {
+  settings.chat = !settings.chat;
+  keep(CHAT_KEY, settings.chat ? 'on' : 'off');
+  renderChatShown();
+});
+
+// -- the lobby's voice: talk together during an intermission (clients/web/voice.js) ---------------
+
+/** @type {{voice: Voice | null, connection: Connection | null}} */
+const talk = { voice: null, connection: null };
+
+/** @returns {VoiceState} */
+function voiceState() {
+  return talk.voice?.state ?? {
+    open: false, mic: false, talking: [], stage: null, intermission: false, duck: false,
+  };
+}
+
+/**
+ * Follow the lobby's voice on this connection. voice.js is loaded only when needed, and a page
+ * without it (or a browser without a microphone) simply watches: the voice is an extra.
+ * @param {Connection} connection
+ * @param {string} showState the show's state when joined
+ */
+async function startVoice(connection, showState) {
+  stopVoice();
+  talk.connection = connection;
+  /** @type {Voice | null} */
+  let voice = null;
+  try {
+    const { LobbyVoice } = await import('./voice.js');
+    if (talk.connection !== connection) return;
+    voice = talk.voice = new LobbyVoice(connection, {
+      onChange: renderVoice, lobby: foyer.lobby?.id ?? null, member: foyer.me?.id ?? null,
+      showState,
+    });
+    await voice.start();
+  } catch (error) {
+    console.warn('no lobby voice', error);
+    voice?.close();
+    if (talk.voice === voice) talk.voice = null;
+  }
+  renderVoice();
+}
+
+function stopVoice() {
+  talk.voice?.close();
+  talk.voice = null;
+  talk.connection = null;
+  renderVoice();
+}
+
+function renderVoice() {
+  const state = voiceState();
+  el.mic.hidden = !state.open || state.joined === false;
+  el.mic.setAttribute('aria-pressed', String(state.mic));
+  const notes = [];
+  if (state.stage && state.stage === foyer.lobby?.id) notes.push(t('voice_stage'));
+  else if (state.intermission) notes.push(t('voice_intermission'));
+  if (!el.mic.hidden) notes.push(t(state.mic ? 'voice_mic_on' : 'voice_mic_off'));
+  const talking = state.talking.map(
+    (id) => foyer.members.find((member) => member.id === id)?.name || t('chat_someone'),
+  );
+  if (talking.length) notes.push(t('voice_talking', { names: talking.join(', ') }));
+  el.voiceNote.textContent = notes.join(' ');
+  renderVolume();
+}
+
+el.mic.addEventListener('click', async () => {
+  const voice = talk.voice;
+  if (!voice) return;
+  try {
+    await voice.setMic(!voice.state.mic);
+  } catch (error) {
+    console.warn('microphone', error);
+    el.voiceNote.textContent = t('voice_failed');
+    return;
+  }
+  renderVoice();
+});
+
 // -- start ---------------------------------------------------------------------------------------
 
 setupLangButtons(() => {
@@ -924,15 +1213,20 @@ setupLangButtons(() => {
   renderWatch();
   renderMembers();
   renderReactions();
+  renderVoice();
+  if (!el.nameStep.hidden) el.nameTitle.textContent = t('name_title', { title: chosen.title });
 });
 applyLang();
 markEmoji();
 renderReactions();
+renderCaption();
+renderChatShown();
+renderVoice();
 loadProgramme();
 const params = new URLSearchParams(location.search);
 const preset = params.get('code');
 if (preset) {
-  el.input.value = preset;
+  showDigits(preset.replace(/\D/g, '').slice(0, 6));
   const digits = preset.replace(/[\s.-]/g, '');
   if (/^\d{6}$/.test(digits)) {
     let friend = (params.get('lobby') ?? '').replace(/\s/g, '').toUpperCase();

@@ -1,14 +1,18 @@
 // @ts-check
 /**
- * The performer's page: reads "#<show id>.<performer token>" (a fragment, so it never reaches
- * server logs), shows the camera, and publishes it to the show with `perform.start`.
+ * The performer studio (`/studio`, formerly `/perform`): reads "#<show id>.<performer token>" (a
+ * fragment, so it never reaches server logs), shows the chosen camera and microphone, and publishes
+ * them to the show with `perform.start`; pauses (`perform.stop`) and ends it (`perform.end`), with the
+ * audience sound coming back (`hall.mute` silences it).
  *
  * `?codec=H264` (or `VP8`) makes the browser offer only that video codec; tests use it, and it can
  * help a performer whose machine encodes one of them in hardware.
  *
  * While the page is open it also follows the show as its host (`perform.host`): the audience, the
- * chat of every lobby with moderation (delete a message, mute a viewer, remove a viewer), and the
- * reactions as meters of the last few seconds.
+ * chat of every lobby with moderation (delete a message, mute a viewer, remove a viewer), the
+ * reactions as meters of the last few seconds, live captions a helper types (`caption.send`), and
+ * the lobbies' voice: an intermission for everyone (`voice.intermission`) or one lobby on stage
+ * (`voice.stage`). The show's code, QR code and links are there to copy.
  *
  * For tests and debugging, `window.lampio` exposes read-only getters for the current
  * RTCPeerConnection (`pc`), protocol connection (`connection`), negotiated `codecs` and the host
@@ -42,6 +46,29 @@ const el = {
   rotate: /** @type {HTMLButtonElement} */ (document.getElementById('rotate-key')),
   keyStatus: /** @type {HTMLElement} */ (document.getElementById('key-status')),
   warning: /** @type {HTMLElement} */ (document.getElementById('warning')),
+  audienceHelp: /** @type {HTMLElement} */ (document.getElementById('audience-help')),
+  devices: /** @type {HTMLElement} */ (document.getElementById('devices')),
+  camera: /** @type {HTMLSelectElement} */ (document.getElementById('camera')),
+  microphone: /** @type {HTMLSelectElement} */ (document.getElementById('microphone')),
+  pause: /** @type {HTMLButtonElement} */ (document.getElementById('pause-button')),
+  hall: /** @type {HTMLButtonElement} */ (document.getElementById('hall-button')),
+  hallHelp: /** @type {HTMLElement} */ (document.getElementById('hall-help')),
+  hallAudio: /** @type {HTMLAudioElement} */ (document.getElementById('hall-audio')),
+  end: /** @type {HTMLButtonElement} */ (document.getElementById('end-button')),
+  endConfirm: /** @type {HTMLElement} */ (document.getElementById('end-confirm')),
+  endYes: /** @type {HTMLButtonElement} */ (document.getElementById('end-yes')),
+  endNo: /** @type {HTMLButtonElement} */ (document.getElementById('end-no')),
+  captionForm: /** @type {HTMLFormElement} */ (document.getElementById('caption-form')),
+  captionInput: /** @type {HTMLInputElement} */ (document.getElementById('caption-input')),
+  captionClear: /** @type {HTMLButtonElement} */ (document.getElementById('caption-clear')),
+  captionStatus: /** @type {HTMLElement} */ (document.getElementById('caption-status')),
+  intermission: /** @type {HTMLButtonElement} */ (document.getElementById('intermission-button')),
+  voiceStatus: /** @type {HTMLElement} */ (document.getElementById('voice-status')),
+  lobbyList: /** @type {HTMLUListElement} */ (document.getElementById('lobby-list')),
+  lobbiesEmpty: /** @type {HTMLElement} */ (document.getElementById('lobbies-empty')),
+  viewerUrl: /** @type {HTMLElement} */ (document.getElementById('viewer-url')),
+  qr: /** @type {HTMLImageElement} */ (document.getElementById('qr')),
+  copyStatus: /** @type {HTMLElement} */ (document.getElementById('copy-status')),
   feed: /** @type {HTMLOListElement} */ (document.getElementById('feed')),
   feedEmpty: /** @type {HTMLElement} */ (document.getElementById('feed-empty')),
   feedStatus: /** @type {HTMLElement} */ (document.getElementById('feed-status')),
@@ -57,6 +84,11 @@ const page = {
   /** @type {RTCPeerConnection | null} */ pc: null,
   /** @type {Record<string, string> | null} */ codecs: null,
   /** @type {Connection | null} the host connection: audience, all chat, moderation */ host: null,
+  /** The performer hears the audience sound (applause, laughter made from the reactions). */
+  hallOn: true,
+  /** The lobbies' voice as the server last told it. */ intermission: false,
+  /** @type {string | null} the lobby on stage */ stage: null,
+  title: '',
 };
 
 /** @type {{readonly pc: RTCPeerConnection | null, readonly connection: Connection | null,
@@ -90,16 +122,25 @@ function render() {
   const { phase } = page;
   el.status.textContent = statusText();
   el.status.dataset.phase = phase === 'publishing' && page.showState === 'live' ? 'live' : phase;
-  const sending = phase === 'starting' || phase === 'publishing';
-  const key = sending ? 'stop_live' : 'go_live';
+  // one big button at a time: start (or go on after a pause), or pause while sending
+  const key = page.showState === 'paused' ? 'resume_live' : 'go_live';
   el.button.dataset.t = key;
   el.button.textContent = t(key);
-  el.button.classList.toggle('stop', sending);
-  el.button.hidden = !['ready', 'starting', 'publishing', 'failed', 'lost'].includes(phase);
+  el.button.hidden = !['ready', 'starting', 'failed', 'lost'].includes(phase);
   el.button.disabled = phase === 'starting';
-  el.audience.hidden = phase !== 'publishing' || page.viewers === null;
+  el.pause.hidden = phase !== 'publishing';
+  el.hall.hidden = el.hallHelp.hidden = phase !== 'publishing';
+  el.hall.setAttribute('aria-pressed', String(page.hallOn));
+  const open = !['loading', 'no-link', 'invalid', 'ended'].includes(phase);
+  el.end.hidden = !open || !el.endConfirm.hidden;
+  if (!open) el.endConfirm.hidden = true;
+  el.audience.hidden = el.audienceHelp.hidden = page.viewers === null || !open;
   el.audience.textContent = t('viewers', { count: String(page.viewers ?? 0) });
   el.state.textContent = t('state_' + page.showState);
+  el.intermission.disabled = page.host === null || !open;
+  el.intermission.dataset.t = page.intermission ? 'intermission_close' : 'intermission_open';
+  el.intermission.textContent = t(el.intermission.dataset.t);
+  el.voiceStatus.textContent = voiceText();
 }
 
 /** @param {Phase} phase */
@@ -136,9 +177,9 @@ function hangUp() {
   page.connection = null;
   page.pc = null;
   page.codecs = null;
-  page.viewers = null;
+  el.hallAudio.srcObject = null;
   pc?.close();
-  connection?.close();
+  connection?.close();  // the host connection goes on counting the audience
 }
 
 async function goLive() {
@@ -167,11 +208,20 @@ async function goLive() {
       setPhase('lost');
     });
 
-    const pc = new RTCPeerConnection({ iceServers: connection.iceServers });
+    const pc = new RTCPeerConnection({
+      iceServers: connection.iceServers, bundlePolicy: 'max-bundle',
+    });
     page.pc = pc;
     for (const track of page.stream.getTracks()) {
       pc.addTransceiver(track, { direction: 'sendonly', streams: [page.stream] });
     }
+    // one more audio section, receive-only: the audience sound made from the reactions
+    pc.addTransceiver('audio', { direction: 'recvonly' });
+    pc.addEventListener('track', (event) => {
+      el.hallAudio.srcObject = new MediaStream([event.track]);
+      el.hallAudio.muted = !page.hallOn;
+      el.hallAudio.play().catch(() => { /* the go-live press unlocked sound; if not, silence */ });
+    });
     if (wantedCodec) preferVideoCodec(pc, wantedCodec);
     pc.addEventListener('connectionstatechange', () => {
       if (page.pc === pc && pc.connectionState === 'failed') {
@@ -189,6 +239,7 @@ async function goLive() {
     await pc.setRemoteDescription({ type: 'answer', sdp: answer.sdp });
     page.codecs = answer.codecs;
     if (page.phase === 'starting') setPhase('publishing');
+    if (!page.hallOn) setHall(false);
   } catch (error) {
     console.error('going live failed', error);
     hangUp();
@@ -210,18 +261,137 @@ async function stop() {
 }
 
 el.button.addEventListener('click', () => {
-  if (page.phase === 'publishing' || page.phase === 'starting') stop();
-  else goLive();
+  if (page.phase !== 'publishing' && page.phase !== 'starting') goLive();
 });
+el.pause.addEventListener('click', async () => {
+  await stop();
+  el.button.focus();
+});
+
+// -- ending the show, after asking --------------------------------------------------------------------
+
+el.end.addEventListener('click', () => {
+  el.endConfirm.hidden = false;
+  render();
+  el.endNo.focus();
+});
+el.endNo.addEventListener('click', () => {
+  el.endConfirm.hidden = true;
+  render();
+  el.end.focus();
+});
+el.endYes.addEventListener('click', async () => {
+  const connection = page.host ?? page.connection;
+  el.endYes.disabled = true;
+  try {
+    if (!connection) throw new Error('offline');
+    await connection.request('perform.end', { show: showId, token });
+    hangUp();
+    page.showState = 'ended';
+    setPhase('ended');
+    stopCamera();
+  } catch {
+    el.status.textContent = t('error');
+  } finally {
+    el.endYes.disabled = false;
+    el.endConfirm.hidden = true;
+    render();
+  }
+});
+
+// -- the audience sound -----------------------------------------------------------------------------
+
+/**
+ * Let the audience sound come (or not), on the server and in this page.
+ * @param {boolean} on
+ */
+async function setHall(on) {
+  page.hallOn = on;
+  el.hallAudio.muted = !on;
+  render();
+  try {
+    await page.connection?.request('hall.mute', { muted: !on });
+  } catch { /* no audience sound yet: the page's own mute is enough until it comes */ }
+}
+
+el.hall.addEventListener('click', () => setHall(!page.hallOn));
+
+// -- camera and microphone ------------------------------------------------------------------------------
+
+/** The constraints of the chosen devices (music: the sound as played, no gain riding). */
+function mediaConstraints() {
+  const camera = el.camera.value;
+  const microphone = el.microphone.value;
+  return {
+    video: {
+      width: { ideal: 1280 }, height: { ideal: 720 }, frameRate: { ideal: 25 },
+      ...(camera ? { deviceId: { exact: camera } } : {}),
+    },
+    audio: {
+      echoCancellation: true, noiseSuppression: false, autoGainControl: false,
+      ...(microphone ? { deviceId: { exact: microphone } } : {}),
+    },
+  };
+}
+
+/** Fill the camera and microphone choices, the ones in use chosen. */
+async function listDevices() {
+  const devices = await navigator.mediaDevices.enumerateDevices();
+  const inUse = new Set(page.stream?.getTracks().map((track) => track.getSettings().deviceId));
+  for (const [select, kind, key] of /** @type {const} */ ([
+    [el.camera, 'videoinput', 'camera_n'], [el.microphone, 'audioinput', 'microphone_n'],
+  ])) {
+    const options = devices.filter((device) => device.kind === kind).map((device, n) => {
+      const option = document.createElement('option');
+      option.value = device.deviceId;
+      option.textContent = device.label || t(key, { n: String(n + 1) });  // device names as text
+      option.selected = inUse.has(device.deviceId);
+      return option;
+    });
+    select.replaceChildren(...options);
+  }
+  el.devices.hidden = false;
+}
+
+function stopCamera() {
+  for (const track of page.stream?.getTracks() ?? []) track.stop();
+}
+
+/** Another camera or microphone: the preview and, while live, what the audience gets. */
+async function switchDevices() {
+  let stream;
+  try {
+    stream = await navigator.mediaDevices.getUserMedia(mediaConstraints());
+  } catch (error) {
+    console.error('could not switch devices', error);
+    el.status.textContent = t('perform_no_camera');
+    return;
+  }
+  const old = page.stream;
+  page.stream = stream;
+  el.preview.srcObject = stream;
+  for (const sender of page.pc?.getSenders() ?? []) {
+    const kind = sender.track?.kind;
+    const track = stream.getTracks().find((candidate) => candidate.kind === kind);
+    if (track) await sender.replaceTrack(track);
+  }
+  for (const track of old?.getTracks() ?? []) track.stop();
+}
+
+el.camera.addEventListener('change', switchDevices);
+el.microphone.addEventListener('change', switchDevices);
 
 /**
  * The encoder settings: WHIP and RTMP addresses and the stream key (always as text).
- * @param {{stream_key: string, whip_url: string, rtmp_url: string | null}} show
+ * @param {{stream_key: string, whip_url: string, rtmp_url: string | null, viewer_url?: string}} show
  */
 function showLinks(show) {
+  if (show.viewer_url) el.viewerUrl.textContent = show.viewer_url;
   el.key.textContent = show.stream_key;
   el.whip.textContent = show.whip_url;
   el.rtmp.textContent = show.rtmp_url ?? '–';
+  const rtmpCopy = /** @type {HTMLElement | null} */ (document.querySelector('[data-copy="rtmp-url"]'));
+  if (rtmpCopy) rtmpCopy.hidden = !show.rtmp_url;
 }
 
 /** A new stream key: the old one stops working (for when it has leaked). */
@@ -262,10 +432,25 @@ async function followAsHost() {
       });
       host.on('show.state', (event) => {
         if (event.state === 'live' && !page.connection) el.warning.hidden = true;
+        page.showState = event.state;
+        if (event.state === 'ended' && page.phase !== 'ended') {
+          hangUp();
+          setPhase('ended');
+        } else {
+          render();
+        }
+      });
+      host.on('caption', onCaptionEcho);
+      host.on('voice.state', (event) => {
+        page.intermission = Boolean(event.intermission);
+        page.stage = event.stage ?? null;
+        render();
+        renderLobbies();
       });
       host.on('audience', (event) => {
         page.viewers = event.viewers;
         render();
+        listLobbies();
       });
       host.on('chat.message', onFeedMessage);
       host.on('chat.deleted', onFeedDeleted);
@@ -273,6 +458,9 @@ async function followAsHost() {
       const closed = new Promise((resolve) => host?.on('closed', resolve));
       await host.request('perform.host', { show: showId, token });
       page.host = host;
+      render();
+      listLobbies();
+      listenToStage(host);
       await closed;
     } catch (error) {
       console.error('could not follow the show', error);
@@ -281,6 +469,7 @@ async function followAsHost() {
       if (code === 'forbidden' || code === 'show_not_found') return;
     }
     page.host = null;
+    render();
     await new Promise((resolve) => setTimeout(resolve, 2000));
   }
 }
@@ -293,6 +482,7 @@ const feed = {
   /** @type {Map<string, HTMLLIElement>} shown messages by id */ items: new Map(),
   /** @type {Map<string, number>} a number per lobby, for messages that carry no lobby code */
   lobbies: new Map(),
+  /** @type {Map<string, string>} lobby codes by lobby id, as messages tell them */ codes: new Map(),
   /** @type {Set<string>} members whose chat is paused */ muted: new Set(),
   /** @type {Set<string>} members removed from the show */ removed: new Set(),
   count: 0,
@@ -327,6 +517,7 @@ function onFeedMessage(event) {
   if (!event.lobby_code && !feed.lobbies.has(event.lobby)) {
     feed.lobbies.set(event.lobby, feed.lobbies.size + 1);
   }
+  if (event.lobby_code) feed.codes.set(event.lobby, event.lobby_code);
   const meta = document.createElement('div');
   meta.className = 'meta';
   const who = document.createElement('strong');
@@ -480,6 +671,199 @@ async function removeViewer(li) {
   el.feedStatus.textContent = t('feed_removed', { name });
 }
 
+
+// -- live captions --------------------------------------------------------------------------------
+
+/**
+ * Send a caption line to every viewer ('' clears it); say in words how it went.
+ * @param {string} text
+ */
+async function sendCaption(text) {
+  const host = page.host;
+  if (!host) {
+    el.captionStatus.textContent = t('feed_offline');
+    return false;
+  }
+  try {
+    await host.request('caption.send', { text });
+    return true;
+  } catch (error) {
+    const code = error instanceof ProtocolError ? error.code : '';
+    el.captionStatus.textContent = code === 'rate_limited' ? t('caption_wait')
+      : code === 'caption_too_long' ? t('caption_too_long') : t('error');
+    return false;
+  }
+}
+
+el.captionForm.addEventListener('submit', async (event) => {
+  event.preventDefault();
+  const text = el.captionInput.value.trim();
+  if (!text) return;
+  if (await sendCaption(text)) el.captionInput.value = '';
+});
+el.captionClear.addEventListener('click', () => sendCaption(''));
+
+/** What viewers see now, as the server passed it on. @param {import('./protocol.js').ServerEvent} event */
+function onCaptionEcho(event) {
+  el.captionStatus.textContent = event.text
+    ? t('caption_shown', { text: event.text }) : t('caption_cleared');
+}
+
+// -- the lobbies' voice: intermission and one lobby on stage --------------------------------------
+
+function voiceText() {
+  const parts = [t(page.intermission ? 'intermission_on' : 'intermission_off')];
+  if (page.stage) parts.push(t('stage_now', { lobby: lobbyName(page.stage) }));
+  return parts.join(' ');
+}
+
+/** @param {string} lobby a lobby id */
+function lobbyName(lobby) {
+  const code = feed.codes.get(lobby);
+  return code ? t('feed_lobby', { code }) : t('feed_lobby_n', { n: String(feed.lobbies.get(lobby) ?? '') });
+}
+
+/**
+ * A voice command on the host connection; say in words if it did not work.
+ * @param {string} type
+ * @param {Record<string, unknown>} fields
+ */
+async function voiceCommand(type, fields) {
+  try {
+    if (!page.host) throw new Error('offline');
+    const state = await page.host.request(type, fields);
+    page.intermission = Boolean(state.intermission);
+    page.stage = state.stage ?? null;
+    render();
+    renderLobbies();
+  } catch (error) {
+    console.warn(type, error);
+    el.voiceStatus.textContent = t('voice_unavailable');
+  }
+}
+
+el.intermission.addEventListener('click', async () => {
+  await voiceCommand('voice.intermission', { open: !page.intermission });
+  el.intermission.focus();
+});
+
+/** @typedef {{id: string, code: string, members: Array<{name: string, head_count: number}>}} ListedLobby */
+
+/** @type {{lobbies: ListedLobby[], asked: number, again: number | undefined,
+ *           voice: {close(): void} | null}} */
+const lobbies = { lobbies: [], asked: -Infinity, again: undefined, voice: null };
+
+/**
+ * Ask the server which lobbies the show has and who is in them: at most every few seconds, and
+ * once more after a burst of comings and goings, so the list ends up right.
+ */
+async function listLobbies() {
+  const host = page.host;
+  if (!host) return;
+  const wait = lobbies.asked + 3000 - performance.now();
+  if (wait > 0) {
+    lobbies.again ??= setTimeout(() => {
+      lobbies.again = undefined;
+      listLobbies();
+    }, wait);
+    return;
+  }
+  lobbies.asked = performance.now();
+  try {
+    lobbies.lobbies = (await host.request('lobby.list')).lobbies ?? [];
+  } catch (error) {
+    console.warn('no lobby list', error);
+  }
+  renderLobbies();
+}
+
+/**
+ * Hear the lobby on stage from this page (listening only; no microphone is asked for).
+ * @param {Connection} host
+ */
+async function listenToStage(host) {
+  lobbies.voice?.close();
+  lobbies.voice = null;
+  try {
+    const { LobbyVoice } = await import('./voice.js');
+    const voice = new LobbyVoice(host, { listenOnly: true });
+    lobbies.voice = voice;
+    await voice.start();
+  } catch (error) {
+    console.warn('the stage cannot be heard here', error);
+  }
+}
+
+/**
+ * A lobby as the performer reads it: its code and who sits there.
+ * @param {ListedLobby} lobby
+ */
+function lobbyLine(lobby) {
+  const names = lobby.members.map((member) => {
+    const name = member.name || t('chat_someone');
+    return member.head_count > 1
+      ? `${name} (${t('members_heads', { count: String(member.head_count) })})` : name;
+  });
+  return `${t('feed_lobby', { code: lobby.code })}: ${names.join(', ')}`;
+}
+
+/** Every lobby of the show, each with its "on stage" button. */
+function renderLobbies() {
+  const focused = /** @type {HTMLElement | null} */ (document.activeElement)?.dataset?.lobby;
+  const items = lobbies.lobbies.filter((lobby) => lobby.members.length > 0).map((lobby) => {
+    feed.codes.set(lobby.id, lobby.code);
+    const li = document.createElement('li');
+    const name = document.createElement('span');
+    name.className = 'lobby-name';
+    name.textContent = lobbyLine(lobby);  // names as text, never HTML
+    const onStage = page.stage === lobby.id;
+    const button = document.createElement('button');
+    button.type = 'button';
+    button.dataset.lobby = lobby.id;
+    button.textContent = t(onStage ? 'stage_end' : 'stage_invite');
+    button.setAttribute('aria-label', `${button.textContent}: ${t('feed_lobby', { code: lobby.code })}`);
+    if (onStage) button.classList.add('on-stage');
+    button.addEventListener('click', async () => {
+      await voiceCommand('voice.stage', { lobby: onStage ? null : lobby.id });
+    });
+    li.append(name, ' ', button);
+    return li;
+  });
+  el.lobbyList.replaceChildren(...items);
+  el.lobbiesEmpty.hidden = items.length > 0;
+  // the list is drawn anew as people come and go: keep a keyboard user's place in it
+  if (focused) {
+    /** @type {HTMLElement | null} */ (
+      el.lobbyList.querySelector(`button[data-lobby="${CSS.escape(focused)}"]`)
+    )?.focus();
+  }
+}
+
+// -- the show's code, QR code and links to copy --------------------------------------------------------
+
+for (const button of /** @type {NodeListOf<HTMLButtonElement>} */ (
+  document.querySelectorAll('button[data-copy]')
+)) {
+  button.addEventListener('click', async () => {
+    const source = document.getElementById(button.dataset.copy ?? '');
+    try {
+      await navigator.clipboard.writeText(source?.textContent ?? '');
+      el.copyStatus.textContent = t('copied');
+    } catch {
+      el.copyStatus.textContent = t('copy_failed');
+    }
+  });
+}
+
+/** The copy buttons say what they copy (four "Copy" buttons would sound alike). */
+function renderCopyLabels() {
+  for (const button of document.querySelectorAll('button[data-copy]')) {
+    const label = button.closest('dd')?.previousElementSibling?.textContent ?? '';
+    button.setAttribute('aria-label', `${t('copy')}: ${label}`);
+  }
+  el.qr.alt = t('qr_alt', { title: page.title });
+}
+
 // -- reaction meters -----------------------------------------------------------------------------
 
 const meters = new RecentCounts();
@@ -533,7 +917,10 @@ async function load() {
   }
   const show = await response.json();
   el.title.textContent = show.title;  // always text, never HTML
-  document.title = `${show.title} – Lämpiö Live`;
+  page.title = show.title;
+  document.title = `${show.title} – ${t('studio_name')} – Lämpiö Live`;
+  el.qr.src = `/api/shows/${encodeURIComponent(showId)}/qr.svg`;
+  renderCopyLabels();
   el.code.textContent = show.code_display;
   showLinks(show);
   el.facts.hidden = false;
@@ -546,10 +933,7 @@ async function load() {
   setPhase('asking');
   try {
     // Music: keep the sound as played (no noise suppression or gain riding).
-    page.stream = await navigator.mediaDevices.getUserMedia({
-      video: { width: { ideal: 1280 }, height: { ideal: 720 }, frameRate: { ideal: 25 } },
-      audio: { echoCancellation: true, noiseSuppression: false, autoGainControl: false },
-    });
+    page.stream = await navigator.mediaDevices.getUserMedia(mediaConstraints());
   } catch (error) {
     console.error('camera or microphone refused', error);
     setPhase('no-camera');
@@ -558,15 +942,19 @@ async function load() {
   el.preview.srcObject = page.stream;
   el.stage.hidden = false;
   setPhase('ready');
+  listDevices().catch((error) => console.warn('no device list', error));
 }
 
 window.addEventListener('pagehide', () => {
+  lobbies.voice?.close();
   hangUp();
   page.host?.close();
 });
 setupLangButtons(() => {
   render();
   renderFeedLabels();
+  renderCopyLabels();
+  renderLobbies();
 });
 applyLang();
 markEmoji();

@@ -1,0 +1,446 @@
+// @ts-check
+/**
+ * The staff's phone (`/screen/pair`): once the staff key is typed (the phone remembers it), this is
+ * the remote of the care home's screens: pair a new screen by the code it shows, and for each
+ * screen choose the show, the head count, the volume, react on behalf of the room, and see what
+ * the screen is doing. Commands and events: docs/protocol.md, "Screens".
+ */
+import { applyLang, setupLangButtons, t } from './i18n.js';
+import { ProtocolError, openWithRetry } from './protocol.js';
+
+/**
+ * @typedef {import('./protocol.js').Connection} Connection
+ * @typedef {import('./protocol.js').ServerEvent} ServerEvent
+ * @typedef {{id: string, name: string, show: string | null, head_count: number, volume: number}}
+ *   ScreenSettings
+ * @typedef {{state: string, sound: string, show: string | null, title: string | null}} Status
+ * @typedef {{id: string, title: string}} Show
+ * @typedef {{settings: ScreenSettings, status: Status | null, at: number, root: HTMLElement,
+ *            name: HTMLElement, state: HTMLElement, sound: HTMLElement, select: HTMLSelectElement,
+ *            heads: HTMLInputElement, volume: HTMLOutputElement, note: HTMLElement,
+ *            confirm: HTMLElement, question: HTMLElement, headsTimer: number}} Card
+ */
+
+const KEY = 'lampio.staff.key';
+const AWAY_AFTER = 30;  // seconds without news from a screen before it counts as away
+const HEADS_MAX = 200;
+
+const byId = (/** @type {string} */ id) => /** @type {HTMLElement} */ (document.getElementById(id));
+
+const el = {
+  conn: byId('remote-conn'),
+  keyView: byId('key-view'),
+  keyForm: /** @type {HTMLFormElement} */ (byId('key-form')),
+  keyInput: /** @type {HTMLInputElement} */ (byId('staff-key')),
+  keyHelp: byId('key-help'),
+  keyStatus: byId('key-status'),
+  remoteView: byId('remote-view'),
+  signedIn: byId('signed-in'),
+  screens: byId('screens'),
+  screensEmpty: byId('screens-empty'),
+  screensNote: byId('screens-note'),
+  newHelp: byId('new-help'),
+  pairForm: /** @type {HTMLFormElement} */ (byId('pair-form')),
+  codeInput: /** @type {HTMLInputElement} */ (byId('pair-code-input')),
+  nameInput: /** @type {HTMLInputElement} */ (byId('screen-name')),
+  pairStatus: byId('pair-status'),
+  signOut: /** @type {HTMLButtonElement} */ (byId('sign-out')),
+  template: /** @type {HTMLTemplateElement} */ (byId('remote-template')),
+};
+
+const remote = {
+  /** @type {Connection | null} */ connection: null,
+  /** @type {'connecting' | 'online' | 'lost'} */ conn: 'connecting',
+  key: localStorage.getItem(KEY) ?? '',
+  label: '',
+  /** @type {'key' | 'remote' | 'none'} */ view: 'none',
+  /** @type {Map<string, Card>} */ cards: new Map(),
+  /** @type {Show[]} */ shows: [],
+};
+
+// -- connection ----------------------------------------------------------------------------------
+
+function renderConn() {
+  el.conn.textContent = t(`pair_conn_${remote.conn}`);
+  el.conn.dataset.state = remote.conn === 'online' ? 'live' : remote.conn === 'lost' ? 'lost' : '';
+}
+
+/** @param {'connecting' | 'online' | 'lost'} conn */
+function setConn(conn) {
+  remote.conn = conn;
+  renderConn();
+}
+
+async function run() {
+  for (;;) {
+    const connection = await openWithRetry({ onRetry: () => setConn('lost') });
+    const closed = new Promise((resolve) => connection.on('closed', resolve));
+    remote.connection = connection;
+    connection.on('*', (event) => onEvent(connection, event));
+    setConn('online');
+    if (remote.key) {
+      await open(connection).catch((error) => console.warn('remote:', error));
+    } else {
+      show('key');
+    }
+    await closed;
+    remote.connection = null;
+    setConn('lost');
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+  }
+}
+
+/**
+ * Open the remote with the staff key: the care home's screens and their news from now on.
+ * @param {Connection} connection
+ */
+async function open(connection) {
+  try {
+    const opened = await connection.request('remote.open', { key: remote.key });
+    localStorage.setItem(KEY, remote.key);
+    remote.label = opened.staff.label;
+    el.keyInput.value = '';
+    el.keyStatus.textContent = '';
+    await loadShows();
+    for (const card of remote.cards.values()) card.root.remove();
+    remote.cards.clear();
+    for (const screen of opened.screens) addCard(screen, screen.status);
+    show('remote');
+  } catch (error) {
+    const code = error instanceof ProtocolError ? error.code : '';
+    if (code === 'forbidden') forgetKey(t('pair_key_wrong'));
+    else if (code === 'rate_limited') forgetKey(t('pair_wait'));
+    else throw error;
+  }
+}
+
+/** @param {string} why */
+function forgetKey(why) {
+  localStorage.removeItem(KEY);
+  remote.key = '';
+  show('key');
+  el.keyStatus.textContent = why;
+  el.keyInput.setAttribute('aria-invalid', 'true');
+}
+
+/** @param {'key' | 'remote'} view */
+function show(view) {
+  const changed = view !== remote.view;
+  remote.view = view;
+  el.keyView.hidden = view !== 'key';
+  el.remoteView.hidden = view !== 'remote';
+  render();
+  if (changed && view === 'key') el.keyInput.focus();
+}
+
+async function loadShows() {
+  try {
+    const response = await fetch('/api/shows');
+    if (response.ok) remote.shows = (await response.json()).shows;
+  } catch { /* the list stays as it was */ }
+  for (const card of remote.cards.values()) fillShows(card);
+}
+
+/**
+ * @param {Connection} connection
+ * @param {ServerEvent} event
+ */
+function onEvent(connection, event) {
+  if (connection !== remote.connection) return;
+  switch (event.type) {
+    case 'screen.status': {
+      const card = remote.cards.get(event.screen.id) ?? addCard(event.screen, null);
+      card.settings = event.screen;
+      card.status = event.status;
+      card.at = performance.now();
+      if (event.status.show && !remote.shows.some((s) => s.id === event.status.show)) loadShows();
+      renderCard(card);
+      break;
+    }
+    case 'screen.paired':
+      if (!remote.cards.has(event.screen.id)) addCard(event.screen, null);
+      break;
+    case 'screen.forgotten':
+      removeCard(event.screen);
+      break;
+    case 'staff.revoked':
+      forgetKey(t('pair_revoked'));
+      break;
+  }
+}
+
+// -- the screens ---------------------------------------------------------------------------------
+
+/**
+ * @param {ScreenSettings} settings
+ * @param {Status | null} status
+ * @returns {Card}
+ */
+function addCard(settings, status) {
+  const root = /** @type {HTMLElement} */ (
+    /** @type {DocumentFragment} */ (el.template.content.cloneNode(true)).firstElementChild
+  );
+  const find = (/** @type {string} */ selector) => /** @type {HTMLElement} */ (
+    root.querySelector(selector)
+  );
+  const id = settings.id;
+  /** @type {Card} */
+  const card = {
+    settings, status, at: performance.now(), root, headsTimer: 0,
+    name: find('.remote-name'),
+    state: find('.remote-status'),
+    sound: find('.remote-sound'),
+    select: /** @type {HTMLSelectElement} */ (find('.remote-show')),
+    heads: /** @type {HTMLInputElement} */ (find('.heads')),
+    volume: /** @type {HTMLOutputElement} */ (find('.volume')),
+    note: find('.remote-note'),
+    confirm: find('.confirm'),
+    question: find('.question'),
+  };
+  for (const node of root.querySelectorAll('[data-t]')) {
+    node.textContent = t(node.getAttribute('data-t') ?? '');
+  }
+  // ids of this card's own, so labels and legends name their controls
+  root.setAttribute('aria-labelledby', `name-${id}`);
+  card.name.id = `name-${id}`;
+  card.select.id = `show-${id}`;
+  /** @type {HTMLLabelElement} */ (find('.remote-show-label')).htmlFor = card.select.id;
+  const legends = root.querySelectorAll('legend');
+  legends.forEach((legend, n) => { legend.id = `legend-${n}-${id}`; });
+  card.heads.setAttribute('aria-labelledby', legends[0].id);
+  card.volume.setAttribute('aria-labelledby', legends[1].id);
+
+  card.select.addEventListener('change', () => {
+    control(card, { show: card.select.value || null });
+  });
+  const setHeads = (/** @type {number} */ n) => {
+    const heads = Math.min(HEADS_MAX, Math.max(1, Math.round(n) || 1));
+    card.heads.value = String(heads);
+    clearTimeout(card.headsTimer);
+    // taps in a row become one change
+    card.headsTimer = window.setTimeout(() => control(card, { head_count: heads }), 600);
+  };
+  find('.heads-less').addEventListener('click', () => setHeads(Number(card.heads.value) - 1));
+  find('.heads-more').addEventListener('click', () => setHeads(Number(card.heads.value) + 1));
+  card.heads.addEventListener('change', () => setHeads(Number(card.heads.value)));
+  const setVolume = (/** @type {number} */ step) => {
+    const volume = Math.min(100, Math.max(0, card.settings.volume + step));
+    control(card, { volume });
+  };
+  find('.volume-down').addEventListener('click', () => setVolume(-10));
+  find('.volume-up').addEventListener('click', () => setVolume(10));
+  for (const button of root.querySelectorAll('button.react')) {
+    button.addEventListener('click', () => react(card, button.getAttribute('data-kind') ?? ''));
+  }
+  const forget = /** @type {HTMLButtonElement} */ (find('.forget'));
+  forget.addEventListener('click', () => {
+    card.confirm.hidden = false;
+    forget.hidden = true;
+    /** @type {HTMLButtonElement} */ (find('.forget-no')).focus();
+  });
+  find('.forget-no').addEventListener('click', () => {
+    card.confirm.hidden = true;
+    forget.hidden = false;
+    forget.focus();
+  });
+  find('.forget-yes').addEventListener('click', () => forgetScreen(card));
+
+  remote.cards.set(id, card);
+  el.screens.append(root);
+  fillShows(card);
+  renderCard(card);
+  render();
+  return card;
+}
+
+/** @param {string} id */
+function removeCard(id) {
+  const card = remote.cards.get(id);
+  if (!card) return;
+  card.root.remove();
+  remote.cards.delete(id);
+  render();
+}
+
+/** @param {Card} card */
+function fillShows(card) {
+  const options = [{ id: '', title: t('pair_show_auto') }, ...remote.shows];
+  const chosen = card.settings.show;
+  if (chosen && !remote.shows.some((s) => s.id === chosen)) {
+    options.push({ id: chosen, title: card.status?.title ?? chosen });
+  }
+  card.select.replaceChildren(...options.map((s) => {
+    const option = document.createElement('option');
+    option.value = s.id;
+    option.textContent = s.title;  // always text, never HTML
+    return option;
+  }));
+  card.select.value = chosen ?? '';
+}
+
+/** @param {Card} card */
+function renderCard(card) {
+  const { settings, status } = card;
+  const news = status && (performance.now() - card.at) / 1000 <= AWAY_AFTER ? status : null;
+  card.name.textContent = settings.name;
+  const state = news ? t(`pair_status_${news.state}`, { title: news.title ?? '' })
+    : t('pair_status_away');
+  // a live region: change it only when the words change, so it is not read out every 10 s
+  if (card.state.textContent !== state) card.state.textContent = state;
+  card.state.dataset.state = news ? news.state : 'lost';
+  card.sound.textContent = news ? t(`pair_sound_${news.sound}`) : '';
+  if (document.activeElement !== card.heads && !card.headsTimer) {
+    card.heads.value = String(settings.head_count);
+  }
+  card.volume.textContent = `${settings.volume} %`;
+  if (document.activeElement !== card.select) card.select.value = settings.show ?? '';
+  card.question.textContent = t('pair_forget_confirm', { name: settings.name });
+  for (const [selector, key] of [
+    ['.heads-less', 'pair_heads_less'], ['.heads-more', 'pair_heads_more'],
+    ['.volume-down', 'pair_volume_down'], ['.volume-up', 'pair_volume_up'],
+  ]) card.root.querySelector(selector)?.setAttribute('aria-label', t(key));
+}
+
+/**
+ * @param {Card} card
+ * @param {Record<string, unknown>} fields
+ */
+async function control(card, fields) {
+  card.headsTimer = 0;
+  const connection = remote.connection;
+  if (!connection) return;
+  try {
+    const reply = await connection.request('remote.control', { screen: card.settings.id, ...fields });
+    card.settings = reply.screen;
+    renderCard(card);
+    card.note.textContent = t('pair_saved');
+  } catch (error) {
+    card.note.textContent = t('pair_error');
+    console.warn('remote: control failed', error);
+  }
+}
+
+/**
+ * @param {Card} card
+ * @param {string} kind
+ */
+async function react(card, kind) {
+  const connection = remote.connection;
+  if (!connection) return;
+  try {
+    await connection.request('remote.react', { screen: card.settings.id, kind });
+    card.note.textContent = t('pair_reacted', { kind: t(`screen_kind_${kind}`) });
+  } catch {
+    card.note.textContent = t('pair_error');
+  }
+}
+
+/** @param {Card} card */
+async function forgetScreen(card) {
+  const connection = remote.connection;
+  if (!connection) return;
+  try {
+    await connection.request('remote.forget', { screen: card.settings.id });
+    removeCard(card.settings.id);
+    el.screensNote.textContent = t('pair_forgotten', { name: card.settings.name });
+    el.codeInput.focus();
+  } catch {
+    card.note.textContent = t('pair_error');
+  }
+}
+
+// -- forms ---------------------------------------------------------------------------------------
+
+el.keyForm.addEventListener('submit', (event) => {
+  event.preventDefault();
+  const key = el.keyInput.value.trim();
+  if (!key) {
+    el.keyStatus.textContent = t('pair_key_missing');
+    el.keyInput.setAttribute('aria-invalid', 'true');
+    el.keyInput.focus();
+    return;
+  }
+  el.keyInput.removeAttribute('aria-invalid');
+  remote.key = key;
+  if (remote.connection) open(remote.connection).catch(() => {
+    el.keyStatus.textContent = t('pair_error');
+  });
+});
+
+el.pairForm.addEventListener('submit', async (event) => {
+  event.preventDefault();
+  const problem = (/** @type {string} */ text) => {
+    el.pairStatus.textContent = text;
+    el.codeInput.setAttribute('aria-invalid', 'true');
+    el.codeInput.focus();
+  };
+  const code = el.codeInput.value.replace(/[\s.-]/g, '');
+  if (!/^\d{6}$/.test(code)) {
+    problem(t('pair_code_short'));
+    return;
+  }
+  const connection = remote.connection;
+  if (!connection) return;
+  el.pairStatus.textContent = t('pair_pairing');
+  /** @type {Record<string, string>} */
+  const fields = { code };
+  const name = el.nameInput.value.trim();
+  if (name) fields.name = name;
+  try {
+    const paired = await connection.request('screen.pair', fields);
+    el.codeInput.removeAttribute('aria-invalid');
+    el.codeInput.value = '';
+    el.nameInput.value = '';
+    const card = remote.cards.get(paired.screen.id) ?? addCard(paired.screen, paired.screen.status);
+    el.pairStatus.textContent = t('pair_done', { name: card.settings.name });
+  } catch (error) {
+    const failure = error instanceof ProtocolError ? error.code : '';
+    const words = {
+      pairing_not_found: 'pair_code_wrong', pairing_expired: 'pair_code_expired',
+      rate_limited: 'pair_wait', invalid_input: 'pair_code_short',
+    }[failure];
+    problem(t(words ?? 'pair_error'));
+  }
+});
+
+el.signOut.addEventListener('click', () => {
+  localStorage.removeItem(KEY);
+  remote.key = '';
+  for (const card of remote.cards.values()) card.root.remove();
+  remote.cards.clear();
+  remote.connection?.close();  // a fresh connection listens to no care home
+  show('key');
+});
+
+// -- words ---------------------------------------------------------------------------------------
+
+function render() {
+  document.title = t('pair_doc_title');
+  renderConn();
+  el.keyHelp.textContent = t('pair_key_help');
+  el.signedIn.textContent = remote.label ? t('pair_signed_in', { label: remote.label }) : '';
+  el.newHelp.textContent = t('pair_new_help', { url: `${location.origin}/screen` });
+  el.screensEmpty.hidden = remote.cards.size > 0;
+}
+
+function renderAll() {
+  applyLang();  // template clones are outside the document until added: fill them too
+  render();
+  for (const card of remote.cards.values()) {
+    for (const node of card.root.querySelectorAll('[data-t]')) {
+      node.textContent = t(node.getAttribute('data-t') ?? '');
+    }
+    fillShows(card);
+    renderCard(card);
+  }
+}
+
+// a screen that goes quiet is shown as away
+setInterval(() => {
+  for (const card of remote.cards.values()) renderCard(card);
+}, 5000);
+setInterval(loadShows, 60_000);
+
+setupLangButtons(renderAll);
+renderAll();
+run();

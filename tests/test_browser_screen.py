@@ -1,0 +1,305 @@
+"""The care-home screen through the real pages in headless Chromium: staff pair a `/screen` from
+their phone (`/screen/pair`), it joins the show and plays it by itself, the phone steers it (head
+count, reactions) and the performer notices; the screen comes back by itself after the server
+restarts; every page and state passes axe in Finnish, Swedish and English.
+
+The performer is the Python client (a small synthetic picture and tone), which spares a browser.
+The node runs on a Redis bus so that a restarted node on the same port finds the same state.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import aiohttp
+import pytest
+import pytest_asyncio
+from aiohttp.test_utils import TestServer
+from playwright.async_api import Browser
+
+from clients.client import Performer, Session
+from lampio_stream.app import create_app
+from rooms.bus_redis import RedisBus
+from tests.a11y import assert_accessible, needs_axe
+from tests.browser import Tab, chromium, needs_chromium, open_tab, until
+from tests.conftest import ORGANISER_KEY, make_config
+from tests.helpers import eventually
+from tests.media.helpers import MovingPatternTrack, ToneTrack
+from tests.redis_server import RedisServer, free_port
+from tests.test_browser_live import text_of, wait_text
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.redis,
+    needs_chromium,
+    pytest.mark.usefixtures("loopback_ice"),
+    pytest.mark.asyncio(loop_scope="module"),
+]
+
+LANGS = [("sv", "Svenska"), ("en", "English"), ("fi", "Suomi")]
+
+# What the screen's peer connection has decoded (window.lampio: the page's test hook).
+DECODED = """async () => {
+  const pc = window.lampio.pc;
+  const video = document.getElementById('tv-video');
+  const out = {frames: 0, width: video.videoWidth, muted: video.muted};
+  if (!pc) return out;
+  (await pc.getStats()).forEach((report) => {
+    if (report.type === 'inbound-rtp' && report.kind === 'video') {
+      out.frames = report.framesDecoded ?? 0;
+    }
+  });
+  return out;
+}"""
+
+
+class Site:
+    """The node on a fixed loopback port and a Redis bus: it can be stopped and started again."""
+
+    def __init__(self, redis: RedisServer) -> None:
+        self.redis = redis
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.server: TestServer | None = None
+
+    async def start(self) -> None:
+        bus = await RedisBus.connect(self.redis.url)
+        app = create_app(make_config(public_url=self.url), bus=bus)
+        self.server = TestServer(app, host="127.0.0.1", port=self.port)
+        await self.server.start_server()
+
+    async def stop(self) -> None:
+        if self.server is not None:
+            await self.server.close()
+            self.server = None
+
+    async def post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(
+                self.url + path, json=body, headers={"Authorization": f"Bearer {ORGANISER_KEY}"}
+            ) as response,
+        ):
+            assert response.status == 201, await response.text()
+            answer: dict[str, Any] = await response.json()
+            return answer
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def browser() -> AsyncIterator[Browser]:
+    async with chromium() as running:
+        yield running
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def site(redis_server: RedisServer) -> AsyncIterator[Site]:
+    redis_server.flush()
+    running = Site(redis_server)
+    await running.start()
+    yield running
+    await running.stop()
+
+
+@asynccontextmanager
+async def performing(site: Site, show: dict[str, Any]) -> AsyncIterator[Performer]:
+    """The show live from the Python client, until the block ends."""
+    performer = Performer(await Session.connect(site.url))
+    try:
+        await performer.start(
+            show["id"], show["performer_token"], [MovingPatternTrack(), ToneTrack()]
+        )
+        yield performer
+    finally:
+        await performer.stop()
+        await performer.session.close()
+
+
+async def open_screen(browser: Browser, site: Site) -> tuple[Tab, list[dict[str, Any]]]:
+    """A fresh TV on `/screen`, and what its WebSocket received (read without touching the page,
+    which would count as someone pressing it and unlock the sound)."""
+    tab = await open_tab(browser, "about:blank")
+    received: list[dict[str, Any]] = []
+
+    def on_socket(ws: Any) -> None:
+        ws.on("framereceived", lambda payload: received.append(json.loads(payload)))
+
+    tab.page.on("websocket", on_socket)
+    await tab.page.goto(site.url + "/screen")
+    return tab, received
+
+
+async def pairing_code(received: list[dict[str, Any]]) -> str:
+    async def code() -> str:
+        for message in reversed(received):
+            result = message.get("result") or {}
+            if result.get("state") == "pairing":
+                return str(result["code"])
+        return ""
+
+    return await until(code, 20)
+
+
+async def decoded(tab: Tab) -> dict[str, Any]:
+    result: dict[str, Any] = await tab.eval(DECODED)
+    return result
+
+
+async def wait_playing(tab: Tab, timeout: float = 30) -> dict[str, Any]:
+    """Frames decoded, a picture shown, and more frames after."""
+
+    async def frames_after(n: int) -> dict[str, Any]:
+        now = await decoded(tab)
+        return now if now["frames"] > n and now["width"] > 0 else {}
+
+    try:
+        first = await until(lambda: frames_after(0), timeout, 0.2)
+        return await until(lambda: frames_after(first["frames"] + 10), timeout, 0.2)
+    except AssertionError as error:
+        raise AssertionError(f"{error}\nconsole:\n{tab.console()}") from None
+
+
+async def accessible_in_every_language(tab: Tab, state: str) -> None:
+    """axe finds nothing in Finnish (as it is), Swedish and English; ends in Finnish."""
+    await assert_accessible(tab.page, f"{state} (fi)")
+    for lang, button in LANGS:
+        await tab.page.get_by_role("button", name=button, exact=True).click()
+        await until(lambda: tab.eval("() => document.documentElement.lang"), 5)
+        assert await tab.eval("() => document.documentElement.lang") == lang
+        if lang != "fi":
+            await assert_accessible(tab.page, f"{state} ({lang})")
+
+
+async def next_event(session: Session, kind: str, check: Any, timeout: float = 20) -> None:
+    """Wait for an event of ``kind`` for which ``check(event)`` holds."""
+
+    async def seen() -> bool:
+        event = await session.next_event(kind, timeout)
+        return bool(check(event))
+
+    await eventually(seen, timeout)
+
+
+@needs_axe
+async def test_staff_pair_a_screen_it_plays_and_the_phone_steers_it(
+    browser: Browser, site: Site
+) -> None:
+    show = await site.post("/api/shows", {"title": "Kevätkonsertti", "performer": "Kuoro"})
+    staff = await site.post("/api/staff-keys", {"label": "Hoivakoti Kuusela"})
+    host = await Session.connect(site.url)  # the performer's view of the audience
+    await host.request("perform.host", show=show["id"], token=show["performer_token"])
+    async with performing(site, show):
+        screen, received = await open_screen(browser, site)
+        code = await pairing_code(received)
+
+        phone = await open_tab(browser, site.url + "/screen/pair")
+        key = phone.page.get_by_label("Kirjoita avain, jonka sait järjestäjältä")
+        await key.wait_for(state="visible", timeout=10_000)
+        await accessible_in_every_language(phone, "/screen/pair key entry")
+        await key.fill(staff["key"])
+        await key.press("Enter")
+        await wait_text(phone, "#signed-in", "Hoivakoti Kuusela")
+        await phone.page.get_by_label("Näytön koodi").fill(f"{code[:3]} {code[3:]}")
+        await phone.page.get_by_label("Näytön nimi").fill("Olohuone")
+        await phone.page.get_by_role("button", name="Yhdistä näyttö").click()
+        await wait_text(phone, "#pair-status", "Näyttö Olohuone on yhdistetty.")
+
+        # nobody touched the TV: it joins by itself and plays silently, with one button for sound
+        await eventually(lambda: "watch.answer" in screen.sent, 30)
+        sound = screen.page.get_by_role("button", name="Laita ääni päälle")
+        await sound.wait_for(state="visible", timeout=10_000)
+        assert (await decoded(screen))["muted"] is True
+        await wait_playing(screen)
+        await wait_text(screen, "#tv-status", "Nyt suorana.")
+        assert await text_of(screen, "#tv-title") == "Kevätkonsertti"
+        await wait_text(phone, ".remote-sound", "paina näytöltä painiketta")
+        await assert_accessible(screen.page, "/screen playing, sound blocked (fi)")
+        await sound.click()
+        await sound.wait_for(state="hidden", timeout=5_000)
+        assert (await decoded(screen))["muted"] is False
+        await wait_text(phone, ".remote-status", "Näyttää nyt: Kevätkonsertti.")
+        await wait_text(phone, ".remote-sound", "Ääni on päällä.")
+        await screen.screenshot("screen-playing")
+
+        # the room has twelve residents: the performer counts them, the TV shows it
+        heads = phone.page.get_by_role("spinbutton", name="Katsojia huoneessa")
+        await heads.fill("12")
+        await heads.press("Tab")
+        await next_event(host, "audience", lambda e: e["viewers"] == 12)
+        await wait_text(screen, "#tv-heads", "Katsojia: 12")
+        await phone.page.get_by_role("button", name="Yksi katsoja lisää").click()
+        await next_event(host, "audience", lambda e: e["viewers"] == 13)
+        # staff applaud for the room: the performer's meter moves, the TV says so
+        await phone.page.get_by_role("button", name="Taputa").click()
+        await wait_text(phone, ".remote-note", "Lähetetty: taputus.")
+        await next_event(host, "reactions", lambda e: e["counts"].get("applause"))
+        await wait_text(screen, "#tv-note", "Huoneesta lähetetty: taputus")
+        await wait_playing(screen)  # the picture never stopped
+        await phone.page.get_by_role("button", name="Hiljemmälle").click()
+        await until(
+            lambda: screen.eval("() => document.getElementById('tv-video').volume < .75"), 10
+        )
+        await phone.screenshot("screen-remote")
+
+        # staff choose another show for the room, then leave it to the programme again
+        other = await site.post("/api/shows", {"title": "Tuolijumppa"})
+        await phone.page.reload()  # the list of shows is read when the remote opens
+        choice = phone.page.get_by_label("Esitys", exact=True)
+        await choice.wait_for(state="visible", timeout=10_000)
+        await choice.select_option(other["id"])
+        await wait_text(screen, "#tv-title", "Tuolijumppa")
+        await wait_text(screen, "#tv-status", "Esitys ei ole vielä alkanut.")
+        await wait_text(phone, ".remote-status", "Odottaa esityksen alkua: Tuolijumppa.")
+        await choice.select_option("")
+        await wait_text(screen, "#tv-title", "Kevätkonsertti")
+        await wait_playing(screen)
+
+        await accessible_in_every_language(phone, "/screen/pair remote")
+        await accessible_in_every_language(screen, "/screen playing")
+    await host.close()
+
+
+async def test_the_screen_comes_back_by_itself_after_the_server_restarts(
+    browser: Browser, site: Site
+) -> None:
+    show = await site.post("/api/shows", {"title": "Yhteislaulu"})
+    staff = await site.post("/api/staff-keys", {"label": "Palvelutalo Koivu"})
+    screen, received = await open_screen(browser, site)
+    phone = await Session.connect(site.url)
+    await phone.request("remote.open", key=staff["key"])
+    await phone.request("screen.pair", code=await pairing_code(received))
+    await phone.close()
+    async with performing(site, show):
+        await wait_playing(screen)
+        await screen.eval("() => { window.firstPc = window.lampio.pc; }")
+
+    await site.stop()
+    await wait_text(screen, "#tv-status", "Yhteys katkesi.")
+    await site.start()  # the same port, the same Redis: the same shows, screens and tokens
+    async with performing(site, show):
+        await wait_playing(screen, timeout=60)
+        assert await screen.eval("() => window.lampio.pc !== window.firstPc")
+        await wait_text(screen, "#tv-status", "Nyt suorana.")
+        assert await text_of(screen, "#tv-title") == "Yhteislaulu"
+        assert "screen.hello" in screen.sent and screen.sent.count("watch.join") >= 2
+
+
+@needs_axe
+async def test_the_pairing_code_is_large_and_accessible_on_tablets_and_tvs(
+    browser: Browser, site: Site
+) -> None:
+    screen, received = await open_screen(browser, site)
+    code = await pairing_code(received)
+    await wait_text(screen, "#pair-code", f"{code[:3]} {code[3:]}")
+    await wait_text(screen, "#pair-url", f"{site.url}/screen/pair")
+    for width, height in [(1024, 768), (1920, 1080)]:
+        await screen.page.set_viewport_size({"width": width, "height": height})
+        box = await screen.page.locator("#pair-code").bounding_box()
+        assert box is not None and box["y"] + box["height"] <= height and box["height"] >= 80
+    await accessible_in_every_language(screen, "/screen pairing code")
+    await wait_text(screen, "#pairing-title", "Yhdistä tämä näyttö")
+    # the code survives a reload (the screen remembers its pending token)
+    await screen.page.reload()
+    await wait_text(screen, "#pair-code", f"{code[:3]} {code[3:]}")
