@@ -26,12 +26,13 @@ from rooms.lobbies import Lobbies
 from rooms.ratelimit import FailureLimiter
 from rooms.reactions import ReactionTally
 from rooms.shows import Shows
-from signaling import api, foyer, ops, rtmp, whep, whip, ws
+from signaling import api, foyer, guard, ops, rtmp, whep, whip, ws
 from signaling import captions as _caption_commands  # noqa: F401  (registers caption.send)
 from signaling import live as _live_commands  # noqa: F401  (registers the show commands)
 from signaling import screens as _screens  # registers the screen and remote commands
 from signaling.errors import error_middleware
 from signaling.followers import FOLLOWERS, ShowFollowers
+from signaling.guard import secret_guesses
 from signaling.iceservers import client_ice_servers
 from signaling.metrics import Metrics
 from signaling.proxies import forwarded_for, parse_networks
@@ -107,6 +108,7 @@ def create_app(config: Config, *, bus: Bus | None = None) -> web.Application:
     middlewares: list[Middleware] = [security_headers, error_middleware]
     if config.trusted_proxies:  # inside error_middleware: a bad header gets the JSON error
         middlewares.append(forwarded_for(parse_networks(config.trusted_proxies)))
+    middlewares.append(secret_guesses)  # after forwarded_for: it counts per real client
     app = web.Application(middlewares=middlewares, client_max_size=MAX_REQUEST_BYTES)
     app[SITE] = Site(
         public_url=config.public_url,
@@ -136,6 +138,9 @@ def create_app(config: Config, *, bus: Bus | None = None) -> web.Application:
         )
         app[CODE_LIMITER] = FailureLimiter(
             the_bus, "code", limit=CODE_FAILURES_ALLOWED, window=CODE_FAILURE_WINDOW
+        )
+        app[guard.SECRET_LIMITER] = FailureLimiter(
+            the_bus, "secret", limit=guard.FAILURES_ALLOWED, window=guard.WINDOW
         )
         log.info("bus.open", engine=the_bus.name)
         yield

@@ -11,6 +11,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 ENV_PREFIX = "LAMPIO_"
+ORGANISER_KEY_MIN = 16  # a key people choose themselves must not be guessable (generated: 43)
 
 
 def _list(text: str) -> tuple[str, ...]:
@@ -171,6 +172,8 @@ class Config:
             raise ValueError("log_format must be auto, json or console")
         if self.log_level not in {"debug", "info", "warning", "error"}:
             raise ValueError("log_level must be debug, info, warning or error")
+        if self.organiser_key and len(self.organiser_key) < ORGANISER_KEY_MIN:
+            raise ValueError(f"organiser_key must be at least {ORGANISER_KEY_MIN} characters")
         for proxy in self.trusted_proxies:
             try:
                 ipaddress.ip_network(proxy, strict=False)

@@ -55,7 +55,7 @@ def served(request: pytest.FixtureRequest) -> Iterator[Served]:
         server: RedisServer = request.getfixturevalue("redis_server")
         server.flush()
         extra = ["--redis-url", server.url]
-    s = Served("--organiser-key", "K3y", *extra)
+    s = Served("--organiser-key", "K3y-for-the-cli-test", *extra)
     yield s
     if s.proc.poll() is None:
         s.proc.kill()
@@ -81,7 +81,7 @@ async def test_serve_answers_creates_finds_limits_and_stops_on_sigterm(served: S
         async with session.post(
             served.url + "/api/shows",
             json={"title": "Tanssiaiset"},
-            headers={"Authorization": "Bearer K3y"},
+            headers={"Authorization": "Bearer K3y-for-the-cli-test"},
         ) as r:
             assert r.status == 201
             show = await r.json()
@@ -103,7 +103,7 @@ async def test_serve_answers_creates_finds_limits_and_stops_on_sigterm(served: S
         assert msg.type is aiohttp.WSMsgType.CLOSE and ws.close_code == 1001
     out, err = served.proc.communicate()
     assert b"is running at" in out
-    assert b"K3y" not in out + err  # a given key is never printed or logged
+    assert b"K3y-for-the-cli-test" not in out + err  # a given key is never printed or logged
     assert b'"event": "serve.start"' in err
 
 

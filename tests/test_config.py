@@ -28,14 +28,14 @@ def test_environment_is_read_and_flags_win() -> None:
     env = {
         "LAMPIO_PORT": "9000",
         "LAMPIO_REDIS_URL": "redis://127.0.0.1:6390/0",
-        "LAMPIO_ORGANISER_KEY": "from-env",
+        "LAMPIO_ORGANISER_KEY": "from-env-0123456789",
         "LAMPIO_ICE_HOST": "127.0.0.1, ::1",
         "LAMPIO_ICE_SERVERS": "stun:127.0.0.1:3478,turn:127.0.0.1:3478",
     }
     config = parse(["--port", "9100", "--ice-host", "127.0.0.2"], env)
     assert config.port == 9100
     assert config.redis_url == "redis://127.0.0.1:6390/0"
-    assert config.organiser_key == "from-env" and not config.organiser_key_generated
+    assert config.organiser_key == "from-env-0123456789" and not config.organiser_key_generated
     assert config.ice_host == ("127.0.0.2",)
     assert config.ice_servers == ("stun:127.0.0.1:3478", "turn:127.0.0.1:3478")
     assert parse([], env).ice_host == ("127.0.0.1", "::1")

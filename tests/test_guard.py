@@ -1,0 +1,41 @@
+"""Guessing secrets over HTTP (organiser key, performer tokens, stream keys) is rate-limited per
+address; the right key from another address, and requests without a secret, go on as before."""
+
+from __future__ import annotations
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestClient
+
+from lampio_stream.config import Config
+from signaling.guard import FAILURES_ALLOWED
+from tests.conftest import ORGANISER_KEY, make_config
+from tests.test_api import create, error_of
+
+
+async def test_wrong_secrets_are_rate_limited_per_address(client: TestClient) -> None:  # type: ignore[type-arg]
+    show = await create(client)
+    wrong = {"Authorization": "Bearer not-the-organiser-key"}
+    for _ in range(FAILURES_ALLOWED):
+        response = await client.post("/api/shows", json={"title": "x"}, headers=wrong)
+        assert await error_of(response) == (403, "forbidden")
+    limited = await client.get(f"/api/shows/{show['id']}", headers=wrong)
+    assert await error_of(limited) == (429, "rate_limited")
+    assert int(limited.headers["Retry-After"]) > 0
+    # Once limited, even the right key waits from this address: guessing cannot go on.
+    right = {"Authorization": f"Bearer {ORGANISER_KEY}"}
+    assert (await client.get(f"/api/shows/{show['id']}", headers=right)).status == 429
+    # Nothing without a secret is slowed down: the programme stays open to everyone.
+    assert (await client.get("/api/shows")).status == 200
+    # Another address (127.0.0.2 is loopback too) is not affected.
+    connector = aiohttp.TCPConnector(local_addr=("127.0.0.2", 0))
+    async with aiohttp.ClientSession(connector=connector) as other:
+        url = client.make_url(f"/api/shows/{show['id']}")
+        async with other.get(url, headers=right) as response:
+            assert response.status == 200
+
+
+def test_a_chosen_organiser_key_must_not_be_short() -> None:
+    with pytest.raises(ValueError, match="at least 16"):
+        make_config(organiser_key="secret")
+    assert Config(organiser_key="x" * 16).organiser_key
