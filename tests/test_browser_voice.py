@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from playwright.async_api import Browser
 
+from signaling.voice import VOICES
 from tests.browser import Node, Tab, chromium, needs_chromium, open_tab, serve, until
 
 pytestmark = [pytest.mark.browser, needs_chromium]
@@ -109,3 +110,31 @@ async def test_two_members_hear_each_other_another_lobby_hears_nobody(
 async def _sounding(tab: Tab) -> list[dict[str, Any]] | None:
     slots = [s for s in await heard(tab) if s["energy"] > 0]
     return slots or None
+
+
+async def test_the_voice_joins_again_when_its_connection_is_lost(
+    browser: Browser, node: Node
+) -> None:
+    show = await node.create_show()
+    ann, ann_joined = await member(browser, node, show["code"], "Ann")
+    bo, _ = await member(browser, node, show["code"], "Bo")
+    await ann.eval("() => window.lampioVoice.voice.setMic(true)")
+    await until(lambda: _sounding(bo), 20)
+    await ann.eval("() => { window.firstVoicePc = window.lampioVoice.voice.pc; }")
+    # The server lets Ann's voice go (as when it never connected or failed on the way).
+    voices = node.server.app[VOICES]  # type: ignore[index]
+    (seat,) = [s for s in voices.seats(show["id"]) if s.key == ann_joined["me"]]
+    await seat.pc.close()
+    rejoined = """() => { const v = window.lampioVoice.voice;
+      return v.state.joined && v.pc !== window.firstVoicePc }"""
+    await until(lambda: ann.eval(rejoined), 30)
+    # The microphone starts off again (nobody is heard by surprise), and turning it on works.
+    assert await ann.eval("() => window.lampioVoice.voice.state.mic") is False
+    await ann.eval("() => window.lampioVoice.voice.setMic(true)")
+    assert await ann.eval("() => window.lampioVoice.voice.micTrack.readyState") == "live"
+    await ann.eval("() => window.lampioVoice.voice.setMic(false)")
+    # Off means the microphone itself is released, not only muted.
+    assert await ann.eval("() => window.lampioVoice.voice.micTrack") is None
+    for tab in (ann, bo):
+        await tab.eval("() => window.lampioVoice.voice.close()")
+        await tab.context.close()

@@ -18,7 +18,9 @@
  * `state` and the `lobby`; it gives a page script nothing it could not already reach.
  */
 import { applyLang, setupLangButtons, t } from './i18n.js';
-import { Connection, ProtocolError, iceGatheringComplete, openWithRetry } from './protocol.js';
+import {
+  Connection, ProtocolError, iceGatheringComplete, openWithRetry, retryDelay, sleep,
+} from './protocol.js';
 import {
   ICONS, KINDS, RecentCounts, calm, clock, compareIds, emojiWorks, markEmoji, newClientId,
 } from './foyer.js';
@@ -595,7 +597,7 @@ async function onLost(connection, code) {
   if (watch.state !== 'ended') setState('lost');
   else return;
   try {
-    while (!signal.aborted) {
+    for (let attempt = 1; !signal.aborted; attempt++) {
       const next = await openWithRetry({ signal });
       try {
         const { joined } = await joinSeat(next, watch.code, {
@@ -615,7 +617,7 @@ async function onLost(connection, code) {
           setState('ended');
           return;
         }
-        await new Promise((resolve) => setTimeout(resolve, 2000));
+        await sleep(retryDelay(attempt, error)); // and as long as the server asks, if it does
       }
     }
   } catch { /* aborted: the viewer left */ }

@@ -225,10 +225,30 @@ export async function openWithRetry({ url, maxDelay = 15, signal, onRetry } = {}
       return await Connection.open({ url });
     } catch (error) {
       onRetry?.(attempt, error);
-      const seconds = Math.min(maxDelay, 2 ** (attempt - 1));
-      await new Promise((resolve) => setTimeout(resolve, seconds * 1000));
+      await sleep(retryDelay(attempt, error, maxDelay));
     }
   }
+}
+
+/**
+ * Milliseconds to wait before attempt `attempt + 1`: what the server asked for (`retry_after` of a
+ * refused request), else doubling from 1 s up to `maxDelay` seconds, spread a little so that a room
+ * of screens cut off together does not come back in one wave.
+ * @param {number} attempt 1 after the first failure
+ * @param {unknown} [error] the failure, perhaps a {@link ProtocolError} with `retry_after`
+ * @param {number} [maxDelay] seconds
+ * @returns {number}
+ */
+export function retryDelay(attempt, error, maxDelay = 15) {
+  const asked = error instanceof ProtocolError ? Number(error.details.retry_after) : NaN;
+  if (asked > 0) return Math.min(asked, 15 * 60) * 1000;
+  const seconds = Math.min(maxDelay, 2 ** Math.min(Math.max(attempt, 1) - 1, 8));
+  return seconds * (0.8 + 0.4 * Math.random()) * 1000;
+}
+
+/** @param {number} ms @returns {Promise<void>} */
+export function sleep(ms) {
+  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 /**

@@ -19,7 +19,9 @@
  * connection (`host`); it gives a page script nothing it could not already reach.
  */
 import { applyLang, setupLangButtons, t } from './i18n.js';
-import { Connection, ProtocolError, iceGatheringComplete, openWithRetry } from './protocol.js';
+import {
+  Connection, ProtocolError, iceGatheringComplete, openWithRetry, retryDelay, sleep,
+} from './protocol.js';
 import { KINDS, RecentCounts, clock, markEmoji } from './foyer.js';
 
 /**
@@ -420,8 +422,11 @@ el.rotate.addEventListener('click', rotateKey);
  * chat of every lobby and the reactions. Comes back by itself after a lost connection.
  */
 async function followAsHost() {
+  let attempt = 0;
   while (page.phase !== 'ended') {
     let host = null;
+    /** @type {unknown} */
+    let failure = null;
     try {
       host = await openWithRetry();
       host.on('show.warning', (event) => {
@@ -457,6 +462,7 @@ async function followAsHost() {
       host.on('reactions', onReactions);
       const closed = new Promise((resolve) => host?.on('closed', resolve));
       await host.request('perform.host', { show: showId, token });
+      attempt = 0; // it worked: a later cut starts again from a short pause
       page.host = host;
       render();
       listLobbies();
@@ -465,12 +471,14 @@ async function followAsHost() {
     } catch (error) {
       console.error('could not follow the show', error);
       host?.close();
+      failure = error;
       const code = error instanceof ProtocolError ? error.code : '';
       if (code === 'forbidden' || code === 'show_not_found') return;
     }
     page.host = null;
     render();
-    await new Promise((resolve) => setTimeout(resolve, 2000));
+    attempt += 1;
+    await sleep(retryDelay(attempt, failure));
   }
 }
 

@@ -12,7 +12,7 @@
  * sound: someone in the foyer, or on stage, is talking).
  */
 
-import { ProtocolError, iceGatheringComplete } from './protocol.js';
+import { ProtocolError, iceGatheringComplete, retryDelay, sleep } from './protocol.js';
 
 /** @typedef {import('./protocol.js').Connection} Connection */
 /** @typedef {{open: boolean, mic: boolean, talking: string[], stage: string | null,
@@ -45,6 +45,8 @@ export class LobbyVoice {
     /** @type {HTMLAudioElement[]} */ this.players = [];
     this.volume = 1;
     this.joined = false;
+    this.closed = false; // the page closed the voice: no more joining again
+    this.restarting = false;
     /** @type {(() => void)[]} */ this.unsubscribe = [];
   }
 
@@ -102,6 +104,9 @@ export class LobbyVoice {
         this.changed();
       }),
     );
+    pc.addEventListener('connectionstatechange', () => {
+      if (this.pc === pc && ['failed', 'closed'].includes(pc.connectionState)) this.lost();
+    });
     await pc.setLocalDescription(await pc.createOffer());
     await iceGatheringComplete(pc);
     const joined = await this.conn.request('voice.join', { sdp: pc.localDescription?.sdp });
@@ -148,7 +153,48 @@ export class LobbyVoice {
   /** @private */
   micOff() {
     this.mic = false;
-    if (this.micTrack) this.micTrack.enabled = false; // nothing leaves the browser either
+    // Release the microphone itself, so the browser's "microphone in use" sign goes off too.
+    this.micTrack?.stop();
+    this.micTrack = null;
+    this.micSender?.replaceTrack(null).catch(() => {});
+  }
+
+  /**
+   * The voice connection failed or the server let it go: join again, after a growing pause,
+   * until it works or the page closes the voice. The microphone starts off again.
+   * @private
+   */
+  async lost() {
+    if (this.restarting || this.closed) return;
+    this.restarting = true;
+    this.teardown();
+    this.changed();
+    for (let attempt = 1; !this.closed; attempt++) {
+      await sleep(retryDelay(attempt));
+      if (this.closed) break;
+      try {
+        await this.start();
+        break;
+      } catch (error) {
+        console.warn('the lobby voice could not join again', error);
+        this.teardown();
+      }
+    }
+    this.restarting = false;
+  }
+
+  /** @private */
+  teardown() {
+    for (const stop of this.unsubscribe) stop();
+    this.unsubscribe = [];
+    this.joined = false;
+    this.micOff();
+    this.micSender = null;
+    const pc = this.pc;
+    this.pc = null;
+    pc?.close();
+    for (const player of this.players) player.srcObject = null;
+    this.players = [];
   }
 
   /** The volume of the voices, 0–1. @param {number} volume */
@@ -164,17 +210,9 @@ export class LobbyVoice {
 
   /** Leave the voice and release the microphone. */
   close() {
-    for (const stop of this.unsubscribe) stop();
-    this.unsubscribe = [];
+    this.closed = true;
     if (this.joined) this.conn.request('voice.leave').catch(() => {});
-    this.joined = false;
-    this.micTrack?.stop();
-    this.micTrack = null;
-    this.pc?.close();
-    this.pc = null;
-    for (const player of this.players) player.srcObject = null;
-    this.players = [];
-    this.mic = false;
+    this.teardown();
   }
 
   /** @private */
