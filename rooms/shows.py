@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import enum
 import hashlib
 import hmac
 import secrets
+from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from rooms.bus import Bus
+from rooms.bus import Bus, BusUnavailable
 from rooms.codes import format_code, new_code, new_token, normalise_code
 from rooms.errors import CodeSpaceExhausted, InvalidInput, ShowNotFound
 
@@ -19,6 +22,10 @@ DESCRIPTION_MAX = 2000
 PERFORMER_MAX = 200
 CODE_ATTEMPTS = 50
 ENDED_RETENTION = 30 * 24 * 3600.0  # an ended show stays readable for organisers' reports
+# A change of a show's record holds its lock this long at most (a node dying mid-change frees it).
+CHANGE_LOCK_TTL = 5.0
+CHANGE_RETRY = 0.01
+CHANGE_ATTEMPTS = 300  # 3 s of waiting for another change to finish
 
 
 class ShowState(enum.StrEnum):
@@ -214,20 +221,42 @@ class Shows:
 
     async def rotate_stream_key(self, show_id: str) -> Show:
         """Give the show a new stream key; the old one stops working at once."""
-        old = await self.get(show_id)
-        show = replace(old, stream_key=new_token())
-        await self._bus.set(f"show:{show.id}", show.to_record())
-        await self._bus.set(_stream_key_index(show.stream_key), {"show": show.id})
-        await self._bus.delete(_stream_key_index(old.stream_key))
-        return show
+        async with self._changing(show_id):
+            old = await self.get(show_id)
+            show = replace(old, stream_key=new_token())
+            await self._bus.set(f"show:{show.id}", show.to_record())
+            await self._bus.set(_stream_key_index(show.stream_key), {"show": show.id})
+            await self._bus.delete(_stream_key_index(old.stream_key))
+            return show
 
     async def set_state(self, show_id: str, state: ShowState) -> Show:
         """Move a show to ``state``; ending it frees its code for new shows."""
-        show = replace(await self.get(show_id), state=state)
-        if state is ShowState.ENDED:
-            await self._bus.set(f"show:{show.id}", show.to_record(), ttl=ENDED_RETENTION)
-            await self._bus.delete(f"code:{show.code}")
-            await self._bus.delete(_stream_key_index(show.stream_key))
+        async with self._changing(show_id):
+            show = replace(await self.get(show_id), state=state)
+            if state is ShowState.ENDED:
+                await self._bus.set(f"show:{show.id}", show.to_record(), ttl=ENDED_RETENTION)
+                await self._bus.delete(f"code:{show.code}")
+                await self._bus.delete(_stream_key_index(show.stream_key))
+            else:
+                await self._bus.set(f"show:{show.id}", show.to_record())
+            return show
+
+    @contextlib.asynccontextmanager
+    async def _changing(self, show_id: str) -> AsyncIterator[None]:
+        """One change of a show's record at a time, across nodes: each change reads the record
+        and writes it back, and two at once would lose one (a stream key rotated while the
+        performer connects would leave neither the old key nor the new one working)."""
+        key = f"showlock:{show_id}"
+        token = secrets.token_hex(8)
+        for _ in range(CHANGE_ATTEMPTS):
+            if await self._bus.set(key, {"token": token}, ttl=CHANGE_LOCK_TTL, only_new=True):
+                break
+            await asyncio.sleep(CHANGE_RETRY)
         else:
-            await self._bus.set(f"show:{show.id}", show.to_record())
-        return show
+            raise BusUnavailable("the show is being changed; try again")
+        try:
+            yield
+        finally:
+            held = await self._bus.get(key)
+            if held is not None and held.get("token") == token:
+                await self._bus.delete(key)
