@@ -167,7 +167,9 @@ def create_app(config: Config, *, bus: Bus | None = None) -> web.Application:
         metrics.peers.set_function(lambda: stage.peer_count)
         metrics.viewers.set_function(lambda: stage.viewer_total)
         metrics.live_shows.set_function(lambda: stage.live_count)
-        voices = app[VOICES] = Voices(server_ice_servers(config))
+        voices = app[VOICES] = Voices(
+            server_ice_servers(config), direct=config.media_sender == "direct"
+        )
         app[VOICE_STATES] = VoiceStates(app[BUS], app[SHOWS], voices)
         yield
         await app[VOICE_STATES].close()

@@ -25,13 +25,14 @@ from dataclasses import dataclass, field
 
 import structlog
 from aiortc import RTCIceServer, RTCPeerConnection, RTCSessionDescription
+from aiortc import sdp as aiortc_sdp
 
 from media.codecs import prefer_codec
 from media.forward import ViewerTrack
 from media.frame import EncodedFrame
 from media.ice import rtc_configuration
 from media.receiver import EncodedReceiver
-from media.stage import InvalidSdp, UnsupportedMedia, close_peer, parse_offer
+from media.stage import InvalidSdp, UnsupportedMedia, close_peer, direct_output, parse_offer
 
 log = structlog.get_logger(__name__)
 
@@ -44,6 +45,11 @@ CONNECT_TIMEOUT = 30.0  # seconds a voice connection may take to connect before 
 
 def _nothing(*_: object) -> None:
     """Audio needs no keyframes, and a stopped slot track needs no bookkeeping."""
+
+
+def _as_payload(frame: EncodedFrame) -> list[bytes]:
+    """An Opus frame is its own RTP payload (RFC 7587)."""
+    return [frame.data]
 
 
 @dataclass(eq=False)
@@ -115,8 +121,11 @@ class _ShowVoice:
 class Voices:
     """Every lobby voice of this node: seats, their slots, and the policy of each show."""
 
-    def __init__(self, ice_servers: Sequence[RTCIceServer] = (), *, slots: int = SLOTS) -> None:
+    def __init__(
+        self, ice_servers: Sequence[RTCIceServer] = (), *, slots: int = SLOTS, direct: bool = True
+    ) -> None:
         self._ice_servers = list(ice_servers)
+        self._direct = direct  # media/direct.py, as for the show's viewers
         self._max_slots = slots
         self._shows: dict[str, _ShowVoice] = {}
         self._policies: dict[str, VoicePolicy] = {}  # closed until signaling says otherwise
@@ -176,7 +185,13 @@ class Voices:
             raise InvalidSdp("the stage listener offers no microphone")
         pc = RTCPeerConnection(rtc_configuration(self._ice_servers, max_bundle=True))
         outputs = [
-            ViewerTrack("audio", AUDIO_BUFFER, on_keyframe_needed=_nothing, on_stop=_nothing)
+            ViewerTrack(
+                "audio",
+                AUDIO_BUFFER,
+                on_keyframe_needed=_nothing,
+                on_stop=_nothing,
+                direct=self._direct,
+            )
             for _ in slot_sections
         ]
         seat = VoiceSeat(show_id, lobby_id, key, pc, outputs, has_mic, next(self._generations))
@@ -186,12 +201,21 @@ class Voices:
             if has_mic:
                 mic = pc.addTransceiver("audio", direction="recvonly")
                 prefer_codec(mic, "audio/opus")
+            sending = []
             for track in outputs:
-                prefer_codec(pc.addTransceiver(track, direction="sendonly"), "audio/opus")
+                transceiver = pc.addTransceiver(track, direction="sendonly")
+                prefer_codec(transceiver, "audio/opus")
+                sending.append((transceiver, track))
             await pc.setRemoteDescription(RTCSessionDescription(offer_sdp, "offer"))
             if mic is not None:
                 seat.tap = EncodedReceiver(mic.receiver, on_frame=self._speaker(seat))
             await pc.setLocalDescription(await pc.createAnswer())
+            if self._direct:
+                # Straight to the member's socket, as the show's viewers get theirs: an Opus
+                # frame is one RTP payload as it came, so there is nothing to packetise.
+                ours = aiortc_sdp.SessionDescription.parse(pc.localDescription.sdp)
+                for transceiver, track in sending:
+                    track.use_direct(direct_output(transceiver, ours), _as_payload, _nothing)
         except Exception as exc:
             await self._close(seat)
             if isinstance(exc, (InvalidSdp, UnsupportedMedia)):
