@@ -37,6 +37,14 @@ class StaffKeyInvalid(RoomsError):
     code = "forbidden"
 
 
+class StaffKeyRevoked(StaffKeyInvalid):
+    """The staff key was revoked while it paired a screen; that pairing was undone."""
+
+    def __init__(self, screen_id: str) -> None:
+        super().__init__("this staff key has been revoked")
+        self.screen = screen_id
+
+
 class StaffKeyNotFound(RoomsError):
     """No staff key has that id."""
 
@@ -214,16 +222,23 @@ class Screens:
         return _staff_key(record)
 
     async def revoke_key(self, key_id: str) -> list[Screen]:
-        """Revoke a staff key: it stops working at once and its screens are forgotten."""
+        """Revoke a staff key: it stops working at once and its screens are forgotten.
+
+        The key goes first, then its screens: a pairing that passed the key check before and saves
+        its screen after the scan sees the key gone and undoes itself (see :meth:`pair`)."""
         record = await self._bus.get(f"staffkey:{key_id}")
         if record is None:
             raise StaffKeyNotFound("no staff key has this id")
         await self._bus.delete(f"staffkeydigest:{record['digest']}")
         await self._bus.delete(f"staffkey:{key_id}")
-        screens = await self.of_staff(key_id)
-        for screen in screens:
-            await self.forget(screen.id)
-        return screens
+        forgotten = []
+        for screen in await self.of_staff(key_id):
+            try:
+                await self.forget(screen.id)
+            except ScreenNotFound:
+                continue  # forgotten meanwhile (from a phone, or by a pairing undoing itself)
+            forgotten.append(screen)
+        return forgotten
 
     # -- pairing ----------------------------------------------------------------------------------
 
@@ -288,6 +303,15 @@ class Screens:
         await self._bus.delete(f"pairingtoken:{record['token']}")
         await self._save(screen, record["token"])
         await self._bus.set(f"screentoken:{record['token']}", {"screen": screen.id})
+        # The key may have been revoked since it was checked: the revocation deletes the key before
+        # it looks for the key's screens, so if the key is still here now, that look finds this
+        # screen; if it is gone, the look may have missed it, so the pairing undoes itself.
+        if await self._bus.get(f"staffkey:{staff.id}") is None:
+            try:
+                await self.forget(screen.id)
+            except ScreenNotFound:
+                pass  # the revocation found it after all
+            raise StaffKeyRevoked(screen.id)
         return screen
 
     # -- screens ----------------------------------------------------------------------------------
@@ -324,6 +348,10 @@ class Screens:
             raise ScreenNotFound("no such screen")
         updated = replace(_screen(record), **changes)
         await self._save(updated, str(record["token"]))
+        # Forgotten meanwhile (forget drops the token first, then the record): do not bring it back.
+        if await self._bus.get(f"screentoken:{record['token']}") is None:
+            await self._bus.delete(f"screen:{screen.id}")
+            raise ScreenNotFound("no such screen")
         return updated
 
     async def forget(self, screen_id: str) -> None:

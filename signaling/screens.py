@@ -26,6 +26,7 @@ from rooms.screens import (
     StaffKey,
     StaffKeyInvalid,
     StaffKeyNotFound,
+    StaffKeyRevoked,
     check_head_count,
     check_volume,
     clean_label,
@@ -43,9 +44,13 @@ log = structlog.get_logger(__name__)
 
 routes = web.RouteTableDef()
 
-# Wrong pairing codes and wrong staff keys, per address and per staff key.
+# Wrong pairing codes, per address and per staff key.
 PAIR_FAILURES_ALLOWED = 10
 PAIR_FAILURE_WINDOW = 15 * 60.0
+# Wrong staff keys, per address, counted apart: the phones of a care home share its address, and a
+# colleague's mistyped codes must not lock them out of the remote (a wrong key has no id to count).
+STAFF_KEY_FAILURES_ALLOWED = 10
+STAFF_KEY_FAILURE_WINDOW = 15 * 60.0
 # New pairing codes per address: each holds a code for a while, so a flood could use them all up.
 NEW_PAIRINGS_ALLOWED = 30
 NEW_PAIRING_WINDOW = 10 * 60.0
@@ -54,6 +59,7 @@ SOUND_STATES = frozenset({"on", "blocked", "off"})
 
 SCREENS: web.AppKey[Screens] = web.AppKey("screens", Screens)
 PAIR_LIMITER: web.AppKey[FailureLimiter] = web.AppKey("pair_limiter", FailureLimiter)
+STAFF_KEY_LIMITER: web.AppKey[FailureLimiter] = web.AppKey("staff_key_limiter", FailureLimiter)
 NEW_PAIRING_LIMITER: web.AppKey[FailureLimiter] = web.AppKey("new_pairing_limiter", FailureLimiter)
 # Which screen or staff key each WebSocket speaks for (by connection id), while it is open.
 SCREEN_OF: web.AppKey[dict[str, str]] = web.AppKey("screen_of", dict)
@@ -66,6 +72,9 @@ async def context(app: web.Application) -> AsyncIterator[None]:
     app[SCREENS] = Screens(bus)
     app[PAIR_LIMITER] = FailureLimiter(
         bus, "pairing", limit=PAIR_FAILURES_ALLOWED, window=PAIR_FAILURE_WINDOW
+    )
+    app[STAFF_KEY_LIMITER] = FailureLimiter(
+        bus, "staff-key", limit=STAFF_KEY_FAILURES_ALLOWED, window=STAFF_KEY_FAILURE_WINDOW
     )
     app[NEW_PAIRING_LIMITER] = FailureLimiter(
         bus, "new-pairing", limit=NEW_PAIRINGS_ALLOWED, window=NEW_PAIRING_WINDOW
@@ -216,9 +225,10 @@ async def screen_status(conn: Connection, request: web.Request, msg: dict[str, A
     screens = request.app[SCREENS]
     screen = await screens.get(_screen_of(conn, request))
     state, sound, show_id = msg["state"], msg.get("sound", "off"), msg.get("show")
-    if state not in SCREEN_STATES:
+    # isinstance first: a list or an object cannot even be looked up in a set
+    if not isinstance(state, str) or state not in SCREEN_STATES:
         raise InvalidInput(f"state must be one of {', '.join(sorted(SCREEN_STATES))}")
-    if sound not in SOUND_STATES:
+    if not isinstance(sound, str) or sound not in SOUND_STATES:
         raise InvalidInput(f"sound must be one of {', '.join(sorted(SOUND_STATES))}")
     if show_id is not None and not isinstance(show_id, str):
         raise InvalidInput("show must be a show id or null")
@@ -260,13 +270,14 @@ async def screen_view(request: web.Request, screen: Screen) -> dict[str, Any]:
 
 @COMMANDS.register("remote.open", key=str)
 async def remote_open(conn: Connection, request: web.Request, msg: dict[str, Any]) -> Result:
-    """Staff open the remote with their staff key: their screens, and their status from now on."""
-    limiter = request.app[PAIR_LIMITER]
+    """Staff open the remote with their staff key: their screens, and their status from now on.
+    Only wrong keys count against the address (its own limit, apart from wrong pairing codes)."""
+    limiter = request.app[STAFF_KEY_LIMITER]
     await limiter.check(conn.remote)
     try:
         staff = await request.app[SCREENS].staff_key(msg["key"].strip())
     except StaffKeyInvalid:
-        await _failed(request, conn.remote)
+        await limiter.failed(conn.remote)
         raise
     await listen(conn, request, "staff", staff_channel(staff.id))
     remotes = request.app[STAFF_OF]
@@ -298,6 +309,10 @@ async def screen_pair(conn: Connection, request: web.Request, msg: dict[str, Any
         screen = await request.app[SCREENS].pair(staff, msg["code"], name)
     except (PairingNotFound, PairingExpired, InvalidInput):
         await _failed(request, *subjects)  # the name was checked above: this is the code
+        raise
+    except StaffKeyRevoked as exc:
+        # revoked while pairing: the pairing was undone; the TV shows a new code
+        await request.app[BUS].publish(screen_channel(exc.screen), {"type": "screen.unpaired"})
         raise
     bus = request.app[BUS]
     await bus.publish(screen_channel(screen.id), {"type": "screen.paired"})

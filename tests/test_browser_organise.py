@@ -106,5 +106,10 @@ async def test_organiser_signs_in_creates_a_show_and_issues_a_staff_key(
 
     await page.get_by_role("button", name="Kirjaudu ulos").click()
     await key.wait_for(state="visible", timeout=5_000)
+    # nothing of the desk stays in the page, hidden or not: the performer links carry secrets
+    html = await desk.eval("() => document.documentElement.outerHTML")
+    assert performer_link not in html and performer_link.split("#")[1] not in html
+    assert "Joulukonsertti" not in html
+    assert await desk.eval("() => document.querySelectorAll('#org-shows li').length") == 0
     await page.reload()
     await key.wait_for(state="visible", timeout=5_000)  # signed out stays signed out

@@ -17,12 +17,16 @@ from typing import Any
 import aiohttp
 import pytest
 import pytest_asyncio
+from aiohttp import web
 from aiohttp.test_utils import TestServer
 from playwright.async_api import Browser
 
 from clients.client import Performer, Session
 from lampio_stream.app import create_app
 from rooms.bus_redis import RedisBus
+from rooms.screens import Screens, screen_channel
+from signaling.screens import NEW_PAIRING_LIMITER, SCREENS, STAFF_KEY_LIMITER
+from signaling.state import BUS
 from tests.a11y import assert_accessible, needs_axe
 from tests.browser import Tab, chromium, needs_chromium, open_tab, until
 from tests.conftest import ORGANISER_KEY, make_config
@@ -71,6 +75,15 @@ class Site:
         self.server = TestServer(app, host="127.0.0.1", port=self.port)
         await self.server.start_server()
 
+    @property
+    def app(self) -> web.Application:
+        assert self.server is not None
+        return self.server.app
+
+    @property
+    def screens(self) -> Screens:
+        return self.app[SCREENS]
+
     async def stop(self) -> None:
         if self.server is not None:
             await self.server.close()
@@ -117,14 +130,19 @@ async def performing(site: Site, show: dict[str, Any]) -> AsyncIterator[Performe
         await performer.session.close()
 
 
-async def open_screen(browser: Browser, site: Site) -> tuple[Tab, list[dict[str, Any]]]:
+async def open_screen(
+    browser: Browser, site: Site, sent: list[dict[str, Any]] | None = None
+) -> tuple[Tab, list[dict[str, Any]]]:
     """A fresh TV on `/screen`, and what its WebSocket received (read without touching the page,
-    which would count as someone pressing it and unlock the sound)."""
+    which would count as someone pressing it and unlock the sound); what it sends goes to
+    ``sent``, if given."""
     tab = await open_tab(browser, "about:blank")
     received: list[dict[str, Any]] = []
 
     def on_socket(ws: Any) -> None:
         ws.on("framereceived", lambda payload: received.append(json.loads(payload)))
+        if sent is not None:
+            ws.on("framesent", lambda payload: sent.append(json.loads(payload)))
 
     tab.page.on("websocket", on_socket)
     await tab.page.goto(site.url + "/screen")
@@ -266,7 +284,8 @@ async def test_the_screen_comes_back_by_itself_after_the_server_restarts(
 ) -> None:
     show = await site.post("/api/shows", {"title": "Yhteislaulu"})
     staff = await site.post("/api/staff-keys", {"label": "Palvelutalo Koivu"})
-    screen, received = await open_screen(browser, site)
+    sent: list[dict[str, Any]] = []
+    screen, received = await open_screen(browser, site, sent)
     phone = await Session.connect(site.url)
     await phone.request("remote.open", key=staff["key"])
     await phone.request("screen.pair", code=await pairing_code(received))
@@ -275,6 +294,7 @@ async def test_the_screen_comes_back_by_itself_after_the_server_restarts(
         await wait_playing(screen)
         await screen.eval("() => { window.firstPc = window.lampio.pc; }")
 
+    sent_before, received_before = len(sent), len(received)
     await site.stop()
     await wait_text(screen, "#tv-status", "Yhteys katkesi.")
     await site.start()  # the same port, the same Redis: the same shows, screens and tokens
@@ -284,6 +304,16 @@ async def test_the_screen_comes_back_by_itself_after_the_server_restarts(
         await wait_text(screen, "#tv-status", "Nyt suorana.")
         assert await text_of(screen, "#tv-title") == "Yhteislaulu"
         assert "screen.hello" in screen.sent and screen.sent.count("watch.join") >= 2
+    # it came back as the same member of the same lobby (not a second member in any lobby, its
+    # old presence counting the room twice until it fades)
+    [*_, seated] = [m for m in sent[:sent_before] if m.get("type") == "watch.join"]
+    [*_, seat] = [
+        m["result"]
+        for m in received[:received_before]
+        if m.get("id") == seated["id"] and "result" in m
+    ]
+    back = next(m for m in sent[sent_before:] if m.get("type") == "watch.join")
+    assert back["lobby"] == seat["lobby"]["code"] and back["session"] == seat["session"]
 
 
 @needs_axe
@@ -303,3 +333,124 @@ async def test_the_pairing_code_is_large_and_accessible_on_tablets_and_tvs(
     # the code survives a reload (the screen remembers its pending token)
     await screen.page.reload()
     await wait_text(screen, "#pair-code", f"{code[:3]} {code[3:]}")
+
+
+async def test_the_code_renews_by_itself_and_the_phone_says_to_read_the_new_one(
+    browser: Browser, site: Site
+) -> None:
+    """The code has a time limit (10 minutes): the screen shows a new one by itself, and a phone
+    that types the old one is told to read the new one on the screen."""
+    staff = await site.post("/api/staff-keys", {"label": "Hoivakoti Kuusela"})
+    site.screens.pairing_lifetime = 2
+    screen, received = await open_screen(browser, site)
+    old = await pairing_code(received)
+    site.screens.pairing_lifetime = 600  # the next code lasts
+    await wait_text(screen, "#pair-code", f"{old[:3]} {old[3:]}")
+
+    async def new_code() -> str:
+        shown = (await text_of(screen, "#pair-code")).replace(" ", "")
+        return shown if shown and shown != old else ""
+
+    fresh = await until(new_code, 10)  # nobody touched anything
+    phone = await open_tab(browser, site.url + "/screen/pair")
+    key = phone.page.get_by_label("Kirjoita avain, jonka sait järjestäjältä")
+    await key.fill(staff["key"])
+    await key.press("Enter")
+    await wait_text(phone, "#signed-in", "Hoivakoti Kuusela")
+    await phone.page.get_by_label("Näytön koodi").fill(old)
+    await phone.page.get_by_role("button", name="Yhdistä näyttö").click()
+    await wait_text(phone, "#pair-status", "Näytöllä on nyt uusi koodi: katso se näytöltä")
+    await phone.page.get_by_label("Näytön koodi").fill(fresh)
+    await phone.page.get_by_role("button", name="Yhdistä näyttö").click()
+    await wait_text(phone, "#pair-status", "on yhdistetty")
+    await wait_text(screen, "#tv-status", "Ohjelmassa ei ole nyt esityksiä.")
+
+
+async def test_a_screen_that_cannot_carry_on_starts_over_by_itself(
+    browser: Browser, site: Site
+) -> None:
+    """Whatever fails, the screen never stays stuck: a failed hello starts the connection over, and
+    a screen forgotten behind its back shows a new code."""
+    limiter = site.app[NEW_PAIRING_LIMITER]
+    site.screens.pairing_lifetime = 2
+    screen, received = await open_screen(browser, site)
+    old = await pairing_code(received)
+    site.screens.pairing_lifetime = 600
+
+    # the code expires and no new one can be had right now: not the old code forever, but over
+    limiter.limit = 0
+    await wait_text(screen, "#tv-status", "Yhteys katkesi.")
+    assert await screen.eval("() => document.getElementById('pairing').hidden")
+    limiter.limit = 30
+    await wait_text(screen, "#pairing-title", "Yhdistä tämä näyttö")
+
+    async def new_code() -> str:
+        shown = (await text_of(screen, "#pair-code")).replace(" ", "")
+        return (
+            shown
+            if shown
+            and shown != old
+            and not await screen.eval("() => document.getElementById('pairing').hidden")
+            else ""
+        )
+
+    code = await until(new_code, 30)
+
+    # paired, then forgotten without a word to the screen: its next report finds that out
+    staff = await site.post("/api/staff-keys", {"label": "Hoivakoti Kuusela"})
+    phone = await Session.connect(site.url)
+    try:
+        await phone.request("remote.open", key=staff["key"])
+        paired = (await phone.request("screen.pair", code=code))["screen"]
+        await wait_text(screen, "#tv-status", "Ohjelmassa ei ole nyt esityksiä.")
+        await site.screens.forget(paired["id"])
+        await site.app[BUS].publish(
+            screen_channel(paired["id"]), {"type": "screen.control", "screen": paired}
+        )
+        await wait_text(screen, "#tv-status", "Odottaa, että henkilökunta yhdistää näytön.")
+        code = await until(new_code, 10)
+
+        # unpaired while no new code can be had: it does not carry on as if still paired
+        paired = (await phone.request("screen.pair", code=code))["screen"]
+        await wait_text(screen, "#tv-status", "Ohjelmassa ei ole nyt esityksiä.")
+        limiter.limit = 0
+        await phone.request("remote.forget", screen=paired["id"])
+        await wait_text(screen, "#tv-status", "Yhteys katkesi.")
+        limiter.limit = 30
+        await wait_text(screen, "#tv-status", "Odottaa, että henkilökunta yhdistää näytön.", 30)
+    finally:
+        await phone.close()
+
+
+async def test_the_phone_keeps_its_key_and_is_never_blank(
+    browser: Browser, site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A care home's phones share an address: too many wrong keys from it make the remote wait,
+    they do not wipe the saved key; any other failure shows the key view and tries again."""
+    staff = await site.post("/api/staff-keys", {"label": "Hoivakoti Kuusela"})
+    phone = await open_tab(browser, site.url + "/screen/pair")
+    key = phone.page.get_by_label("Kirjoita avain, jonka sait järjestäjältä")
+    await key.fill(staff["key"])
+    await key.press("Enter")
+    await wait_text(phone, "#signed-in", "Hoivakoti Kuusela")
+    saved = "() => localStorage.getItem('lampio.staff.key')"
+
+    limiter = site.app[STAFF_KEY_LIMITER]
+    limiter.limit, limiter.window = 0, 1  # as after ten wrong keys: "wait a second"
+    await phone.page.reload()
+    await wait_text(phone, "#key-status", "Odota hetki: avain on tallessa")
+    assert await phone.eval(saved) == staff["key"]
+    limiter.limit = 10
+    await phone.page.locator("#remote-view").wait_for(state="visible", timeout=20_000)
+
+    async def broken(secret: str) -> None:
+        raise RuntimeError("the bus is down")
+
+    monkeypatch.setattr(site.screens, "staff_key", broken)
+    await phone.page.reload()
+    await wait_text(phone, "#key-status", "Kaukosäädin ei vielä auennut.")
+    assert await phone.eval("() => !document.getElementById('key-view').hidden")
+    assert await phone.eval(saved) == staff["key"]
+    monkeypatch.undo()
+    await phone.page.locator("#remote-view").wait_for(state="visible", timeout=30_000)
+    await wait_text(phone, "#signed-in", "Hoivakoti Kuusela")

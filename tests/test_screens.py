@@ -13,7 +13,8 @@ from aiohttp.test_utils import TestServer
 from clients.client import ProtocolError, Session
 from lampio_stream.app import create_app
 from rooms.bus import Bus
-from signaling.screens import PAIR_FAILURES_ALLOWED, SCREENS
+from rooms.screens import Screen, Screens
+from signaling.screens import PAIR_FAILURES_ALLOWED, SCREENS, STAFF_KEY_FAILURES_ALLOWED
 from tests.conftest import ORGANISER_KEY, make_config
 from tests.helpers import eventually
 from tests.test_live import Node
@@ -162,13 +163,108 @@ async def test_wrong_expired_and_guessed_codes(node: Node) -> None:
             await phone.request("screen.pair", code="12 34")
         assert short.value.code == "invalid_input"
         wrong = "000000" if fresh["code"] != "000000" else "111111"
-        for _ in range(PAIR_FAILURES_ALLOWED - 3):  # one expired, one short, one wrong key before
+        # one expired and one short before (the wrong staff key counts apart, see below)
+        for _ in range(PAIR_FAILURES_ALLOWED - 2):
             with pytest.raises(ProtocolError) as guess:
                 await phone.request("screen.pair", code=wrong)
             assert guess.value.code == "pairing_not_found"
         with pytest.raises(ProtocolError) as limited:
             await phone.request("screen.pair", code=fresh["code"])  # even the right one, now
         assert limited.value.code == "rate_limited" and limited.value.details["retry_after"] > 0
+    finally:
+        await screen.close()
+        await phone.close()
+
+
+async def test_wrong_codes_do_not_lock_the_care_home_out_of_its_remote(node: Node) -> None:
+    """The phones of a care home share one address: a colleague's wrong codes limit pairing, not
+    opening the remote; only wrong staff keys limit that."""
+    key = await staff_key(node)
+    typo = await connect(node)
+    colleague = await connect(node)
+    try:
+        await typo.request("remote.open", key=key)
+        for _ in range(PAIR_FAILURES_ALLOWED):
+            with pytest.raises(ProtocolError) as guess:
+                await typo.request("screen.pair", code="000000")
+            assert guess.value.code == "pairing_not_found"
+        with pytest.raises(ProtocolError) as limited:
+            await typo.request("screen.pair", code="000000")
+        assert limited.value.code == "rate_limited"
+        # another phone of the same care home still opens its remote, with its screens
+        opened = await colleague.request("remote.open", key=key)
+        assert opened["staff"]["label"] == "Hoivakoti Kuusela"
+
+        # wrong staff keys have a limit of their own, per address
+        for _ in range(STAFF_KEY_FAILURES_ALLOWED):
+            with pytest.raises(ProtocolError) as wrong:
+                await typo.request("remote.open", key="not-a-key")
+            assert wrong.value.code == "forbidden"
+        with pytest.raises(ProtocolError) as locked:
+            await colleague.request("remote.open", key=key)
+        assert locked.value.code == "rate_limited" and locked.value.details["retry_after"] > 0
+    finally:
+        await typo.close()
+        await colleague.close()
+
+
+async def test_a_malformed_status_is_refused_as_invalid_input(node: Node) -> None:
+    key = await staff_key(node)
+    screen, phone, token, _ = await pair(node, key)
+    try:
+        await screen.next_event("screen.paired")
+        await screen.request("screen.hello", token=token)
+        for bad in [
+            {"state": "live", "sound": []},
+            {"state": "live", "sound": {}},
+            {"state": "live", "sound": 1},
+            {"state": "nope"},
+            {"state": "live", "show": ["x"]},
+            {"state": "live", "show": {}},
+        ]:
+            with pytest.raises(ProtocolError) as refused:
+                await screen.request("screen.status", **bad)
+            assert refused.value.code == "invalid_input", bad
+        # the same connection carries on
+        reply = await screen.request("screen.status", state="waiting", sound="off", show=None)
+        assert reply["show"] is None
+    finally:
+        await screen.close()
+        await phone.close()
+
+
+async def test_a_key_revoked_while_it_pairs_leaves_no_screen_behind(
+    node: Node, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The organiser revokes the key just as staff confirm a code: the revocation scans for the
+    key's screens before the pairing saves its screen; the pairing must see that and undo itself."""
+    key = await staff_key(node)
+    screens: Screens = node.server.app[SCREENS]  # type: ignore[index]
+    [entry] = await screens.staff_keys()
+    save = screens._save
+    revoked: list[Screen] = []
+
+    async def revoke_then_save(screen: Screen, token_digest: str) -> None:
+        if not revoked:
+            revoked.append(screen)
+            assert await screens.revoke_key(entry.id) == []  # nothing to forget yet
+        await save(screen, token_digest)
+
+    monkeypatch.setattr(screens, "_save", revoke_then_save)
+    screen = await connect(node)
+    phone = await connect(node)
+    try:
+        hello = await screen.request("screen.hello")
+        await phone.request("remote.open", key=key)
+        with pytest.raises(ProtocolError) as refused:
+            await phone.request("screen.pair", code=hello["code"])
+        assert refused.value.code == "forbidden"
+        assert revoked and await screens.of_staff(entry.id) == []
+        assert await screens.by_token(hello["token"]) is None
+        # the TV is told, and shows a new code
+        await screen.next_event("screen.unpaired")
+        again = await screen.request("screen.hello", token=hello["token"])
+        assert again["state"] == "pairing" and again["code"] != hello["code"]
     finally:
         await screen.close()
         await phone.close()

@@ -140,8 +140,15 @@ el.signout.addEventListener('click', () => {
   desk.key = '';
   desk.shows = [];
   desk.keys = [];
+  desk.confirming = '';
+  // empty the hidden desk too: its show links carry the performers' secret tokens
+  renderShows();
+  renderKeys();
   el.newKey.hidden = true;
   el.newKeyValue.textContent = '';
+  for (const note of [el.status, el.createStatus, el.keyStatus]) note.textContent = '';
+  el.createForm.reset();
+  el.label.value = '';
   showDesk(false);
   el.keyInput.focus();
 });
@@ -149,9 +156,13 @@ el.signout.addEventListener('click', () => {
 // -- shows ---------------------------------------------------------------------------------------
 
 async function loadShows() {
+  const key = desk.key;
   try {
-    desk.shows = (await api('GET', '/api/shows')).shows;
+    const shows = (await api('GET', '/api/shows')).shows;
+    if (desk.key !== key) return;  // signed out meanwhile: show nothing
+    desk.shows = shows;
   } catch (error) {
+    if (desk.key !== key) return;
     el.status.textContent = words(error);
   }
   renderShows();
@@ -248,9 +259,13 @@ el.createForm.addEventListener('submit', async (event) => {
 // -- staff keys ----------------------------------------------------------------------------------
 
 async function loadKeys() {
+  const key = desk.key;
   try {
-    desk.keys = (await api('GET', '/api/staff-keys')).staff_keys;
+    const keys = (await api('GET', '/api/staff-keys')).staff_keys;
+    if (desk.key !== key) return;  // signed out meanwhile: show nothing
+    desk.keys = keys;
   } catch (error) {
+    if (desk.key !== key) return;
     el.status.textContent = words(error);
   }
   renderKeys();
@@ -336,8 +351,10 @@ el.keyForm.addEventListener('submit', async (event) => {
     return;
   }
   el.label.removeAttribute('aria-invalid');
+  const key = desk.key;
   try {
     const issued = await api('POST', '/api/staff-keys', { label });
+    if (desk.key !== key) return;  // signed out meanwhile: the new key is not shown on this page
     el.label.value = '';
     el.newKeyValue.textContent = issued.key;
     el.newKey.hidden = false;

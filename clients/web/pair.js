@@ -24,6 +24,11 @@ import { ProtocolError, openWithRetry } from './protocol.js';
 const KEY = 'lampio.staff.key';
 const AWAY_AFTER = 30;  // seconds without news from a screen before it counts as away
 const HEADS_MAX = 200;
+const QUICK = 5;  // a connection that ends within this many seconds counts as a failed attempt
+const WAIT_MAX = 60;  // seconds at most between tries while this address may not open the remote
+
+const sleep = (/** @type {number} */ seconds) =>
+  new Promise((resolve) => setTimeout(resolve, seconds * 1000));
 
 const byId = (/** @type {string} */ id) => /** @type {HTMLElement} */ (document.getElementById(id));
 
@@ -54,6 +59,7 @@ const remote = {
   key: localStorage.getItem(KEY) ?? '',
   label: '',
   /** @type {'key' | 'remote' | 'none'} */ view: 'none',
+  /** Counts the tries to open the remote: a newer one ends an older one's waiting. */ tries: 0,
   /** @type {Map<string, Card>} */ cards: new Map(),
   /** @type {Show[]} */ shows: [],
 };
@@ -72,21 +78,55 @@ function setConn(conn) {
 }
 
 async function run() {
+  let failures = 0;
   for (;;) {
     const connection = await openWithRetry({ onRetry: () => setConn('lost') });
+    const opened = performance.now();
     const closed = new Promise((resolve) => connection.on('closed', resolve));
     remote.connection = connection;
     connection.on('*', (event) => onEvent(connection, event));
     setConn('online');
     if (remote.key) {
-      await open(connection).catch((error) => console.warn('remote:', error));
+      await openRemote(connection);
     } else {
       show('key');
     }
     await closed;
     remote.connection = null;
     setConn('lost');
-    await new Promise((resolve) => setTimeout(resolve, 1000));
+    // a node that accepts and then drops or fails us at once: wait longer each time (at most 15 s)
+    failures = (performance.now() - opened) / 1000 < QUICK ? failures + 1 : 0;
+    await sleep(failures ? Math.min(15, 2 ** (failures - 1)) : 1);
+  }
+}
+
+/**
+ * Open the remote, and never leave the page blank: a wrong or revoked key is forgotten; while this
+ * address has tried too many wrong keys, the key is kept and tried again by itself; any other
+ * failure shows the key view with a note and starts over on a new connection (the run loop's
+ * growing pauses).
+ * @param {Connection} connection
+ */
+async function openRemote(connection) {
+  const attempt = ++remote.tries;
+  for (;;) {
+    try {
+      await open(connection);
+      return;
+    } catch (error) {
+      if (attempt !== remote.tries || connection !== remote.connection) return;
+      if (error instanceof ProtocolError && error.code === 'rate_limited') {
+        keyNote(t('pair_key_wait'));
+        const asked = Number(error.details.retry_after);
+        await sleep(Math.min(WAIT_MAX, asked > 0 ? asked : WAIT_MAX));
+        if (attempt !== remote.tries || connection !== remote.connection || !remote.key) return;
+        continue;
+      }
+      console.warn('remote: could not open', error);
+      keyNote(t('pair_open_failed'));
+      connection.close();
+      return;
+    }
   }
 }
 
@@ -100,6 +140,7 @@ async function open(connection) {
     localStorage.setItem(KEY, remote.key);
     remote.label = opened.staff.label;
     el.keyInput.value = '';
+    el.keyInput.removeAttribute('aria-invalid');
     el.keyStatus.textContent = '';
     await loadShows();
     for (const card of remote.cards.values()) card.root.remove();
@@ -107,9 +148,8 @@ async function open(connection) {
     for (const screen of opened.screens) addCard(screen, screen.status);
     show('remote');
   } catch (error) {
-    const code = error instanceof ProtocolError ? error.code : '';
-    if (code === 'forbidden') forgetKey(t('pair_key_wrong'));
-    else if (code === 'rate_limited') forgetKey(t('pair_wait'));
+    // only a wrong or revoked key is forgotten; anything else keeps it for the next try
+    if (error instanceof ProtocolError && error.code === 'forbidden') forgetKey(t('pair_key_wrong'));
     else throw error;
   }
 }
@@ -121,6 +161,16 @@ function forgetKey(why) {
   show('key');
   el.keyStatus.textContent = why;
   el.keyInput.setAttribute('aria-invalid', 'true');
+}
+
+/**
+ * The remote could not open, through no fault of the key: say so on the key view (the key stays).
+ * @param {string} why
+ */
+function keyNote(why) {
+  show('key');
+  el.keyStatus.textContent = why;
+  el.keyInput.removeAttribute('aria-invalid');
 }
 
 /** @param {'key' | 'remote'} view */
@@ -362,9 +412,8 @@ el.keyForm.addEventListener('submit', (event) => {
   }
   el.keyInput.removeAttribute('aria-invalid');
   remote.key = key;
-  if (remote.connection) open(remote.connection).catch(() => {
-    el.keyStatus.textContent = t('pair_error');
-  });
+  // without a connection now, the run loop opens the remote with this key once it has one
+  if (remote.connection) openRemote(remote.connection);
 });
 
 el.pairForm.addEventListener('submit', async (event) => {
@@ -406,6 +455,8 @@ el.pairForm.addEventListener('submit', async (event) => {
 el.signOut.addEventListener('click', () => {
   localStorage.removeItem(KEY);
   remote.key = '';
+  remote.label = '';
+  remote.tries++;  // a try waiting to open the remote again stops
   for (const card of remote.cards.values()) card.root.remove();
   remote.cards.clear();
   remote.connection?.close();  // a fresh connection listens to no care home
@@ -443,4 +494,5 @@ setInterval(loadShows, 60_000);
 
 setupLangButtons(renderAll);
 renderAll();
+if (!remote.key) show('key');  // no need to wait for the connection to ask for the key
 run();

@@ -26,6 +26,7 @@ import { ProtocolError, iceGatheringComplete, openWithRetry } from './protocol.j
 
 const TOKEN_KEY = 'lampio.screen.token';
 const SEAT_KEY = 'lampio.screen.seat';
+const LOBBY_KEY = 'lampio.screen.lobby';  // {show, lobby}: the lobby it sits in, for coming back
 const STATUS_EVERY = 10;  // seconds between reports to the staff's phones
 const CAPTION_FOR = 12;  // seconds a caption stays without a new one
 const NOTE_FOR = 6;
@@ -57,7 +58,8 @@ const tv = {
   /** The id of the show it means to watch ('' none). */ target: '',
   /** The id of the show `watch.join` seated it in, and with how many heads. */ joined: '',
   joinedHeads: 0,
-  lobby: '',
+  /** @type {{show: string, lobby: string}} the lobby it sits in (kept across reconnects) */
+  seat: readSeat(),
   /** The target went live while joining. */ liveSeen: false,
   /** @type {RTCPeerConnection | null} */ pc: null,
   /** @type {{video?: string, audio?: string} | null} */ codecs: null,
@@ -81,6 +83,22 @@ Object.defineProperty(window, 'lampio', {
   },
 });
 
+/** @returns {{show: string, lobby: string}} */
+function readSeat() {
+  try {
+    const seat = JSON.parse(localStorage.getItem(LOBBY_KEY) ?? '');
+    if (typeof seat?.show === 'string' && typeof seat?.lobby === 'string') return seat;
+  } catch { /* none yet */ }
+  return { show: '', lobby: '' };
+}
+
+/** @param {string} show @param {string} lobby */
+function keepSeat(show, lobby) {
+  tv.seat = { show, lobby };
+  if (lobby) localStorage.setItem(LOBBY_KEY, JSON.stringify(tv.seat));
+  else localStorage.removeItem(LOBBY_KEY);
+}
+
 /**
  * Run `fn` after the actions before it; its failure is logged and does not stop the next.
  * @template T
@@ -95,6 +113,26 @@ function act(fn) {
 
 const sleep = (/** @type {number} */ seconds) =>
   new Promise((resolve) => setTimeout(resolve, seconds * 1000));
+
+/**
+ * Something the screen cannot go on without failed (a hello, a report): close the connection, so
+ * that the run loop starts over (with its growing pauses) instead of leaving the screen stuck.
+ * @param {Connection} connection
+ * @param {unknown} error
+ */
+function startOver(connection, error) {
+  if (connection !== tv.connection) return;
+  console.warn('screen: starting over', error);
+  connection.close();
+}
+
+/**
+ * Say hello again (after pairing, unpairing, or when the code expires); if that fails, start over.
+ * @param {Connection} connection
+ */
+function helloAgain(connection) {
+  act(() => hello(connection)).catch((error) => startOver(connection, error));
+}
 
 // -- what the screen shows -----------------------------------------------------------------------
 
@@ -176,7 +214,7 @@ async function run() {
     clearInterval(tv.statusTimer);
     clearTimeout(tv.pairTimer);
     closeMedia();
-    tv.joined = '';
+    tv.joined = '';  // tv.seat stays: the same member comes back to the same lobby
     setPhase('reconnecting');
     // a node that accepts and then drops us at once: wait longer each time (at most 15 s)
     failures = (performance.now() - opened) / 1000 < QUICK ? failures + 1 : 0;
@@ -202,10 +240,8 @@ async function hello(connection) {
     tv.target = '';
     tv.pairing = reply;
     setPhase('pairing');
-    // when the code expires, ask again: the server hands out a new one
-    tv.pairTimer = window.setTimeout(
-      () => act(() => hello(connection)), (reply.expires_in + 1) * 1000,
-    );
+    // when the code expires, ask again: the server hands out a new one, shown by itself
+    tv.pairTimer = window.setTimeout(() => helloAgain(connection), (reply.expires_in + 1) * 1000);
     return;
   }
   tv.pairing = null;
@@ -226,15 +262,24 @@ function report(connection) {
     if (connection !== tv.connection || !tv.screen) return;
     const state = tv.phase === 'reconnecting' ? 'lost' : tv.phase;
     if (state === 'pairing') return;
-    const reply = await connection.request('screen.status', {
-      state, sound: tv.sound, show: tv.target || null,
-    });
+    let reply;
+    try {
+      reply = await connection.request('screen.status', {
+        state, sound: tv.sound, show: tv.target || null,
+      });
+    } catch (error) {
+      if (!(error instanceof ProtocolError && error.code === 'screen_not_found')) throw error;
+      // forgotten while no `screen.unpaired` could reach us: drop the token, show a new code
+      localStorage.removeItem(TOKEN_KEY);
+      await hello(connection);
+      return;
+    }
     if (connection !== tv.connection) return;
     tv.screen = reply.screen;
     applyVolume();
     render();
     await goTo(connection, reply.show);
-  });
+  }).catch((error) => startOver(connection, error));
 }
 
 /**
@@ -245,11 +290,11 @@ function onEvent(connection, event) {
   if (connection !== tv.connection) return;
   switch (event.type) {
     case 'screen.paired':
-      act(() => hello(connection));
+      helloAgain(connection);
       break;
     case 'screen.unpaired':
       localStorage.removeItem(TOKEN_KEY);
-      act(() => hello(connection));
+      helloAgain(connection);
       break;
     case 'screen.control':
       tv.screen = event.screen;
@@ -301,6 +346,7 @@ async function goTo(connection, show) {
   const heads = tv.screen.head_count;
   if (tv.joined === show.id && tv.joinedHeads === heads) return;
   const same = tv.joined === show.id;
+  const lobby = tv.seat.show === show.id ? tv.seat.lobby : '';  // ours, before a reconnect too
   if (!same) {
     await leaveShow(connection);
     tv.liveSeen = false;
@@ -310,9 +356,10 @@ async function goTo(connection, show) {
   /** @type {Record<string, unknown>} */
   const fields = { code: show.code, head_count: heads, screen: true };
   if (tv.screen.name) fields.name = tv.screen.name;
-  const seat = localStorage.getItem(SEAT_KEY);
-  if (seat) fields.session = seat;
-  if (same && tv.lobby) fields.lobby = tv.lobby;
+  // the same member (session) of the same lobby as before, also after a reconnect or a reload
+  const session = localStorage.getItem(SEAT_KEY);
+  if (session) fields.session = session;
+  if (lobby) fields.lobby = lobby;
   let joined;
   try {
     try {
@@ -334,7 +381,7 @@ async function goTo(connection, show) {
   if (connection !== tv.connection) return;
   tv.joined = show.id;
   tv.joinedHeads = heads;
-  tv.lobby = joined.lobby?.code ?? '';
+  keepSeat(show.id, joined.lobby?.code ?? '');
   localStorage.setItem(SEAT_KEY, joined.session);
   tv.show = joined.show;
   render();
@@ -346,9 +393,9 @@ async function goTo(connection, show) {
 /** @param {Connection} connection */
 async function leaveShow(connection) {
   closeMedia();
+  keepSeat('', '');
   if (!tv.joined) return;
   tv.joined = '';
-  tv.lobby = '';
   await connection.request('watch.leave').catch(() => {});
 }
 
