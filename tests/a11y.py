@@ -49,3 +49,49 @@ async def assert_accessible(page: Page, state: str) -> None:
     """Fail with axe's findings if the page, in the named state, breaks a WCAG A/AA rule."""
     violations = await axe_violations(page)
     assert not violations, f"{state}: {len(violations)} axe violations\n{describe(violations)}"
+
+
+# Text that overlaps other text, leaves the screen, or is cut by its box; and a page that scrolls
+# sideways. Text is measured per text node, so a label and its button's words are apart.
+LAYOUT_PROBLEMS = """() => {
+  const problems = [];
+  const width = document.documentElement.clientWidth;
+  const boxes = [];
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    const text = node.textContent.trim();
+    const parent = node.parentElement;
+    if (!text || !parent || parent.closest('.sr-only, [aria-hidden="true"], option')) continue;
+    const range = document.createRange();
+    range.selectNodeContents(node);
+    for (const rect of range.getClientRects()) {
+      if (rect.width < 1 || rect.height < 1) continue;
+      const box = {text: text.slice(0, 40), l: rect.left, r: rect.right,
+                   t: rect.top + scrollY, b: rect.bottom + scrollY};
+      if (box.r > width + 1 || box.l < -1) problems.push(`off the screen: ${box.text}`);
+      boxes.push(box);
+    }
+    for (let el = parent; el && el !== document.body; el = el.parentElement) {
+      const style = getComputedStyle(el);
+      if (style.overflowX !== 'visible' && el.scrollWidth > el.clientWidth + 1) {
+        problems.push(`cut by ${el.tagName}#${el.id}.${el.className}: ${text.slice(0, 40)}`);
+        break;
+      }
+    }
+  }
+  for (let i = 0; i < boxes.length; i++) {
+    for (let j = i + 1; j < boxes.length; j++) {
+      const a = boxes[i], b = boxes[j];
+      const x = Math.min(a.r, b.r) - Math.max(a.l, b.l);
+      const y = Math.min(a.b, b.b) - Math.max(a.t, b.t);
+      if (x > 2 && y > 2) problems.push(`overlap: ${a.text} / ${b.text}`);
+    }
+  }
+  if (document.documentElement.scrollWidth > width + 1) problems.push('the page scrolls sideways');
+  return [...new Set(problems)];
+}"""
+
+
+async def layout_problems(page: Page, state: str) -> None:
+    problems = await page.evaluate(LAYOUT_PROBLEMS)
+    assert not problems, f"{state}: {problems}"

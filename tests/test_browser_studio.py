@@ -13,10 +13,9 @@ import pytest_asyncio
 from playwright.async_api import Browser
 
 from clients.client import Session
-from tests.a11y import assert_accessible, needs_axe
+from tests.a11y import assert_accessible, layout_problems, needs_axe
 from tests.browser import Node, Tab, chromium, needs_chromium, open_tab, serve, until
 from tests.test_browser_live import go_live, text_of, wait_text
-from tests.test_browser_watch import layout_problems
 
 pytestmark = [
     pytest.mark.browser,

@@ -14,7 +14,7 @@ import pytest_asyncio
 from playwright.async_api import Browser, Page
 
 from clients.client import Session
-from tests.a11y import assert_accessible, needs_axe
+from tests.a11y import assert_accessible, layout_problems, needs_axe
 from tests.browser import (
     SCREENSHOTS,
     Node,
@@ -146,6 +146,13 @@ async def test_keypad_to_a_live_show_with_captions_reactions_and_chat(
     # the chat can be hidden, and leaving goes back to the programme; the name is remembered
     await viewer.page.get_by_role("button", name="Näytä keskustelu").click()
     assert await viewer.page.locator("#foyer").is_hidden()
+    # one tap makes the show fill the whole screen, and one more brings the browser back
+    full = viewer.page.get_by_role("button", name="Koko näyttö")
+    await full.click()
+    await until(lambda: viewer.eval("() => document.fullscreenElement !== null"), 5)
+    await until(lambda: _pressed(full), 5)
+    await full.click()
+    await until(lambda: viewer.eval("() => document.fullscreenElement === null"), 5)
     await viewer.page.get_by_role("button", name="Lopeta katselu").click()
     await card.get_by_role("button").click()
     assert await viewer.page.get_by_label("Nimesi muille katsojille").input_value() == "Aino"
@@ -313,52 +320,6 @@ async def _not_ducked(viewer: Tab) -> bool:
 
 async def _focus_is(page: Page, element_id: str) -> bool:
     return bool(await page.evaluate("(id) => document.activeElement?.id === id", element_id))
-
-
-# Text that overlaps other text, leaves the screen, or is cut by its box; and a page that scrolls
-# sideways. Text is measured per text node, so a label and its button's words are apart.
-LAYOUT_PROBLEMS = """() => {
-  const problems = [];
-  const width = document.documentElement.clientWidth;
-  const boxes = [];
-  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
-  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
-    const text = node.textContent.trim();
-    const parent = node.parentElement;
-    if (!text || !parent || parent.closest('.sr-only, [aria-hidden="true"], option')) continue;
-    const range = document.createRange();
-    range.selectNodeContents(node);
-    for (const rect of range.getClientRects()) {
-      if (rect.width < 1 || rect.height < 1) continue;
-      const box = {text: text.slice(0, 40), l: rect.left, r: rect.right,
-                   t: rect.top + scrollY, b: rect.bottom + scrollY};
-      if (box.r > width + 1 || box.l < -1) problems.push(`off the screen: ${box.text}`);
-      boxes.push(box);
-    }
-    for (let el = parent; el && el !== document.body; el = el.parentElement) {
-      const style = getComputedStyle(el);
-      if (style.overflowX !== 'visible' && el.scrollWidth > el.clientWidth + 1) {
-        problems.push(`cut by ${el.tagName}#${el.id}.${el.className}: ${text.slice(0, 40)}`);
-        break;
-      }
-    }
-  }
-  for (let i = 0; i < boxes.length; i++) {
-    for (let j = i + 1; j < boxes.length; j++) {
-      const a = boxes[i], b = boxes[j];
-      const x = Math.min(a.r, b.r) - Math.max(a.l, b.l);
-      const y = Math.min(a.b, b.b) - Math.max(a.t, b.t);
-      if (x > 2 && y > 2) problems.push(`overlap: ${a.text} / ${b.text}`);
-    }
-  }
-  if (document.documentElement.scrollWidth > width + 1) problems.push('the page scrolls sideways');
-  return [...new Set(problems)];
-}"""
-
-
-async def layout_problems(page: Page, state: str) -> None:
-    problems = await page.evaluate(LAYOUT_PROBLEMS)
-    assert not problems, f"{state}: {problems}"
 
 
 @pytest.mark.parametrize(

@@ -89,6 +89,7 @@ const el = {
   mic: /** @type {HTMLButtonElement} */ (byId('mic-button')),
   captions: /** @type {HTMLButtonElement} */ (byId('captions-button')),
   chatToggle: /** @type {HTMLButtonElement} */ (byId('chat-button')),
+  fullscreen: /** @type {HTMLButtonElement} */ (byId('fullscreen-button')),
   back: /** @type {HTMLButtonElement} */ (byId('back-button')),
   foyer: byId('foyer'),
   foyerNote: byId('foyer-note'),
@@ -1131,6 +1132,17 @@ el.chatToggle.addEventListener('click', () => {
   settings.chat = !settings.chat;
   keep(CHAT_KEY, settings.chat ? 'on' : 'off');
   renderChatShown();
+});
+
+// The whole page full screen (the browser's bars and the device's own go away), controls and all;
+// Esc or the same button brings them back. Hidden where the browser cannot do it (iPhone Safari).
+el.fullscreen.hidden = !document.fullscreenEnabled;
+el.fullscreen.addEventListener('click', () => {
+  if (document.fullscreenElement) document.exitFullscreen().catch(() => {});
+  else document.documentElement.requestFullscreen().catch(() => {});
+});
+document.addEventListener('fullscreenchange', () => {
+  el.fullscreen.setAttribute('aria-pressed', String(Boolean(document.fullscreenElement)));
 });
 
 // -- the lobby's voice: talk together during an intermission (clients/web/voice.js) ---------------
