@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import signal
 import socket
@@ -42,6 +43,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _exit_cleanly(_signum: int, _frame: object) -> None:
     raise SystemExit(0)
+
+
+# Young collections every 20,000 allocations (Python: 700) and the middle one every 50 of them:
+# with a thousand connections a full collection walks every object for 100 ms or more and stalls
+# chat; it comes when enough survivors were promoted, so promoting seldom makes it rare
+# (docs/benchmarks.md, interaction).
+GC_THRESHOLDS = (20_000, 50, 10)
+
+
+def tune_garbage_collector() -> None:
+    """Collect young objects in larger, rarer batches; leave what starting made to itself."""
+    gc.set_threshold(*GC_THRESHOLDS)
+    gc.freeze()  # modules, classes, the app: they live as long as the process
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -107,6 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     log.info(
         "serve.start", host=config.host, port=port, bus="redis" if config.redis_url else "memory"
     )
+    tune_garbage_collector()
     web.run_app(
         app,
         sock=sock,

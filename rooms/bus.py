@@ -8,7 +8,7 @@ to the same contract by ``tests/test_bus_contract.py``.
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -81,7 +81,7 @@ class Subscription(Protocol):
 
 
 class Bus(Protocol):
-    """Publish/subscribe, append-only streams, keys with expiry and counters."""
+    """Publish/subscribe, append-only streams, keys with expiry, groups and counters."""
 
     name: str
 
@@ -101,10 +101,51 @@ class Bus(Protocol):
         """Store ``message`` at the end of ``stream``, keep the ``maxlen`` newest; return its id."""
         ...
 
+    async def append_once(
+        self,
+        stream: str,
+        message: Message,
+        *,
+        once: str,
+        remember: float,
+        maxlen: int,
+        ttl: float | None = None,
+    ) -> tuple[str, bool]:
+        """:meth:`append`, unless an append with the same ``once`` key was made in the last
+        ``remember`` seconds: then that entry's id. True when it was such a repeat."""
+        ...
+
     async def read(
         self, stream: str, after: str = STREAM_START, count: int = 100
     ) -> list[StreamEntry]:
         """Entries of ``stream`` with ids after ``after``, oldest first, at most ``count``."""
+        ...
+
+    # Groups whose members expire one by one (who is in a lobby, a show's lobbies): one structure
+    # per group, so counting or listing a group is one call, however many it holds.
+    async def group_put(
+        self,
+        group: str,
+        member: str,
+        value: Message,
+        *,
+        ttl: float | None = None,
+        limit: int | None = None,
+    ) -> int:
+        """Put ``member`` in ``group`` (or refresh it) for ``ttl`` seconds (for good without);
+        with ``limit``, a newcomer only while fewer are in. How many are in now; 0 if refused."""
+        ...
+
+    async def group_remove(self, group: str, member: str) -> int:
+        """Take ``member`` out of ``group``; how many are still in."""
+        ...
+
+    async def group_members(self, groups: Sequence[str]) -> list[dict[str, Message]]:
+        """Each group's live members and their values, in one call for many groups."""
+        ...
+
+    async def group_sizes(self, groups: Sequence[str]) -> list[int]:
+        """How many live members each group has, in one call for many groups."""
         ...
 
     # Keys with expiry (presence, registry).

@@ -6,7 +6,7 @@ import asyncio
 import math
 import time
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 
 import structlog
@@ -98,6 +98,8 @@ class MemoryBus:
         self._streams: dict[str, _Stream] = {}
         self._values: dict[str, bytes] = {}
         self._expires: dict[str, float] = {}
+        # group → member → (encoded value, monotonic deadline or None for good)
+        self._groups: dict[str, dict[str, tuple[bytes, float | None]]] = {}
         self._closed = False
 
     # -- expiry ---------------------------------------------------------------------------------
@@ -171,6 +173,27 @@ class MemoryBus:
             self._expire(stream, ttl)
         return entry.id
 
+    async def append_once(
+        self,
+        stream: str,
+        message: Message,
+        *,
+        once: str,
+        remember: float,
+        maxlen: int,
+        ttl: float | None = None,
+    ) -> tuple[str, bool]:
+        """Append unless ``once`` was seen within ``remember`` seconds."""
+        self._check_open()
+        if remember <= 0:
+            raise BusError("remember must be positive")
+        if self._alive(once) and once in self._values:
+            return str(decode(self._values[once]).get("id", "")), True
+        entry_id = await self.append(stream, message, maxlen=maxlen, ttl=ttl)
+        self._values[once] = encode({"id": entry_id})
+        self._expire(once, remember)
+        return entry_id, False
+
     async def read(
         self, stream: str, after: str = STREAM_START, count: int = 100
     ) -> list[StreamEntry]:
@@ -227,6 +250,60 @@ class MemoryBus:
             for k in list(self._values) + list(self._streams)
             if k.startswith(prefix) and self._alive(k)
         )
+
+    # -- groups ---------------------------------------------------------------------------------
+
+    def _group(self, group: str) -> dict[str, tuple[bytes, float | None]]:
+        """The group's live members (the expired ones dropped)."""
+        members = self._groups.get(group)
+        if members is None:
+            return {}
+        now = time.monotonic()
+        for name in [n for n, (_, dl) in members.items() if dl is not None and now >= dl]:
+            del members[name]
+        if not members:
+            del self._groups[group]
+        return members
+
+    async def group_put(
+        self,
+        group: str,
+        member: str,
+        value: Message,
+        *,
+        ttl: float | None = None,
+        limit: int | None = None,
+    ) -> int:
+        """Put or refresh a member, within the limit."""
+        self._check_open()
+        if ttl is not None and ttl <= 0:
+            raise BusError("ttl must be positive")
+        members = self._group(group)
+        if limit is not None and member not in members and len(members) >= limit:
+            return 0
+        deadline = None if ttl is None else time.monotonic() + ttl
+        members[member] = (encode(value), deadline)
+        self._groups[group] = members
+        return len(members)
+
+    async def group_remove(self, group: str, member: str) -> int:
+        """Remove a member."""
+        self._check_open()
+        members = self._group(group)
+        members.pop(member, None)
+        if not members:
+            self._groups.pop(group, None)
+        return len(members)
+
+    async def group_members(self, groups: Sequence[str]) -> list[dict[str, Message]]:
+        """Live members with their values."""
+        self._check_open()
+        return [{m: decode(v) for m, (v, _) in self._group(g).items()} for g in groups]
+
+    async def group_sizes(self, groups: Sequence[str]) -> list[int]:
+        """Live member counts."""
+        self._check_open()
+        return [len(self._group(g)) for g in groups]
 
     # -- counters -------------------------------------------------------------------------------
 

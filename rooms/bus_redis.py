@@ -2,7 +2,9 @@
 
 Live events use Redis pub/sub over one connection per node, re-subscribed whenever Redis comes back;
 streams use Redis Streams (so acknowledged chat survives a node restart); keys and counters use
-plain keys with expiry.
+plain keys with expiry. A group is a hash of values beside a sorted set of expiry times (Redis's
+clock), both changed by small Lua scripts, so that a group is read or changed in one round trip and
+a seat limit holds however many nodes seat viewers at once.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import asyncio
 import contextlib
 import math
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 import redis.asyncio as redis
@@ -39,7 +41,106 @@ T = TypeVar("T")
 _GLOB_SPECIAL = re.compile(r"([*?\[\]\\])")
 SUBSCRIBE_CONFIRM_TIMEOUT = 5.0
 RECONNECT_DELAYS = (0.1, 0.25, 0.5, 1.0, 2.0)
+POOL_CONNECTIONS = 50  # per node, the pub/sub listener's included
+POOL_WAIT = 5.0  # seconds a command waits for a free connection before the bus is "unavailable"
 _UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, OSError)
+
+
+# Milliseconds on Redis's clock, so that every node's members expire by one clock.
+_NOW = """
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+"""
+# Expired members leave the hash too (HDEL in slices: Lua's unpack is bounded).
+_PRUNE = """
+local gone = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', string.format('%d', now))
+for i = 1, #gone, 1000 do
+  redis.call('HDEL', KEYS[1], unpack(gone, i, math.min(i + 999, #gone)))
+end
+if #gone > 0 then redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', string.format('%d', now)) end
+"""
+# KEYS: values, expiry; ARGV: member, value, ttl ms or '', limit or ''.
+_GROUP_PUT = (
+    _NOW
+    + _PRUNE
+    + """
+if ARGV[4] ~= '' and redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[4])
+    and not redis.call('ZSCORE', KEYS[2], ARGV[1]) then
+  return 0
+end
+local deadline = '+inf'
+if ARGV[3] ~= '' then deadline = string.format('%d', now + tonumber(ARGV[3])) end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('ZADD', KEYS[2], deadline, ARGV[1])
+-- The group's keys live as long as its longest-lived member.
+local last = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')
+if last[2] == 'inf' then
+  redis.call('PERSIST', KEYS[1])
+  redis.call('PERSIST', KEYS[2])
+else
+  redis.call('PEXPIREAT', KEYS[1], last[2])
+  redis.call('PEXPIREAT', KEYS[2], last[2])
+end
+return redis.call('ZCARD', KEYS[2])
+"""
+)
+# KEYS: values, expiry; ARGV: member.
+_GROUP_REMOVE = (
+    _NOW
+    + _PRUNE
+    + """
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('HDEL', KEYS[1], ARGV[1])
+return redis.call('ZCARD', KEYS[2])
+"""
+)
+# KEYS: values, expiry of each group in turn; ARGV: '1' for members and values, '' for sizes. A
+# group's members come back as one msgpack map {member: value} (the values are msgpack already),
+# one bulk string per group: redis-py's parser costs per element, msgpack's C decoder does not.
+_GROUP_READ = (
+    _NOW
+    + """
+local function u32(n)
+  return string.char(math.floor(n / 16777216) % 256, math.floor(n / 65536) % 256,
+                     math.floor(n / 256) % 256, n % 256)
+end
+local alive = '(' .. string.format('%d', now)
+local out = {}
+for i = 1, #KEYS, 2 do
+  if ARGV[1] == '1' then
+    local names = redis.call('ZRANGEBYSCORE', KEYS[i + 1], alive, '+inf')
+    local parts = {}
+    local n = 0
+    for j = 1, #names, 1000 do
+      local last = math.min(j + 999, #names)
+      local values = redis.call('HMGET', KEYS[i], unpack(names, j, last))
+      for k = j, last do
+        local value = values[k - j + 1]
+        if value then
+          n = n + 1
+          parts[#parts + 1] = string.char(0xdb) .. u32(#names[k]) .. names[k] .. value
+        end
+      end
+    end
+    out[#out + 1] = string.char(0xdf) .. u32(n) .. table.concat(parts)
+  else
+    out[#out + 1] = redis.call('ZCOUNT', KEYS[i + 1], alive, '+inf')
+  end
+end
+return out
+"""
+)
+# KEYS: stream, once; ARGV: encoded message, maxlen, stream ttl ms or '', remember ms. The once
+# key holds {"id": <entry id>} in msgpack (a map of one str), like any other value on this bus.
+_APPEND_ONCE = """
+local earlier = redis.call('GET', KEYS[2])
+if earlier then return {earlier, 1} end
+local id = redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[2], '*', 'd', ARGV[1])
+if ARGV[3] ~= '' then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
+redis.call('SET', KEYS[2], string.char(0x81, 0xa2) .. 'id' .. string.char(0xd9, #id) .. id,
+           'PX', ARGV[4])
+return {id, 0}
+"""
 
 
 class RedisBus:
@@ -58,17 +159,27 @@ class RedisBus:
         self._wake = asyncio.Event()
         self._closed = False
         self._listener = asyncio.create_task(self._listen(), name="bus-redis-listener")
+        # redis-py sends EVALSHA and loads a script again when Redis answers NOSCRIPT (a restart).
+        self._group_put = self._client.register_script(_GROUP_PUT)
+        self._group_remove = self._client.register_script(_GROUP_REMOVE)
+        self._group_read = self._client.register_script(_GROUP_READ)
+        self._append_once = self._client.register_script(_APPEND_ONCE)
 
     @classmethod
     async def connect(cls, url: str, *, namespace: str = "lampio:") -> RedisBus:
         """Open a bus on ``url``; it works once Redis answers and keeps trying while it does not."""
-        client = redis.Redis.from_url(
+        # A pool that waits for a free connection: the default one raises "Too many connections"
+        # as soon as 100 commands are in flight, which a burst of joins or a short stall reaches.
+        pool = redis.BlockingConnectionPool.from_url(
             url,
+            max_connections=POOL_CONNECTIONS,
+            timeout=POOL_WAIT,
             health_check_interval=10,
             socket_connect_timeout=2,
             socket_timeout=5,
             socket_keepalive=True,
         )
+        client = redis.Redis.from_pool(pool)
         bus = cls(client, namespace=namespace)
         try:
             await bus.ping()
@@ -234,6 +345,31 @@ class RedisBus:
 
         return await self._call(op)
 
+    async def append_once(
+        self,
+        stream: str,
+        message: Message,
+        *,
+        once: str,
+        remember: float,
+        maxlen: int,
+        ttl: float | None = None,
+    ) -> tuple[str, bool]:
+        """GET the once key, else XADD, PEXPIRE and SET it: one script, one round trip."""
+        if maxlen < 1:
+            raise BusError("maxlen must be at least 1")
+        keys = [self._k(stream), self._k(once)]
+        args: list[bytes | str | int] = [
+            encode(message),
+            maxlen,
+            "" if ttl is None else _ms(ttl),
+            _ms(remember),
+        ]
+        found, repeat = await self._call(lambda: self._append_once(keys=keys, args=args))
+        if repeat:
+            return str(decode(found).get("id", "")), True
+        return _text(found), False
+
     async def read(
         self, stream: str, after: str = STREAM_START, count: int = 100
     ) -> list[StreamEntry]:
@@ -275,6 +411,50 @@ class RedisBus:
             ]
 
         return sorted(await self._call(op))
+
+    # -- groups ---------------------------------------------------------------------------------
+
+    def _group_keys(self, group: str) -> list[str]:
+        return [self._k(f"group:{group}"), self._k(f"group-expiry:{group}")]
+
+    async def group_put(
+        self,
+        group: str,
+        member: str,
+        value: Message,
+        *,
+        ttl: float | None = None,
+        limit: int | None = None,
+    ) -> int:
+        """HSET and ZADD (score: expiry) after dropping the expired, within the limit."""
+        args = [
+            member,
+            encode(value),
+            "" if ttl is None else _ms(ttl),
+            "" if limit is None else limit,
+        ]
+        keys = self._group_keys(group)
+        return int(await self._call(lambda: self._group_put(keys=keys, args=args)))
+
+    async def group_remove(self, group: str, member: str) -> int:
+        """ZREM and HDEL."""
+        keys = self._group_keys(group)
+        return int(await self._call(lambda: self._group_remove(keys=keys, args=[member])))
+
+    async def group_members(self, groups: Sequence[str]) -> list[dict[str, Message]]:
+        """ZRANGEBYSCORE of the unexpired and HMGET of their values, for every group at once."""
+        if not groups:
+            return []
+        keys = [k for g in groups for k in self._group_keys(g)]
+        rows = await self._call(lambda: self._group_read(keys=keys, args=["1"]))
+        return [decode(row) for row in rows]
+
+    async def group_sizes(self, groups: Sequence[str]) -> list[int]:
+        """ZCOUNT of the unexpired, for every group at once."""
+        if not groups:
+            return []
+        keys = [k for g in groups for k in self._group_keys(g)]
+        return [int(n) for n in await self._call(lambda: self._group_read(keys=keys, args=[""]))]
 
     # -- counters -------------------------------------------------------------------------------
 

@@ -31,12 +31,13 @@ class ChatMuted(RoomsError):
 
 
 def lobby_channel(lobby_id: str) -> str:
-    """The bus channel of a lobby's live events (chat, members)."""
+    """The bus channel of a lobby's live events other than chat (members, voice)."""
     return f"lobby:{lobby_id}"
 
 
 def show_chat_channel(show_id: str) -> str:
-    """The bus channel where every lobby's chat of a show meets (the performer's feed)."""
+    """The bus channel of every lobby's chat of a show: each node hands a message to the members
+    of its lobby there and to the performer's feed, so a message is published once."""
     return f"showchat:{show_id}"
 
 
@@ -77,11 +78,6 @@ class Chat:
             raise InvalidInput("client_id is required (at most 64 characters)")
         if await self._bus.get(f"muted:{lobby.show_id}:{member.id}") is not None:
             raise ChatMuted("the performer has paused your chat")
-        # Per lobby and client id: a client that reconnects and resends is still recognised.
-        dedupe = f"chatid:{lobby.id}:{client_id}"
-        if not await self._bus.set(dedupe, {"id": ""}, ttl=DEDUPE_TTL, only_new=True):
-            earlier = await self._bus.get(dedupe)
-            return Posted(str((earlier or {}).get("id", "")), True, {})
         message = {
             "member": member.id,
             "name": member.name,
@@ -89,14 +85,19 @@ class Chat:
             "client_id": client_id,
             "at": round(time.time(), 3),
         }
-        try:
-            entry_id = await self._bus.append(
-                f"chat:{lobby.id}", message, maxlen=STREAM_MAXLEN, ttl=self.retention
-            )
-        except BaseException:
-            await self._bus.delete(dedupe)  # not stored: the client's retry must go through
-            raise
-        await self._bus.set(dedupe, {"id": entry_id}, ttl=DEDUPE_TTL)
+        # Per lobby and client id: a client that reconnects and resends is still recognised. The
+        # bus stores the message and remembers the client id in one step, so a message is either
+        # stored and recognised, or neither (the client's retry goes through).
+        entry_id, repeat = await self._bus.append_once(
+            f"chat:{lobby.id}",
+            message,
+            once=f"chatid:{lobby.id}:{client_id}",
+            remember=DEDUPE_TTL,
+            maxlen=STREAM_MAXLEN,
+            ttl=self.retention,
+        )
+        if repeat:
+            return Posted(entry_id, True, {})
         event = {
             "type": "chat.message",
             "lobby": lobby.id,
@@ -104,7 +105,6 @@ class Chat:
             "id": entry_id,
             **message,
         }
-        await self._bus.publish(lobby_channel(lobby.id), event)
         await self._bus.publish(show_chat_channel(lobby.show_id), event)
         return Posted(entry_id, False, event)
 
@@ -145,7 +145,6 @@ class Chat:
             f"chat:{lobby.id}", {"deleted": entry_id}, maxlen=STREAM_MAXLEN, ttl=self.retention
         )
         event = {"type": "chat.deleted", "lobby": lobby.id, "id": entry_id}
-        await self._bus.publish(lobby_channel(lobby.id), event)
         await self._bus.publish(show_chat_channel(lobby.show_id), event)
 
     async def mute(self, show_id: str, member_id: str, muted: bool = True) -> None:

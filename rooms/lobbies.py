@@ -1,9 +1,10 @@
 """Lobbies (foyers): small groups of a show's viewers who watch, chat and react together.
 
-Everything lives on the bus, so lobbies span nodes: a lobby is a key, its members are presence keys
-with an expiry that their connection refreshes. Occupancy is counted from live presence, so a
-client that vanishes without saying goodbye frees its seat when its key expires, and an emptied
-lobby closes.
+Everything lives on the bus, so lobbies span nodes. A lobby's members are one bus group whose
+members expire one by one (their connection refreshes them), and a show's open lobbies are another
+group, so seating, counting and listing are one bus call each however big the audience is.
+Occupancy is counted from live presence: a client that vanishes without saying goodbye frees its
+seat when its presence expires, and an emptied lobby closes.
 """
 
 from __future__ import annotations
@@ -89,101 +90,131 @@ class Lobbies:
         lobby with a free seat, or a new one."""
         if code:
             lobby = await self.by_code(show_id, code)
-            if await self.occupancy(lobby.id) >= lobby.capacity:
+            if not await self._seat(lobby, member):
                 raise LobbyFull("this lobby is full; join another")
-            await self._present(lobby, member)
             return lobby
-        best: tuple[int, Lobby] | None = None
-        for lobby in await self.lobbies(show_id):
-            seats = await self.occupancy(lobby.id)
-            if seats < lobby.capacity and (best is None or seats > best[0]):
-                best = (seats, lobby)
-        lobby = best[1] if best is not None else await self._open(show_id)
-        await self._present(lobby, member)
-        return lobby
+        # Fullest first; the bus refuses a seat taken meanwhile by another join, so try the next.
+        for seats, lobby in sorted(await self._open_lobbies(show_id), key=lambda sl: -sl[0]):
+            if seats < lobby.capacity and await self._seat(lobby, member):
+                return lobby
+        return await self._open(show_id, member)
 
-    async def _open(self, show_id: str) -> Lobby:
+    async def _open(self, show_id: str, founder: Member) -> Lobby:
         for _ in range(20):
             code = "".join(secrets.choice(_CODE_ALPHABET) for _ in range(LOBBY_CODE_LENGTH))
             lobby = Lobby(secrets.token_urlsafe(9), show_id, code, self.capacity)
-            if await self._bus.set(
-                f"lobbycode:{show_id}:{code}", {"lobby": lobby.id}, only_new=True
-            ):
-                await self._bus.set(f"lobby:{show_id}:{lobby.id}", _record(lobby))
+            if await self._bus.set(_code_key(show_id, code), _record(lobby), only_new=True):
+                # Listed only once its founder is in, so no one closes it as empty meanwhile.
+                await self._bus.group_put(
+                    _members(lobby.id), founder.id, _presence(founder), ttl=PRESENCE_TTL
+                )
+                await self._bus.group_put(_lobbies(show_id), lobby.id, _record(lobby))
                 return lobby
         raise RoomsError("no free lobby code")
 
-    async def _present(self, lobby: Lobby, member: Member) -> None:
-        await self._bus.set(
-            f"member:{lobby.id}:{member.id}",
-            {"name": member.name, "head_count": member.head_count, "role": member.role},
+    async def _seat(self, lobby: Lobby, member: Member, limit: bool = True) -> bool:
+        """Put ``member`` in (or keep it in) ``lobby``; False if the lobby is full."""
+        seated = await self._bus.group_put(
+            _members(lobby.id),
+            member.id,
+            _presence(member),
             ttl=PRESENCE_TTL,
+            limit=lobby.capacity if limit else None,
         )
+        if seated == 1:
+            # The first one in: the lobby may have been closed as empty just before, so list it
+            # (again); listing is idempotent.
+            await self._list(lobby)
+        return seated > 0
+
+    async def _list(self, lobby: Lobby) -> None:
+        await self._bus.group_put(_lobbies(lobby.show_id), lobby.id, _record(lobby))
+        await self._bus.set(_code_key(lobby.show_id, lobby.code), _record(lobby))
+
+    async def _close(self, lobby: Lobby) -> bool:
+        """Unlist an empty lobby and free its code; True unless someone came in meanwhile."""
+        await self._bus.group_remove(_lobbies(lobby.show_id), lobby.id)
+        await self._bus.delete(_code_key(lobby.show_id, lobby.code))
+        if (await self._bus.group_sizes([_members(lobby.id)]))[0]:
+            await self._list(lobby)  # a friend sat down between the last goodbye and now
+            return False
+        return True
 
     async def refresh(self, lobby: Lobby, member: Member) -> None:
         """Keep ``member`` present (the connection calls this every few seconds)."""
-        await self._present(lobby, member)
+        await self._seat(lobby, member, limit=False)
 
     async def leave(self, lobby: Lobby, member_id: str) -> bool:
         """``member`` leaves; the lobby closes when nobody is left. True if it closed."""
-        await self._bus.delete(f"member:{lobby.id}:{member_id}")
-        if await self.members(lobby.id):
+        if await self._bus.group_remove(_members(lobby.id), member_id):
             return False
-        await self._bus.delete(f"lobby:{lobby.show_id}:{lobby.id}")
-        await self._bus.delete(f"lobbycode:{lobby.show_id}:{lobby.code}")
-        return True
+        return await self._close(lobby)
+
+    async def _open_lobbies(self, show_id: str) -> list[tuple[int, Lobby]]:
+        """The show's open lobbies with their seats taken; empty ones are closed on the way."""
+        listed = [
+            _lobby(r) for r in (await self._bus.group_members([_lobbies(show_id)]))[0].values()
+        ]
+        sizes = await self._bus.group_sizes([_members(lobby.id) for lobby in listed])
+        result = []
+        for lobby, seats in zip(listed, sizes, strict=True):
+            if seats or not await self._close(lobby):
+                result.append((seats, lobby))
+        return sorted(result, key=lambda sl: sl[1].id)
 
     async def lobbies(self, show_id: str) -> list[Lobby]:
         """The show's open lobbies; lobbies whose members all vanished are closed on the way."""
-        result = []
-        for key in await self._bus.keys(f"lobby:{show_id}:"):
-            record = await self._bus.get(key)
-            if record is None:
-                continue
-            lobby = _lobby(record)
-            if await self.members(lobby.id):
-                result.append(lobby)
-            else:
-                await self._bus.delete(key)
-                await self._bus.delete(f"lobbycode:{show_id}:{lobby.code}")
-        return result
+        return [lobby for _, lobby in await self._open_lobbies(show_id)]
 
     async def by_code(self, show_id: str, code: str) -> Lobby:
         """The show's lobby with this code (case and spaces forgiven)."""
         wanted = "".join(code.split()).upper()
-        entry = await self._bus.get(f"lobbycode:{show_id}:{wanted}")
-        record = None if entry is None else await self._bus.get(f"lobby:{show_id}:{entry['lobby']}")
-        if record is None:
+        record = await self._bus.get(_code_key(show_id, wanted))
+        if record is None or "capacity" not in record:
             raise LobbyNotFound("no lobby has this code")
         return _lobby(record)
 
     async def members(self, lobby_id: str) -> list[Member]:
         """Who is in the lobby now."""
-        members = []
-        prefix = f"member:{lobby_id}:"
-        for key in await self._bus.keys(prefix):
-            value = await self._bus.get(key)
-            if value is not None:
-                members.append(
-                    Member(
-                        key[len(prefix) :],
-                        str(value.get("name", "")),
-                        int(value.get("head_count", 1)),
-                        str(value.get("role", "viewer")),
-                    )
-                )
-        return members
+        present = (await self._bus.group_members([_members(lobby_id)]))[0]
+        return [_member(member_id, value) for member_id, value in sorted(present.items())]
 
     async def occupancy(self, lobby_id: str) -> int:
         """Seats taken: one per member, a care-home screen included."""
-        return len(await self.members(lobby_id))
+        return (await self._bus.group_sizes([_members(lobby_id)]))[0]
 
     async def audience(self, show_id: str) -> int:
         """Everyone watching the show: heads, so a care-home screen counts its residents."""
-        total = 0
-        for lobby in await self.lobbies(show_id):
-            total += sum(m.head_count for m in await self.members(lobby.id))
-        return total
+        listed = (await self._bus.group_members([_lobbies(show_id)]))[0]
+        present = await self._bus.group_members([_members(lobby_id) for lobby_id in listed])
+        return sum(int(v.get("head_count", 1)) for lobby in present for v in lobby.values())
+
+
+def _members(lobby_id: str) -> str:
+    """The bus group of a lobby's members."""
+    return f"members:{lobby_id}"
+
+
+def _lobbies(show_id: str) -> str:
+    """The bus group of a show's open lobbies."""
+    return f"lobbies:{show_id}"
+
+
+def _code_key(show_id: str, code: str) -> str:
+    return f"lobbycode:{show_id}:{code}"
+
+
+def _presence(member: Member) -> dict[str, Any]:
+    return {"name": member.name, "head_count": member.head_count, "role": member.role}
+
+
+def _member(member_id: str, value: dict[str, Any]) -> Member:
+    return Member(
+        member_id,
+        str(value.get("name", "")),
+        int(value.get("head_count", 1)),
+        str(value.get("role", "viewer")),
+    )
 
 
 def _record(lobby: Lobby) -> dict[str, Any]:

@@ -11,13 +11,14 @@ from typing import Any
 from aiohttp import web
 
 from rooms.bus import BusError
-from rooms.chat import Chat, clean_text, lobby_channel, show_chat_channel
+from rooms.chat import Chat, clean_text, lobby_channel
 from rooms.errors import InvalidInput, RateLimited, RoomsError
 from rooms.lobbies import PRESENCE_TTL, Lobbies, Lobby, LobbyNotFound, Member, clean_name
 from rooms.ratelimit import TokenBucket
 from rooms.reactions import BURST, INTERVAL, RATE, ReactionTally, check_kind
 from rooms.shows import Show, show_channel
 from signaling.connection import Connection
+from signaling.followers import FOLLOWERS
 from signaling.state import BUS
 from signaling.ws import COMMANDS, Result
 
@@ -84,7 +85,12 @@ async def enter_lobby(
     conn.lobby, conn.member = lobby, member
     session = secrets.token_urlsafe(24)
     await bus.set(f"session:{session}", {"member": member.id}, ttl=SESSION_TTL)
+    # Members and voice come on the lobby's channel; chat through this node's one subscription to
+    # the show's chat, which hands it to the lobby's members here (both before the history is read,
+    # so that nothing falls between).
     sub = await bus.subscribe(lobby_channel(lobby.id))
+    followers = app[FOLLOWERS]
+    await followers.follow_chat(show.id, conn, lobby.id)
 
     async def pump() -> None:
         async for event in sub:
@@ -106,6 +112,7 @@ async def enter_lobby(
         pumping.cancel()
         refreshing.cancel()
         await sub.close()
+        await followers.unfollow_chat(show.id, conn, lobby.id)
         await lobbies.leave(lobby, member.id)
         conn.lobby = conn.member = None
         await _announce_members(app, lobby)
@@ -194,17 +201,11 @@ def _performing(conn: Connection) -> str:
 async def follow_show_chat(conn: Connection, request: web.Request, show_id: str) -> None:
     """The performer's feed: every lobby's chat of the show."""
     await conn.release("chat-feed")
-    sub = await request.app[BUS].subscribe(show_chat_channel(show_id))
-
-    async def pump() -> None:
-        async for event in sub:
-            conn.send(event)
-
-    task = conn.spawn(pump(), "chat-feed")
+    followers = request.app[FOLLOWERS]
+    await followers.follow_chat(show_id, conn)
 
     async def stop() -> None:
-        task.cancel()
-        await sub.close()
+        await followers.unfollow_chat(show_id, conn)
 
     conn.hold("chat-feed", stop)
 

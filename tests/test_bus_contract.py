@@ -118,6 +118,97 @@ async def test_unknown_stream_reads_empty_and_bad_ids_are_refused(bus: Bus) -> N
         await bus.append("chat:none", {"n": 1}, maxlen=0)
 
 
+async def test_append_once_stores_a_repeat_only_once(bus: Bus) -> None:
+    first = await bus.append_once(
+        "chat:l2", {"n": 1}, once="chatid:l2:c1", remember=60, maxlen=10, ttl=60
+    )
+    again = await bus.append_once(
+        "chat:l2", {"n": 2}, once="chatid:l2:c1", remember=60, maxlen=10, ttl=60
+    )
+    other = await bus.append_once(
+        "chat:l2", {"n": 3}, once="chatid:l2:c2", remember=60, maxlen=10, ttl=60
+    )
+    assert first[1] is False and again == (first[0], True) and other[1] is False
+    assert [e.message["n"] for e in await bus.read("chat:l2")] == [1, 3]
+    assert [e.id for e in await bus.read("chat:l2")] == [first[0], other[0]]
+
+
+async def test_append_once_forgets_after_remember(bus: Bus) -> None:
+    first, _ = await bus.append_once("chat:l3", {"n": 1}, once="o:1", remember=0.2, maxlen=10)
+
+    async def forgotten() -> bool:
+        entry_id, repeat = await bus.append_once(
+            "chat:l3", {"n": 2}, once="o:1", remember=0.2, maxlen=10
+        )
+        return not repeat and entry_id != first
+
+    await eventually(forgotten, timeout=3)
+    with pytest.raises(BusError):
+        await bus.append_once("chat:l3", {"n": 3}, once="o:2", remember=0, maxlen=10)
+
+
+# -- groups -----------------------------------------------------------------------------------
+
+
+async def test_group_put_counts_lists_refreshes_and_removes(bus: Bus) -> None:
+    assert await bus.group_put("members:l", "a", {"name": "Aino"}, ttl=30) == 1
+    assert await bus.group_put("members:l", "b", {"name": "Eino"}, ttl=30) == 2
+    assert await bus.group_put("members:l", "a", {"name": "Aino V."}, ttl=30) == 2  # a refresh
+    assert await bus.group_put("members:other", "c", {"name": "Into"}) == 1  # for good
+    assert await bus.group_members(["members:l", "members:other", "members:none"]) == [
+        {"a": {"name": "Aino V."}, "b": {"name": "Eino"}},
+        {"c": {"name": "Into"}},
+        {},
+    ]
+    assert await bus.group_sizes(["members:l", "members:none", "members:other"]) == [2, 0, 1]
+    assert await bus.group_members([]) == [] and await bus.group_sizes([]) == []
+    assert await bus.group_remove("members:l", "a") == 1
+    assert await bus.group_remove("members:l", "a") == 1  # twice is fine
+    assert await bus.group_remove("members:l", "b") == 0
+    assert await bus.group_members(["members:l"]) == [{}]
+
+
+async def test_group_limit_refuses_newcomers_only(bus: Bus) -> None:
+    assert await bus.group_put("g", "a", {}, ttl=30, limit=2) == 1
+    assert await bus.group_put("g", "b", {}, ttl=30, limit=2) == 2
+    assert await bus.group_put("g", "c", {}, ttl=30, limit=2) == 0  # full
+    assert await bus.group_put("g", "b", {"again": True}, ttl=30, limit=2) == 2  # already in
+    assert await bus.group_sizes(["g"]) == [2]
+    await bus.group_remove("g", "a")
+    assert await bus.group_put("g", "c", {}, ttl=30, limit=2) == 2
+
+
+async def test_group_limit_holds_under_concurrency(bus: Bus) -> None:
+    seated = await asyncio.gather(
+        *(bus.group_put("g:busy", f"m{n}", {}, ttl=30, limit=5) for n in range(20))
+    )
+    assert sorted(n for n in seated if n) == [1, 2, 3, 4, 5]
+    assert await bus.group_sizes(["g:busy"]) == [5]
+
+
+async def test_group_members_expire_one_by_one(bus: Bus) -> None:
+    await bus.group_put("g:brief", "gone", {"n": 1}, ttl=0.3)
+    await bus.group_put("g:brief", "stays", {"n": 2}, ttl=30)
+    await bus.group_put("g:all", "gone", {"n": 3}, ttl=0.3)
+
+    async def expired() -> bool:
+        return await bus.group_sizes(["g:brief", "g:all"]) == [1, 0]
+
+    await eventually(expired, timeout=3)
+    assert await bus.group_members(["g:brief", "g:all"]) == [{"stays": {"n": 2}}, {}]
+    # an expired member's seat is free again
+    assert await bus.group_put("g:brief", "new", {}, ttl=30, limit=2) == 2
+
+
+async def test_groups_and_keys_are_apart(bus: Bus) -> None:
+    await bus.set("members:x", {"n": 1})
+    await bus.group_put("members:x", "a", {"n": 2})
+    assert await bus.get("members:x") == {"n": 1}
+    assert await bus.keys("members:") == ["members:x"]
+    with pytest.raises(BusError):
+        await bus.group_put("members:x", "b", {}, ttl=0)
+
+
 # -- keys with expiry -------------------------------------------------------------------------
 
 
@@ -226,6 +317,25 @@ async def test_redis_subscription_survives_a_redis_restart() -> None:
 
         await eventually(delivered, timeout=15, interval=0.1)
         await bus.ping()
+        # The restarted Redis has none of the bus's scripts: they are loaded again on first use.
+        assert await bus.group_put("g:r", "a", {"n": 1}, ttl=30, limit=2) == 1
+        assert await bus.group_members(["g:r"]) == [{"a": {"n": 1}}]
+        assert (await bus.append_once("chat:r", {"n": 1}, once="o:r", remember=60, maxlen=5))[
+            1
+        ] is False
+    finally:
+        await bus.close()
+        server.close()
+
+
+async def test_redis_bus_waits_for_a_free_connection_instead_of_failing() -> None:
+    # More commands at once than the pool has connections: they queue, none fails.
+    server = RedisServer()
+    server.start()
+    bus = await RedisBus.connect(server.url)
+    try:
+        results = await asyncio.gather(*(bus.incr("rl:burst", ttl=60) for _ in range(300)))
+        assert sorted(results) == list(range(1, 301))
     finally:
         await bus.close()
         server.close()

@@ -12,7 +12,9 @@ from aiohttp.test_utils import TestServer
 from clients.client import ProtocolError, Session
 from lampio_stream.app import create_app
 from rooms.bus import Bus
+from rooms.bus_redis import RedisBus
 from tests.conftest import make_config
+from tests.redis_server import RedisServer
 from tests.test_live import Node
 
 
@@ -217,3 +219,45 @@ async def test_a_viewer_without_a_name_can_choose_one_later(node: Node) -> None:
     finally:
         await a.close()
         await b.close()
+
+
+async def test_a_lobby_spans_two_nodes_on_one_redis(redis_server: RedisServer) -> None:
+    # Each node has its own bus connection; a lobby's chat and member list cross between them,
+    # and the performer on one node sees chat posted on the other.
+    redis_server.flush()
+    buses = [await RedisBus.connect(redis_server.url) for _ in range(2)]
+    servers = [
+        TestServer(create_app(make_config(lobby_size=3), bus=bus), host="127.0.0.1")
+        for bus in buses
+    ]
+    for server in servers:
+        await server.start_server()
+    one, two = (Node(s, str(s.make_url("")).rstrip("/")) for s in servers)
+    sessions: list[Session] = []
+    try:
+        show = await one.create_show()
+        performer = await Session.connect(one.url)
+        sessions.append(performer)
+        await performer.request("perform.host", show=show["id"], token=show["performer_token"])
+        a, joined = await join(one, show["code"], "Aino")
+        sessions.append(a)
+        b, joined_b = await join(two, show["code"], "Eino", lobby=joined["lobby"]["code"])
+        sessions.append(b)
+        assert joined_b["lobby"]["id"] == joined["lobby"]["id"]
+        assert {m["name"] for m in joined_b["members"]} == {"Aino", "Eino"}
+        ack = await b.request("chat.send", text="Terveisiä toiselta", client_id="b-1")
+        assert (await next_chat(a))["id"] == ack["id"]
+        assert (await next_chat(performer))["id"] == ack["id"]
+        c, joined_c = await join(two, show["code"], "Into")  # the lobby on node one has a seat
+        sessions.append(c)
+        assert joined_c["lobby"]["id"] == joined["lobby"]["id"]
+        with pytest.raises(ProtocolError) as full:
+            await join(one, show["code"], "Outi", lobby=joined["lobby"]["code"])
+        assert full.value.code == "lobby_full"
+    finally:
+        for session in sessions:
+            await session.close()
+        for server in servers:
+            await server.close()
+        for bus in buses:
+            await bus.close()

@@ -61,6 +61,45 @@ async def test_presence_expires_when_a_client_vanishes(
     assert await lobbies.lobbies("s") == []  # and the empty lobby closed
 
 
+async def test_joins_at_once_never_overfill_a_lobby(bus: Bus) -> None:
+    lobbies = Lobbies(bus, capacity=3)
+    seats = await asyncio.gather(*(lobbies.join("s", member(n)) for n in range(10)))
+    ids = [lobby.id for lobby in seats]
+    assert [await lobbies.occupancy(i) for i in set(ids)] == [ids.count(i) for i in set(ids)]
+    assert all(ids.count(i) <= 3 for i in ids) and len(set(ids)) >= 4
+    # friends racing for the last seats of one lobby: as many get in as there are seats
+    friends = Lobbies(bus, capacity=3)
+    first = await friends.join("f", member(100))
+    joined = await asyncio.gather(
+        *(friends.join("f", member(n), code=first.code) for n in range(101, 106)),
+        return_exceptions=True,
+    )
+    assert sum(isinstance(j, LobbyFull) for j in joined) == 3
+    assert await friends.occupancy(first.id) == 3
+
+
+async def test_a_lobby_closed_as_empty_opens_again_when_its_member_comes_back(
+    bus: Bus, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A connection that stalled past its presence: its lobby was closed meanwhile; the next
+    # refresh seats it again and lists the lobby (and its code) again.
+    monkeypatch.setattr("rooms.lobbies.PRESENCE_TTL", 0.3)
+    lobbies = Lobbies(bus, capacity=2)
+    lobby = await lobbies.join("s", member(1, "Aino"))
+
+    async def closed() -> bool:
+        return await lobbies.lobbies("s") == []
+
+    await eventually(closed, timeout=5)
+    with pytest.raises(LobbyNotFound):
+        await lobbies.by_code("s", lobby.code)
+    monkeypatch.setattr("rooms.lobbies.PRESENCE_TTL", 30.0)
+    await lobbies.refresh(lobby, member(1, "Aino"))
+    assert await lobbies.lobbies("s") == [lobby]
+    assert await lobbies.by_code("s", lobby.code) == lobby
+    assert [m.name for m in await lobbies.members(lobby.id)] == ["Aino"]
+
+
 async def test_care_home_screen_is_one_seat_with_a_head_count(bus: Bus) -> None:
     lobbies = Lobbies(bus, capacity=2)
     lobby = await lobbies.join("s", Member("tv", "Kotipihlaja", head_count=14, role="screen"))
@@ -106,14 +145,21 @@ async def test_chat_limits_and_moderation(bus: Bus) -> None:
     assert not (await chat.post(lobby, member(1), "hei", "c4")).duplicate
 
 
-async def test_chat_events_reach_the_lobby_and_the_performer_feed(bus: Bus) -> None:
+async def test_chat_events_are_published_once_on_the_shows_chat_channel(bus: Bus) -> None:
+    # One publish per message: each node hands it to its members of the lobby and to the
+    # performer's feed; the lobby's own channel carries members and voice, not chat.
     lobbies, chat = Lobbies(bus), Chat(bus)
     lobby = await lobbies.join("s", member(1))
     in_lobby = await bus.subscribe(f"lobby:{lobby.id}")
     feed = await bus.subscribe("showchat:s")
     posted = await chat.post(lobby, member(1), "Bravo!", "c1")
+    event = await asyncio.wait_for(feed.get(), 2)
+    assert event["type"] == "chat.message" and event["id"] == posted.id
+    assert event["text"] == "Bravo!" and event["lobby"] == lobby.id
+    await chat.delete(lobby, posted.id)
+    deleted = await asyncio.wait_for(feed.get(), 2)
+    assert deleted == {"type": "chat.deleted", "lobby": lobby.id, "id": posted.id}
+    with pytest.raises(TimeoutError):
+        await in_lobby.get(timeout=0.2)
     for sub in (in_lobby, feed):
-        event = await asyncio.wait_for(sub.get(), 2)
-        assert event["type"] == "chat.message" and event["id"] == posted.id
-        assert event["text"] == "Bravo!"
         await sub.close()
