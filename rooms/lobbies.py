@@ -44,6 +44,9 @@ class Member:
     name: str
     head_count: int = 1
     role: str = "viewer"  # viewer | screen (a care-home TV: one seat, many heads)
+    # Which connection holds the seat: after a network cut the same member comes back on a new
+    # connection, and the old one's late goodbye must not take the seat from under it.
+    seat: str = ""
 
     def public(self) -> dict[str, Any]:
         """What other lobby members see."""
@@ -144,8 +147,17 @@ class Lobbies:
         """Keep ``member`` present (the connection calls this every few seconds)."""
         await self._seat(lobby, member, limit=False)
 
-    async def leave(self, lobby: Lobby, member_id: str) -> bool:
-        """``member`` leaves; the lobby closes when nobody is left. True if it closed."""
+    async def leave(self, lobby: Lobby, member_id: str, seat: str | None = None) -> bool:
+        """``member`` leaves; the lobby closes when nobody is left. True if it closed.
+
+        With ``seat``, only if that connection still holds the seat (the member may have come
+        back on another one meanwhile, which then keeps it).
+        """
+        if seat is not None:
+            present = (await self._bus.group_members([_members(lobby.id)]))[0]
+            held = present.get(member_id)
+            if held is not None and held.get("seat", "") != seat:
+                return False
         if await self._bus.group_remove(_members(lobby.id), member_id):
             return False
         return await self._close(lobby)
@@ -205,7 +217,12 @@ def _code_key(show_id: str, code: str) -> str:
 
 
 def _presence(member: Member) -> dict[str, Any]:
-    return {"name": member.name, "head_count": member.head_count, "role": member.role}
+    return {
+        "name": member.name,
+        "head_count": member.head_count,
+        "role": member.role,
+        "seat": member.seat,
+    }
 
 
 def _member(member_id: str, value: dict[str, Any]) -> Member:
@@ -214,6 +231,7 @@ def _member(member_id: str, value: dict[str, Any]) -> Member:
         str(value.get("name", "")),
         int(value.get("head_count", 1)),
         str(value.get("role", "viewer")),
+        str(value.get("seat", "")),
     )
 
 

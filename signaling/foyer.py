@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+from dataclasses import replace
 from typing import Any
 
 from aiohttp import web
@@ -76,7 +77,7 @@ async def enter_lobby(
         raise InvalidInput(f"head_count must be 1–{HEAD_COUNT_MAX}")
     member_id = await _member_id(app, msg.get("session"))
     role = "screen" if head_count > 1 or msg.get("screen") is True else "viewer"
-    member = Member(member_id, name, head_count, role)
+    member = Member(member_id, name, head_count, role, seat=conn.id)
     friend_code = msg.get("lobby")
     if friend_code is not None and not isinstance(friend_code, str):
         raise InvalidInput("lobby must be a lobby code")
@@ -113,7 +114,7 @@ async def enter_lobby(
         refreshing.cancel()
         await sub.close()
         await followers.unfollow_chat(show.id, conn, lobby.id)
-        await lobbies.leave(lobby, member.id)
+        await lobbies.leave(lobby, member.id, seat=conn.id)
         conn.lobby = conn.member = None
         await _announce_members(app, lobby)
 
@@ -155,7 +156,7 @@ def _seated(conn: Connection) -> tuple[Lobby, Member]:
 async def member_rename(conn: Connection, request: web.Request, msg: dict[str, Any]) -> Result:
     """Change the display name the lobby sees (for someone who joined without one)."""
     lobby, member = _seated(conn)
-    renamed = Member(member.id, clean_name(msg["name"]), member.head_count, member.role)
+    renamed = replace(member, name=clean_name(msg["name"]))
     await request.app[LOBBIES].refresh(lobby, renamed)
     conn.member = renamed
     await _announce_members(request.app, lobby)

@@ -13,7 +13,9 @@ from clients.client import ProtocolError, Session
 from lampio_stream.app import create_app
 from rooms.bus import Bus
 from rooms.bus_redis import RedisBus
+from signaling.foyer import LOBBIES
 from tests.conftest import make_config
+from tests.helpers import eventually
 from tests.redis_server import RedisServer
 from tests.test_live import Node
 
@@ -261,3 +263,35 @@ async def test_a_lobby_spans_two_nodes_on_one_redis(redis_server: RedisServer) -
             await server.close()
         for bus in buses:
             await bus.close()
+
+
+async def test_a_late_goodbye_of_the_old_connection_keeps_the_seat(node: Node) -> None:
+    """After a network cut the viewer is back on a new connection before the server notices the old
+    one has gone; the old one's goodbye must not empty the seat (or close the lobby)."""
+    show = await node.create_show()
+    old, joined = await join(node, show["code"], "Aino")
+    host = await Session.connect(node.url)
+    try:
+        back, rejoined = await join(
+            node,
+            show["code"],
+            "Aino",
+            lobby=joined["lobby"]["code"],
+            session=joined["session"],
+        )
+        assert rejoined["me"]["id"] == joined["me"]["id"]  # the same member, a new connection
+        await old.close()  # now the server notices the old connection going
+        await host.request("perform.host", show=show["id"], token=show["performer_token"])
+        lobbies = node.server.app[LOBBIES]  # type: ignore[index]
+        await eventually(lambda: _audience_is(host, 1), 5)
+        members = await lobbies.members(joined["lobby"]["id"])
+        assert [m.id for m in members] == [joined["me"]["id"]]
+        assert [lobby.id for lobby in await lobbies.lobbies(show["id"])] == [joined["lobby"]["id"]]
+        await back.close()
+    finally:
+        await host.close()
+
+
+async def _audience_is(host: Session, count: int) -> bool:
+    event = await host.next_event("audience")
+    return bool(event["viewers"] == count)
