@@ -34,6 +34,18 @@ def cpu_seconds(pid: int) -> tuple[float, float]:
     return int(fields[11]) / CLOCK_TICKS, int(fields[12]) / CLOCK_TICKS
 
 
+def pin(pid: int, cpus: set[int]) -> bool:
+    """Keep every thread of a process on these CPUs (threads started later inherit it); False if
+    the system refused for any of them."""
+    done = True
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            os.sched_setaffinity(int(tid), cpus)
+        except OSError:
+            done = False
+    return done
+
+
 def machine_ticks() -> tuple[int, int]:
     """(busy, total) clock ticks of all CPUs since boot, from the first line of /proc/stat."""
     with open("/proc/stat") as stat:

@@ -45,7 +45,7 @@ from typing import Any
 import aiohttp
 import redis.asyncio as redis
 from _interaction_plan import Plan, percentile, reaction_latencies
-from _procs import REPO_DIR, Child, CpuSample, cpu_between, python_argv, sample_cpu
+from _procs import REPO_DIR, Child, CpuSample, cpu_between, pin, python_argv, sample_cpu
 from _profile import load_profile
 
 sys.path.insert(0, str(REPO_DIR))  # tests/ and clients/ of this checkout
@@ -241,6 +241,7 @@ class Run:
     observer_kind: str
     seats: dict[int, str] = field(default_factory=dict)
     join_seconds: float = 0.0
+    pinned: bool = False  # the node on its own core (see --no-pin)
     window: tuple[float, float] = (0.0, 0.0)
     cpu: dict[str, float] = field(default_factory=dict)
     idle_cpu: dict[str, float] = field(default_factory=dict)
@@ -273,6 +274,16 @@ async def measure(args: argparse.Namespace, plan: Plan, work: Path) -> Run:
         await wait_until_serving(url)
         show = await create_show(url, key)
         pids = {"server": server.pid, "redis": redis_server.proc.pid, "conductor": os.getpid()}
+        # The node (and its Redis) on one core, the load generators on the others: a real
+        # audience's devices are elsewhere, and sharing cores with them made their bursts of work
+        # part of the node's latency.
+        cores = sorted(os.sched_getaffinity(0))
+        pinned = args.pin and len(cores) >= 2
+        node_cores, load_cores = {cores[0]}, set(cores[1:])
+        if pinned:
+            pinned = pin(server.pid, node_cores) and pin(redis_server.proc.pid, node_cores)
+            pinned = pin(os.getpid(), load_cores) and pinned
+        run.pinned = pinned
 
         workers: list[Child] = []
         for number in range(plan.workers):
@@ -291,6 +302,8 @@ async def measure(args: argparse.Namespace, plan: Plan, work: Path) -> Run:
             children.append(worker)
             workers.append(worker)
             pids[f"viewers-{number}"] = worker.pid
+            if pinned:
+                pin(worker.pid, load_cores)
         for worker in workers:
             await worker.event("ready", timeout=60)
 
@@ -458,6 +471,7 @@ def summary(run: Run) -> dict[str, Any]:
         "machine_busy_pct": r(run.machine_busy_pct),
         "other_load_pct": r(max(0.0, run.machine_busy_pct - ours)),
         "join_seconds": r(run.join_seconds),
+        "node_pinned": run.pinned,
     }
 
 
@@ -508,6 +522,13 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, Plan]
         help="who measures reactions: perform.host (default) or one more viewer",
     )
     parser.add_argument("--seed", type=int, default=1, help="random senders and clappers (1)")
+    parser.add_argument(
+        "--no-pin",
+        dest="pin",
+        action="store_false",
+        help="let the node share cores with the load generators (default: node and Redis on the "
+        "first core, viewers and the conductor on the others)",
+    )
     parser.add_argument(
         "--profile", default="", help="py-spy raw profile of the node during the window, here"
     )

@@ -18,7 +18,7 @@ from rooms.chat import show_chat_channel
 from rooms.shows import show_channel
 from signaling.connection import Connection
 
-VIEWER_REACTIONS_INTERVAL = 0.25  # seconds between the reaction totals a viewer receives
+VIEWER_REACTIONS_INTERVAL = 0.5  # seconds between the reaction totals a viewer receives
 # Viewers get reaction totals in slices of this many, a few milliseconds apart: between two slices
 # the node reads its sockets, so a chat message or a click waits for one slice, not for the whole
 # audience; and the viewers' wake-ups are spread too (on a small machine they compete with it).
