@@ -168,8 +168,9 @@ class Bus(Protocol):
         ...
 
     # Atomic counters with expiry (rate limits).
-    async def incr(self, key: str, *, ttl: float) -> int:
-        """Add one to the counter at ``key``; a new counter expires ``ttl`` s after creation."""
+    async def incr(self, key: str, *, ttl: float, by: int = 1) -> int:
+        """Add ``by`` (1, or -1 to take one back) to the counter at ``key``, atomically; a new
+        counter expires ``ttl`` s after creation."""
         ...
 
     async def counter(self, key: str) -> tuple[int, float | None]:

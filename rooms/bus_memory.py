@@ -307,16 +307,16 @@ class MemoryBus:
 
     # -- counters -------------------------------------------------------------------------------
 
-    async def incr(self, key: str, *, ttl: float) -> int:
-        """Count one up; the first count starts the expiry."""
+    async def incr(self, key: str, *, ttl: float, by: int = 1) -> int:
+        """Count ``by`` up; the first count starts the expiry."""
         self._check_open()
         current = await self.get(key) if self._alive(key) else None
         if current is None:
-            value = 1
+            value = by
             self._values[key] = encode({"n": value})
             self._expire(key, ttl)
         else:
-            value = int(current["n"]) + 1
+            value = int(current["n"]) + by
             self._values[key] = encode({"n": value})
         return value
 

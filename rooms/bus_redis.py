@@ -458,13 +458,13 @@ class RedisBus:
 
     # -- counters -------------------------------------------------------------------------------
 
-    async def incr(self, key: str, *, ttl: float) -> int:
-        """INCR, and PEXPIRE NX so only the first count starts the clock."""
+    async def incr(self, key: str, *, ttl: float, by: int = 1) -> int:
+        """INCRBY, and PEXPIRE NX so only the first count starts the clock."""
         full = self._k(key)
 
         async def op() -> int:
             async with self._client.pipeline(transaction=True) as pipe:
-                pipe.incr(full)
+                pipe.incrby(full, by)
                 pipe.pexpire(full, _ms(ttl), nx=True)
                 result = await pipe.execute()
             return int(result[0])

@@ -33,6 +33,26 @@ class FailureLimiter:
         """Count one failure for ``subject``; return the failures in the current window."""
         return await self._bus.incr(self._key(subject), ttl=self.window)
 
+    async def attempt(self, subject: str) -> int:
+        """Count an attempt as a failure before it is made (the count so far, this one included),
+        or raise :class:`RateLimited`.
+
+        Counting first (one atomic increment) is what holds when a guesser sends many attempts at
+        once: with check-then-count they all pass the check before any count lands. Call
+        :meth:`succeeded` when the attempt turns out right.
+        """
+        count = await self._bus.incr(self._key(subject), ttl=self.window)
+        if count > self.limit:
+            _, remaining = await self._bus.counter(self._key(subject))
+            raise RateLimited(
+                "too many wrong attempts; please wait", retry_after=remaining or self.window
+            )
+        return count
+
+    async def succeeded(self, subject: str) -> None:
+        """The attempt counted by :meth:`attempt` was right: successes never count."""
+        await self._bus.incr(self._key(subject), ttl=self.window, by=-1)
+
 
 class TokenBucket:
     """An in-process token bucket: ``rate`` per second with bursts of up to ``burst``."""

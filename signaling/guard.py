@@ -26,13 +26,16 @@ async def secret_guesses(request: web.Request, handler: Handler) -> web.StreamRe
     if limiter is None or "Authorization" not in request.headers:
         return await handler(request)
     subject = request.remote or "unknown"
-    await limiter.check(subject)
+    await limiter.attempt(subject)  # counted first, so that guesses sent at once all count
     try:
         response = await handler(request)
     except ApiError as exc:
-        if exc.status == 403:
-            await limiter.failed(subject)
+        if exc.status != 403:
+            await limiter.succeeded(subject)
         raise
-    if response.status == 403:
-        await limiter.failed(subject)
+    except BaseException:
+        await limiter.succeeded(subject)
+        raise
+    if response.status != 403:
+        await limiter.succeeded(subject)
     return response

@@ -363,3 +363,12 @@ async def _pings(bus: Bus) -> bool:
     except BusUnavailable:
         return False
     return True
+
+
+async def test_a_counter_counts_by_any_step_atomically(bus: Bus) -> None:
+    assert await bus.incr("tries", ttl=60, by=1) == 1
+    results = await asyncio.gather(*(bus.incr("tries", ttl=60) for _ in range(20)))
+    assert sorted(results) == list(range(2, 22))  # every caller saw its own count
+    assert await bus.incr("tries", ttl=60, by=-1) == 20
+    count, remaining = await bus.counter("tries")
+    assert count == 20 and remaining is not None and 0 < remaining <= 60
