@@ -51,7 +51,9 @@ class FailureLimiter:
 
     async def succeeded(self, subject: str) -> None:
         """The attempt counted by :meth:`attempt` was right: successes never count."""
-        await self._bus.incr(self._key(subject), ttl=self.window, by=-1)
+        if await self._bus.incr(self._key(subject), ttl=self.window, by=-1) <= 0:
+            # Nothing wrong left to remember: no window runs on for a clean record.
+            await self._bus.delete(self._key(subject))
 
 
 class TokenBucket:
