@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import itertools
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -119,6 +119,26 @@ class Session:
         await self._http.close()
 
 
+async def mono_pcm(track: MediaStreamTrack, sink: Callable[[bytes], object]) -> None:
+    """Every audio frame of ``track``, decoded by aiortc, to ``sink`` as 48 kHz mono s16."""
+    import av  # local: only listeners need the resampler
+
+    resampler = av.AudioResampler(format="s16", layout="mono", rate=48000)
+    with contextlib.suppress(MediaStreamError):
+        while True:
+            frame = await track.recv()
+            for mono in resampler.resample(frame):  # type: ignore[arg-type]
+                sink(bytes(mono.planes[0])[: 2 * mono.samples])
+
+
+async def _close_peer(pc: RTCPeerConnection | None, tasks: set[asyncio.Task[None]]) -> None:
+    for task in list(tasks):
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    if pc is not None:
+        await asyncio.shield(pc.close())
+
+
 @dataclass
 class TrackStats:
     """What a viewer received on one track."""
@@ -187,12 +207,8 @@ class Watcher:
 
     async def close(self) -> None:
         """Leave and close the peer connection (the session stays open)."""
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self.pc is not None:
-            await asyncio.shield(self.pc.close())
-            self.pc = None
+        await _close_peer(self.pc, self._tasks)
+        self.pc = None
 
 
 class Performer:
@@ -243,16 +259,8 @@ class Performer:
         return self.codecs
 
     async def _listen(self, track: MediaStreamTrack) -> None:
-        # The audience sound, decoded by aiortc, kept as mono s16 for measuring its level.
-        import av
-
-        resampler = av.AudioResampler(format="s16", layout="mono", rate=48000)
-        with contextlib.suppress(MediaStreamError):
-            while True:
-                frame = await track.recv()
-                for mono in resampler.resample(frame):  # type: ignore[arg-type]
-                    pcm = bytes(mono.planes[0])[: 2 * mono.samples]
-                    self.hall_pcm.append((time.monotonic(), pcm))
+        # The audience sound, kept as mono s16 for measuring its level.
+        await mono_pcm(track, lambda pcm: self.hall_pcm.append((time.monotonic(), pcm)))
 
     async def stop(self) -> None:
         """Stop broadcasting (the show pauses)."""
@@ -302,15 +310,7 @@ class Voice:
         return self.joined
 
     async def _listen(self, slot: int, track: MediaStreamTrack) -> None:
-        import av
-
-        resampler = av.AudioResampler(format="s16", layout="mono", rate=48000)
-        received = self.pcm.setdefault(slot, [])
-        with contextlib.suppress(MediaStreamError):
-            while True:
-                frame = await track.recv()
-                for mono in resampler.resample(frame):  # type: ignore[arg-type]
-                    received.append(bytes(mono.planes[0])[: 2 * mono.samples])
+        await mono_pcm(track, self.pcm.setdefault(slot, []).append)
 
     def frames(self) -> int:
         """Audio frames heard so far, all slots together."""
@@ -322,9 +322,5 @@ class Voice:
 
     async def close(self) -> None:
         """Leave the voice's peer connection (the server notices when it closes)."""
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self.pc is not None:
-            await asyncio.shield(self.pc.close())
-            self.pc = None
+        await _close_peer(self.pc, self._tasks)
+        self.pc = None
