@@ -2,21 +2,28 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
-from rooms.bus import Bus
+from rooms.bus import Bus, BusError
 from rooms.errors import RateLimited
+
+IN_FLIGHT = 50  # attempts of one subject under way at once before more are refused
+BUSY_TTL = 60.0  # the count of attempts under way forgets a node that died mid-attempt
 
 
 class FailureLimiter:
     """Refuse a subject after ``limit`` failures within ``window`` s; successes never count."""
 
-    def __init__(self, bus: Bus, name: str, *, limit: int, window: float) -> None:
+    def __init__(
+        self, bus: Bus, name: str, *, limit: int, window: float, in_flight: int = IN_FLIGHT
+    ) -> None:
         self._bus = bus
         self._name = name
         self.limit = limit
         self.window = window
+        self.in_flight = in_flight
 
     def _key(self, subject: str) -> str:
         return f"ratelimit:{self._name}:{subject}"
@@ -33,27 +40,26 @@ class FailureLimiter:
         """Count one failure for ``subject``; return the failures in the current window."""
         return await self._bus.incr(self._key(subject), ttl=self.window)
 
-    async def attempt(self, subject: str) -> int:
-        """Count an attempt as a failure before it is made (the count so far, this one included),
-        or raise :class:`RateLimited`.
+    @contextlib.asynccontextmanager
+    async def trying(self, subject: str) -> AsyncIterator[None]:
+        """Around one attempt (count a wrong one with :meth:`failed`): refused when the subject
+        has used up its failures, or has more than ``in_flight`` attempts under way at once.
 
-        Counting first (one atomic increment) is what holds when a guesser sends many attempts at
-        once: with check-then-count they all pass the check before any count lands. Call
-        :meth:`succeeded` when the attempt turns out right.
+        Checking before and counting after lets any number of right attempts through together
+        (a care home's tablets behind one address), but a guesser sending many at once would
+        have them all checked before any failure is counted: the cap on attempts under way bounds
+        that to ``in_flight`` extra guesses a window.
         """
-        count = await self._bus.incr(self._key(subject), ttl=self.window)
-        if count > self.limit:
-            _, remaining = await self._bus.counter(self._key(subject))
-            raise RateLimited(
-                "too many wrong attempts; please wait", retry_after=remaining or self.window
-            )
-        return count
-
-    async def succeeded(self, subject: str) -> None:
-        """The attempt counted by :meth:`attempt` was right: successes never count."""
-        if await self._bus.incr(self._key(subject), ttl=self.window, by=-1) <= 0:
-            # Nothing wrong left to remember: no window runs on for a clean record.
-            await self._bus.delete(self._key(subject))
+        await self.check(subject)
+        busy_key = self._key(subject) + ":busy"
+        busy = await self._bus.incr(busy_key, ttl=BUSY_TTL)
+        try:
+            if busy > self.in_flight:
+                raise RateLimited("too many attempts at once; please wait", retry_after=1.0)
+            yield
+        finally:
+            with contextlib.suppress(BusError):
+                await self._bus.incr(busy_key, ttl=BUSY_TTL, by=-1)
 
 
 class TokenBucket:

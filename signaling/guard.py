@@ -26,16 +26,13 @@ async def secret_guesses(request: web.Request, handler: Handler) -> web.StreamRe
     if limiter is None or "Authorization" not in request.headers:
         return await handler(request)
     subject = request.remote or "unknown"
-    await limiter.attempt(subject)  # counted first, so that guesses sent at once all count
-    try:
-        response = await handler(request)
-    except ApiError as exc:
-        if exc.status != 403:
-            await limiter.succeeded(subject)
-        raise
-    except BaseException:
-        await limiter.succeeded(subject)
-        raise
-    if response.status != 403:
-        await limiter.succeeded(subject)
-    return response
+    async with limiter.trying(subject):
+        try:
+            response = await handler(request)
+        except ApiError as exc:
+            if exc.status == 403:
+                await limiter.failed(subject)
+            raise
+        if response.status == 403:
+            await limiter.failed(subject)
+        return response

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-
 import structlog
 from aiohttp import web
 
@@ -22,21 +20,16 @@ async def show_for_code(app: web.Application, address: str, code: str) -> Show:
     limiter = app[CODE_LIMITER]
     metrics = app[METRICS]
     try:
-        failures = await limiter.attempt(address)  # counted before the look-up: see attempt()
+        async with limiter.trying(address):
+            try:
+                show = await app[SHOWS].by_code(code)
+            except (ShowNotFound, InvalidInput):
+                metrics.code_lookups.labels(result="not_found").inc()
+                if await limiter.failed(address) == limiter.limit:
+                    log.info("code.limit_reached")
+                raise
     except RateLimited:
         metrics.code_lookups.labels(result="rate_limited").inc()
         raise
-    try:
-        show = await app[SHOWS].by_code(code)
-    except (ShowNotFound, InvalidInput):
-        metrics.code_lookups.labels(result="not_found").inc()
-        if failures == limiter.limit:
-            log.info("code.limit_reached")
-        raise
-    except BaseException:
-        with contextlib.suppress(Exception):  # the bus failed, not the viewer: it does not count
-            await limiter.succeeded(address)
-        raise
-    await limiter.succeeded(address)
     metrics.code_lookups.labels(result="found").inc()
     return show

@@ -203,7 +203,9 @@ async def screen_hello(conn: Connection, request: web.Request, msg: dict[str, An
         if open_pairing is not None:
             await attach_screen(conn, request, open_pairing.screen)
             return {"state": "pairing", "token": token, **open_pairing.public(screens.now())}
-    await request.app[NEW_PAIRING_LIMITER].attempt(conn.remote)  # counts codes handed out
+    limiter = request.app[NEW_PAIRING_LIMITER]
+    await limiter.check(conn.remote)
+    await limiter.failed(conn.remote)  # counts codes handed out, not failures
     pairing = await screens.start_pairing()
     await attach_screen(conn, request, pairing.screen)
     return {"state": "pairing", "token": pairing.token, **pairing.public(screens.now())}
@@ -256,6 +258,11 @@ async def _staff(conn: Connection, request: web.Request) -> StaffKey:
     return await request.app[SCREENS].staff_key_by_id(key_id)
 
 
+async def _failed(request: web.Request, *subjects: str) -> None:
+    for subject in subjects:
+        await request.app[PAIR_LIMITER].failed(subject)
+
+
 async def screen_view(request: web.Request, screen: Screen) -> dict[str, Any]:
     """A screen as the phone shows it: its settings and what it is doing (None: away)."""
     return {**screen.public(), "status": await request.app[SCREENS].status(screen.id)}
@@ -266,15 +273,12 @@ async def remote_open(conn: Connection, request: web.Request, msg: dict[str, Any
     """Staff open the remote with their staff key: their screens, and their status from now on.
     Only wrong keys count against the address (its own limit, apart from wrong pairing codes)."""
     limiter = request.app[STAFF_KEY_LIMITER]
-    await limiter.attempt(conn.remote)  # counted first: keys tried all at once count too
-    try:
-        staff = await request.app[SCREENS].staff_key(msg["key"].strip())
-    except StaffKeyInvalid:
-        raise
-    except BaseException:
-        await limiter.succeeded(conn.remote)
-        raise
-    await limiter.succeeded(conn.remote)
+    async with limiter.trying(conn.remote):
+        try:
+            staff = await request.app[SCREENS].staff_key(msg["key"].strip())
+        except StaffKeyInvalid:
+            await limiter.failed(conn.remote)
+            raise
     await listen(conn, request, "staff", staff_channel(staff.id))
     remotes = request.app[STAFF_OF]
     remotes[conn.id] = staff.id
@@ -296,26 +300,20 @@ async def screen_pair(conn: Connection, request: web.Request, msg: dict[str, Any
     staff = await _staff(conn, request)
     limiter = request.app[PAIR_LIMITER]
     subjects = (conn.remote, f"key:{staff.id}")
+    await limiter.check(subjects[1])
     name = msg.get("name")
     if name is not None and name != "":
         name = clean_label(name, NAME_MAX, "name")
-    counted = []
-    try:
-        for subject in subjects:  # counted first: codes tried all at once count too
-            await limiter.attempt(subject)
-            counted.append(subject)
-        screen = await request.app[SCREENS].pair(staff, msg["code"], name)
-    except (PairingNotFound, PairingExpired, InvalidInput):
-        raise  # the name was checked above: this is the code, and it counts
-    except BaseException as exc:
-        for subject in counted:
-            await limiter.succeeded(subject)
-        if isinstance(exc, StaffKeyRevoked):
+    async with limiter.trying(subjects[0]):  # codes tried all at once: see FailureLimiter
+        try:
+            screen = await request.app[SCREENS].pair(staff, msg["code"], name)
+        except (PairingNotFound, PairingExpired, InvalidInput):
+            await _failed(request, *subjects)  # the name was checked above: this is the code
+            raise
+        except StaffKeyRevoked as exc:
             # revoked while pairing: the pairing was undone; the TV shows a new code
             await request.app[BUS].publish(screen_channel(exc.screen), {"type": "screen.unpaired"})
-        raise
-    for subject in counted:
-        await limiter.succeeded(subject)
+            raise
     bus = request.app[BUS]
     await bus.publish(screen_channel(screen.id), {"type": "screen.paired"})
     await bus.publish(staff_channel(staff.id), {"type": "screen.paired", "screen": screen.public()})
