@@ -7,7 +7,6 @@ and the studio as the show's state does; nothing is stored (a late viewer sees t
 from __future__ import annotations
 
 import unicodedata
-import weakref
 from typing import Any
 
 from aiohttp import web
@@ -16,16 +15,13 @@ from rooms.errors import InvalidInput, RateLimited, RoomsError
 from rooms.ratelimit import TokenBucket
 from rooms.shows import show_channel
 from signaling.connection import Connection
-from signaling.foyer import NotPerformer
+from signaling.foyer import performing
 from signaling.state import BUS
 from signaling.ws import COMMANDS, Result
 
 CAPTION_MAX = 300  # characters: two or three lines on a TV, enough for a sentence
 # A helper sends a line per phrase, sometimes corrects one at once; more than this is a stuck key.
 CAPTION_RATE, CAPTION_BURST = 3.0, 6
-
-# Per connection, and gone with it (Connection is shared with others; a side table keeps it so).
-_buckets: weakref.WeakKeyDictionary[Connection, TokenBucket] = weakref.WeakKeyDictionary()
 
 
 class CaptionTooLong(RoomsError):
@@ -54,16 +50,13 @@ def caption_event(show_id: str, text: str) -> dict[str, Any]:
 @COMMANDS.register("caption.send", text=str)
 async def caption_send(conn: Connection, request: web.Request, msg: dict[str, Any]) -> Result:
     """Show a caption line to everyone following the show (performer or host only)."""
-    if conn.performing is None:
-        raise NotPerformer("only the show's performer or host may caption it")
+    show_id = performing(conn)
     text = clean_caption(msg["text"])
-    bucket = _buckets.get(conn)
-    if bucket is None:
-        bucket = _buckets[conn] = TokenBucket(CAPTION_RATE, CAPTION_BURST)
+    if conn.caption_bucket is None:
+        conn.caption_bucket = TokenBucket(CAPTION_RATE, CAPTION_BURST)
+    bucket = conn.caption_bucket
     wait = bucket.take()
     if wait:
         raise RateLimited("captions come a few a second at most", retry_after=wait)
-    await request.app[BUS].publish(
-        show_channel(conn.performing), caption_event(conn.performing, text)
-    )
+    await request.app[BUS].publish(show_channel(show_id), caption_event(show_id, text))
     return {"text": text}

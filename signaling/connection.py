@@ -49,6 +49,7 @@ class Connection:
         self.member: Member | None = None
         self.chat_bucket: TokenBucket | None = None
         self.reaction_bucket: TokenBucket | None = None
+        self.caption_bucket: TokenBucket | None = None
         self.performing: str | None = None  # the show this client performs or hosts
         self.voice_seat: VoiceSeat | None = None  # this client's lobby voice, if it joined it
 

@@ -193,7 +193,8 @@ async def chat_history(conn: Connection, request: web.Request, msg: dict[str, An
 # -- the performer's side -------------------------------------------------------------------------
 
 
-def _performing(conn: Connection) -> str:
+def performing(conn: Connection) -> str:
+    """The show this connection performs or hosts; :class:`NotPerformer` if none."""
     if conn.performing is None:
         raise NotPerformer("only the show's performer may do this")
     return conn.performing
@@ -223,7 +224,7 @@ async def _lobby_of_show(request: web.Request, show_id: str, lobby_id: object) -
 @COMMANDS.register("chat.delete", lobby=str, message=str)
 async def chat_delete(conn: Connection, request: web.Request, msg: dict[str, Any]) -> Result:
     """Remove a message for everyone (performer)."""
-    show_id = _performing(conn)
+    show_id = performing(conn)
     lobby = await _lobby_of_show(request, show_id, msg["lobby"])
     await request.app[CHAT].delete(lobby, msg["message"])
     return {}
@@ -232,7 +233,7 @@ async def chat_delete(conn: Connection, request: web.Request, msg: dict[str, Any
 @COMMANDS.register("chat.mute", member=str)
 async def chat_mute(conn: Connection, request: web.Request, msg: dict[str, Any]) -> Result:
     """Pause (``muted: false`` resumes) one viewer's chat (performer)."""
-    show_id = _performing(conn)
+    show_id = performing(conn)
     muted = msg.get("muted", True)
     if not isinstance(muted, bool):
         raise InvalidInput("muted must be true or false")
@@ -243,7 +244,7 @@ async def chat_mute(conn: Connection, request: web.Request, msg: dict[str, Any])
 @COMMANDS.register("viewer.remove", lobby=str, member=str)
 async def viewer_remove(conn: Connection, request: web.Request, msg: dict[str, Any]) -> Result:
     """Remove a viewer from the show (performer): their connection is closed, wherever it is."""
-    show_id = _performing(conn)
+    show_id = performing(conn)
     lobby = await _lobby_of_show(request, show_id, msg["lobby"])
     await request.app[CHAT].mute(show_id, msg["member"])
     await request.app[BUS].publish(

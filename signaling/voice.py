@@ -24,7 +24,7 @@ from rooms.errors import InvalidInput, RoomsError
 from rooms.lobbies import LobbyNotFound
 from rooms.shows import Shows, ShowState, show_channel
 from signaling.connection import Connection
-from signaling.foyer import LOBBIES, NotPerformer
+from signaling.foyer import LOBBIES, performing
 from signaling.live import stage_error
 from signaling.state import BUS, SHOWS
 from signaling.ws import COMMANDS, Result
@@ -237,12 +237,6 @@ async def voice_leave(conn: Connection, request: web.Request, msg: dict[str, Any
     return {"left": await conn.release("voice")}
 
 
-def _performing(conn: Connection) -> str:
-    if conn.performing is None:
-        raise NotPerformer("only the show's performer may do this")
-    return conn.performing
-
-
 async def _store_and_announce(app: web.Application, show_id: str, **change: Any) -> dict[str, Any]:
     bus = app[BUS]
     stored = await bus.get(voice_key(show_id)) or {}
@@ -260,14 +254,14 @@ async def _store_and_announce(app: web.Application, show_id: str, **change: Any)
 @COMMANDS.register("voice.intermission", open=bool)
 async def voice_intermission(conn: Connection, request: web.Request, msg: dict[str, Any]) -> Result:
     """Open (or close) an intermission: the lobbies may talk among themselves (performer)."""
-    show_id = _performing(conn)
+    show_id = performing(conn)
     return await _store_and_announce(request.app, show_id, intermission=msg["open"])
 
 
 @COMMANDS.register("voice.stage")
 async def voice_stage(conn: Connection, request: web.Request, msg: dict[str, Any]) -> Result:
     """Invite one lobby on stage so everyone hears it; ``lobby: null`` ends it (performer)."""
-    show_id = _performing(conn)
+    show_id = performing(conn)
     lobby_id = msg.get("lobby")
     if lobby_id is not None:
         if not isinstance(lobby_id, str):
@@ -280,7 +274,7 @@ async def voice_stage(conn: Connection, request: web.Request, msg: dict[str, Any
 @COMMANDS.register("lobby.list")
 async def lobby_list(conn: Connection, request: web.Request, msg: dict[str, Any]) -> Result:
     """The show's lobbies with who is in them, for inviting one on stage (performer)."""
-    show_id = _performing(conn)
+    show_id = performing(conn)
     lobbies = request.app[LOBBIES]
     listed = []
     for lobby in await lobbies.lobbies(show_id):
