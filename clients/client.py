@@ -159,6 +159,7 @@ class Watcher:
         self.video = TrackStats()
         self.audio = TrackStats()
         self.hall = TrackStats()
+        self.hall_pcm: list[tuple[float, bytes]] = []  # (arrival, s16 mono) of the audience sound
         self._audio_tracks = 0
         self.started_at = 0.0
         self._tasks: set[asyncio.Task[None]] = set()
@@ -182,11 +183,13 @@ class Watcher:
         @pc.on("track")
         def on_track(track: MediaStreamTrack) -> None:
             if track.kind == "video":
-                stats = self.video
-            else:  # sections come in order: the show's sound, then the audience sound if asked
-                stats = self.audio if self._audio_tracks == 0 else self.hall
+                work = self._consume(track, self.video)
+            elif self._audio_tracks == 0:  # sections come in order: the show's sound first,
+                work = self._consume(track, self.audio)
                 self._audio_tracks += 1
-            task = asyncio.get_running_loop().create_task(self._consume(track, stats))
+            else:  # then the audience sound if asked
+                work = self._listen(track)
+            task = asyncio.get_running_loop().create_task(work)
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
@@ -204,6 +207,14 @@ class Watcher:
                     stats.first_frame_at = time.monotonic()
                 if self.decode and isinstance(frame, VideoFrame):
                     stats.sizes.add((frame.width, frame.height))
+
+    async def _listen(self, track: MediaStreamTrack) -> None:
+        # The audience sound, counted and kept as mono s16 for measuring its level.
+        def heard(pcm: bytes) -> None:
+            self.hall.frames += 1
+            self.hall_pcm.append((time.monotonic(), pcm))
+
+        await mono_pcm(track, heard)
 
     async def close(self) -> None:
         """Leave and close the peer connection (the session stays open)."""

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
 from pathlib import Path
 
 import structlog
@@ -22,32 +23,23 @@ from media.stage import Stage
 from media.voice import Voices
 from rooms.bus import Bus, open_bus
 from rooms.chat import Chat
+from rooms.foyer import AudienceCounter, Foyer
 from rooms.lobbies import Lobbies
 from rooms.ratelimit import FailureLimiter
-from rooms.reactions import ReactionTally
+from rooms.reactions import ReactionTally, publish_totals
+from rooms.relay import EventRelay
+from rooms.screens import Screens
 from rooms.shows import Shows
-from signaling import api, foyer, guard, ops, rtmp, whep, whip, ws
-from signaling import captions as _caption_commands  # noqa: F401  (registers caption.send)
-from signaling import live as _live_commands  # noqa: F401  (registers the show commands)
-from signaling import screens as _screens  # registers the screen and remote commands
+from rooms.voice import VoiceRules, VoiceStates
+from signaling import api, captions, foyer, guard, live, ops, rtmp, screens, voice, whep, whip, ws
+from signaling.commands import Commands
 from signaling.errors import error_middleware
-from signaling.followers import FOLLOWERS, ShowFollowers
 from signaling.guard import secret_guesses
 from signaling.iceservers import client_ice_servers
 from signaling.metrics import Metrics
 from signaling.proxies import forwarded_for, parse_networks
-from signaling.state import (
-    BUS,
-    CODE_LIMITER,
-    LIFECYCLE,
-    METRICS,
-    SHOWS,
-    SITE,
-    STAGE,
-    Lifecycle,
-    Site,
-)
-from signaling.voice import VOICE_STATES, VOICES, VoiceStates
+from signaling.services import SERVICES, Limiters, Services
+from signaling.state import Lifecycle, Site
 
 log = structlog.get_logger(__name__)
 
@@ -103,6 +95,40 @@ def local_url(config: Config) -> str:
     return f"http://[{host}]:{config.port}" if ":" in host else f"http://{host}:{config.port}"
 
 
+def commands() -> Commands:
+    """Every WebSocket command, each module registering its own."""
+    registry = Commands()
+    for module in (ws, live, foyer, voice, captions, screens):
+        module.register(registry)
+    return registry
+
+
+def limiters(bus: Bus) -> Limiters:
+    """The limits on guessing, each per kind of secret."""
+    return Limiters(
+        code=FailureLimiter(bus, "code", limit=CODE_FAILURES_ALLOWED, window=CODE_FAILURE_WINDOW),
+        secret=FailureLimiter(bus, "secret", limit=guard.FAILURES_ALLOWED, window=guard.WINDOW),
+        pairing=FailureLimiter(
+            bus,
+            "pairing",
+            limit=screens.PAIR_FAILURES_ALLOWED,
+            window=screens.PAIR_FAILURE_WINDOW,
+        ),
+        staff_key=FailureLimiter(
+            bus,
+            "staff-key",
+            limit=screens.STAFF_KEY_FAILURES_ALLOWED,
+            window=screens.STAFF_KEY_FAILURE_WINDOW,
+        ),
+        new_pairing=FailureLimiter(
+            bus,
+            "new-pairing",
+            limit=screens.NEW_PAIRINGS_ALLOWED,
+            window=screens.NEW_PAIRING_WINDOW,
+        ),
+    )
+
+
 def create_app(config: Config, *, bus: Bus | None = None) -> web.Application:
     """Build the application; ``bus`` overrides the one named by the configuration (tests)."""
     middlewares: list[Middleware] = [security_headers, error_middleware]
@@ -110,7 +136,7 @@ def create_app(config: Config, *, bus: Bus | None = None) -> web.Application:
         middlewares.append(forwarded_for(parse_networks(config.trusted_proxies)))
     middlewares.append(secret_guesses)  # after forwarded_for: it counts per real client
     app = web.Application(middlewares=middlewares, client_max_size=MAX_REQUEST_BYTES)
-    app[SITE] = Site(
+    site = Site(
         public_url=config.public_url,
         organiser_key=config.organiser_key,
         origins=config.origins,
@@ -118,93 +144,96 @@ def create_app(config: Config, *, bus: Bus | None = None) -> web.Application:
         ice_servers=config.ice_servers,
         turn_secret=config.turn_secret,
     )
-    app[METRICS] = Metrics(__version__)
-    app[LIFECYCLE] = Lifecycle()
-    app[ws.CONNECTIONS] = set()
-    app[whip.SESSIONS] = {}
-    app[whep.SESSIONS] = {}
+    registry = commands()
+    direct = config.media_sender == "direct"
 
-    async def bus_context(app: web.Application) -> AsyncIterator[None]:
+    async def services_context(app: web.Application) -> AsyncIterator[None]:
+        """The node's services, opened in order and closed in reverse: peers close before the
+        bus they report to."""
         the_bus = bus if bus is not None else await open_bus(config.redis_url)
-        app[BUS] = the_bus
-        app[SHOWS] = Shows(the_bus)
-        app[foyer.LOBBIES] = Lobbies(the_bus, capacity=config.lobby_size)
-        app[foyer.AUDIENCE] = foyer.AudienceCounter(app[foyer.LOBBIES])
-        app[FOLLOWERS] = ShowFollowers(the_bus)
-        app[foyer.CHAT] = Chat(the_bus, retention=config.chat_retention)
-        app[foyer.TALLY] = ReactionTally()
-        reactions = asyncio.get_running_loop().create_task(
-            foyer.publish_reactions(app, secrets.token_hex(4)), name="reactions"
-        )
-        app[CODE_LIMITER] = FailureLimiter(
-            the_bus, "code", limit=CODE_FAILURES_ALLOWED, window=CODE_FAILURE_WINDOW
-        )
-        app[guard.SECRET_LIMITER] = FailureLimiter(
-            the_bus, "secret", limit=guard.FAILURES_ALLOWED, window=guard.WINDOW
-        )
         log.info("bus.open", engine=the_bus.name)
+        relay = EventRelay(the_bus)
+        shows = Shows(the_bus)
+        lobbies = Lobbies(the_bus, capacity=config.lobby_size)
+        chat = Chat(the_bus, retention=config.chat_retention)
+        stage = Stage(server_ice_servers(config), direct=direct, relay=relay)
+        voices = Voices(server_ice_servers(config), direct=direct)
+        voice_rules = VoiceRules(the_bus, shows, lobbies)
+        metrics = Metrics(__version__)
+        metrics.peers.set_function(lambda: stage.peer_count)
+        metrics.viewers.set_function(lambda: stage.viewer_total)
+        metrics.live_shows.set_function(lambda: stage.live_count)
+        partial = Services(
+            site=site,
+            metrics=metrics,
+            lifecycle=Lifecycle(),
+            bus=the_bus,
+            relay=relay,
+            shows=shows,
+            lobbies=lobbies,
+            chat=chat,
+            foyer=Foyer(the_bus, lobbies, chat),
+            audience=AudienceCounter(lobbies),
+            tally=ReactionTally(),
+            voice_rules=voice_rules,
+            voice_states=VoiceStates(the_bus, voice_rules, relay, voices),
+            screens=Screens(the_bus),
+            stage=stage,
+            voices=voices,
+            limiters=limiters(the_bus),
+            commands=registry,
+            connections=set(),
+            whip_sessions={},
+            whep_sessions={},
+        )
+        rtmp_server: RtmpServer | None = None
+        if config.rtmp_port is not None:
+            rtmp_server = RtmpServer(rtmp.authoriser(partial))
+            port = await rtmp_server.start(config.host, config.rtmp_port)
+            log.info("rtmp.listening", port=port)
+            partial = replace(partial, rtmp_port=port)
+        the_services = app[SERVICES] = partial
+        reactions = asyncio.get_running_loop().create_task(
+            publish_totals(the_services.tally, the_bus, secrets.token_hex(4)), name="reactions"
+        )
         yield
+        if rtmp_server is not None:
+            await rtmp_server.close()
+        await the_services.voice_states.close()
+        await voices.close()
+        await stage.close()
         # State changes from closing peers (show paused) still go out before the bus closes.
-        await app[FOLLOWERS].close()
+        await relay.close()
         reactions.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await reactions
-        pending = set(app[LIFECYCLE].tasks)
+        pending = set(the_services.lifecycle.tasks)
         if pending:
             await asyncio.wait(pending, timeout=2.0)
         await the_bus.close()
         log.info("bus.closed")
 
     async def begin_shutdown(app: web.Application) -> None:
-        app[LIFECYCLE].draining = True
-        await ws.close_all(app)
-
-    async def stage_context(app: web.Application) -> AsyncIterator[None]:
-        stage = app[STAGE] = Stage(
-            server_ice_servers(config), direct=config.media_sender == "direct"
-        )
-        metrics = app[METRICS]
-        metrics.peers.set_function(lambda: stage.peer_count)
-        metrics.viewers.set_function(lambda: stage.viewer_total)
-        metrics.live_shows.set_function(lambda: stage.live_count)
-        voices = app[VOICES] = Voices(
-            server_ice_servers(config), direct=config.media_sender == "direct"
-        )
-        app[VOICE_STATES] = VoiceStates(app[BUS], app[SHOWS], voices)
-        yield
-        await app[VOICE_STATES].close()
-        await voices.close()
-        await app[STAGE].close()
+        app[SERVICES].lifecycle.draining = True
+        await ws.close_all(app[SERVICES])
 
     async def demo_context(app: web.Application) -> AsyncIterator[None]:
         task = asyncio.get_running_loop().create_task(
-            run_demo(app[SHOWS], local_url(config), config.public_url), name="demo-performer"
+            run_demo(app[SERVICES].shows, local_url(config), config.public_url),
+            name="demo-performer",
         )
         yield
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await task
 
-    async def rtmp_context(app: web.Application) -> AsyncIterator[None]:
-        server = RtmpServer(rtmp.authoriser(app))
-        assert config.rtmp_port is not None
-        app[rtmp.RTMP_PORT] = await server.start(config.host, config.rtmp_port)
-        log.info("rtmp.listening", port=app[rtmp.RTMP_PORT])
-        yield
-        await server.close()
-
-    # cleanup runs in reverse: peers close before the bus they report to
-    app.cleanup_ctx.append(bus_context)
-    app.cleanup_ctx.append(_screens.context)
-    app.cleanup_ctx.append(stage_context)
-    if config.rtmp_port is not None:
-        app.cleanup_ctx.append(rtmp_context)
+    app.cleanup_ctx.append(services_context)
     if config.demo:
         app.cleanup_ctx.append(demo_context)
     app.on_shutdown.append(begin_shutdown)
     app.add_routes(ops.routes)
     app.add_routes(api.routes)
-    app.add_routes(_screens.routes)
+    app.add_routes(screens.routes)
     app.add_routes(whip.routes)
     app.add_routes(whep.routes)
     app.router.add_get("/ws", ws.websocket)

@@ -21,6 +21,8 @@ from media.forward import Broadcast, Ingest, Viewer
 from media.frame import EncodedFrame
 from media.hall import HallSound
 from media.ice import rtc_configuration
+from rooms.bus import Message
+from rooms.relay import EventRelay, Unfollow
 
 log = structlog.get_logger(__name__)
 
@@ -32,27 +34,19 @@ MAX_SDP_BYTES = 32 * 1024
 
 
 class StageError(Exception):
-    """A publish or watch request that cannot be served; ``code`` names why."""
-
-    code = "media_error"
+    """A publish or watch request that cannot be served (signaling/errors.py names it)."""
 
 
 class InvalidSdp(StageError):
     """The SDP could not be parsed or has the wrong shape."""
 
-    code = "invalid_sdp"
-
 
 class UnsupportedMedia(StageError):
     """Codecs or tracks this service cannot forward (e.g. AV1, HEVC, three video tracks)."""
 
-    code = "unsupported_codec"
-
 
 class NotLive(StageError):
     """Nobody is performing on this show right now."""
-
-    code = "not_live"
 
 
 async def close_peer(pc: RTCPeerConnection) -> None:
@@ -200,6 +194,17 @@ class ViewerSession:
         await close_peer(self.pc)
 
 
+class _HallFeed:
+    """The show's reaction totals to its audience sound."""
+
+    def __init__(self, sound: HallSound) -> None:
+        self.sound = sound
+
+    def deliver(self, event: Message, text: str) -> None:
+        if event.get("type") == "reactions":
+            self.sound.add(event.get("counts", {}), asyncio.get_running_loop().time())
+
+
 def direct_output(
     transceiver: RTCRtpTransceiver, offer: aiortc_sdp.SessionDescription
 ) -> DirectOutput:
@@ -219,8 +224,17 @@ def direct_output(
 class Stage:
     """Every broadcast of this node, and the peer connections attached to them."""
 
-    def __init__(self, ice_servers: Sequence[RTCIceServer] = (), *, direct: bool = True) -> None:
+    def __init__(
+        self,
+        ice_servers: Sequence[RTCIceServer] = (),
+        *,
+        direct: bool = True,
+        relay: EventRelay | None = None,
+    ) -> None:
         self._ice_servers = list(ice_servers)
+        # The show's events on this node: the audience sound follows its reaction totals.
+        self._relay = relay
+        self._hall_feeds: dict[str, asyncio.Task[Unfollow]] = {}
         # Direct output (media/direct.py) sends viewers' packets without aiortc's sender loop.
         self._direct = direct
         self._broadcasts: dict[str, Broadcast] = {}
@@ -239,13 +253,24 @@ class Stage:
             sound = HallSound(ingest.push, listeners=lambda: broadcast.viewers)
             sound.start()
             entry = self._halls[show_id] = (broadcast, sound)
+            if self._relay is not None:
+                # Whoever hears the hall (the studio, viewers who asked for it, a performer on
+                # OBS or RTMP), every node's reaction totals drive it while the show has one.
+                follow = self._relay.follow_show(show_id, _HallFeed(sound), performer=True)
+                task = asyncio.get_running_loop().create_task(follow, name=f"hall-feed-{show_id}")
+                self._hall_feeds[show_id] = task
         return entry[0]
 
-    def hall_reactions(self, show_id: str, counts: dict[str, int]) -> None:
-        """Reaction totals for the show's audience sound (ignored if nobody hears it)."""
-        entry = self._halls.get(show_id)
-        if entry is not None:
-            entry[1].add(counts, asyncio.get_running_loop().time())
+    async def _stop_hall_feed(self, show_id: str) -> None:
+        task = self._hall_feeds.pop(show_id, None)
+        if task is None:
+            return
+        try:
+            unfollow = await task
+        except Exception:
+            log.exception("stage.hall_feed_failed", show=show_id)
+            return
+        await unfollow()
 
     def hall_mute(self, show_id: str, muted: bool) -> bool:
         """Silence (or bring back) the show's audience sound; False if the show has none."""
@@ -504,6 +529,7 @@ class Stage:
             broadcast.close()
         hall = self._halls.pop(show_id, None)
         if hall is not None:
+            await self._stop_hall_feed(show_id)
             hall[0].close()
             await hall[1].close()
 
@@ -517,6 +543,8 @@ class Stage:
             await publication.close()
         for broadcast in self._broadcasts.values():
             broadcast.close()
+        for show_id in list(self._hall_feeds):
+            await self._stop_hall_feed(show_id)
         for hall, sound in self._halls.values():
             hall.close()
             await sound.close()

@@ -7,7 +7,7 @@ slots**. A speaker gets the lowest free slot number of their lobby; each listene
 slot carries that speaker. Slots being fixed when the voice starts, nobody renegotiates when
 someone starts or stops talking, and a browser plays each slot as it arrives.
 
-What may be heard is the show's **voice policy**, set by signaling: the lobby's voice is open or
+What may be heard is the show's **voice policy** (:mod:`rooms.voice`): the lobby's voice is open or
 closed (closed during the show unless the performer opens an intermission), and one lobby may be
 invited **on stage**: then only that lobby speaks, and every voice listener of the show (the
 performer too) hears it on the same slot numbers. Frames of a speaker who is muted or not allowed
@@ -33,6 +33,7 @@ from media.frame import EncodedFrame
 from media.ice import rtc_configuration
 from media.receiver import EncodedReceiver
 from media.stage import InvalidSdp, UnsupportedMedia, close_peer, direct_output, parse_offer
+from rooms.voice import VoicePolicy
 
 log = structlog.get_logger(__name__)
 
@@ -89,14 +90,6 @@ class VoiceSeat:
         return len(self.outputs)
 
 
-@dataclass(frozen=True)
-class VoicePolicy:
-    """What a show's voice allows now."""
-
-    open: bool = False  # lobbies may talk (before or after the show, or in an intermission)
-    stage: str | None = None  # the lobby everyone hears
-
-
 @dataclass
 class _ShowVoice:
     seats: set[VoiceSeat] = field(default_factory=set)
@@ -140,12 +133,7 @@ class Voices:
 
     def may_speak(self, seat: VoiceSeat) -> bool:
         """Whether this seat's lobby may be heard now (its own mic aside)."""
-        if seat.lobby_id is None:
-            return False
-        policy = self.policy(seat.show_id)
-        if policy.stage is not None:
-            return policy.stage == seat.lobby_id
-        return policy.open
+        return self.policy(seat.show_id).may_speak(seat.lobby_id)
 
     def policy(self, show_id: str) -> VoicePolicy:
         """The show's voice policy on this node."""

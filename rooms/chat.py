@@ -7,6 +7,7 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
+from rooms import events
 from rooms.bus import STREAM_START, Bus
 from rooms.errors import InvalidInput, RoomsError
 from rooms.lobbies import Lobby, Member
@@ -28,17 +29,6 @@ class ChatMuted(RoomsError):
     """The performer has muted this viewer's chat."""
 
     code = "chat_muted"
-
-
-def lobby_channel(lobby_id: str) -> str:
-    """The bus channel of a lobby's live events other than chat (members, voice)."""
-    return f"lobby:{lobby_id}"
-
-
-def show_chat_channel(show_id: str) -> str:
-    """The bus channel of every lobby's chat of a show: each node hands a message to the members
-    of its lobby there and to the performer's feed, so a message is published once."""
-    return f"showchat:{show_id}"
 
 
 def clean_text(text: object) -> str:
@@ -98,14 +88,8 @@ class Chat:
         )
         if repeat:
             return Posted(entry_id, True, {})
-        event = {
-            "type": "chat.message",
-            "lobby": lobby.id,
-            "lobby_code": lobby.code,
-            "id": entry_id,
-            **message,
-        }
-        await self._bus.publish(show_chat_channel(lobby.show_id), event)
+        event = events.chat_message(lobby.id, lobby.code, entry_id, message)
+        await self._bus.publish(events.show_chat_channel(lobby.show_id), event)
         return Posted(entry_id, False, event)
 
     async def history(
@@ -119,24 +103,9 @@ class Chat:
         result = []
         for e in entries:
             if "deleted" in e.message:
-                result.append(
-                    {
-                        "type": "chat.deleted",
-                        "lobby": lobby.id,
-                        "id": e.message["deleted"],
-                        "at_id": e.id,
-                    }
-                )
+                result.append(events.chat_deleted(lobby.id, e.message["deleted"], e.id))
             elif e.id not in deleted:
-                result.append(
-                    {
-                        "type": "chat.message",
-                        "lobby": lobby.id,
-                        "lobby_code": lobby.code,
-                        "id": e.id,
-                        **e.message,
-                    }
-                )
+                result.append(events.chat_message(lobby.id, lobby.code, e.id, e.message))
         return result
 
     async def delete(self, lobby: Lobby, entry_id: str) -> None:
@@ -144,8 +113,8 @@ class Chat:
         await self._bus.append(
             f"chat:{lobby.id}", {"deleted": entry_id}, maxlen=STREAM_MAXLEN, ttl=self.retention
         )
-        event = {"type": "chat.deleted", "lobby": lobby.id, "id": entry_id}
-        await self._bus.publish(show_chat_channel(lobby.show_id), event)
+        event = events.chat_deleted(lobby.id, entry_id)
+        await self._bus.publish(events.show_chat_channel(lobby.show_id), event)
 
     async def mute(self, show_id: str, member_id: str, muted: bool = True) -> None:
         """Pause (or resume) one viewer's chat for this show."""

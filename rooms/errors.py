@@ -15,6 +15,13 @@ class InvalidInput(RoomsError):
     code = "invalid_input"
 
 
+class Forbidden(RoomsError):
+    """The client may not do this (a wrong performer token, a viewer sending a performer's
+    command)."""
+
+    code = "forbidden"
+
+
 class ShowNotFound(RoomsError):
     """No show has that id or code (or it has ended)."""
 

@@ -7,9 +7,12 @@ messages a second per show and node, however many clap.
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 from typing import Any
 
+from rooms import events
+from rooms.bus import Bus, BusError
 from rooms.errors import InvalidInput
 
 KINDS = ("applause", "laughter", "heart", "bravo")
@@ -49,3 +52,20 @@ class ReactionTally:
             out[show_id] = {"counts": dict(totals), "lobbies": per_lobby}
         self._counts.clear()
         return out
+
+
+async def publish_totals(tally: ReactionTally, bus: Bus, node: str) -> None:
+    """Every :data:`INTERVAL`, this node's reaction totals per show, on the show's channel."""
+    loop = asyncio.get_running_loop()
+    due = loop.time()
+    while True:
+        # A fixed schedule: the time spent publishing does not stretch the interval.
+        due += INTERVAL
+        await asyncio.sleep(max(0.0, due - loop.time()))
+        due = max(due, loop.time() - INTERVAL)  # after a stall, do not try to catch up
+        for show_id, totals in tally.drain().items():
+            event = events.reactions(show_id, node, totals["counts"], totals["lobbies"])
+            try:
+                await bus.publish(events.show_channel(show_id), event)
+            except BusError:
+                pass  # the bus is away: these clicks are lost, the next ones go through

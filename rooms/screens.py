@@ -74,16 +74,6 @@ def digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def screen_channel(screen_id: str) -> str:
-    """The bus channel of events for one screen (paired, control, react, unpaired)."""
-    return f"screen-events:{screen_id}"
-
-
-def staff_channel(key_id: str) -> str:
-    """The bus channel the phones of one staff key listen on (screens' status)."""
-    return f"staff-events:{key_id}"
-
-
 @dataclass(frozen=True, slots=True)
 class StaffKey:
     """A key the organiser gave to one care home; ``label`` says whose it is."""

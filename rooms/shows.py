@@ -8,11 +8,12 @@ import enum
 import hashlib
 import hmac
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from rooms import events
 from rooms.bus import Bus, BusUnavailable
 from rooms.codes import format_code, new_code, new_token, normalise_code
 from rooms.errors import CodeSpaceExhausted, InvalidInput, ShowNotFound
@@ -97,11 +98,6 @@ class Show:
             created_at=datetime.fromisoformat(record["created_at"]),
             performer=record.get("performer", ""),
         )
-
-
-def show_channel(show_id: str) -> str:
-    """The bus channel of a show's live events (state, audience, reactions, warnings)."""
-    return f"show:{show_id}"
 
 
 def _stream_key_index(stream_key: str) -> str:
@@ -232,14 +228,32 @@ class Shows:
     async def set_state(self, show_id: str, state: ShowState) -> Show:
         """Move a show to ``state``; ending it frees its code for new shows."""
         async with self._changing(show_id):
-            show = replace(await self.get(show_id), state=state)
-            if state is ShowState.ENDED:
-                await self._bus.set(f"show:{show.id}", show.to_record(), ttl=ENDED_RETENTION)
-                await self._bus.delete(f"code:{show.code}")
-                await self._bus.delete(_stream_key_index(show.stream_key))
-            else:
-                await self._bus.set(f"show:{show.id}", show.to_record())
-            return show
+            return await self._store_state(await self.get(show_id), state)
+
+    async def move(
+        self, show_id: str, state: ShowState, codecs: Mapping[str, str] | None = None
+    ) -> Show | None:
+        """Move a show to ``state`` and tell everyone following it (with the performer's codecs
+        when it goes live). An ended show stays ended: a late "paused" from a closing connection
+        must not reopen it (None then)."""
+        async with self._changing(show_id):
+            current = await self.get(show_id)
+            if current.state is ShowState.ENDED:
+                return None
+            show = await self._store_state(current, state)
+        event = events.show_state(show.id, show.state.value, codecs)
+        await self._bus.publish(events.show_channel(show.id), event)
+        return show
+
+    async def _store_state(self, current: Show, state: ShowState) -> Show:
+        show = replace(current, state=state)
+        if state is ShowState.ENDED:
+            await self._bus.set(f"show:{show.id}", show.to_record(), ttl=ENDED_RETENTION)
+            await self._bus.delete(f"code:{show.code}")
+            await self._bus.delete(_stream_key_index(show.stream_key))
+        else:
+            await self._bus.set(f"show:{show.id}", show.to_record())
+        return show
 
     @contextlib.asynccontextmanager
     async def _changing(self, show_id: str) -> AsyncIterator[None]:

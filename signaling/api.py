@@ -16,7 +16,7 @@ from rooms.shows import Show, ShowState
 from signaling.errors import ApiError
 from signaling.lookup import show_for_code
 from signaling.rtmp import rtmp_url
-from signaling.state import METRICS, SHOWS, SITE
+from signaling.services import services
 
 log = structlog.get_logger(__name__)
 
@@ -34,7 +34,9 @@ def require_organiser(request: web.Request) -> None:
             "send the organiser key as 'Authorization: Bearer <key>'",
             {"WWW-Authenticate": 'Bearer realm="lampio"'},
         )
-    if not hmac.compare_digest(token.strip().encode(), request.app[SITE].organiser_key.encode()):
+    if not hmac.compare_digest(
+        token.strip().encode(), services(request).site.organiser_key.encode()
+    ):
         raise ApiError(403, "forbidden", "this organiser key is not valid")
 
 
@@ -55,17 +57,17 @@ async def read_json_object(request: web.Request) -> dict[str, Any]:
 
 def viewer_url(request: web.Request, show: Show) -> str:
     """The link that opens the show for a viewer (on posters, in QR codes)."""
-    return f"{request.app[SITE].public_url}/watch?code={show.code}"
+    return f"{services(request).site.public_url}/watch?code={show.code}"
 
 
 def show_links(request: web.Request, show: Show) -> dict[str, str | None]:
     """Where viewers and the performer go for this show."""
-    base = request.app[SITE].public_url
+    base = services(request).site.public_url
     return {
         "viewer_url": viewer_url(request, show),
         "performer_url": f"{base}/studio#{show.id}.{show.performer_token}",
         "whip_url": f"{base}/whip",
-        "rtmp_url": rtmp_url(request.app, base),
+        "rtmp_url": rtmp_url(services(request), base),
     }
 
 
@@ -87,10 +89,10 @@ async def create_show(request: web.Request) -> web.Response:
     unknown = set(body) - {"title", "description", "starts_at", "performer"}
     if unknown:
         raise InvalidInput(f"unknown fields: {', '.join(sorted(unknown))}")
-    show = await request.app[SHOWS].create(
+    show = await services(request).shows.create(
         body.get("title"), body.get("description", ""), body.get("starts_at"), body.get("performer")
     )
-    request.app[METRICS].shows_created.inc()
+    services(request).metrics.shows_created.inc()
     log.info("show.created", show=show.id)
     return web.json_response(
         private_view(request, show),
@@ -106,7 +108,7 @@ async def programme(request: web.Request) -> web.Response:
     organiser = "Authorization" in request.headers
     if organiser:
         require_organiser(request)
-    shows = await request.app[SHOWS].programme()
+    shows = await services(request).shows.programme()
     if organiser:
         views = [private_view(request, s) for s in shows]
         return web.json_response({"shows": views}, headers={"Cache-Control": "no-store"})
@@ -116,7 +118,9 @@ async def programme(request: web.Request) -> web.Response:
 @routes.get("/api/shows/by-code/{code}")
 async def show_by_code(request: web.Request) -> web.Response:
     """The public part of the show a code leads to; wrong codes are rate-limited per address."""
-    show = await show_for_code(request.app, request.remote or "unknown", request.match_info["code"])
+    show = await show_for_code(
+        services(request), request.remote or "unknown", request.match_info["code"]
+    )
     return web.json_response(show.public())
 
 
@@ -133,12 +137,12 @@ async def authorised_show(request: web.Request) -> Show:
             {"WWW-Authenticate": 'Bearer realm="lampio"'},
         )
     try:
-        show = await request.app[SHOWS].get(request.match_info["show_id"])
+        show = await services(request).shows.get(request.match_info["show_id"])
     except ShowNotFound:
         show = None
-    allowed = hmac.compare_digest(token.encode(), request.app[SITE].organiser_key.encode()) or (
-        show is not None and hmac.compare_digest(token.encode(), show.performer_token.encode())
-    )
+    allowed = hmac.compare_digest(
+        token.encode(), services(request).site.organiser_key.encode()
+    ) or (show is not None and hmac.compare_digest(token.encode(), show.performer_token.encode()))
     if not allowed:
         # The same answer for a wrong token and an unknown show: ids cannot be probed.
         raise ApiError(403, "forbidden", "this token is not valid for this show")
@@ -158,7 +162,7 @@ async def show_detail(request: web.Request) -> web.Response:
 async def rotate_stream_key(request: web.Request) -> web.Response:
     """A new stream key (the old one stops working; a publish under way is not cut)."""
     show = await authorised_show(request)
-    show = await request.app[SHOWS].rotate_stream_key(show.id)
+    show = await services(request).shows.rotate_stream_key(show.id)
     log.info("show.stream_key_rotated", show=show.id)
     return web.json_response(private_view(request, show), headers={"Cache-Control": "no-store"})
 
@@ -166,7 +170,7 @@ async def rotate_stream_key(request: web.Request) -> web.Response:
 @routes.get("/api/shows/{show_id}/qr.svg")
 async def show_qr(request: web.Request) -> web.Response:
     """The show's viewer link as an SVG QR code (public: the code is on every poster anyway)."""
-    show = await request.app[SHOWS].get(request.match_info["show_id"])
+    show = await services(request).shows.get(request.match_info["show_id"])
     if show.state is ShowState.ENDED:
         raise ShowNotFound("this show has ended (its code may already lead to another show)")
     link = viewer_url(request, show)

@@ -10,17 +10,14 @@ import asyncio
 import contextlib
 import json
 import secrets
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, TypeVar
 
 import structlog
 from aiohttp import WSCloseCode, web
 
-if TYPE_CHECKING:
-    from media.stage import ViewerSession
-    from media.voice import VoiceSeat
-    from rooms.lobbies import Lobby, Member
-    from rooms.ratelimit import TokenBucket
+R = TypeVar("R", bound="Role")
+Release = Callable[[], Awaitable[None]]
 
 SEND_QUEUE = 256
 CLOSE_TOO_SLOW = 4001  # application close code: the client did not read fast enough
@@ -39,51 +36,56 @@ class Connection:
         self._queue: asyncio.Queue[str | None] = asyncio.Queue(queue_size)
         self._writer: asyncio.Task[None] | None = None
         self.closing = False
-        # What this connection holds (a performer session, a viewer session, subscriptions),
-        # released in reverse order when it ends, however it ends.
-        self._cleanups: dict[str, Callable[[], Awaitable[None]]] = {}
-        self.tasks: set[asyncio.Task[Any]] = set()
-        self.watching: str | None = None  # the show this client follows as a viewer
-        self.viewer_session: ViewerSession | None = None
-        self.lobby: Lobby | None = None  # the foyer this client sits in
-        self.member: Member | None = None
-        self.chat_bucket: TokenBucket | None = None
-        self.reaction_bucket: TokenBucket | None = None
-        self.caption_bucket: TokenBucket | None = None
-        self.performing: str | None = None  # the show this client performs or hosts
-        self.voice_seat: VoiceSeat | None = None  # this client's lobby voice, if it joined it
+        # What this connection is for (viewer, performer, screen, phone), each with what it holds;
+        # released in reverse order when the connection ends, however it ends.
+        self._roles: dict[type[Role], Role] = {}
+        # Commands that run apart from the reader (see signaling.commands.MEDIA), one at a time.
+        self._lanes: dict[str, asyncio.Lock] = {}
+        self._commands: set[asyncio.Task[Any]] = set()
 
-    def hold(self, name: str, release: Callable[[], Awaitable[None]]) -> None:
-        """Remember how to release ``name`` when the connection ends (replacing an earlier one)."""
-        self._cleanups[name] = release
+    def in_lane(self, lane: str, work: Callable[[], Awaitable[None]]) -> None:
+        """Run ``work`` after the earlier work of ``lane``, without holding up the reader."""
+        lock = self._lanes.setdefault(lane, asyncio.Lock())
 
-    async def release(self, name: str) -> bool:
-        """Release ``name`` now; False if nothing was held under it."""
-        release = self._cleanups.pop(name, None)
-        if release is None:
+        async def run() -> None:
+            async with lock:
+                await work()
+
+        task = asyncio.get_running_loop().create_task(run(), name=f"{lane}-{self.id}")
+        self._commands.add(task)
+        task.add_done_callback(self._commands.discard)
+
+    def role(self, kind: type[R]) -> R | None:
+        """This connection's role of ``kind``, if it has one."""
+        found = self._roles.get(kind)
+        return found if isinstance(found, kind) else None
+
+    async def take(self, role: R) -> R:
+        """Take ``role``, releasing the role of its kind that it replaces."""
+        await self.drop(type(role))
+        self._roles[type(role)] = role
+        return role
+
+    async def drop(self, kind: type[Role]) -> bool:
+        """Give up the role of ``kind`` (releasing what it holds); False if there was none."""
+        role = self._roles.pop(kind, None)
+        if role is None:
             return False
-        try:
-            await release()
-        except Exception:
-            self.log.exception("ws.release_failed", what=name)
+        await role.close()
         return True
 
-    def spawn(self, coro: Awaitable[Any], name: str) -> asyncio.Task[Any]:
-        """Run a task that belongs to this connection and ends with it."""
-        task: asyncio.Task[Any] = asyncio.ensure_future(coro)
-        task.set_name(f"{name}-{self.id}")
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
-        return task
-
     async def release_all(self) -> None:
-        """Release everything held and stop this connection's tasks."""
-        for name in reversed(list(self._cleanups)):
-            await self.release(name)
-        for task in list(self.tasks):
+        """Stop commands under way, then release every role (the last taken first)."""
+        for task in list(self._commands):
             task.cancel()
-        if self.tasks:
-            await asyncio.gather(*self.tasks, return_exceptions=True)
+        if self._commands:
+            await asyncio.gather(*self._commands, return_exceptions=True)
+        for kind in reversed(list(self._roles)):
+            await self.drop(kind)
+
+    def deliver(self, event: dict[str, Any], text: str) -> None:
+        """An event from the node's relay: its shared encoding goes out as it is."""
+        self.send_text(text)
 
     def start(self) -> None:
         """Start the writer task."""
@@ -144,3 +146,65 @@ class Connection:
         if not self.ws.closed:
             with contextlib.suppress(Exception):
                 await self.ws.close(code=code, message=reason.encode())
+
+
+class Role:
+    """What a connection is for, owning what it holds (sessions, subscriptions, tasks): closing
+    the role releases all of it, the last held first."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self._held: dict[str, Release] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self.closed = False
+
+    async def hold(self, name: str, release: Release) -> None:
+        """Remember how to release ``name``, releasing first whatever held that name before.
+
+        A role that has ended releases at once what it is handed (a command that finished after
+        its role ended, e.g. an offer negotiated while the viewer left, leaves nothing behind)."""
+        await self.release(name)
+        if self.closed:
+            await self._run(name, release)
+            return
+        self._held[name] = release
+
+    async def release(self, name: str) -> bool:
+        """Release ``name`` now; False if nothing was held under it."""
+        release = self._held.pop(name, None)
+        if release is None:
+            return False
+        await self._run(name, release)
+        return True
+
+    async def _run(self, name: str, release: Release) -> None:
+        try:
+            await release()
+        except Exception:
+            self.conn.log.exception("ws.release_failed", what=name)
+
+    def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
+        """Run a task that belongs to this role and ends with it."""
+        if self.closed:
+            coro.close()
+            raise RuntimeError("this role has ended")
+        task: asyncio.Task[Any] = asyncio.get_running_loop().create_task(coro)
+        task.set_name(f"{name}-{self.conn.id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._report)
+        return task
+
+    def _report(self, task: asyncio.Task[Any]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            self.conn.log.error("ws.task_failed", task=task.get_name(), exc_info=task.exception())
+
+    async def close(self) -> None:
+        """Stop this role's tasks, then release everything held (the last held first)."""
+        self.closed = True
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        for name in reversed(list(self._held)):
+            await self.release(name)

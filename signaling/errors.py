@@ -4,30 +4,91 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 
 import structlog
 from aiohttp import web
 
+from media.stage import InvalidSdp, NotLive, StageError, UnsupportedMedia
 from rooms.bus import BusUnavailable
 from rooms.errors import (
     CodeSpaceExhausted,
+    Forbidden,
     InvalidInput,
     RateLimited,
     RoomsError,
     ShowNotFound,
 )
-from signaling.state import METRICS
+from rooms.lobbies import LobbyFull, LobbyNotFound
+from rooms.screens import PairingNotFound, ScreenNotFound, StaffKeyInvalid, StaffKeyNotFound
+from signaling.services import SERVICES
 
 log = structlog.get_logger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-_DOMAIN_STATUS: dict[type[RoomsError], int] = {
+# The one mapping of domain and media errors to the wire: an HTTP status and a stable code. Looked
+# up along each error's class hierarchy, so a subclass gets its own entry or its nearest parent's.
+_STATUS: dict[type[Exception], int] = {
     InvalidInput: 400,
+    Forbidden: 403,
+    StaffKeyInvalid: 403,
     ShowNotFound: 404,
+    LobbyNotFound: 404,
+    ScreenNotFound: 404,
+    StaffKeyNotFound: 404,
+    PairingNotFound: 404,
+    LobbyFull: 409,
     RateLimited: 429,
     CodeSpaceExhausted: 503,
+    StageError: 400,
+    UnsupportedMedia: 406,
+    NotLive: 503,
 }
+_MEDIA_CODES: dict[type[StageError], str] = {
+    StageError: "media_error",
+    InvalidSdp: "invalid_sdp",
+    UnsupportedMedia: "unsupported_codec",
+    NotLive: "not_live",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """How an error is told to a client: status (HTTP), code, message, extra headers."""
+
+    status: int
+    code: str
+    message: str
+    retry_after: float | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+def failure(exc: Exception) -> Failure | None:
+    """The wire form of a domain, media or bus error; None for anything else (a bug)."""
+    if isinstance(exc, ApiError):
+        return Failure(exc.status, exc.code, exc.message, headers=exc.headers)
+    if isinstance(exc, BusUnavailable):
+        return Failure(
+            503,
+            "bus_unavailable",
+            "the service is briefly unavailable; try again soon",
+            retry_after=5.0,
+            headers={"Retry-After": "5"},
+        )
+    if not isinstance(exc, RoomsError | StageError):
+        return None
+    status = next((_STATUS[k] for k in type(exc).__mro__ if k in _STATUS), 400)
+    if isinstance(exc, StageError):
+        code = next(_MEDIA_CODES[k] for k in type(exc).__mro__ if k in _MEDIA_CODES)
+        message = "the show is not live right now" if isinstance(exc, NotLive) else str(exc)
+        headers = {"Retry-After": "5"} if isinstance(exc, NotLive) else {}
+        return Failure(status, code, message, headers=headers)
+    if isinstance(exc, RateLimited):
+        headers = {"Retry-After": str(max(1, round(exc.retry_after)))}
+        return Failure(429, exc.code, str(exc), exc.retry_after, headers)
+    return Failure(status, exc.code, str(exc))
+
 
 _HTTP_CODES: dict[int, str] = {
     400: "bad_request",
@@ -86,26 +147,13 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         response = await handler(request)
         status = response.status
         return response
-    except ApiError as exc:
-        status = exc.status
-        return error_response(exc.status, exc.code, exc.message, exc.headers)
-    except RateLimited as exc:
-        status = 429
-        return error_response(
-            429, exc.code, str(exc), {"Retry-After": str(max(1, round(exc.retry_after)))}
-        )
-    except RoomsError as exc:
-        status = _DOMAIN_STATUS.get(type(exc), 400)
-        return error_response(status, exc.code, str(exc))
-    except BusUnavailable:
-        status = 503
-        log.warning("http.bus_unavailable", route=route)
-        return error_response(
-            503,
-            "bus_unavailable",
-            "the service is briefly unavailable; try again soon",
-            {"Retry-After": "5"},
-        )
+    except (ApiError, RoomsError, StageError, BusUnavailable) as exc:
+        told = failure(exc)
+        assert told is not None
+        status = told.status
+        if isinstance(exc, BusUnavailable):
+            log.warning("http.bus_unavailable", route=route)
+        return error_response(told.status, told.code, told.message, told.headers)
     except web.HTTPException as exc:
         status = exc.status
         if exc.status < 400:
@@ -118,6 +166,6 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         log.exception("http.unhandled", route=route)
         return error_response(500, "internal_error", "something went wrong on our side")
     finally:
-        metrics = request.app[METRICS]
+        metrics = request.app[SERVICES].metrics
         metrics.http_requests.labels(route=route, status=str(status)).inc()
         metrics.http_seconds.labels(route=route).observe(time.perf_counter() - started)

@@ -10,21 +10,19 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from rooms.ratelimit import FailureLimiter
 from signaling.errors import ApiError, Handler
+from signaling.services import SERVICES
 
 FAILURES_ALLOWED = 10
 WINDOW = 15 * 60.0
-
-SECRET_LIMITER: web.AppKey[FailureLimiter] = web.AppKey("secret_limiter", FailureLimiter)
 
 
 @web.middleware
 async def secret_guesses(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Refuse clients that keep sending wrong secrets (sits inside the error middleware)."""
-    limiter = request.app.get(SECRET_LIMITER)
-    if limiter is None or "Authorization" not in request.headers:
+    if "Authorization" not in request.headers:
         return await handler(request)
+    limiter = request.app[SERVICES].limiters.secret
     subject = request.remote or "unknown"
     async with limiter.trying(subject):
         try:

@@ -1,7 +1,7 @@
 """Commands for a live show: the performer publishes, viewers join by code and watch.
 
-Media work stays in :mod:`media.stage`; this module checks who may do what, moves the show's state
-and tells everyone watching through the bus (channel ``show:{id}``).
+Media work stays in :mod:`media.stage`, seating in :mod:`rooms.foyer`; this module checks who may
+do what, moves the show's state and tells everyone watching through the bus (``show:{id}``).
 """
 
 from __future__ import annotations
@@ -9,66 +9,33 @@ from __future__ import annotations
 import asyncio
 import hmac
 from collections.abc import Callable
-from typing import Any
 
-from aiohttp import web
-
-from media.stage import Publication, StageError
-from rooms.bus import Bus, BusError
-from rooms.errors import InvalidInput, RoomsError, ShowNotFound
-from rooms.shows import Show, ShowState, show_channel
+from media.stage import Publication
+from rooms import events
+from rooms.bus import BusError, Message
+from rooms.errors import Forbidden, InvalidInput, ShowNotFound
+from rooms.foyer import HEAD_COUNT_MAX
+from rooms.lobbies import NAME_MAX
+from rooms.shows import Show, ShowState
+from signaling import commands as c
+from signaling.commands import MEDIA, Commands, Result
 from signaling.connection import Connection
-from signaling.followers import FOLLOWERS
-from signaling.foyer import AUDIENCE, enter_lobby, follow_show_chat
 from signaling.lookup import show_for_code
-from signaling.state import BUS, LIFECYCLE, SHOWS, STAGE
-from signaling.ws import COMMANDS, Result
+from signaling.roles import Performer, Viewer, performer, viewer
+from signaling.services import Services
 
 AUDIENCE_INTERVAL = 1.0  # seconds between viewer-count updates to the performer
-
-
-class Forbidden(RoomsError):
-    """The token does not open this show."""
-
-    code = "forbidden"
-
-
-async def announce_state(bus: Bus, show: Show, codecs: dict[str, str] | None = None) -> None:
-    """Tell every client of the show its new state."""
-    event: dict[str, Any] = {"type": "show.state", "show": show.id, "state": show.state.value}
-    if codecs is not None:
-        event["codecs"] = codecs
-    await bus.publish(show_channel(show.id), event)
-
-
-def stage_error(exc: StageError) -> RoomsError:
-    """A media refusal as a domain error with the same code, for the envelope."""
-    error = RoomsError(str(exc))
-    error.code = exc.code
-    return error
-
-
-async def follow_show(conn: Connection, request: web.Request, show_id: str) -> None:
-    """Forward the show's live events to this client until it leaves."""
-    await conn.release("events")
-    followers = request.app[FOLLOWERS]
-    await followers.follow(show_id, conn)
-
-    async def stop() -> None:
-        await followers.unfollow(show_id, conn)
-
-    conn.hold("events", stop)
+TOKEN_MAX = 128
+SDP_MAX = 32 * 1024
 
 
 # -- performer ------------------------------------------------------------------------------------
 
 
-async def performer_show(request: web.Request, show_id: object, token: object) -> Show:
+async def performer_show(services: Services, show_id: str, token: str) -> Show:
     """The show if ``token`` is its performer token (one answer for unknown show or wrong token)."""
-    if not isinstance(show_id, str) or not isinstance(token, str):
-        raise InvalidInput("show and token are required")
     try:
-        show = await request.app[SHOWS].get(show_id)
+        show = await services.shows.get(show_id)
     except ShowNotFound:
         raise Forbidden("this performer link is not valid") from None
     if not hmac.compare_digest(token.encode(), show.performer_token.encode()):
@@ -78,131 +45,93 @@ async def performer_show(request: web.Request, show_id: object, token: object) -
     return show
 
 
-@COMMANDS.register("perform.start", show=str, token=str, sdp=str)
-async def perform_start(conn: Connection, request: web.Request, msg: dict[str, Any]) -> Result:
-    """Publish the performer's offer; the show goes live once media connects."""
-    show = await performer_show(request, msg["show"], msg["token"])
-    app = request.app
-    try:
-        publication = await app[STAGE].publish(show.id, msg["sdp"], follow_publication(app))
-    except StageError as exc:
-        raise stage_error(exc) from exc
-    conn.log.info("perform.start", show=show.id, codecs=publication.codecs)
-
-    async def stop() -> None:
-        await app[STAGE].unpublish(publication)
-
-    await conn.release("publication")
-    conn.hold("publication", stop)
-    await take_the_stage(conn, request, show.id)
-    if publication.hall is not None:
-        await feed_the_hall(conn, request, show.id)
-    return {"sdp": publication.answer_sdp, "codecs": publication.codecs}
-
-
-def follow_publication(app: web.Application) -> Callable[[Publication, str], None]:
+def follow_publication(services: Services) -> Callable[[Publication, str], None]:
     """Move the show's state with its performer's connection: live when media connects, paused
     when it closes or fails (unless another performer took over). Shared by every way to publish."""
-    lifecycle = app[LIFECYCLE]
+    lifecycle = services.lifecycle
 
     def on_state(publication: Publication, state: str) -> None:
         show_id = publication.show_id
         if state == "connected":
-            coro = _set_state(app, show_id, ShowState.LIVE, publication.codecs)
+            coro = services.shows.move(show_id, ShowState.LIVE, publication.codecs)
             lifecycle.spawn(coro, "show-live")
-        elif state in ("failed", "closed") and not app[STAGE].live(show_id):
-            lifecycle.spawn(_set_state(app, show_id, ShowState.PAUSED), "show-paused")
+        elif state in ("failed", "closed") and not services.stage.live(show_id):
+            lifecycle.spawn(services.shows.move(show_id, ShowState.PAUSED), "show-paused")
 
     return on_state
 
 
-async def take_the_stage(conn: Connection, request: web.Request, show_id: str) -> None:
-    """What the performer's (or host's) connection follows: the show, its audience, all chat."""
-    if conn.performing == show_id:
-        return
-    conn.performing = show_id
-    await follow_show(conn, request, show_id)
-    await follow_show_chat(conn, request, show_id)
-    await conn.release("audience")  # of the show this connection performed before, if any
-    audience = conn.spawn(report_audience(conn, request, show_id), "audience")
+async def take_the_stage(conn: Connection, services: Services, show_id: str) -> Performer:
+    """The performer's (or host's) role: the show's events, its audience, every lobby's chat."""
+    current = conn.role(Performer)
+    if current is not None and current.show_id == show_id:
+        return current
+    role = await conn.take(Performer(conn, show_id))
+    relay = services.relay
+    await role.hold("events", await relay.follow_show(show_id, conn, performer=True))
+    await role.hold("chat-feed", await relay.follow_chat(show_id, conn))
+    role.spawn(report_audience(conn, services, show_id), "audience")
+    return role
+
+
+async def perform_start(conn: Connection, services: Services, msg: Message) -> Result:
+    """Publish the performer's offer; the show goes live once media connects."""
+    show = await performer_show(services, msg["show"], msg["token"])
+    stage = services.stage
+    publication = await stage.publish(show.id, msg["sdp"], follow_publication(services))
+    conn.log.info("perform.start", show=show.id, codecs=publication.codecs)
 
     async def stop() -> None:
-        audience.cancel()
+        await stage.unpublish(publication)
 
-    conn.hold("audience", stop)
-
-
-async def feed_the_hall(conn: Connection, request: web.Request, show_id: str) -> None:
-    """While this performer listens to the audience sound, every node's reaction totals drive it."""
-    await conn.release("hall")
-    sub = await request.app[BUS].subscribe(show_channel(show_id))
-    stage = request.app[STAGE]
-
-    async def pump() -> None:
-        async for event in sub:
-            if event.get("type") == "reactions":
-                stage.hall_reactions(show_id, event.get("counts", {}))
-
-    task = conn.spawn(pump(), "hall-reactions")
-
-    async def stop() -> None:
-        task.cancel()
-        await sub.close()
-
-    conn.hold("hall", stop)
+    try:
+        role = await take_the_stage(conn, services, show.id)
+    except BaseException:
+        await stop()
+        raise
+    await role.hold("publication", stop)
+    return {"sdp": publication.answer_sdp, "codecs": publication.codecs}
 
 
-@COMMANDS.register("hall.mute", muted=bool)
-async def hall_mute(conn: Connection, request: web.Request, msg: dict[str, Any]) -> Result:
+async def hall_mute(conn: Connection, services: Services, msg: Message) -> Result:
     """The performer silences (or brings back) the audience sound."""
-    if conn.performing is None:
-        raise InvalidInput("only the performer has an audience sound")
-    if not request.app[STAGE].hall_mute(conn.performing, msg["muted"]):
+    role = performer(conn)
+    if not services.stage.hall_mute(role.show_id, msg["muted"]):
         raise InvalidInput("this show has no audience sound yet (go live with it first)")
     return {"muted": msg["muted"]}
 
 
-@COMMANDS.register("perform.host", show=str, token=str)
-async def perform_host(conn: Connection, request: web.Request, msg: dict[str, Any]) -> Result:
+async def perform_host(conn: Connection, services: Services, msg: Message) -> Result:
     """A host with the performer's rights: sees the audience and all chat and moderates, without
     publishing media."""
-    show = await performer_show(request, msg["show"], msg["token"])
-    await take_the_stage(conn, request, show.id)
+    show = await performer_show(services, msg["show"], msg["token"])
+    await take_the_stage(conn, services, show.id)
     return {"show": show.public()}
 
 
-@COMMANDS.register("perform.stop")
-async def perform_stop(conn: Connection, request: web.Request, msg: dict[str, Any]) -> Result:
+async def perform_stop(conn: Connection, services: Services, msg: Message) -> Result:
     """Stop broadcasting; the show pauses and viewers wait."""
-    stopped = await conn.release("publication")
+    role = conn.role(Performer)
+    stopped = role is not None and await role.release("publication")
     return {"stopped": stopped}
 
 
-@COMMANDS.register("perform.end", show=str, token=str)
-async def perform_end(conn: Connection, request: web.Request, msg: dict[str, Any]) -> Result:
+async def perform_end(conn: Connection, services: Services, msg: Message) -> Result:
     """End the show for good: viewers see it has ended and its code is freed."""
-    show = await performer_show(request, msg["show"], msg["token"])
-    await conn.release("publication")
-    await request.app[STAGE].end(show.id)
-    await _set_state(request.app, show.id, ShowState.ENDED)
+    show = await performer_show(services, msg["show"], msg["token"])
+    role = conn.role(Performer)
+    if role is not None:
+        await role.release("publication")
+    await services.stage.end(show.id)
+    await services.shows.move(show.id, ShowState.ENDED)
     conn.log.info("perform.end", show=show.id)
     return {"state": ShowState.ENDED.value}
 
 
-async def _set_state(
-    app: web.Application, show_id: str, state: ShowState, codecs: dict[str, str] | None = None
-) -> None:
-    shows = app[SHOWS]
-    if (await shows.get(show_id)).state is ShowState.ENDED:
-        return  # a late "paused" from a closing connection must not reopen an ended show
-    show = await shows.set_state(show_id, state)
-    await announce_state(app[BUS], show, codecs)
-
-
-async def report_audience(conn: Connection, request: web.Request, show_id: str) -> None:
+async def report_audience(conn: Connection, services: Services, show_id: str) -> None:
     """Send the performer the size of the audience whenever it changes: heads in the lobbies (a
     care-home screen counts its residents) plus standard players (WHEP), across nodes."""
-    stage, counter = request.app[STAGE], request.app[AUDIENCE]
+    stage, counter = services.stage, services.audience
     last = -1
     while True:
         try:
@@ -210,7 +139,7 @@ async def report_audience(conn: Connection, request: web.Request, show_id: str) 
         except BusError:
             count = last  # the bus is away for a moment; keep the last figure
         if count != last:
-            conn.send({"type": "audience", "show": show_id, "viewers": count})
+            conn.send(events.audience(show_id, count))
             last = count
         await asyncio.sleep(AUDIENCE_INTERVAL)
 
@@ -218,68 +147,132 @@ async def report_audience(conn: Connection, request: web.Request, show_id: str) 
 # -- viewer ---------------------------------------------------------------------------------------
 
 
-@COMMANDS.register("watch.join", code=str)
-async def watch_join(conn: Connection, request: web.Request, msg: dict[str, Any]) -> Result:
-    """Join a show by its code: its state now, and its events from now on."""
-    show = await show_for_code(request.app, conn.remote, msg["code"])
-    await conn.release("voice")  # the voice belongs to the lobby being left
-    foyer = await enter_lobby(conn, request, show, msg)
-    await follow_show(conn, request, show.id)
-    conn.watching = show.id
-    stage = request.app[STAGE]
+class _LobbyEvents:
+    """The lobby's events to a seated viewer; a removal of this member closes the connection."""
+
+    def __init__(self, role: Viewer) -> None:
+        self.role = role
+
+    def deliver(self, event: Message, text: str) -> None:
+        conn = self.role.conn
+        conn.send_text(text)
+        if event.get("type") == "member.removed" and event.get("member") == self.role.member.id:
+            conn.close_soon(4003, "removed by the performer")
+
+
+async def watch_join(conn: Connection, services: Services, msg: Message) -> Result:
+    """Take a seat in a lobby of a show by its code: the show's state now, the foyer, and the
+    show's and the lobby's events from now on."""
+    show = await show_for_code(services, conn.remote, msg["code"])
+    await conn.drop(Viewer)  # the seat, voice and broadcast of the show being left
+    foyer = services.foyer
+    seating = await foyer.seat(
+        show,
+        conn.id,
+        name=msg.get("name"),
+        head_count=msg["head_count"],
+        screen=msg["screen"],
+        session=msg.get("session"),
+        friend_code=msg.get("lobby"),
+    )
+    lobby = seating.lobby
+    role = Viewer(conn, show.id, lobby, seating.member)
+
+    async def leave() -> None:
+        await foyer.leave(lobby, role.member)
+
+    await role.hold("seat", leave)  # first in, last out: the seat is given up after the rest
+    try:
+        await conn.take(role)
+        relay = services.relay
+        # Members and voice come on the lobby's channel, chat through this node's one following
+        # of the show's chat, both before the history is read, so that nothing falls between.
+        await role.hold("lobby-events", await relay.follow_lobby(lobby.id, _LobbyEvents(role)))
+        await role.hold("chat", await relay.follow_chat(show.id, conn, lobby.id))
+        role.spawn(foyer.keep_present(lobby, lambda: role.member), "presence")
+        members = await foyer.announce(lobby)
+        history = await services.chat.history(lobby)
+        await role.hold("events", await relay.follow_show(show.id, conn, performer=False))
+    except BaseException:
+        if conn.role(Viewer) is role:
+            await conn.drop(Viewer)
+        else:
+            await role.close()  # it was never taken
+        raise
+    stage = services.stage
     live = stage.live(show.id)
     return {
         "show": show.public(),
         "live": live,
         "codecs": stage.codecs(show.id) if live else None,
-        **foyer,
+        "lobby": lobby.public(),
+        "me": seating.member.public(),
+        "session": seating.session,
+        "members": members,
+        "chat": history,
     }
 
 
-@COMMANDS.register("watch.start")
-async def watch_start(conn: Connection, request: web.Request, msg: dict[str, Any]) -> Result:
+async def watch_start(conn: Connection, services: Services, msg: Message) -> Result:
     """An offer for this viewer's peer connection, in the performer's codecs."""
-    show_id = getattr(conn, "watching", None)
-    if show_id is None:
-        raise InvalidInput("join a show first (watch.join)")
-    await conn.release("viewer")
-    stage = request.app[STAGE]
-    try:
-        hall = msg.get("hall", False)
-        if not isinstance(hall, bool):
-            raise InvalidInput("hall must be true or false")
-        session = await stage.watch(show_id, hall=hall)
-    except StageError as exc:
-        raise stage_error(exc) from exc
-    conn.viewer_session = session
+    role = viewer(conn)
+    await role.release("broadcast")
+    stage = services.stage
+    session = await stage.watch(role.show_id, hall=msg["hall"])
+    role.session = session
 
     async def leave() -> None:
-        conn.viewer_session = None
+        role.session = None
         await stage.leave(session)
 
-    conn.hold("viewer", leave)
-    return {"sdp": session.offer_sdp, "codecs": stage.codecs(show_id)}
+    await role.hold("broadcast", leave)
+    return {"sdp": session.offer_sdp, "codecs": stage.codecs(role.show_id)}
 
 
-@COMMANDS.register("watch.answer", sdp=str)
-async def watch_answer(conn: Connection, request: web.Request, msg: dict[str, Any]) -> Result:
+async def watch_answer(conn: Connection, services: Services, msg: Message) -> Result:
     """Apply the viewer's answer; media starts flowing."""
-    session = getattr(conn, "viewer_session", None)
-    if session is None:
+    role = viewer(conn)
+    if role.session is None:
         raise InvalidInput("ask for an offer first (watch.start)")
-    try:
-        await session.accept(msg["sdp"])
-    except StageError as exc:
-        raise stage_error(exc) from exc
+    await role.session.accept(msg["sdp"])
     return {}
 
 
-@COMMANDS.register("watch.leave")
-async def watch_leave(conn: Connection, request: web.Request, msg: dict[str, Any]) -> Result:
-    """Stop watching (the connection stays open)."""
-    left = await conn.release("viewer")
-    await conn.release("events")
-    await conn.release("voice")
-    await conn.release("lobby")
-    conn.watching = None
+async def watch_leave(conn: Connection, services: Services, msg: Message) -> Result:
+    """Stop watching and leave the lobby (the connection stays open)."""
+    role = conn.role(Viewer)
+    left = role is not None and role.session is not None
+    await conn.drop(Viewer)
     return {"left": left}
+
+
+def register(commands: Commands) -> None:
+    """The show's commands: publishing, hosting, watching."""
+    show_and_token = {c.Required("show"): c.Text(64), c.Required("token"): c.Text(TOKEN_MAX)}
+    commands.add(
+        "perform.start",
+        perform_start,
+        {**show_and_token, c.Required("sdp"): c.Text(SDP_MAX)},
+        lane=MEDIA,
+    )
+    commands.add("perform.host", perform_host, show_and_token)
+    commands.add("perform.stop", perform_stop, lane=MEDIA)
+    commands.add("perform.end", perform_end, show_and_token, lane=MEDIA)
+    commands.add("hall.mute", hall_mute, {c.Required("muted"): c.Bool})
+    commands.add(
+        "watch.join",
+        watch_join,
+        {
+            c.Required("code"): c.Text(64),
+            c.Optional("name"): c.Nullable(c.Text(NAME_MAX * 4)),
+            c.Optional("head_count", default=1): c.Int(1, HEAD_COUNT_MAX),
+            c.Optional("screen", default=False): c.Bool,
+            c.Optional("session"): c.Nullable(c.Text(64)),
+            c.Optional("lobby"): c.Nullable(c.Text(16)),
+        },
+    )
+    commands.add(
+        "watch.start", watch_start, {c.Optional("hall", default=False): c.Bool}, lane=MEDIA
+    )
+    commands.add("watch.answer", watch_answer, {c.Required("sdp"): c.Text(SDP_MAX)}, lane=MEDIA)
+    commands.add("watch.leave", watch_leave)

@@ -2,27 +2,30 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import structlog
-from aiohttp import web
 
 from rooms.errors import InvalidInput, RateLimited, ShowNotFound
 from rooms.shows import Show
-from signaling.state import CODE_LIMITER, METRICS, SHOWS
+
+if TYPE_CHECKING:
+    from signaling.services import Services
 
 log = structlog.get_logger(__name__)
 
 
-async def show_for_code(app: web.Application, address: str, code: str) -> Show:
+async def show_for_code(services: Services, address: str, code: str) -> Show:
     """The open show with ``code``; wrong or malformed codes count against ``address``.
 
     Every entry point (HTTP and WebSocket) goes through here, so they share one limit.
     """
-    limiter = app[CODE_LIMITER]
-    metrics = app[METRICS]
+    limiter = services.limiters.code
+    metrics = services.metrics
     try:
         async with limiter.trying(address):
             try:
-                show = await app[SHOWS].by_code(code)
+                show = await services.shows.by_code(code)
             except (ShowNotFound, InvalidInput):
                 metrics.code_lookups.labels(result="not_found").inc()
                 if await limiter.failed(address) == limiter.limit:

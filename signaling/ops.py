@@ -7,7 +7,7 @@ import asyncio
 from aiohttp import web
 
 from rooms.bus import BusError
-from signaling.state import BUS, LIFECYCLE, METRICS
+from signaling.services import services
 
 routes = web.RouteTableDef()
 
@@ -23,14 +23,14 @@ async def healthz(request: web.Request) -> web.Response:
 @routes.get("/readyz")
 async def readyz(request: web.Request) -> web.Response:
     """Ready for new work: not draining and the bus answers; else 503."""
-    metrics = request.app[METRICS]
-    if request.app[LIFECYCLE].draining:
+    metrics = services(request).metrics
+    if services(request).lifecycle.draining:
         return web.json_response(
             {"status": "draining", "error": {"code": "draining", "message": "shutting down"}},
             status=503,
         )
     try:
-        await asyncio.wait_for(request.app[BUS].ping(), READY_TIMEOUT)
+        await asyncio.wait_for(services(request).bus.ping(), READY_TIMEOUT)
     except (BusError, TimeoutError) as exc:
         metrics.bus_up.set(0)
         return web.json_response(
@@ -38,11 +38,11 @@ async def readyz(request: web.Request) -> web.Response:
             status=503,
         )
     metrics.bus_up.set(1)
-    return web.json_response({"status": "ready", "bus": request.app[BUS].name})
+    return web.json_response({"status": "ready", "bus": services(request).bus.name})
 
 
 @routes.get("/metrics")
 async def metrics(request: web.Request) -> web.Response:
     """Prometheus exposition."""
-    body = request.app[METRICS].render()
+    body = services(request).metrics.render()
     return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4"})

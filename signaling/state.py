@@ -1,4 +1,4 @@
-"""What the endpoints share, stored in typed application keys (no module-level state)."""
+"""The node's settings for the endpoints and its lifecycle (both part of its Services)."""
 
 from __future__ import annotations
 
@@ -7,13 +7,9 @@ from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiohttp import web
+import structlog
 
-from media.stage import Stage
-from rooms.bus import Bus
-from rooms.ratelimit import FailureLimiter
-from rooms.shows import Shows
-from signaling.metrics import Metrics
+log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,13 +36,11 @@ class Lifecycle:
         task = asyncio.get_running_loop().create_task(coro, name=name)
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
+        task.add_done_callback(_report)
         return task
 
 
-SITE = web.AppKey("site", Site)
-BUS = web.AppKey("bus", Bus)
-SHOWS = web.AppKey("shows", Shows)
-CODE_LIMITER = web.AppKey("code_limiter", FailureLimiter)
-METRICS = web.AppKey("metrics", Metrics)
-LIFECYCLE = web.AppKey("lifecycle", Lifecycle)
-STAGE = web.AppKey("stage", Stage)
+def _report(task: asyncio.Task[Any]) -> None:
+    """A background task that failed says so (none dies silently)."""
+    if not task.cancelled() and task.exception() is not None:
+        log.error("task.failed", task=task.get_name(), exc_info=task.exception())

@@ -10,20 +10,17 @@ from __future__ import annotations
 import structlog
 from aiohttp import web
 
-from media.stage import StageError
 from rooms.errors import ShowNotFound
 from rooms.shows import Show, ShowState
 from signaling.errors import ApiError
 from signaling.lookup import show_for_code
-from signaling.state import SHOWS, STAGE
+from signaling.services import services
 from signaling.whip import (
     CORS,
     SDP,
     TRICKLE,
-    HttpSession,
     apply_trickle,
     find_session,
-    media_error,
     open_session,
     sdp_body,
     with_links,
@@ -34,15 +31,12 @@ log = structlog.get_logger(__name__)
 routes = web.RouteTableDef()
 
 
-SESSIONS: web.AppKey[dict[str, HttpSession]] = web.AppKey("whep_sessions")
-
-
 async def _show(request: web.Request) -> Show:
     key = request.match_info["show"]
     if key.isdigit() and len(key) == 6:
-        return await show_for_code(request.app, request.remote or "unknown", key)
+        return await show_for_code(services(request), request.remote or "unknown", key)
     try:
-        show = await request.app[SHOWS].get(key)
+        show = await services(request).shows.get(key)
     except ShowNotFound:
         raise ApiError(404, "show_not_found", "no such show") from None
     if show.state is ShowState.ENDED:
@@ -61,23 +55,22 @@ async def whep_watch(request: web.Request) -> web.StreamResponse:
     """Start watching: the player's offer in, the answer out (201) with the session's Location."""
     show = await _show(request)
     offer = await sdp_body(request, SDP)
-    try:
-        viewer = await request.app[STAGE].watch(show.id, offer)
-    except StageError as exc:
-        raise media_error(exc) from exc
+    stage = services(request).stage
+    viewer = await stage.watch(show.id, offer)
     log.info("whep.watch", show=show.id)
 
     async def end() -> None:
-        await request.app[STAGE].leave(viewer)
+        await stage.leave(viewer)
 
-    return open_session(request, request.app[SESSIONS], "whep", viewer.pc, viewer.answer_sdp, end)
+    sessions = services(request).whep_sessions
+    return open_session(request, sessions, "whep", viewer.pc, viewer.answer_sdp, end)
 
 
 @routes.delete("/whep/session/{token}")
 async def whep_stop(request: web.Request) -> web.Response:
     """Stop watching."""
-    session = find_session(request, request.app[SESSIONS])
-    request.app[SESSIONS].pop(session.token, None)
+    session = find_session(request, services(request).whep_sessions)
+    services(request).whep_sessions.pop(session.token, None)
     await session.end()
     return web.Response(status=200, headers=CORS)
 
@@ -91,7 +84,7 @@ async def whep_session_options(request: web.Request) -> web.StreamResponse:
 @routes.patch("/whep/session/{token}")
 async def whep_trickle(request: web.Request) -> web.Response:
     """Trickled ICE candidates; ICE restarts are refused with 422."""
-    session = find_session(request, request.app[SESSIONS])
+    session = find_session(request, services(request).whep_sessions)
     await apply_trickle(request, session.pc, session.etag, session.ice_ufrag)
     return web.Response(status=204, headers=CORS)
 

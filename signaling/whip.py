@@ -18,12 +18,12 @@ from aiohttp import web
 from aiortc import RTCPeerConnection
 from aiortc import sdp as aiortc_sdp
 
-from media.stage import MAX_SDP_BYTES, NotLive, StageError, UnsupportedMedia
+from media.stage import MAX_SDP_BYTES
 from rooms.errors import ShowNotFound
 from signaling.errors import ApiError
 from signaling.iceservers import client_ice_servers
 from signaling.live import follow_publication
-from signaling.state import SHOWS, SITE, STAGE
+from signaling.services import services
 
 log = structlog.get_logger(__name__)
 
@@ -48,15 +48,6 @@ class HttpSession:
     etag: str
     ice_ufrag: str
     end: Callable[[], Awaitable[None]]
-
-
-def media_error(exc: StageError) -> ApiError:
-    """A stage refusal as the HTTP answer WHIP and WHEP give for it."""
-    if isinstance(exc, UnsupportedMedia):
-        return ApiError(406, exc.code, str(exc))
-    if isinstance(exc, NotLive):
-        return ApiError(503, exc.code, "the show is not live right now", {"Retry-After": "5"})
-    return ApiError(400, exc.code, str(exc))
 
 
 def open_session(
@@ -99,12 +90,9 @@ def find_session(request: web.Request, sessions: dict[str, HttpSession]) -> Http
     return session
 
 
-SESSIONS: web.AppKey[dict[str, HttpSession]] = web.AppKey("whip_sessions")
-
-
 def ice_server_links(request: web.Request) -> list[str]:
     """``Link: <url>; rel="ice-server"`` values, with TURN credentials when configured."""
-    site = request.app[SITE]
+    site = services(request).site
     links = []
     for server in client_ice_servers(site.ice_servers, site.turn_secret):
         for url in server["urls"]:
@@ -155,24 +143,20 @@ async def whip_publish(request: web.Request) -> web.StreamResponse:
             {"WWW-Authenticate": 'Bearer realm="lampio-whip"'},
         )
     try:
-        show = await request.app[SHOWS].by_stream_key(key.strip())
+        show = await services(request).shows.by_stream_key(key.strip())
     except ShowNotFound:
         raise ApiError(403, "forbidden", "this stream key is not valid") from None
     offer = await sdp_body(request, SDP)
-    try:
-        publication = await request.app[STAGE].publish(
-            show.id, offer, follow_publication(request.app)
-        )
-    except StageError as exc:
-        raise media_error(exc) from exc
+    svc = services(request)
+    publication = await svc.stage.publish(show.id, offer, follow_publication(svc))
     pc = publication.pc
     assert pc is not None  # a WHIP publication always has its peer connection
     log.info("whip.publish", show=show.id, codecs=publication.codecs)
 
     async def end() -> None:
-        await request.app[STAGE].unpublish(publication)
+        await svc.stage.unpublish(publication)
 
-    return open_session(request, request.app[SESSIONS], "whip", pc, publication.answer_sdp, end)
+    return open_session(request, svc.whip_sessions, "whip", pc, publication.answer_sdp, end)
 
 
 def ice_ufrag(sdp_text: str) -> str:
@@ -186,8 +170,8 @@ def ice_ufrag(sdp_text: str) -> str:
 @routes.delete("/whip/session/{token}")
 async def whip_stop(request: web.Request) -> web.Response:
     """End the publish; the show pauses."""
-    session = find_session(request, request.app[SESSIONS])
-    request.app[SESSIONS].pop(session.token, None)
+    session = find_session(request, services(request).whip_sessions)
+    services(request).whip_sessions.pop(session.token, None)
     await session.end()
     return web.Response(status=200, headers=CORS)
 
@@ -201,7 +185,7 @@ async def whip_session_options(request: web.Request) -> web.StreamResponse:
 @routes.patch("/whip/session/{token}")
 async def whip_trickle(request: web.Request) -> web.Response:
     """Trickled ICE candidates (RFC 8840 SDP fragment); ICE restarts are refused with 422."""
-    session = find_session(request, request.app[SESSIONS])
+    session = find_session(request, services(request).whip_sessions)
     await apply_trickle(request, session.pc, session.etag, session.ice_ufrag)
     return web.Response(status=204, headers=CORS)
 

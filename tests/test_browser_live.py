@@ -15,6 +15,7 @@ import pytest
 import pytest_asyncio
 from playwright.async_api import Browser
 
+from signaling.services import SERVICES
 from tests.browser import Node, Tab, chromium, needs_chromium, open_tab, serve, until
 from tests.helpers import eventually
 
@@ -248,14 +249,13 @@ async def test_performer_page_shows_encoder_settings_and_renews_the_key(
 
 
 async def test_performer_page_warns_about_b_frames_from_obs(browser: Browser) -> None:
-    from signaling.rtmp import RTMP_PORT
     from tests.test_rtmp import push
 
     async with serve(rtmp_port=0) as node:
         show = await node.create_show()
         performer = await open_tab(browser, show["performer_url"])
         await wait_text(performer, "#stream-key", show["stream_key"])
-        port = node.server.app[RTMP_PORT]  # type: ignore[index]
+        port = node.server.app[SERVICES].rtmp_port
         pusher = await push(f"rtmp://127.0.0.1:{port}/live/{show['stream_key']}", 4, "--bframes")
         try:
             await wait_text(performer, "#warning", "B-frames-asetukseksi 0")

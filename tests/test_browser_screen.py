@@ -24,9 +24,9 @@ from playwright.async_api import Browser
 from clients.client import Performer, Session
 from lampio_stream.app import create_app
 from rooms.bus_redis import RedisBus
-from rooms.screens import Screens, screen_channel
-from signaling.screens import NEW_PAIRING_LIMITER, SCREENS, STAFF_KEY_LIMITER
-from signaling.state import BUS
+from rooms.events import screen_channel
+from rooms.screens import Screens
+from signaling.services import SERVICES
 from tests.a11y import assert_accessible, needs_axe
 from tests.browser import Tab, chromium, needs_chromium, open_tab, until
 from tests.conftest import ORGANISER_KEY, make_config
@@ -82,7 +82,7 @@ class Site:
 
     @property
     def screens(self) -> Screens:
-        return self.app[SCREENS]
+        return self.app[SERVICES].screens
 
     async def stop(self) -> None:
         if self.server is not None:
@@ -371,7 +371,7 @@ async def test_a_screen_that_cannot_carry_on_starts_over_by_itself(
 ) -> None:
     """Whatever fails, the screen never stays stuck: a failed hello starts the connection over, and
     a screen forgotten behind its back shows a new code."""
-    limiter = site.app[NEW_PAIRING_LIMITER]
+    limiter = site.app[SERVICES].limiters.new_pairing
     site.screens.pairing_lifetime = 2
     screen, received = await open_screen(browser, site)
     old = await pairing_code(received)
@@ -404,7 +404,7 @@ async def test_a_screen_that_cannot_carry_on_starts_over_by_itself(
         paired = (await phone.request("screen.pair", code=code))["screen"]
         await wait_text(screen, "#tv-status", "Ohjelmassa ei ole nyt esityksiä.")
         await site.screens.forget(paired["id"])
-        await site.app[BUS].publish(
+        await site.app[SERVICES].bus.publish(
             screen_channel(paired["id"]), {"type": "screen.control", "screen": paired}
         )
         await wait_text(screen, "#tv-status", "Odottaa, että henkilökunta yhdistää näytön.")
@@ -435,7 +435,7 @@ async def test_the_phone_keeps_its_key_and_is_never_blank(
     await wait_text(phone, "#signed-in", "Hoivakoti Kuusela")
     saved = "() => localStorage.getItem('lampio.staff.key')"
 
-    limiter = site.app[STAFF_KEY_LIMITER]
+    limiter = site.app[SERVICES].limiters.staff_key
     limiter.limit, limiter.window = 0, 1  # as after ten wrong keys: "wait a second"
     await phone.page.reload()
     await wait_text(phone, "#key-status", "Odota hetki: avain on tallessa")

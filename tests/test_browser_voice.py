@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from playwright.async_api import Browser
 
-from signaling.voice import VOICES
+from signaling.services import SERVICES
 from tests.browser import Node, Tab, chromium, needs_chromium, open_tab, serve, until
 
 pytestmark = [pytest.mark.browser, needs_chromium]
@@ -122,7 +122,7 @@ async def test_the_voice_joins_again_when_its_connection_is_lost(
     await until(lambda: _sounding(bo), 20)
     await ann.eval("() => { window.firstVoicePc = window.lampioVoice.voice.pc; }")
     # The server lets Ann's voice go (as when it never connected or failed on the way).
-    voices = node.server.app[VOICES]  # type: ignore[index]
+    voices = node.server.app[SERVICES].voices
     (seat,) = [s for s in voices.seats(show["id"]) if s.key == ann_joined["me"]]
     await seat.pc.close()
     rejoined = """() => { const v = window.lampioVoice.voice;

@@ -11,7 +11,7 @@ from aiohttp.test_utils import TestServer
 from clients.client import ProtocolError, Session
 from lampio_stream.app import create_app
 from rooms.bus import Bus
-from signaling.captions import CAPTION_BURST, CAPTION_MAX
+from rooms.captions import CAPTION_BURST, CAPTION_MAX
 from tests.conftest import make_config
 from tests.test_live import Node
 

@@ -13,7 +13,7 @@ from clients.client import ProtocolError, Session
 from lampio_stream.app import create_app
 from rooms.bus import Bus
 from rooms.bus_redis import RedisBus
-from signaling.foyer import LOBBIES
+from signaling.services import SERVICES
 from tests.conftest import make_config
 from tests.helpers import eventually
 from tests.redis_server import RedisServer
@@ -282,7 +282,7 @@ async def test_a_late_goodbye_of_the_old_connection_keeps_the_seat(node: Node) -
         assert rejoined["me"]["id"] == joined["me"]["id"]  # the same member, a new connection
         await old.close()  # now the server notices the old connection going
         await host.request("perform.host", show=show["id"], token=show["performer_token"])
-        lobbies = node.server.app[LOBBIES]  # type: ignore[index]
+        lobbies = node.server.app[SERVICES].lobbies
         await eventually(lambda: _audience_is(host, 1), 5)
         members = await lobbies.members(joined["lobby"]["id"])
         assert [m.id for m in members] == [joined["me"]["id"]]

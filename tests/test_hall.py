@@ -15,6 +15,7 @@ from lampio_stream.app import create_app
 from media.hall import HallSynth, rms
 from media.sources import TestPatternTrack, ToneTrack
 from rooms.bus_memory import MemoryBus
+from tests.audience import clap, level_since
 from tests.conftest import make_config
 from tests.helpers import eventually
 from tests.test_live import Node
@@ -41,18 +42,6 @@ def test_synth_level_rises_with_the_number_of_clappers() -> None:
     assert levels[2] > 2 * levels[1]
 
 
-async def clap(sessions: list[Session], seconds: float) -> None:
-    """Every session clicks applause 1.5 times a second (under the 2/s limit)."""
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        await asyncio.gather(*(s.request("react", kind="applause") for s in sessions))
-        await asyncio.sleep(1 / 1.5)
-
-
-def level_since(performer: Performer, since: float) -> float:
-    return rms(b"".join(pcm for at, pcm in performer.hall_pcm if at >= since))
-
-
 async def test_performer_hears_applause_grow_with_clappers(node: Node) -> None:
     show = await node.create_show()
     performer = Performer(await Session.connect(node.url))
@@ -66,14 +55,14 @@ async def test_performer_hears_applause_grow_with_clappers(node: Node) -> None:
         await eventually(lambda: len(performer.hall_pcm) > 50, 20)  # the hall sound arrives
         quiet_from = time.monotonic()
         await asyncio.sleep(1.5)
-        silent = level_since(performer, quiet_from)
+        silent = level_since(performer.hall_pcm, quiet_from)
         levels = []
         for clappers in (5, 50):
             clapping = asyncio.ensure_future(clap(viewers[:clappers], 4.5))
             await asyncio.sleep(2.5)  # the hall's window fills
             since = time.monotonic()
             await clapping
-            levels.append(level_since(performer, since))
+            levels.append(level_since(performer.hall_pcm, since))
             await asyncio.sleep(2.5)  # the window empties
         assert silent < 50, silent
         assert silent < levels[0] < levels[1], (silent, levels)
@@ -90,7 +79,7 @@ async def test_performer_hears_applause_grow_with_clappers(node: Node) -> None:
         await asyncio.sleep(1.5)
         muted_from = time.monotonic()
         await clapping
-        assert level_since(performer, muted_from) < 50
+        assert level_since(performer.hall_pcm, muted_from) < 50
     finally:
         for viewer in viewers:
             await viewer.close()

@@ -19,7 +19,7 @@ from lampio_stream.app import create_app
 from media.ice import rtc_configuration
 from rooms.bus import Bus
 from signaling.live import AUDIENCE_INTERVAL
-from signaling.state import STAGE
+from signaling.services import SERVICES
 from tests.conftest import ORGANISER_KEY, make_config
 from tests.helpers import eventually
 from tests.media.helpers import HEIGHT, WIDTH, MovingPatternTrack, ToneTrack
@@ -34,7 +34,7 @@ class Node:
 
     @property
     def stage(self) -> Any:
-        return self.server.app[STAGE]  # type: ignore[index]
+        return self.server.app[SERVICES].stage
 
     async def create_show(self, title: str = "Kevätkonsertti") -> dict[str, Any]:
         async with (
@@ -319,3 +319,34 @@ async def test_a_host_moving_to_another_show_hears_only_of_that_one(node: Node) 
     finally:
         for session in (host, *viewers):
             await session.close()
+
+
+async def test_commands_are_answered_while_the_viewer_connection_negotiates(node: Node) -> None:
+    """A viewer's peer connection takes a while to set up; meanwhile the same socket's ping and
+    chat are answered without waiting for it (media commands run in their own lane)."""
+    show = await node.create_show()
+    performer = await start_performer(node, show, "video/VP8")
+    viewer = Watcher(await Session.connect(node.url))
+    try:
+        await viewer.join(show["code"])
+        answered: list[str] = []
+
+        async def ask(name: str, type_: str, **fields: Any) -> dict[str, Any]:
+            result = await viewer.session.request(type_, **fields)
+            answered.append(name)
+            return result
+
+        offer, _, _ = await asyncio.gather(
+            ask("watch.start", "watch.start"),
+            ask("ping", "ping"),
+            ask("chat.send", "chat.send", text="Hyvää iltaa", client_id="c-1"),
+        )
+        assert "sdp" in offer and sorted(answered) == ["chat.send", "ping", "watch.start"]
+        # the ping, sent after the offer was asked for, is answered before the offer is made (a
+        # chat message sent alongside is answered too; it may take a bus round trip longer)
+        assert answered.index("ping") < answered.index("watch.start"), answered
+    finally:
+        await viewer.close()
+        await viewer.session.close()
+        await performer.stop()
+        await performer.session.close()

@@ -18,7 +18,7 @@ from lampio_stream.app import create_app
 from media import amf0, rtmp
 from media.frame import EncodedFrame
 from rooms.bus_memory import MemoryBus
-from signaling.rtmp import RTMP_PORT
+from signaling.services import SERVICES
 from tests.conftest import make_config
 from tests.helpers import eventually
 from tests.test_live import Node, start_viewer
@@ -39,7 +39,7 @@ async def node() -> AsyncIterator[Node]:
 
 
 def rtmp_base(node: Node) -> str:
-    return f"rtmp://127.0.0.1:{node.server.app[RTMP_PORT]}/live"  # type: ignore[index]
+    return f"rtmp://127.0.0.1:{node.server.app[SERVICES].rtmp_port}/live"  # type: ignore[index]
 
 
 async def push(url: str, seconds: float, *extra: str) -> asyncio.subprocess.Process:

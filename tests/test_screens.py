@@ -14,7 +14,8 @@ from clients.client import ProtocolError, Session
 from lampio_stream.app import create_app
 from rooms.bus import Bus
 from rooms.screens import Screen, Screens
-from signaling.screens import PAIR_FAILURES_ALLOWED, SCREENS, STAFF_KEY_FAILURES_ALLOWED
+from signaling.screens import PAIR_FAILURES_ALLOWED, STAFF_KEY_FAILURES_ALLOWED
+from signaling.services import SERVICES
 from tests.conftest import ORGANISER_KEY, make_config
 from tests.helpers import eventually
 from tests.test_live import Node
@@ -143,10 +144,10 @@ async def test_wrong_expired_and_guessed_codes(node: Node) -> None:
         assert bad_key.value.code == "forbidden"
         await phone.request("remote.open", key=key)
 
-        node.server.app[SCREENS].pairing_lifetime = 0.3  # type: ignore[index]
+        node.server.app[SERVICES].screens.pairing_lifetime = 0.3  # type: ignore[index]
         hello = await screen.request("screen.hello")
 
-        screens = node.server.app[SCREENS]  # type: ignore[index]
+        screens = node.server.app[SERVICES].screens
 
         async def expired() -> bool:
             return await screens.pairing_of(hello["token"]) is None
@@ -239,7 +240,7 @@ async def test_a_key_revoked_while_it_pairs_leaves_no_screen_behind(
     """The organiser revokes the key just as staff confirm a code: the revocation scans for the
     key's screens before the pairing saves its screen; the pairing must see that and undo itself."""
     key = await staff_key(node)
-    screens: Screens = node.server.app[SCREENS]  # type: ignore[index]
+    screens: Screens = node.server.app[SERVICES].screens
     [entry] = await screens.staff_keys()
     save = screens._save
     revoked: list[Screen] = []

@@ -16,7 +16,7 @@ from lampio_stream.app import create_app
 from media.hall import rms
 from media.sources import TestPatternTrack, ToneTrack
 from rooms.bus import Bus
-from signaling.voice import VOICES
+from signaling.services import SERVICES
 from tests.conftest import make_config
 from tests.helpers import eventually
 from tests.test_live import Node
@@ -105,7 +105,7 @@ async def test_lobby_members_hear_each_other_and_another_lobby_hears_nothing(nod
         assert len(ann.pcm[1]) == settled and settled - before < 40
     finally:
         await close_all(ann, bo, cai)
-    stage = node.server.app[VOICES]  # type: ignore[index]
+    stage = node.server.app[SERVICES].voices
     await eventually(lambda: not stage.seats(show["id"]), 5)
 
 
@@ -239,7 +239,7 @@ async def test_a_voice_closed_by_the_browser_is_released_and_the_lobby_told(node
         await ann.close()  # the page closed its voice connection; the WebSocket stays
         off = await mic_event(bo, on=False)
         assert off["member"] == ann.joined["me"]["id"]
-        voices = node.server.app[VOICES]  # type: ignore[index]
+        voices = node.server.app[SERVICES].voices
         await eventually(lambda: len(voices.seats(show["id"])) == 1, 5)
         with pytest.raises(ProtocolError) as gone:
             await ann.mic(True)

@@ -17,7 +17,7 @@ from av import VideoFrame
 from lampio_stream.app import create_app
 from media.ice import rtc_configuration
 from rooms.bus_memory import MemoryBus
-from signaling import whep
+from signaling.services import SERVICES
 from tests.conftest import make_config
 from tests.helpers import eventually
 from tests.test_live import Node, start_performer
@@ -174,7 +174,7 @@ async def test_a_player_that_never_connects_is_dropped(
         )
         assert status == 201
         assert node.stage.viewers(show["id"]) == 1
-        sessions = node.server.app[whep.SESSIONS]  # type: ignore[index]
+        sessions = node.server.app[SERVICES].whep_sessions
         await eventually(lambda: node.stage.viewers(show["id"]) == 0 and not sessions, 10)
         assert node.stage.peer_count == 1  # only the performer's
     finally:

@@ -3,6 +3,8 @@ decoding it, and every status code the endpoint promises."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -12,11 +14,13 @@ from aiohttp.test_utils import TestServer
 from aiortc import RTCPeerConnection, RTCSessionDescription
 from multidict import CIMultiDict
 
+from clients.client import Session, Watcher
 from lampio_stream.app import create_app
 from media.codecs import prefer_codec
 from media.ice import rtc_configuration
 from rooms.bus_memory import MemoryBus
-from signaling.state import STAGE
+from signaling.services import SERVICES
+from tests.audience import clap, level_since
 from tests.conftest import ORGANISER_KEY, make_config
 from tests.helpers import eventually
 from tests.media.helpers import MovingPatternTrack, ToneTrack
@@ -32,7 +36,7 @@ class Node:
 
     @property
     def stage(self) -> Any:
-        return self.server.app[STAGE]  # type: ignore[index]
+        return self.server.app[SERVICES].stage
 
     async def create_show(self) -> dict[str, Any]:
         async with (
@@ -267,3 +271,47 @@ async def test_options_advertises_ice_servers_with_turn_credentials() -> None:
         assert 'credential-type="password"' in turn
     finally:
         await server.close()
+
+
+async def test_obs_publisher_show_has_an_audience_sound_that_rises_with_clappers(
+    node: Node,
+) -> None:
+    """A performer on OBS has no studio page: viewers who ask still hear the hall, fed by the
+    show's own reaction totals, louder with more clappers."""
+    show = await node.create_show()
+    pc = await obs_like_offer()
+    listener = Watcher(await Session.connect(node.url))
+    clappers = [await Session.connect(node.url) for _ in range(30)]
+    try:
+        status, _, answer = await post(
+            f"{node.url}/whip",
+            as_obs_sends_it(pc.localDescription.sdp),
+            Authorization=f"Bearer {show['stream_key']}",
+            **{"Content-Type": "application/sdp"},
+        )
+        assert status == 201, answer
+        await pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
+        await eventually(lambda: node.stage.live(show["id"]), 20)
+        await listener.join(show["code"])
+        await listener.start(hall=True)
+        for session in clappers:
+            await session.request("watch.join", code=show["code"])
+        await eventually(lambda: len(listener.hall_pcm) > 50, 20)  # the hall sound arrives
+        quiet_from = time.monotonic()
+        await asyncio.sleep(1.5)
+        silent = level_since(listener.hall_pcm, quiet_from)
+        levels = []
+        for count in (3, 30):
+            clapping = asyncio.ensure_future(clap(clappers[:count], 4.5))
+            await asyncio.sleep(2.5)  # the hall's window fills
+            since = time.monotonic()
+            await clapping
+            levels.append(level_since(listener.hall_pcm, since))
+            await asyncio.sleep(2.5)  # the window empties
+        assert silent < 50, silent
+        assert silent < levels[0] < levels[1], (silent, levels)
+    finally:
+        await listener.close()
+        for session in [listener.session, *clappers]:
+            await session.close()
+        await pc.close()

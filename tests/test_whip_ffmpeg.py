@@ -39,7 +39,7 @@ from OpenSSL import SSL
 
 from lampio_stream.app import create_app
 from rooms.bus_memory import MemoryBus
-from signaling.state import STAGE
+from signaling.services import SERVICES
 from tests.conftest import ORGANISER_KEY, make_config
 from tests.helpers import eventually
 from tests.test_live import start_viewer
@@ -100,7 +100,7 @@ class Node:
 
     @property
     def stage(self) -> Any:
-        return self.server.app[STAGE]
+        return self.server.app[SERVICES].stage
 
     def publisher_state(self) -> str | None:
         """The connection state of the latest publisher's peer on the server."""

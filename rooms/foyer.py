@@ -1,0 +1,168 @@
+"""The foyer: seating a viewer in a lobby, keeping them present, renaming, leaving and removal,
+and telling the lobby who is there.
+
+Built on :mod:`rooms.lobbies` (who sits where, on the bus) and :mod:`rooms.chat`. A seat is one
+member of one lobby held by one connection; a returning client's session brings back the same
+member (and so its place in the chat).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+import structlog
+
+from rooms import events
+from rooms.bus import Bus, BusError
+from rooms.chat import Chat
+from rooms.lobbies import PRESENCE_TTL, Lobbies, Lobby, LobbyNotFound, Member, clean_name
+from rooms.shows import Show
+
+log = structlog.get_logger(__name__)
+
+SESSION_TTL = 12 * 3600.0
+HEAD_COUNT_MAX = 200
+REFRESH_INTERVAL = PRESENCE_TTL / 3
+RETRY_MAX = 5.0  # seconds between presence retries while the bus is away
+
+
+@dataclass(frozen=True, slots=True)
+class Seating:
+    """Where a viewer was seated: the lobby, who they are there, and their session to return."""
+
+    lobby: Lobby
+    member: Member
+    session: str
+
+
+class AudienceCounter:
+    """The show's head count, counted at most once per interval per node however many performer
+    and host connections ask (counting walks the lobbies on the bus)."""
+
+    def __init__(self, lobbies: Lobbies, interval: float = 1.0) -> None:
+        self._lobbies = lobbies
+        self._interval = interval
+        self._cache: dict[str, tuple[float, int]] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    async def count(self, show_id: str) -> int:
+        """Heads watching ``show_id``, at most ``interval`` seconds old."""
+        loop = asyncio.get_running_loop()
+        async with self._locks.setdefault(show_id, asyncio.Lock()):
+            cached = self._cache.get(show_id)
+            if cached is not None and loop.time() - cached[0] < self._interval:
+                return cached[1]
+            heads = await self._lobbies.audience(show_id)
+            self._cache[show_id] = (loop.time(), heads)
+            return heads
+
+
+class Foyer:
+    """Seating, presence and membership of a show's lobbies."""
+
+    def __init__(self, bus: Bus, lobbies: Lobbies, chat: Chat) -> None:
+        self._bus, self.lobbies, self.chat = bus, lobbies, chat
+
+    async def seat(
+        self,
+        show: Show,
+        seat: str,
+        *,
+        name: str | None = None,
+        head_count: int = 1,
+        screen: bool = False,
+        session: str | None = None,
+        friend_code: str | None = None,
+    ) -> Seating:
+        """Seat a viewer (held by connection ``seat``) in a lobby of ``show``: a friend's by its
+        code, else the fullest with room. A session that fails to be stored leaves no seat."""
+        member_id = await self._member_id(session)
+        role = "screen" if head_count > 1 or screen else "viewer"
+        member = Member(member_id, clean_name(name), head_count, role, seat=seat)
+        lobby = await self.lobbies.join(show.id, member, friend_code or None)
+        token = secrets.token_urlsafe(24)
+        try:
+            await self._bus.set(f"session:{token}", {"member": member.id}, ttl=SESSION_TTL)
+        except BaseException:
+            await self.lobbies.leave(lobby, member.id, seat=seat)
+            raise
+        return Seating(lobby, member, token)
+
+    async def _member_id(self, session: str | None) -> str:
+        """The member id of a returning client's session, or a new one."""
+        if session:
+            entry = await self._bus.get(f"session:{session}")
+            if entry is not None:
+                return str(entry["member"])
+        return secrets.token_urlsafe(9)
+
+    async def announce(self, lobby: Lobby) -> list[dict[str, Any]]:
+        """Tell the lobby who is in it now; the same list is returned."""
+        members = [m.public() for m in await self.lobbies.members(lobby.id)]
+        await self._bus.publish(
+            events.lobby_channel(lobby.id), events.lobby_members(lobby.id, members)
+        )
+        return members
+
+    async def leave(self, lobby: Lobby, member: Member) -> None:
+        """The member's connection leaves the seat (unless they came back on another one)."""
+        await self.lobbies.leave(lobby, member.id, seat=member.seat)
+        await self.announce(lobby)
+
+    async def rename(self, lobby: Lobby, member: Member, name: str) -> Member:
+        """The member's new display name, as the lobby sees it from now on."""
+        renamed = replace(member, name=clean_name(name))
+        await self.lobbies.refresh(lobby, renamed)
+        await self.announce(lobby)
+        return renamed
+
+    async def keep_present(self, lobby: Lobby, member: Callable[[], Member]) -> None:
+        """Refresh the member's presence for as long as they sit there (run as a task).
+
+        The bus may go away for a while: the refresh is retried with growing pauses and said once
+        in the log, and the seat is kept as soon as the bus is back."""
+        delay = REFRESH_INTERVAL
+        failing = False
+        while True:
+            await asyncio.sleep(delay)
+            try:
+                await self.lobbies.refresh(lobby, member())  # a rename must stick
+            except BusError as exc:
+                if failing:
+                    delay = min(RETRY_MAX, delay * 2)
+                else:
+                    log.warning("presence.refresh_failed", lobby=lobby.id, error=str(exc))
+                    failing, delay = True, 0.5
+                continue
+            if failing:
+                log.info("presence.refresh_back", lobby=lobby.id)
+            failing, delay = False, REFRESH_INTERVAL
+
+    async def lobby_of_show(self, show_id: str, lobby_id: str) -> Lobby:
+        """The show's open lobby with this id."""
+        for lobby in await self.lobbies.lobbies(show_id):
+            if lobby.id == lobby_id:
+                return lobby
+        raise LobbyNotFound("no such lobby in this show")
+
+    async def remove(self, show_id: str, lobby_id: str, member_id: str) -> None:
+        """The performer removes a viewer from the show: their chat is muted, their connection
+        (wherever it is) told and closed, their seat freed."""
+        lobby = await self.lobby_of_show(show_id, lobby_id)
+        await self.chat.mute(show_id, member_id)
+        await self._bus.publish(
+            events.lobby_channel(lobby.id), events.member_removed(lobby.id, member_id)
+        )
+        await self.lobbies.leave(lobby, member_id)
+
+    async def listing(self, show_id: str) -> list[dict[str, Any]]:
+        """The show's lobbies with who is in them (for the performer)."""
+        listed = []
+        for lobby in await self.lobbies.lobbies(show_id):
+            members = [m.public() for m in await self.lobbies.members(lobby.id)]
+            listed.append({**lobby.public(), "members": members})
+        return listed
