@@ -88,7 +88,9 @@ FrameSink = Callable[[RTCRtpCodecParameters, JitterFrame], None]
 class _DecoderInputTap:
     """Stands in for a receiver's decoder queue: frames go to a callback, the end marker on."""
 
-    def __init__(self, inner: queue.Queue[Any], on_frame: FrameSink, on_end: Callable[[], None]):
+    def __init__(
+        self, inner: queue.Queue[Any], on_frame: FrameSink, on_end: Callable[[], None]
+    ) -> None:
         self._inner = inner
         self._on_frame = on_frame
         self._on_end = on_end
@@ -140,7 +142,7 @@ def decoded_backlog(receiver: RTCRtpReceiver) -> int:
     return track._queue.qsize()
 
 
-# --- Sending: the viewer's RTCRtpSender ----------------------------------------------------------
+# --- Sending: the viewer's RTCRtpSender ------------------------------------------------------
 def sender_ssrc(sender: RTCRtpSender) -> int:
     """The SSRC the sender's media goes out on (what its Sender Reports and BYE name)."""
     ssrc: int = sender._ssrc
