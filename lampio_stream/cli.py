@@ -18,7 +18,9 @@ from lampio_stream import __version__
 from lampio_stream.app import create_app
 from lampio_stream.config import add_arguments, load_config
 from lampio_stream.logs import configure_logging
+from media.exceptions import UnsupportedVersionError
 from media.ice import use_host_addresses
+from media.seams import check_versions
 
 log = structlog.get_logger("lampio_stream")
 
@@ -62,6 +64,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    try:
+        # Before anything starts: media/seams.py reaches into these libraries' internals.
+        check_versions()
+    except UnsupportedVersionError as exc:
+        print(f"lampio-stream: {exc}", file=sys.stderr)
+        return 2
     try:
         config = load_config(args, os.environ)
     except ValueError as exc:

@@ -8,24 +8,24 @@ and, in the same synchronous call that received the frame, every viewer only wri
 hands it to its UDP socket.
 
 aiortc still negotiates, runs DTLS and RTCP for the viewer: its sender task just never gets a frame
-(the track's ``recv`` waits until the track stops). Seams into aiortc 1.16 (pinned in pyproject):
-the DTLS transport's ``_tx_srtp`` session, the ICE connection's nominated pair (aioice 0.13
-``Connection._nominated``), the sender's ``_ssrc``, its private Sender Report counters and its
-``_retransmit`` (replaced per instance so NACKs are answered from this module's history).
+(the track's ``recv`` waits until the track stops). What this needs of aiortc's and aioice's
+internals (the SRTP session and socket, the sender's SSRC, its Sender Report counters and NACK
+handling) comes from :mod:`media.seams`.
 """
 
 from __future__ import annotations
 
 import struct
 import time
-from typing import Any
 
 from aiortc import RTCRtpSender
 from aiortc.codecs import get_encoder
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.utils import random16, random32
+from pylibsrtp import Session
 
 from .frame import EncodedFrame
+from .seams import DatagramSocket, SenderReportCounters, answer_nacks, rtp_path, sender_ssrc
 
 HISTORY = 256  # packets kept per viewer track for retransmission (≈ 1 s of 1.5 Mbit/s video)
 # Past this many bytes waiting in the socket's user-space buffer the viewer is too slow: skip to the
@@ -35,7 +35,6 @@ MAX_WRITE_BUFFER = 256 * 1024
 ABS_SEND_TIME_URI = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
 MID_URI = "urn:ietf:params:rtp-hdrext:sdes:mid"
 
-_SENDER = "_RTCRtpSender__"
 _NTP_EPOCH_OFFSET = 2208988800
 
 
@@ -87,7 +86,7 @@ class DirectOutput:
         extension_ids: dict[str, int],
     ) -> None:
         self.sender = sender
-        self.ssrc: int = sender._ssrc
+        self.ssrc = sender_ssrc(sender)
         self.payload_type = payload_type
         self.sent_packets = 0
         self.sent_bytes = 0
@@ -95,11 +94,12 @@ class DirectOutput:
         self._seq = random16()
         self._ts_origin = random32()
         self._history: list[bytes | None] = [None] * HISTORY
-        self._srtp: Any = None
-        self._transport: Any = None
-        self._addr: Any = None
+        self._srtp: Session | None = None
+        self._transport: DatagramSocket | None = None
+        self._addr: tuple[str, int] | None = None
         self._header, self._ast_offset = _header_template(mid, extension_ids)
-        sender._retransmit = self._retransmit  # type: ignore[method-assign]
+        self._report = SenderReportCounters(sender)
+        answer_nacks(sender, self._retransmit)
 
     @property
     def bound(self) -> bool:
@@ -108,22 +108,16 @@ class DirectOutput:
 
     def bind(self) -> bool:
         """Find the viewer's SRTP session and socket once its connection is up."""
-        dtls = self.sender.transport
-        if dtls is None or dtls.state != "connected":
+        path = rtp_path(self.sender)
+        if path is None:
             return False
-        connection = getattr(dtls.transport, "_connection", None)
-        pair = getattr(connection, "_nominated", {}).get(1)
-        if pair is None or pair.protocol.transport is None:
-            return False
-        self._srtp = dtls._tx_srtp
-        self._transport = pair.protocol.transport
-        self._addr = pair.remote_addr
+        self._srtp, self._transport, self._addr = path.srtp, path.transport, path.addr
         return True
 
     def send(self, payloads: list[bytes], timestamp: int) -> bool:
         """Send one frame's payloads with this viewer's header; False if it could not be sent."""
-        transport = self._transport
-        if transport is None or transport.is_closing():
+        transport, srtp = self._transport, self._srtp
+        if transport is None or srtp is None or transport.is_closing():
             self._transport = None
             return False
         if transport.get_write_buffer_size() > MAX_WRITE_BUFFER:
@@ -138,7 +132,7 @@ class DirectOutput:
             header[offset + 2] = value & 0xFF
         last = len(payloads) - 1
         seq = self._seq
-        protect = self._srtp.protect
+        protect = srtp.protect
         sendto = transport.sendto
         addr = self._addr
         history = self._history
@@ -162,22 +156,19 @@ class DirectOutput:
         self.sent_packets += len(payloads)
         self.sent_bytes += size
         # aiortc's RTCP task reports these in its Sender Reports (A/V sync, receiver stats).
-        sender = self.sender
-        setattr(sender, _SENDER + "ntp_timestamp", ntp_time())
-        setattr(sender, _SENDER + "rtp_timestamp", ts)
-        setattr(sender, _SENDER + "packet_count", self.sent_packets)
-        setattr(sender, _SENDER + "octet_count", self.sent_bytes)
+        self._report.update(ntp_time(), ts, self.sent_packets, self.sent_bytes)
         return True
 
     async def _retransmit(self, sequence_number: int) -> None:
         """Answer a NACK from this viewer's own history, on the same SSRC."""
         plain = self._history[sequence_number % HISTORY]
-        if plain is None or self._transport is None:
+        transport, srtp = self._transport, self._srtp
+        if plain is None or transport is None or srtp is None:
             return
         if struct.unpack_from("!H", plain, 2)[0] != sequence_number:
             return  # overwritten: too old to help
         self.retransmitted += 1
-        self._transport.sendto(self._srtp.protect(plain), self._addr)
+        transport.sendto(srtp.protect(plain), self._addr)
 
 
 def _header_template(mid: str, extension_ids: dict[str, int]) -> tuple[bytearray, int]:

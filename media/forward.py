@@ -19,6 +19,7 @@ from .exceptions import FrameQueueClosed
 from .frame import EncodedFrame, MediaKind
 from .keyframes import DEFAULT_MIN_INTERVAL, KeyframeRequests
 from .receiver import EncodedReceiver
+from .seams import on_keyframe_request
 
 log = structlog.get_logger(__name__)
 
@@ -186,17 +187,8 @@ class Viewer:
 
     def forward_keyframe_requests(self, sender: RTCRtpSender) -> None:
         """Pass PLI/FIR that the viewer sends to this sender on to the performer, rate limited."""
-        # aiortc 1.16 handles an incoming PLI or FIR in RTCRtpSender._handle_rtcp_packet by
-        # calling self._send_keyframe(), which only sets a flag for its encoder; pack() never
-        # reads it. Shadowing the method on this one instance is the narrowest hook there is.
-        original: Callable[[], None] = sender._send_keyframe
-        broadcast = self.broadcast
-
-        def send_keyframe() -> None:
-            original()
-            broadcast.request_keyframe()
-
-        sender._send_keyframe = send_keyframe  # type: ignore[method-assign]
+        # aiortc's own answer to them only concerns its encoder, which forwarded frames skip.
+        on_keyframe_request(sender, self.broadcast.request_keyframe)
 
     def close(self) -> None:
         """Stop both tracks and leave the broadcast."""

@@ -5,18 +5,15 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Sequence
 
-import aioice.ice
 from aiortc import RTCBundlePolicy, RTCConfiguration, RTCIceServer
 
-# aioice looks `get_host_addresses` up as a module global on every gathering, so replacing it is
-# the one seam that controls host candidates; keep the original to be able to restore it.
-_ORIGINAL_GET_HOST_ADDRESSES = aioice.ice.get_host_addresses
+from .seams import host_addresses_now, offer_host_addresses
 
 
 def use_host_addresses(addresses: Sequence[str] | None) -> None:
     """Make aioice offer exactly these host addresses (process-wide setting); None restores."""
     if addresses is None:
-        aioice.ice.get_host_addresses = _ORIGINAL_GET_HOST_ADDRESSES
+        offer_host_addresses(None)
         return
     parsed = [ipaddress.ip_address(address) for address in addresses]  # ValueError on a typo
 
@@ -27,13 +24,12 @@ def use_host_addresses(addresses: Sequence[str] | None) -> None:
             if (address.version == 4 and use_ipv4) or (address.version == 6 and use_ipv6)
         ]
 
-    aioice.ice.get_host_addresses = get_host_addresses
+    offer_host_addresses(get_host_addresses)
 
 
 def host_addresses() -> list[str]:
     """Host addresses aioice would offer now, IPv4 and IPv6."""
-    result: list[str] = aioice.ice.get_host_addresses(use_ipv4=True, use_ipv6=True)
-    return result
+    return host_addresses_now()
 
 
 def rtc_configuration(
@@ -45,7 +41,7 @@ def rtc_configuration(
     it answers an offer with transceivers it made itself: under aiortc's default (balanced) policy
     a second transceiver of one kind shares the first one's *own* transport, is marked bundled,
     and is then skipped when the answer moves bundled media onto the primary transport, so it never
-    connects (aiortc 1.16, ``RTCPeerConnection.__createTransceiver`` and ``setRemoteDescription``).
+    connects (aiortc 1.16; see :mod:`media.seams` for what to re-check on an upgrade).
     """
     policy = RTCBundlePolicy.MAX_BUNDLE if max_bundle else RTCBundlePolicy.BALANCED
     return RTCConfiguration(iceServers=list(ice_servers), bundlePolicy=policy)

@@ -1,58 +1,30 @@
 """Encoded-frame tap on an aiortc RTCRtpReceiver: the performer's frames, depacketised, not decoded.
 
-aiortc 1.16 has no public way to receive encoded media. Its ``RTCRtpReceiver._handle_rtp_packet``
-depacketises RTP into whole frames (jitter buffer) and hands ``(codec, JitterFrame)`` to the
-decoder thread through the private ``queue.Queue`` ``_RTCRtpReceiver__decoder_queue``; the
-module-level ``decoder_worker`` thread reads it. This module swaps that queue for a tap whose
-``put()`` turns each frame into an :class:`EncodedFrame` on the event loop. The decoder thread still
-starts but only ever reads the end-of-stream marker, so nothing is decoded and the remote track's
-unbounded queue receives nothing but that marker.
+aiortc has no public way to receive encoded media: :func:`media.seams.tap_depayloaded_frames`
+takes the receiver's depacketised frames before its decoder thread, and this module turns each one
+into an :class:`EncodedFrame` on the event loop. The decoder thread still starts but only ever
+reads the end-of-stream marker, so nothing is decoded and the remote track's unbounded queue
+receives nothing but that marker.
 """
 
 from __future__ import annotations
 
 import asyncio
-import queue
 from collections.abc import Callable
-from typing import Any
 
-import aiortc
 import structlog
 from aiortc import RTCRtpReceiver
+from aiortc.jitterbuffer import JitterFrame
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 
 from .buffer import FrameQueue
 from .exceptions import FrameQueueClosed, UnsupportedReceiverError
 from .frame import EncodedFrame, MediaKind, is_keyframe
+from .seams import rtx_ssrcs, send_pli, tap_depayloaded_frames
 
 __all__ = ["EncodedFrame", "EncodedReceiver"]
 
-# The private attributes below are what this tap relies on; pyproject pins aiortc to this series.
-TESTED_AIORTC_SERIES = "1.16."
-_DECODER_QUEUE = "_RTCRtpReceiver__decoder_queue"
-_RTX_SSRC = "_RTCRtpReceiver__rtx_ssrc"
-
 log = structlog.get_logger(__name__)
-
-
-class _DecoderInputTap:
-    """Stands in for the receiver's decoder queue: frames go to a callback, the end marker on."""
-
-    def __init__(self, inner: queue.Queue[Any], deliver: Callable[[Any, Any], None]) -> None:
-        self._inner = inner
-        self._deliver = deliver
-
-    def put(self, item: Any) -> None:
-        if item is None:
-            # End of stream: the decoder thread (blocked in get()) must see it to exit.
-            self._inner.put(None)
-            self._deliver(None, None)
-        else:
-            codec, jitter_frame = item
-            self._deliver(codec, jitter_frame)
-
-    def get(self) -> Any:
-        # Called by decoder_worker when the tap was installed before receive() started it.
-        return self._inner.get()
 
 
 class EncodedReceiver:
@@ -66,15 +38,6 @@ class EncodedReceiver:
         queue_size: int = 128,
         on_end: Callable[[], None] | None = None,
     ) -> None:
-        if not aiortc.__version__.startswith(TESTED_AIORTC_SERIES):
-            raise UnsupportedReceiverError(
-                f"tap built against aiortc {TESTED_AIORTC_SERIES}x, found {aiortc.__version__}"
-            )
-        inner = getattr(receiver, _DECODER_QUEUE, None)
-        if isinstance(inner, _DecoderInputTap):
-            raise UnsupportedReceiverError("receiver already has an encoded-frame tap")
-        if not isinstance(inner, queue.Queue):
-            raise UnsupportedReceiverError("RTCRtpReceiver has no decoder queue to tap")
         track = receiver.track
         if track is None or track.kind not in ("audio", "video"):
             raise UnsupportedReceiverError("receiver has no remote audio or video track")
@@ -92,9 +55,7 @@ class EncodedReceiver:
         )
         self._closed = False
         self._tasks: set[asyncio.Task[None]] = set()
-        # Installed before receive() the decoder thread reads through the tap; installed after,
-        # it keeps reading the original queue, which only ever gets the end marker from now on.
-        setattr(receiver, _DECODER_QUEUE, _DecoderInputTap(inner, self._deliver))
+        tap_depayloaded_frames(receiver, self._deliver, self._end)
 
     @property
     def receiver(self) -> RTCRtpReceiver:
@@ -109,7 +70,7 @@ class EncodedReceiver:
         if ssrc is None:
             return False
         self.keyframe_requests += 1
-        task = asyncio.get_running_loop().create_task(self._receiver._send_rtcp_pli(ssrc))
+        task = asyncio.get_running_loop().create_task(send_pli(self._receiver, ssrc))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return True
@@ -135,11 +96,11 @@ class EncodedReceiver:
 
     def _media_ssrc(self) -> int | None:
         # aiortc records RTX SSRCs as active sources too; a PLI must name the media stream.
-        rtx_ssrcs = getattr(self._receiver, _RTX_SSRC, {})
+        rtx = rtx_ssrcs(self._receiver)
         sources = [
             source
             for source in self._receiver.getSynchronizationSources()
-            if source.source not in rtx_ssrcs
+            if source.source not in rtx
         ]
         if not sources:
             return None
@@ -147,11 +108,8 @@ class EncodedReceiver:
         ssrc: int = newest.source
         return ssrc
 
-    def _deliver(self, codec: Any, jitter_frame: Any) -> None:
+    def _deliver(self, codec: RTCRtpCodecParameters, jitter_frame: JitterFrame) -> None:
         # Runs inside aiortc's packet handler: an exception here would break the transport.
-        if jitter_frame is None:
-            self._end()
-            return
         if self._closed:
             return
         try:

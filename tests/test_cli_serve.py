@@ -165,6 +165,18 @@ def test_bad_setting_is_refused_naming_the_variable() -> None:
     assert b"LAMPIO_PORT" in result.stderr
 
 
+def test_untested_aiortc_is_refused_before_anything_starts() -> None:
+    # The installed aiortc passes the gate, so the process pretends to have another release.
+    pretend = (
+        "import aiortc; aiortc.__version__ = '1.17.0'; from lampio_stream.cli import main; "
+        "raise SystemExit(main(['serve', '--port', '0']))"
+    )
+    result = subprocess.run([sys.executable, "-c", pretend], capture_output=True, timeout=20)
+    assert result.returncode == 2
+    assert b"aiortc 1.17.0" in result.stderr and b"aiortc 1.16.x" in result.stderr
+    assert b"is running" not in result.stdout
+
+
 async def test_demo_show_is_live_and_watchable() -> None:
     from clients.client import Session, Watcher
     from media.ice import use_host_addresses

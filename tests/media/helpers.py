@@ -11,12 +11,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from aiortc import RTCPeerConnection
+from aiortc import sdp as aiortc_sdp
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from av import AudioFrame, VideoFrame
 
 from media.codecs import prefer_codec
+from media.direct import DirectOutput
 from media.forward import Broadcast, Ingest, Viewer
 from media.ice import rtc_configuration
+from media.stage import direct_output
 
 WIDTH, HEIGHT = 320, 240
 FPS = 20
@@ -131,14 +134,6 @@ class Consumer:
             await asyncio.gather(self.task, return_exceptions=True)
 
 
-async def negotiate(offerer: RTCPeerConnection, answerer: RTCPeerConnection) -> None:
-    """Offer/answer between two in-process peers (aiortc gathers candidates before returning)."""
-    await offerer.setLocalDescription(await offerer.createOffer())
-    await answerer.setRemoteDescription(offerer.localDescription)
-    await answerer.setLocalDescription(await answerer.createAnswer())
-    await offerer.setRemoteDescription(answerer.localDescription)
-
-
 @dataclass
 class PublisherRig:
     """A performer peer and the server's ingest peer for it."""
@@ -157,6 +152,7 @@ class ViewerRig:
     client: RTCPeerConnection
     video: Consumer | None = None
     audio: Consumer | None = None
+    outputs: list[DirectOutput] = field(default_factory=list)  # video then audio, if direct
 
     @property
     def consumers(self) -> list[Consumer]:
@@ -198,12 +194,14 @@ class ShowRig:
         await rig.performer.close()
         await rig.server.close()
 
-    async def add_viewer(self) -> ViewerRig:
-        viewer = self.broadcast.add_viewer()
-        server = RTCPeerConnection(rtc_configuration())
+    async def add_viewer(self, *, direct: bool = True) -> ViewerRig:
+        """A viewer sent to as the stage does it: through direct outputs, or aiortc's senders."""
+        viewer = self.broadcast.add_viewer(direct=direct)
+        server = RTCPeerConnection(rtc_configuration(max_bundle=True))
         video = server.addTransceiver(viewer.video, direction="sendonly")
         prefer_codec(video, self.video_codec)
-        prefer_codec(server.addTransceiver(viewer.audio, direction="sendonly"), "audio/opus")
+        audio = server.addTransceiver(viewer.audio, direction="sendonly")
+        prefer_codec(audio, "audio/opus")
         viewer.forward_keyframe_requests(video.sender)
         client = RTCPeerConnection(rtc_configuration())
         rig = ViewerRig(viewer, server, client)
@@ -217,7 +215,16 @@ class ShowRig:
             else:
                 rig.audio = consumer
 
-        await negotiate(server, client)
+        await server.setLocalDescription(await server.createOffer())
+        if direct:
+            offer = aiortc_sdp.SessionDescription.parse(server.localDescription.sdp)
+            for transceiver, track in ((video, viewer.video), (audio, viewer.audio)):
+                output = direct_output(transceiver, offer)
+                self.broadcast.attach_direct(track, output)
+                rig.outputs.append(output)
+        await client.setRemoteDescription(server.localDescription)
+        await client.setLocalDescription(await client.createAnswer())
+        await server.setRemoteDescription(client.localDescription)
         return rig
 
     async def remove_viewer(self, rig: ViewerRig) -> None:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from typing import Any
 
 import pytest
 from helpers import HEIGHT, WIDTH, ShowRig, ViewerRig, eventually
+
+from media.seams import decoded_backlog, send_pli, sender_ssrc
 
 VIEWERS = 5
 
@@ -21,16 +22,22 @@ def decoded(rig: ViewerRig, video: int, audio: int) -> bool:
     )
 
 
-@pytest.mark.parametrize("codec", ["video/VP8", "video/H264"])
-async def test_viewers_decode_forwarded_media(codec: str) -> None:
+@pytest.mark.parametrize(
+    ("codec", "direct"),
+    [("video/VP8", True), ("video/H264", True), ("video/VP8", False)],
+    ids=["VP8", "H264", "VP8-aiortc-sender"],
+)
+async def test_viewers_decode_forwarded_media(codec: str, direct: bool) -> None:
+    # The aiortc-sender case keeps `--media-sender aiortc`, the comparison path, working.
     show = ShowRig(codec)
     publisher = await show.start_publisher()
-    viewers = list(await asyncio.gather(*(show.add_viewer() for _ in range(VIEWERS))))
+    viewers = list(await asyncio.gather(*(show.add_viewer(direct=direct) for _ in range(VIEWERS))))
     try:
         await eventually(lambda: all(decoded(v, 20, 50) for v in viewers), 20, "media decoded")
         for rig in viewers:
             assert rig.video is not None
             assert rig.video.sizes == {(WIDTH, HEIGHT)}
+            assert [o.sent_packets > 0 for o in rig.outputs] == ([True, True] if direct else [])
         assert show.broadcast.codec("video") == codec
         (video_in,) = [r for r in publisher.ingest.receivers if r.kind == "video"]
         assert video_in.frames > 0
@@ -56,8 +63,7 @@ async def test_ingest_decodes_nothing() -> None:
         await eventually(lambda: all(r.frames >= 20 for r in publisher.ingest.receivers), 10)
         for transceiver in publisher.server.getTransceivers():
             # Decoded frames would pile up in the remote track's queue, since nobody reads it.
-            track: Any = transceiver.receiver.track
-            assert track._queue.qsize() == 0
+            assert decoded_backlog(transceiver.receiver) == 0
     finally:
         await show.stop_publisher(publisher)
 
@@ -67,13 +73,13 @@ async def test_tap_installed_after_connection_also_works() -> None:
     publisher = await show.start_publisher(tap_late=True)
     rig = await show.add_viewer()
     try:
-        tracks: list[Any] = [t.receiver.track for t in publisher.server.getTransceivers()]
+        receivers = [t.receiver for t in publisher.server.getTransceivers()]
         await eventually(lambda: decoded(rig, 5, 10), 15)
         # Frames decoded before the tap stay queued (bounded); none are decoded after it.
-        decoded_before_tap = [track._queue.qsize() for track in tracks]
+        decoded_before_tap = [decoded_backlog(receiver) for receiver in receivers]
         assert sum(decoded_before_tap) > 0
         await eventually(lambda: decoded(rig, 25, 60), 15)
-        assert [track._queue.qsize() for track in tracks] == decoded_before_tap
+        assert [decoded_backlog(receiver) for receiver in receivers] == decoded_before_tap
     finally:
         await show.remove_viewer(rig)
         await show.stop_publisher(publisher)
@@ -123,7 +129,7 @@ async def test_viewer_keyframe_request_reaches_performer() -> None:
         before = video_in.keyframe_requests
         client_video = next(t for t in rig.client.getTransceivers() if t.kind == "video")
         server_video = next(t for t in rig.server.getTransceivers() if t.kind == "video")
-        await client_video.receiver._send_rtcp_pli(server_video.sender._ssrc)
+        await send_pli(client_video.receiver, sender_ssrc(server_video.sender))
         await eventually(lambda: video_in.keyframe_requests > before, 5, "PLI passed up")
     finally:
         await show.remove_viewer(rig)

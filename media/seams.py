@@ -1,0 +1,269 @@
+"""Every use of aiortc's and aioice's private names, as small typed seams, and the version gate."""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+from collections.abc import Awaitable, Callable, Collection, Coroutine, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol, cast
+
+import aioice
+import aioice.ice
+import aiortc
+from aiortc import RTCRtpReceiver, RTCRtpSender
+from aiortc.jitterbuffer import JitterFrame
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+from aiortc.rtcrtpreceiver import RemoteStreamTrack
+from pylibsrtp import Session
+
+from .exceptions import UnsupportedReceiverError, UnsupportedVersionError
+
+__all__ = [
+    "TESTED_SERIES",
+    "DatagramSocket",
+    "HostAddresses",
+    "RtpPath",
+    "SenderReportCounters",
+    "answer_nacks",
+    "check_versions",
+    "decoded_backlog",
+    "host_addresses_now",
+    "installed_versions",
+    "offer_host_addresses",
+    "on_keyframe_request",
+    "rtp_path",
+    "rtx_ssrcs",
+    "send_pli",
+    "sender_ssrc",
+    "tap_depayloaded_frames",
+]
+
+# Every private name below was read in these series (aiortc 1.16.0, aioice 0.13.0); another release
+# may rename, drop or change the meaning of any of them, so the service refuses to start on one.
+TESTED_SERIES: Mapping[str, str] = {"aiortc": "1.16", "aioice": "0.13"}
+
+# Behaviour of aiortc 1.16 that other modules work around with public API only, to re-check on
+# an upgrade together with this module: under the default (balanced) bundle policy a second
+# transceiver of one kind created before negotiating gets the first one's own transport
+# (RTCPeerConnection.__createTransceiver), is marked bundled and then skipped when
+# setRemoteDescription moves bundled media onto the primary transport, so it never connects.
+# media.ice.rtc_configuration(max_bundle=True) avoids it.
+
+
+def installed_versions() -> dict[str, str]:
+    """The versions of aiortc and aioice this process imported."""
+    return {"aiortc": aiortc.__version__, "aioice": aioice.__version__}
+
+
+def check_versions(found: Mapping[str, str] | None = None) -> None:
+    """Raise UnsupportedVersionError unless aiortc and aioice are of the tested series."""
+    versions = installed_versions() if found is None else dict(found)
+    if all(_in_series(versions.get(name, ""), series) for name, series in TESTED_SERIES.items()):
+        return
+    have = ", ".join(f"{name} {versions.get(name, 'missing')}" for name in TESTED_SERIES)
+    want = ", ".join(f"{name} {series}.x" for name, series in TESTED_SERIES.items())
+    raise UnsupportedVersionError(
+        f"found {have}; media/seams.py relies on private names tested only with {want}"
+    )
+
+
+def _in_series(version: str, series: str) -> bool:
+    # Compare release components, so that 1.160 is not taken for 1.16.
+    return version.split(".")[: series.count(".") + 1] == series.split(".")
+
+
+# --- Receiving: the encoded-frame tap ---------------------------------------------------------
+# aiortc has no public way to receive encoded media. RTCRtpReceiver._handle_rtp_packet depayloads
+# RTP into whole frames (jitter buffer, on the event loop) and puts (codec, JitterFrame) into the
+# private queue.Queue __decoder_queue, which the decoder_worker thread started by receive() reads.
+# Swapping that queue for a tap hands the frames on undecoded; the end marker (None, put when the
+# receiver stops) still reaches the real queue so the decoder thread exits.
+_DECODER_QUEUE = "_RTCRtpReceiver__decoder_queue"
+_RTX_SSRC = "_RTCRtpReceiver__rtx_ssrc"
+
+FrameSink = Callable[[RTCRtpCodecParameters, JitterFrame], None]
+
+
+class _DecoderInputTap:
+    """Stands in for a receiver's decoder queue: frames go to a callback, the end marker on."""
+
+    def __init__(
+        self, inner: queue.Queue[Any], on_frame: FrameSink, on_end: Callable[[], None]
+    ) -> None:
+        self._inner = inner
+        self._on_frame = on_frame
+        self._on_end = on_end
+
+    def put(self, item: tuple[RTCRtpCodecParameters, JitterFrame] | None) -> None:
+        if item is None:
+            # The decoder thread (blocked in get()) must see the end marker to exit.
+            self._inner.put(None)
+            self._on_end()
+        else:
+            self._on_frame(*item)
+
+    def get(self) -> Any:
+        # Called by decoder_worker when the tap was installed before receive() started it.
+        return self._inner.get()
+
+
+def tap_depayloaded_frames(
+    receiver: RTCRtpReceiver, on_frame: FrameSink, on_end: Callable[[], None]
+) -> None:
+    """Hand the receiver's depayloaded frames to ``on_frame`` (on the loop) instead of decoding."""
+    inner = getattr(receiver, _DECODER_QUEUE, None)
+    if isinstance(inner, _DecoderInputTap):
+        raise UnsupportedReceiverError("receiver already has an encoded-frame tap")
+    if not isinstance(inner, queue.Queue):
+        raise UnsupportedReceiverError("RTCRtpReceiver has no decoder queue to tap")
+    # Installed after receive() the decoder thread keeps reading the original queue, which from
+    # now on only ever gets the end marker.
+    setattr(receiver, _DECODER_QUEUE, _DecoderInputTap(inner, on_frame, on_end))
+
+
+def rtx_ssrcs(receiver: RTCRtpReceiver) -> Collection[int]:
+    """The RTX SSRCs the receiver knows (aiortc lists them among its synchronization sources)."""
+    mapping: dict[int, int] = getattr(receiver, _RTX_SSRC)
+    return mapping.keys()
+
+
+def send_pli(receiver: RTCRtpReceiver, media_ssrc: int) -> Coroutine[Any, Any, None]:
+    """Send a Picture Loss Indication for ``media_ssrc`` (a no-op before the receiver connects)."""
+    return receiver._send_rtcp_pli(media_ssrc)
+
+
+def decoded_backlog(receiver: RTCRtpReceiver) -> int:
+    """Frames aiortc decoded for the receiver's track that nobody has read yet."""
+    # RemoteStreamTrack._queue is where decoder_worker posts every decoded frame.
+    track = receiver.track
+    if not isinstance(track, RemoteStreamTrack):
+        raise UnsupportedReceiverError("receiver has no remote track")
+    return track._queue.qsize()
+
+
+# --- Sending: the viewer's RTCRtpSender ------------------------------------------------------
+def sender_ssrc(sender: RTCRtpSender) -> int:
+    """The SSRC the sender's media goes out on (what its Sender Reports and BYE name)."""
+    ssrc: int = sender._ssrc
+    return ssrc
+
+
+def on_keyframe_request(sender: RTCRtpSender, callback: Callable[[], None]) -> None:
+    """Call ``callback`` after aiortc's own handling whenever the sender gets a PLI or FIR."""
+    # RTCRtpSender._handle_rtcp_packet answers PLI and FIR with self._send_keyframe(), which only
+    # sets a flag for aiortc's encoder; pack() of pre-encoded frames never reads it. Shadowing the
+    # method on this one instance is the narrowest hook there is.
+    original: Callable[[], None] = _method(sender, "_send_keyframe")
+
+    def send_keyframe() -> None:
+        original()
+        callback()
+
+    sender._send_keyframe = send_keyframe  # type: ignore[method-assign]
+
+
+def answer_nacks(sender: RTCRtpSender, retransmit: Callable[[int], Awaitable[None]]) -> None:
+    """Answer each sequence number a NACK names with ``retransmit`` instead of aiortc's history."""
+    # _handle_rtcp_packet awaits self._retransmit(seq) per lost packet; aiortc's version only knows
+    # the packets its own sender loop sent.
+    _method(sender, "_retransmit")
+    sender._retransmit = retransmit  # type: ignore[method-assign,assignment]
+
+
+class SenderReportCounters:
+    """The counters aiortc's RTCP task puts into one sender's Sender Reports."""
+
+    # _run_rtcp reads these name-mangled attributes, which its own _run_rtp updates per packet;
+    # media sent around that loop must update them itself for A/V sync and receiver statistics.
+    _NAMES = tuple(
+        f"_RTCRtpSender__{name}"
+        for name in ("ntp_timestamp", "rtp_timestamp", "packet_count", "octet_count")
+    )
+
+    def __init__(self, sender: RTCRtpSender) -> None:
+        missing = [name for name in self._NAMES if not hasattr(sender, name)]
+        if missing:
+            # Setting them anyway would only add attributes nobody reads.
+            raise UnsupportedVersionError(f"RTCRtpSender has no {', '.join(missing)}")
+        self._sender = sender
+
+    def update(self, ntp_timestamp: int, rtp_timestamp: int, packets: int, octets: int) -> None:
+        """What the next Sender Report says was sent so far."""
+        sender = self._sender
+        ntp, rtp, packet_count, octet_count = self._NAMES
+        setattr(sender, ntp, ntp_timestamp)
+        setattr(sender, rtp, rtp_timestamp)
+        setattr(sender, packet_count, packets)
+        setattr(sender, octet_count, octets)
+
+
+class DatagramSocket(Protocol):
+    """The part of an asyncio datagram transport that sending RTP directly uses."""
+
+    def sendto(self, data: bytes, addr: tuple[str, int] | None = None) -> None: ...
+
+    def is_closing(self) -> bool: ...
+
+    def get_write_buffer_size(self) -> int: ...
+
+
+@dataclass(frozen=True)
+class RtpPath:
+    """Where a connected sender's RTP goes: its SRTP session, its UDP socket, the peer's address."""
+
+    srtp: Session
+    transport: DatagramSocket
+    addr: tuple[str, int]
+
+
+def rtp_path(sender: RTCRtpSender) -> RtpPath | None:
+    """The SRTP session and nominated ICE socket of the sender; None until DTLS and ICE are up."""
+    # RTCDtlsTransport keeps its outbound SRTP session in _tx_srtp (set when DTLS completes);
+    # RTCIceTransport wraps an aioice Connection (_connection) whose _nominated maps component 1
+    # to the pair carrying RTP and RTCP once ICE has chosen it.
+    dtls = sender.transport
+    if dtls is None or dtls.state != "connected":
+        return None
+    srtp: Session | None = dtls._tx_srtp
+    pair = dtls.transport._connection._nominated.get(1)
+    if srtp is None or pair is None:
+        return None
+    transport: asyncio.DatagramTransport | None = getattr(pair.protocol, "transport", None)
+    if transport is None:
+        return None
+    # asyncio's datagram transports report their user-space buffer too; the type only omits it.
+    return RtpPath(srtp, cast(DatagramSocket, transport), pair.remote_addr)
+
+
+def _method(target: object, name: str) -> Callable[..., Any]:
+    # Shadowing a method that moved would silently hook nothing: fail at once instead.
+    method = getattr(type(target), name, None)
+    if not callable(method):
+        raise UnsupportedVersionError(f"{type(target).__name__} has no {name}()")
+    bound: Callable[..., Any] = getattr(target, name)
+    return bound
+
+
+# --- ICE: host candidates --------------------------------------------------------------------
+# aioice's Connection.gather_candidates looks the module global get_host_addresses up on every
+# gathering (it leaves out 127.0.0.1 and ::1), so replacing it is the one seam that controls
+# host candidates, process-wide.
+class HostAddresses(Protocol):
+    """What aioice calls to list the addresses it gathers host candidates on."""
+
+    def __call__(self, use_ipv4: bool, use_ipv6: bool) -> list[str]: ...
+
+
+_AIOICE_HOST_ADDRESSES: HostAddresses = aioice.ice.get_host_addresses
+
+
+def offer_host_addresses(provider: HostAddresses | None) -> None:
+    """Make aioice gather host candidates on ``provider(use_ipv4, use_ipv6)``; None restores."""
+    aioice.ice.get_host_addresses = _AIOICE_HOST_ADDRESSES if provider is None else provider
+
+
+def host_addresses_now() -> list[str]:
+    """The host addresses aioice would gather on now, IPv4 and IPv6."""
+    result: list[str] = aioice.ice.get_host_addresses(use_ipv4=True, use_ipv6=True)
+    return result
