@@ -23,6 +23,7 @@ from aiortc.mediastreams import MediaStreamTrack
 from clients.client import Performer, Session
 from media.codecs import prefer_codec
 from media.ice import rtc_configuration, use_host_addresses
+from media.seams import on_keyframe_request
 
 
 class Counters:
@@ -40,15 +41,12 @@ class Counters:
             self.audio_sent += 1
 
     def count_keyframe_requests(self, sender: RTCRtpSender) -> None:
-        # aiortc turns an incoming PLI/FIR into sender._send_keyframe(); a looping publisher
-        # cannot make a keyframe on demand (its clip has one every second), so it only counts.
-        original = sender._send_keyframe
-
-        def send_keyframe() -> None:
+        # a looping publisher cannot make a keyframe on demand (its clip has one every second),
+        # so it only counts the requests
+        def counted() -> None:
             self.keyframe_requests += 1
-            original()
 
-        sender._send_keyframe = send_keyframe  # type: ignore[method-assign]
+        on_keyframe_request(sender, counted)
 
 
 async def publish_to_node(
