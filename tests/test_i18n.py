@@ -84,8 +84,16 @@ def test_no_key_is_defined_twice() -> None:
         assert len(seen) > 50
 
 
+def _page_files() -> list[Path]:
+    """Every page and module: the pages' HTML and the JavaScript in clients/web and its folders
+    (watch/, studio/ and the like), but not the catalogues in text/."""
+    files = [*WEB.glob("*.html"), *WEB.rglob("*.js")]
+    return sorted(path for path in files if path.relative_to(WEB).parts[0] != "text")
+
+
 def _used_keys() -> dict[str, set[str]]:
-    """The keys each page file uses literally: data-t="…" and t('…') and the like."""
+    """The keys each page file uses literally: data-t="…" and t('…') and the like, by the file's
+    path under clients/web."""
     patterns = [
         r"data-t=\"([\w.]+)\"",
         r"\bt\(\s*'([\w.]+)'\s*[,)]",
@@ -95,13 +103,13 @@ def _used_keys() -> dict[str, set[str]]:
         r"\?\s*'(\w+)'\s*:\s*'(\w+)'",  # key = cond ? 'a_key' : 'b_key'
     ]
     used: dict[str, set[str]] = {}
-    for path in sorted([*WEB.glob("*.html"), *WEB.glob("*.js")]):
+    for path in _page_files():
         source = path.read_text(encoding="utf-8")
         found: set[str] = set()
         for pattern in patterns:
             for match in re.finditer(pattern, source):
                 found.update(group for group in match.groups() if group)
-        used[path.name] = found
+        used[path.relative_to(WEB).as_posix()] = found
     return used
 
 
@@ -109,6 +117,8 @@ def test_every_key_the_pages_use_exists(catalogues: dict[str, dict[str, str]]) -
     fi = catalogues["fi"]
     used = _used_keys()
     assert "code_label" in used["index.html"] and "go_live" in used["studio.html"]
+    # the modules in folders are read too, not only the pages' entry points
+    assert any("/" in name and keys for name, keys in used.items())
     for name, keys in used.items():
         # the ternaries also catch plain strings ('live' : 'ready'): only key-like ones count
         missing = sorted(k for k in keys if k not in fi and ("_" in k or name.endswith(".html")))

@@ -35,5 +35,7 @@ def test_browser_files_ship_with_the_package() -> None:
         "index.js",
         "studio.js",
         "protocol.js",
+        "watch/watching.js",
+        "studio/publish.js",
     ):
         assert (WEB_ROOT / name).is_file(), name
