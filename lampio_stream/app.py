@@ -197,6 +197,10 @@ def create_app(config: Config, *, bus: Bus | None = None) -> web.Application:
             publish_totals(the_services.tally, the_bus, secrets.token_hex(4)), name="reactions"
         )
         yield
+        # Connections closed by the shutdown release their seats while the bus is still there.
+        finishing = set(the_services.lifecycle.tasks)
+        if finishing:
+            await asyncio.wait(finishing, timeout=2.0)
         if rtmp_server is not None:
             await rtmp_server.close()
         await the_services.voice_states.close()

@@ -104,8 +104,9 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
         metrics.websockets.dec()
         if ws.close_code == WSCloseCode.MESSAGE_TOO_BIG:
             conn.log.info("ws.message_too_big")
-        # Shielded: a handler cancelled by a vanished client still releases what it held.
-        await asyncio.shield(finish(conn))
+        # Shielded: a handler cancelled by a vanished client still releases what it held; and
+        # the node's shutdown waits for it before it closes the bus.
+        await asyncio.shield(services.lifecycle.spawn(finish(conn), "ws-finish"))
     return ws
 
 
