@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Protocol
 
 import structlog
@@ -161,7 +161,7 @@ class EventRelay:
     def __init__(self, bus: Bus) -> None:
         self._bus = bus
         self._channels: dict[str, _Channel] = {}
-        self._opening: dict[str, asyncio.Lock] = {}
+        self._opening: dict[str, list[Any]] = {}  # channel: [lock, users]
 
     def following(self, channel: str) -> int:
         """How many listeners here follow ``channel`` (tests and metrics)."""
@@ -171,8 +171,7 @@ class EventRelay:
     async def _follow(
         self, channel: str, route: str, listener: Listener, kind: type[_Channel]
     ) -> Unfollow:
-        lock = self._opening.setdefault(channel, asyncio.Lock())
-        async with lock:
+        async with self._changing(channel):
             entry = self._channels.get(channel)
             if entry is None:
                 entry = kind(channel, await self._bus.subscribe(channel))
@@ -188,7 +187,7 @@ class EventRelay:
             if done:
                 return
             done = True
-            async with lock:
+            async with self._changing(channel):
                 current = self._channels.get(channel)
                 if current is None:
                     return
@@ -202,6 +201,21 @@ class EventRelay:
                     await current.close()
 
         return unfollow
+
+    @contextlib.asynccontextmanager
+    async def _changing(self, channel: str) -> AsyncIterator[None]:
+        """One opening or closing of ``channel`` at a time; its lock lives while anyone uses it."""
+        entry = self._opening.get(channel)
+        if entry is None:
+            entry = self._opening[channel] = [asyncio.Lock(), 0]
+        entry[1] += 1
+        try:
+            async with entry[0]:
+                yield
+        finally:
+            entry[1] -= 1
+            if entry[1] == 0:
+                del self._opening[channel]
 
     async def _supervise(self, entry: _Channel) -> None:
         """Pump a channel; should the pump ever fail, say so and go on pumping."""
