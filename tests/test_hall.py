@@ -15,7 +15,7 @@ from lampio_stream.app import create_app
 from media.hall import HallSynth, rms
 from media.sources import TestPatternTrack, ToneTrack
 from rooms.bus_memory import MemoryBus
-from tests.audience import clap, level_since
+from tests.audience import clap, level_since, silence_then_applause
 from tests.conftest import make_config
 from tests.helpers import eventually
 from tests.test_live import Node
@@ -53,17 +53,7 @@ async def test_performer_hears_applause_grow_with_clappers(node: Node) -> None:
         for viewer in viewers:
             await viewer.request("watch.join", code=show["code"])
         await eventually(lambda: len(performer.hall_pcm) > 50, 20)  # the hall sound arrives
-        quiet_from = time.monotonic()
-        await asyncio.sleep(1.5)
-        silent = level_since(performer.hall_pcm, quiet_from)
-        levels = []
-        for clappers in (5, 50):
-            clapping = asyncio.ensure_future(clap(viewers[:clappers], 4.5))
-            await asyncio.sleep(2.5)  # the hall's window fills
-            since = time.monotonic()
-            await clapping
-            levels.append(level_since(performer.hall_pcm, since))
-            await asyncio.sleep(2.5)  # the window empties
+        silent, levels = await silence_then_applause(performer.hall_pcm, viewers, (5, 50))
         assert silent < 50, silent
         assert silent < levels[0] < levels[1], (silent, levels)
         # one encoder for the show, at 50 frames a second, however many clap or listen

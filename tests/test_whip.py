@@ -3,8 +3,6 @@ decoding it, and every status code the endpoint promises."""
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -20,7 +18,7 @@ from media.codecs import prefer_codec
 from media.ice import rtc_configuration
 from rooms.bus_memory import MemoryBus
 from signaling.services import SERVICES
-from tests.audience import clap, level_since
+from tests.audience import silence_then_applause
 from tests.conftest import ORGANISER_KEY, make_config
 from tests.helpers import eventually
 from tests.media.helpers import MovingPatternTrack, ToneTrack
@@ -297,17 +295,7 @@ async def test_obs_publisher_show_has_an_audience_sound_that_rises_with_clappers
         for session in clappers:
             await session.request("watch.join", code=show["code"])
         await eventually(lambda: len(listener.hall_pcm) > 50, 20)  # the hall sound arrives
-        quiet_from = time.monotonic()
-        await asyncio.sleep(1.5)
-        silent = level_since(listener.hall_pcm, quiet_from)
-        levels = []
-        for count in (3, 30):
-            clapping = asyncio.ensure_future(clap(clappers[:count], 4.5))
-            await asyncio.sleep(2.5)  # the hall's window fills
-            since = time.monotonic()
-            await clapping
-            levels.append(level_since(listener.hall_pcm, since))
-            await asyncio.sleep(2.5)  # the window empties
+        silent, levels = await silence_then_applause(listener.hall_pcm, clappers, (3, 30))
         assert silent < 50, silent
         assert silent < levels[0] < levels[1], (silent, levels)
     finally:
