@@ -58,10 +58,12 @@ CONTENT_SECURITY_POLICY = (
 async def security_headers(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
-    """Headers every answer carries: no sniffing, no referrer leaks, our own content only."""
+    """Headers every answer carries: no sniffing, no referrer leaks, our own content only, never
+    in a frame (a page reached as ``/static/….html`` too: the staff page keeps a key)."""
     response = await handler(request)
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("Referrer-Policy", "no-referrer")
+    response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
     return response
 
 
@@ -107,7 +109,15 @@ def limiters(bus: Bus) -> Limiters:
     """The limits on guessing, each per kind of secret."""
     return Limiters(
         code=FailureLimiter(bus, "code", limit=CODE_FAILURES_ALLOWED, window=CODE_FAILURE_WINDOW),
-        secret=FailureLimiter(bus, "secret", limit=guard.FAILURES_ALLOWED, window=guard.WINDOW),
+        organiser_key=FailureLimiter(
+            bus, "organiser-key", limit=guard.FAILURES_ALLOWED, window=guard.WINDOW
+        ),
+        show_token=FailureLimiter(
+            bus, "show-token", limit=guard.FAILURES_ALLOWED, window=guard.WINDOW
+        ),
+        stream_key=FailureLimiter(
+            bus, "stream-key", limit=guard.FAILURES_ALLOWED, window=guard.WINDOW
+        ),
         pairing=FailureLimiter(
             bus,
             "pairing",

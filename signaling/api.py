@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hmac
 import io
-import json
 from typing import Any
 
 import segno
@@ -13,6 +12,8 @@ from aiohttp import web
 
 from rooms.errors import InvalidInput, ShowNotFound
 from rooms.shows import Show, ShowState
+from signaling import wirejson
+from signaling.bodies import read_body
 from signaling.errors import ApiError
 from signaling.lookup import show_for_code
 from signaling.rtmp import rtmp_url
@@ -21,6 +22,8 @@ from signaling.services import services
 log = structlog.get_logger(__name__)
 
 routes = web.RouteTableDef()
+
+MAX_JSON_BODY = 32 * 1024  # a show with a 2,000-character description, each character escaped
 
 
 def require_organiser(request: web.Request) -> None:
@@ -47,9 +50,9 @@ async def read_json_object(request: web.Request) -> dict[str, Any]:
             415, "unsupported_media_type", "send JSON with Content-Type: application/json"
         )
     try:
-        body = json.loads(await request.read())
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ApiError(400, "invalid_json", "the body is not valid JSON") from exc
+        body = wirejson.loads(await read_body(request, MAX_JSON_BODY))
+    except wirejson.BadJson as exc:
+        raise ApiError(400, "invalid_json", f"the body is refused: {exc}") from exc
     if not isinstance(body, dict):
         raise ApiError(400, "invalid_json", "the body must be a JSON object")
     return body

@@ -1,15 +1,18 @@
 """Guessing secrets over HTTP is rate-limited: organiser keys, performer tokens, stream keys.
 
 Every request that carries ``Authorization`` and is refused with 403 (a wrong secret) counts against
-the client's address on the bus; past :data:`FAILURES_ALLOWED` in :data:`WINDOW` seconds, every
-request with ``Authorization`` from that address answers 429 until the window ends. Requests without
-the header, and right secrets, are never slowed down.
+the client's address on the bus, in the bucket of that kind of secret; past :data:`FAILURES_ALLOWED`
+in :data:`WINDOW` seconds, requests for that kind of secret from that address answer 429 until the
+window ends. Kinds are counted apart: a care home's or a city office's shared address that mistypes
+stream keys can still use the organiser key. Requests without the header, and right secrets, are
+never slowed down.
 """
 
 from __future__ import annotations
 
 from aiohttp import web
 
+from rooms.ratelimit import FailureLimiter
 from signaling.errors import ApiError, Handler
 from signaling.services import SERVICES
 
@@ -17,12 +20,29 @@ FAILURES_ALLOWED = 10
 WINDOW = 15 * 60.0
 
 
+# Where a secret other than the organiser key is checked (the route's pattern).
+STREAM_KEY_ROUTES = frozenset({"/whip"})
+SHOW_TOKEN_ROUTES = frozenset({"/api/shows/{show_id}", "/api/shows/{show_id}/stream-key"})
+
+
+def secret_limiter(request: web.Request) -> FailureLimiter:
+    """The bucket of the kind of secret this request carries (by its route)."""
+    limiters = request.app[SERVICES].limiters
+    resource = request.match_info.route.resource
+    route = resource.canonical if resource is not None else ""
+    if route in STREAM_KEY_ROUTES:
+        return limiters.stream_key
+    if route in SHOW_TOKEN_ROUTES:
+        return limiters.show_token
+    return limiters.organiser_key
+
+
 @web.middleware
 async def secret_guesses(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Refuse clients that keep sending wrong secrets (sits inside the error middleware)."""
     if "Authorization" not in request.headers:
         return await handler(request)
-    limiter = request.app[SERVICES].limiters.secret
+    limiter = secret_limiter(request)
     subject = request.remote or "unknown"
     async with limiter.trying(subject):
         try:

@@ -34,7 +34,9 @@ class Limiters:
     """Limits on guessing, each per kind of secret (see docs/architecture.md, rate limits)."""
 
     code: FailureLimiter  # audience codes, per address
-    secret: FailureLimiter  # organiser keys, performer tokens, stream keys over HTTP
+    organiser_key: FailureLimiter  # organiser keys over HTTP
+    show_token: FailureLimiter  # performer tokens (or organiser keys) for one show over HTTP
+    stream_key: FailureLimiter  # stream keys (WHIP)
     pairing: FailureLimiter  # pairing codes, per address and per staff key
     staff_key: FailureLimiter  # staff keys, per address
     new_pairing: FailureLimiter  # pairing codes handed out, per address

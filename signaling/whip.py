@@ -20,6 +20,7 @@ from aiortc import sdp as aiortc_sdp
 
 from media.stage import MAX_SDP_BYTES
 from rooms.errors import ShowNotFound
+from signaling.bodies import read_body
 from signaling.errors import ApiError
 from signaling.iceservers import client_ice_servers
 from signaling.live import follow_publication
@@ -115,9 +116,7 @@ def with_links(response: web.StreamResponse, request: web.Request) -> web.Stream
 async def sdp_body(request: web.Request, content_type: str) -> str:
     if request.content_type != content_type:
         raise ApiError(415, "unsupported_media_type", f"send the body as {content_type}")
-    body = await request.content.read(MAX_SDP_BYTES + 1)
-    if len(body) > MAX_SDP_BYTES:
-        raise ApiError(413, "payload_too_large", f"at most {MAX_SDP_BYTES} bytes")
+    body = await read_body(request, MAX_SDP_BYTES)
     try:
         return body.decode()
     except UnicodeDecodeError as exc:
@@ -205,8 +204,10 @@ async def apply_trickle(
     for line in _lines(fragment, "a=candidate:"):
         try:
             candidate = aiortc_sdp.candidate_from_sdp(line[len("a=") :].split(":", 1)[1])
-        except (ValueError, IndexError) as exc:
+        except (ValueError, IndexError, AssertionError) as exc:  # aiortc asserts on some
             raise ApiError(400, "invalid_sdp", f"bad candidate line: {line[:80]}") from exc
+        if not 0 < candidate.port < 65536 or candidate.protocol.lower() not in ("udp", "tcp"):
+            raise ApiError(400, "invalid_sdp", f"bad candidate line: {line[:80]}")
         candidate.sdpMid = mid
         candidate.sdpMLineIndex = None if mid is not None else 0
         await pc.addIceCandidate(candidate)

@@ -15,6 +15,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from rooms.ratelimit import TokenBucket
 from signaling import commands as c
+from signaling import wirejson
 from signaling.commands import Commands, Message, Result
 from signaling.connection import Connection
 from signaling.errors import ApiError, failure
@@ -120,7 +121,7 @@ def _id_of(text: str) -> int | None:
     """The message's id if it has a readable one (so that even a refusal reaches its request)."""
     try:
         msg = json.loads(text)
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):  # malformed, or hostile: no id to read
         return None
     msg_id = msg.get("id") if isinstance(msg, dict) else None
     return msg_id if isinstance(msg_id, int) and not isinstance(msg_id, bool) else None
@@ -136,10 +137,10 @@ async def handle_text(conn: Connection, services: Services, text: str, bucket: T
         conn.send(reply)
         return
     try:
-        msg = json.loads(text)
-    except json.JSONDecodeError:
+        msg = wirejson.loads(text)
+    except wirejson.BadJson as exc:
         metrics.ws_messages.labels(result="invalid_json").inc()
-        conn.send(error(None, "invalid_json", "the message is not valid JSON"))
+        conn.send(error(_id_of(text), "invalid_json", f"the message is refused: {exc}"))
         return
     if not isinstance(msg, dict):
         metrics.ws_messages.labels(result="invalid_message").inc()
