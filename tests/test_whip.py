@@ -3,6 +3,7 @@ decoding it, and every status code the endpoint promises."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -204,7 +205,40 @@ async def test_trickle_patch_is_accepted_and_ice_restart_refused(node: Node) -> 
                 assert r.status == 412
             async with http.patch(url, data=trickle, headers={"Content-Type": "text/plain"}) as r:
                 assert r.status == 415
+            for garbage in ("garbage", "", "1 1 udp 1 127.0.0.1 99999 typ host"):
+                bad = f"a=ice-ufrag:{ufrag}\r\na=mid:0\r\na=candidate:{garbage}\r\n"
+                async with http.patch(url, data=bad, headers=patch_headers) as r:
+                    assert r.status == 400, (garbage, await r.text())
+                    assert (await r.json())["error"]["code"] == "invalid_sdp"
+            async with http.patch(url, data=trickle, headers=patch_headers) as r:
+                assert r.status == 204  # the session is as it was
     finally:
+        await pc.close()
+
+
+async def test_an_offer_arriving_in_small_writes_is_read_whole(node: Node) -> None:
+    """Across the internet an encoder's 3-5 KB offer comes in several TCP segments."""
+    show = await node.create_show()
+    pc = await obs_like_offer()
+    offer = as_obs_sends_it(pc.localDescription.sdp).encode()
+    host, port = node.server.host, node.server.port
+    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        writer.write(
+            (
+                "POST /whip HTTP/1.1\r\nHost: x\r\nContent-Type: application/sdp\r\n"
+                f"Authorization: Bearer {show['stream_key']}\r\n"
+                f"Content-Length: {len(offer)}\r\nConnection: close\r\n\r\n"
+            ).encode()
+        )
+        for start in range(0, len(offer), 300):
+            writer.write(offer[start : start + 300])
+            await writer.drain()
+            await asyncio.sleep(0.02)  # each piece its own segment, as a slow link delivers them
+        status_line = await asyncio.wait_for(reader.readline(), 10)
+        assert b" 201 " in status_line, status_line + await reader.read(2000)
+    finally:
+        writer.close()
         await pc.close()
 
 
