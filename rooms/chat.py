@@ -75,13 +75,14 @@ class Chat:
             "client_id": client_id,
             "at": round(time.time(), 3),
         }
-        # Per lobby and client id: a client that reconnects and resends is still recognised. The
+        # Per lobby, member and client id: a client that reconnects and resends is still
+        # recognised, and one member's ids never silence another's messages. The
         # bus stores the message and remembers the client id in one step, so a message is either
         # stored and recognised, or neither (the client's retry goes through).
         entry_id, repeat = await self._bus.append_once(
             f"chat:{lobby.id}",
             message,
-            once=f"chatid:{lobby.id}:{client_id}",
+            once=f"chatid:{lobby.id}:{member.id}:{client_id}",
             remember=DEDUPE_TTL,
             maxlen=STREAM_MAXLEN,
             ttl=self.retention,

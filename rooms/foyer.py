@@ -82,7 +82,7 @@ class Foyer:
         code, else the fullest with room. A session that fails to be stored leaves no seat."""
         member_id = await self._member_id(session)
         role = "screen" if head_count > 1 or screen else "viewer"
-        member = Member(member_id, clean_name(name), head_count, role, seat=seat)
+        member = Member(member_id, clean_name(name, show.performer), head_count, role, seat=seat)
         lobby = await self.lobbies.join(show.id, member, friend_code or None)
         token = secrets.token_urlsafe(24)
         try:
@@ -113,9 +113,9 @@ class Foyer:
         await self.lobbies.leave(lobby, member.id, seat=member.seat)
         await self.announce(lobby)
 
-    async def rename(self, lobby: Lobby, member: Member, name: str) -> Member:
+    async def rename(self, show: Show, lobby: Lobby, member: Member, name: str) -> Member:
         """The member's new display name, as the lobby sees it from now on."""
-        renamed = replace(member, name=clean_name(name))
+        renamed = replace(member, name=clean_name(name, show.performer))
         await self.lobbies.refresh(lobby, renamed)
         await self.announce(lobby)
         return renamed

@@ -10,6 +10,7 @@ seat when its presence expires, and an emptied lobby closes.
 from __future__ import annotations
 
 import secrets
+import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +29,12 @@ class LobbyFull(RoomsError):
     """The friend's lobby has no free seat."""
 
     code = "lobby_full"
+
+
+class NameTaken(RoomsError):
+    """The display name is the performer's (or would pass for the show's own voice)."""
+
+    code = "name_taken"
 
 
 class LobbyNotFound(RoomsError):
@@ -67,15 +74,42 @@ class Lobby:
         return {"id": self.id, "show": self.show_id, "code": self.code, "capacity": self.capacity}
 
 
-def clean_name(name: object) -> str:
-    """A display name as chosen, trimmed; no more than :data:`NAME_MAX` characters."""
+# Names a viewer may not take: they would pass for the show's own voice in the foyer.
+RESERVED_NAMES = frozenset(
+    name.casefold()
+    for name in (
+        "esiintyjä",
+        "performer",
+        "uppträdare",
+        "artisti",
+        "artist",
+        "lämpiö",
+        "lämpiö live",
+        "ylläpito",
+        "moderaattori",
+        "moderator",
+        "järjestäjä",
+        "organiser",
+        "arrangör",
+    )
+)
+
+
+def clean_name(name: object, performer: str = "") -> str:
+    """A display name as chosen: control and invisible (format) characters dropped, spaces
+    collapsed, at most :data:`NAME_MAX` characters; not the performer's name nor a word that
+    would pass for the show's own voice ('' for someone who gives none)."""
     if name is None:
         return ""
     if not isinstance(name, str):
         raise InvalidInput("name must be text")
-    cleaned = " ".join(name.split())
+    visible = "".join(ch for ch in name if unicodedata.category(ch) not in ("Cc", "Cf", "Co", "Cn"))
+    cleaned = " ".join(visible.split())
     if len(cleaned) > NAME_MAX:
         raise InvalidInput(f"a name is at most {NAME_MAX} characters")
+    taken = cleaned.casefold()
+    if taken in RESERVED_NAMES or (performer and taken == " ".join(performer.split()).casefold()):
+        raise NameTaken("this name belongs to the show; choose another")
     return cleaned
 
 

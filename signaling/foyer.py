@@ -21,7 +21,8 @@ ID_MAX = 64  # ids of members, lobbies and messages
 async def member_rename(conn: Connection, services: Services, msg: Message) -> Result:
     """Change the display name the lobby sees (for someone who joined without one)."""
     role = viewer(conn)
-    role.member = await services.foyer.rename(role.lobby, role.member, msg["name"])
+    show = await services.shows.get(role.show_id)
+    role.member = await services.foyer.rename(show, role.lobby, role.member, msg["name"])
     return {"me": role.member.public()}
 
 

@@ -51,8 +51,6 @@ async def test_bad_fields_are_refused_naming_the_field_and_the_socket_lives(
         (f'{{"id": 3, "type": "watch.join", "code": "{code}", "head_count": 0}}', "'head_count'"),
         (f'{{"id": 4, "type": "watch.join", "code": "{code}", "head_count": true}}', "whole"),
         (f'{{"id": 5, "type": "watch.join", "code": "{code}", "screen": "yes"}}', "'screen'"),
-        # a lone surrogate is valid JSON but no text: refused at the edge, not stored
-        (f'{{"id": 6, "type": "watch.join", "code": "{code}", "name": "A\\ud800"}}', "Unicode"),
         ('{"id": 7, "type": "react", "kind": "boo"}', "'kind' must be one of"),
         ('{"id": 8, "type": "chat.send", "text": "hei", "client_id": ""}', "'client_id'"),
         ('{"id": 9, "type": "voice.mic", "on": 1}', "'on' must be true or false"),
@@ -62,6 +60,10 @@ async def test_bad_fields_are_refused_naming_the_field_and_the_socket_lives(
         assert not reply["success"], raw
         assert reply["error"]["code"] == "invalid_input", (raw, reply)
         assert expected in reply["error"]["message"], (raw, reply)
+    # a lone surrogate is JSON's but no text: refused before any command sees it, not stored
+    surrogate = f'{{"id": 6, "type": "watch.join", "code": "{code}", "name": "A\\ud800"}}'
+    reply = await ask(ws, surrogate)
+    assert reply["error"]["code"] == "invalid_json" and "Unicode" in reply["error"]["message"]
     # undeclared fields are ignored, and the connection still works
     joined = await ask(
         ws, f'{{"id": 10, "type": "watch.join", "code": "{code}", "name": "Aili", "x": [1]}}'

@@ -9,7 +9,7 @@ import pytest
 from rooms.bus import Bus
 from rooms.chat import CHAT_MAX, Chat, ChatMuted, ChatTooLong
 from rooms.errors import InvalidInput
-from rooms.lobbies import Lobbies, LobbyFull, LobbyNotFound, Member, clean_name
+from rooms.lobbies import Lobbies, LobbyFull, LobbyNotFound, Member, NameTaken, clean_name
 from tests.helpers import eventually
 
 
@@ -112,6 +112,29 @@ def test_names_are_trimmed_and_bounded() -> None:
     assert clean_name("  Aino   Virtanen ") == "Aino Virtanen"
     with pytest.raises(InvalidInput):
         clean_name("x" * 41)
+
+
+def test_names_are_visible_and_not_the_shows_own() -> None:
+    # invisible and control characters go: a name of nothing but them is no name
+    assert clean_name("\u200b\u2066\u200e") == ""
+    assert clean_name("Ai\u200bno\x07") == "Aino"
+    assert clean_name("\u202eonia") == "onia"  # no right-to-left override turning text around
+    # nobody in the foyer passes for the performer or for the show itself
+    with pytest.raises(NameTaken):
+        clean_name("  tapiolan   KUORO ", performer="Tapiolan kuoro")
+    with pytest.raises(NameTaken):
+        clean_name("Esiintyjä")
+    assert clean_name("Tapiolan kuoron ystävä", performer="Tapiolan kuoro")
+
+
+async def test_one_members_client_ids_never_silence_anothers(bus: Bus) -> None:
+    lobbies, chat = Lobbies(bus), Chat(bus)
+    lobby = await lobbies.join("s", member(1, "Aino"))
+    await lobbies.join("s", member(2, "Bertta"))
+    first = await chat.post(lobby, member(1, "Aino"), "Hei!", "c1")
+    other = await chat.post(lobby, member(2, "Bertta"), "Moi!", "c1")
+    assert not other.duplicate and other.id != first.id
+    assert [m["text"] for m in await chat.history(lobby)] == ["Hei!", "Moi!"]
 
 
 async def test_chat_is_stored_acknowledged_resumable_and_deduplicated(bus: Bus) -> None:

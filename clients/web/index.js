@@ -115,9 +115,13 @@ async function openShow(code, byHand, friend = '', session = '') {
   try {
     opened = await watching.open(code, { name: displayName(), lobby: friend, session });
   } catch (error) {
+    const problem = /** @type {{code?: string}} */ (error).code;
+    if (problem === 'name_taken' && nameStep.shown()) {
+      nameStep.say(t('name_taken'));  // the performer's name, say: another one, on the same step
+      return;
+    }
     status.say('');
     showStep('front');
-    const problem = /** @type {{code?: string}} */ (error).code;
     if (problem === 'show_not_found' || problem === 'invalid_input') keypad.problem(t('code_wrong'));
     else if (problem === 'rate_limited') keypad.problem(t('code_wait'));
     else keypad.say(t('error'));
