@@ -298,8 +298,13 @@ class Stage:
         return 0 if broadcast is None else broadcast.viewers
 
     def players(self, show_id: str) -> int:
-        """Viewers of the show on this node that watch with a standard player (WHEP)."""
-        return sum(1 for v in self._viewers if v.show_id == show_id and v.player)
+        """Viewers of the show on this node that watch with a standard player (WHEP), once their
+        media connects (an offer that never connects counts for nobody)."""
+        return sum(
+            1
+            for v in self._viewers
+            if v.show_id == show_id and v.player and v.pc.connectionState == "connected"
+        )
 
     def live(self, show_id: str) -> bool:
         """Whether a performer is connected to the show on this node."""

@@ -16,12 +16,13 @@ from rooms.bus import BusError, Message
 from rooms.errors import Forbidden, InvalidInput, ShowNotFound
 from rooms.foyer import HEAD_COUNT_MAX
 from rooms.lobbies import NAME_MAX
+from rooms.screens import ScreenNotFound
 from rooms.shows import Show, ShowState
 from signaling import commands as c
 from signaling.commands import MEDIA, Commands, Result
 from signaling.connection import Connection
 from signaling.lookup import show_for_code
-from signaling.roles import Performer, Viewer, performer, viewer
+from signaling.roles import Performer, Screen, Viewer, performer, viewer
 from signaling.services import Services
 
 AUDIENCE_INTERVAL = 1.0  # seconds between viewer-count updates to the performer
@@ -164,14 +165,15 @@ async def watch_join(conn: Connection, services: Services, msg: Message) -> Resu
     """Take a seat in a lobby of a show by its code: the show's state now, the foyer, and the
     show's and the lobby's events from now on."""
     show = await show_for_code(services, conn.remote, msg["code"])
+    head_count, screen = await _heads(conn, services, msg)
     await conn.drop(Viewer)  # the seat, voice and broadcast of the show being left
     foyer = services.foyer
     seating = await foyer.seat(
         show,
         conn.id,
         name=msg.get("name"),
-        head_count=msg["head_count"],
-        screen=msg["screen"],
+        head_count=head_count,
+        screen=screen,
         session=msg.get("session"),
         friend_code=msg.get("lobby"),
     )
@@ -211,6 +213,21 @@ async def watch_join(conn: Connection, services: Services, msg: Message) -> Resu
         "members": members,
         "chat": history,
     }
+
+
+async def _heads(conn: Connection, services: Services, msg: Message) -> tuple[int, bool]:
+    """How many watch through this connection: one, or a paired care-home screen's room as its
+    staff set it (a head count anyone could claim would let anyone inflate the audience)."""
+    if msg["head_count"] == 1 and not msg["screen"]:
+        return 1, False
+    role = conn.role(Screen)
+    try:
+        if role is None:
+            raise ScreenNotFound("no screen")
+        record = await services.screens.get(role.screen_id)  # paired screens have a record
+    except ScreenNotFound:
+        raise Forbidden("only a paired care-home screen watches for a room") from None
+    return record.head_count, True
 
 
 async def watch_start(conn: Connection, services: Services, msg: Message) -> Result:

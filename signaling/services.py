@@ -3,7 +3,8 @@ handed to every command handler; HTTP handlers reach it with :func:`services`.""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -67,6 +68,7 @@ class Services:
     connections: set[Connection]
     whip_sessions: dict[str, HttpSession]
     whep_sessions: dict[str, HttpSession]
+    sockets_per_address: Counter[str] = field(default_factory=Counter)
     rtmp_port: int | None = None
 
 

@@ -30,6 +30,10 @@ log = structlog.get_logger(__name__)
 
 routes = web.RouteTableDef()
 
+# Offers of one address not yet connected: each holds sockets and a place for up to 30 s, so a
+# stranger could hold many; a household or a care home starts a few players at once at most.
+PENDING_PER_ADDRESS = 8
+
 
 async def _show(request: web.Request) -> Show:
     key = request.match_info["show"]
@@ -55,6 +59,19 @@ async def whep_watch(request: web.Request) -> web.StreamResponse:
     """Start watching: the player's offer in, the answer out (201) with the session's Location."""
     show = await _show(request)
     offer = await sdp_body(request, SDP)
+    remote = request.remote or "unknown"
+    connecting = [
+        s
+        for s in services(request).whep_sessions.values()
+        if s.remote == remote and s.pc.connectionState != "connected"
+    ]
+    if len(connecting) >= PENDING_PER_ADDRESS:
+        raise ApiError(
+            429,
+            "rate_limited",
+            f"at most {PENDING_PER_ADDRESS} players of one address may be connecting at once",
+            {"Retry-After": "10"},
+        )
     stage = services(request).stage
     viewer = await stage.watch(show.id, offer)
     log.info("whep.watch", show=show.id)

@@ -49,6 +49,7 @@ class HttpSession:
     etag: str
     ice_ufrag: str
     end: Callable[[], Awaitable[None]]
+    remote: str = ""  # the client's address (WHEP caps its offers not yet connected)
 
 
 def open_session(
@@ -61,7 +62,9 @@ def open_session(
 ) -> web.StreamResponse:
     """Register a session and answer 201 with its Location, ETag and the SDP answer."""
     token = secrets.token_urlsafe(24)
-    session = HttpSession(token, pc, f'"{secrets.token_hex(8)}"', ice_ufrag(answer_sdp), end)
+    etag = f'"{secrets.token_hex(8)}"'
+    remote = request.remote or "unknown"
+    session = HttpSession(token, pc, etag, ice_ufrag(answer_sdp), end, remote)
     sessions[token] = session
 
     @pc.on("connectionstatechange")

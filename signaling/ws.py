@@ -29,6 +29,9 @@ PROTOCOL_VERSION = 1
 MAX_MESSAGE_BYTES = 64 * 1024
 MESSAGE_RATE = 20.0  # per second, per connection
 MESSAGE_BURST = 40
+# WebSockets of one address at once, on this node: a care home's tablets and TV share an address,
+# a stranger's idle sockets would otherwise be kept without end.
+MAX_SOCKETS_PER_ADDRESS = 64
 
 
 def result(msg_id: object, payload: Result) -> dict[str, Any]:
@@ -73,10 +76,29 @@ def check_origin(request: web.Request) -> None:
 async def websocket(request: web.Request) -> web.WebSocketResponse:
     """The signaling WebSocket."""
     check_origin(request)
+    services = request.app[SERVICES]
+    remote = request.remote or "unknown"
+    per_address = services.sockets_per_address
+    if per_address[remote] >= MAX_SOCKETS_PER_ADDRESS:
+        raise ApiError(
+            429,
+            "rate_limited",
+            f"at most {MAX_SOCKETS_PER_ADDRESS} connections from one address",
+            {"Retry-After": "30"},
+        )
+    per_address[remote] += 1
+    try:
+        return await _serve(request, services, remote)
+    finally:
+        per_address[remote] -= 1
+        if per_address[remote] <= 0:
+            del per_address[remote]
+
+
+async def _serve(request: web.Request, services: Services, remote: str) -> web.WebSocketResponse:
     ws = web.WebSocketResponse(heartbeat=20.0, max_msg_size=MAX_MESSAGE_BYTES)
     await ws.prepare(request)
-    services = request.app[SERVICES]
-    conn = Connection(ws, request.remote or "unknown")
+    conn = Connection(ws, remote)
     services.connections.add(conn)
     metrics = services.metrics
     metrics.websockets.inc()

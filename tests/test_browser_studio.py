@@ -15,6 +15,7 @@ from playwright.async_api import Browser
 from clients.client import Session
 from tests.a11y import assert_accessible, layout_problems, needs_axe
 from tests.browser import Node, Tab, chromium, needs_chromium, open_tab, serve, until
+from tests.pairing import paired_screen
 from tests.test_browser_live import go_live, text_of, wait_text
 
 pytestmark = [
@@ -54,10 +55,10 @@ async def test_studio_from_going_live_to_the_end(node: Node, browser: Browser) -
         await until(lambda: _sends_from(performer, microphones[1]), 10)
 
     # a care-home screen counts its residents, a viewer counts once
-    screen = await Session.connect(node.url)
+    screen, phone = await paired_screen(node.url, 5, "Kotikallio")
     viewer = await Session.connect(node.url)
     try:
-        await screen.request("watch.join", code=show["code"], name="Kotikallio", head_count=5)
+        await screen.request("watch.join", code=show["code"], name="Kotikallio", screen=True)
         joined = await viewer.request("watch.join", code=show["code"], name="Aino")
         await wait_text(performer, "#audience", "Katsojia nyt: 6")
 
@@ -106,6 +107,7 @@ async def test_studio_from_going_live_to_the_end(node: Node, browser: Browser) -
         assert await page.get_by_role("button", name="Aloita lähetys").is_hidden()
     finally:
         await screen.close()
+        await phone.close()
         await viewer.close()
 
 

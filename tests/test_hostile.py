@@ -14,6 +14,7 @@ from aiohttp.test_utils import TestClient
 
 from signaling import bodies
 from tests.conftest import ORGANISER_KEY
+from tests.helpers import eventually
 
 AUTH = {"Authorization": f"Bearer {ORGANISER_KEY}"}
 
@@ -100,3 +101,52 @@ async def test_pages_reached_under_static_carry_the_csp(client: TestClient) -> N
         assert response.status == 200, path
         policy = response.headers.get("Content-Security-Policy", "")
         assert "frame-ancestors 'none'" in policy and "default-src 'self'" in policy, path
+
+
+async def test_an_anonymous_viewer_cannot_claim_a_room(client: TestClient) -> None:  # type: ignore[type-arg]
+    """A head count belongs to a paired care-home screen; three sockets once took the audience
+    from 2 to 602."""
+    created = await client.post("/api/shows", json={"title": "Laulut"}, headers=AUTH)
+    code = (await created.json())["code"]
+    ws = await client.ws_connect("/ws")
+    await ws.receive_json(timeout=2)
+    for claim in ('"head_count": 200', '"screen": true'):
+        refused = await reply_to(
+            ws, f'{{"id": 1, "type": "watch.join", "code": "{code}", {claim}}}'
+        )
+        assert refused["error"]["code"] == "forbidden", refused
+    joined = await reply_to(ws, f'{{"id": 2, "type": "watch.join", "code": "{code}"}}')
+    assert joined["result"]["me"]["head_count"] == 1
+    await ws.close()
+
+
+async def test_one_address_holds_a_bounded_number_of_sockets(
+    client: TestClient,  # type: ignore[type-arg]
+) -> None:
+    from signaling.ws import MAX_SOCKETS_PER_ADDRESS
+
+    sockets = [await client.ws_connect("/ws") for _ in range(MAX_SOCKETS_PER_ADDRESS)]
+    try:
+        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+            await client.ws_connect("/ws")
+        assert refused.value.status == 429
+        # another address (127.0.0.2 is loopback too) is not affected
+        connector = aiohttp.TCPConnector(local_addr=("127.0.0.2", 0))
+        async with aiohttp.ClientSession(connector=connector) as other:
+            async with other.ws_connect(client.make_url("/ws")) as ws:
+                assert (await ws.receive_json(timeout=2))["type"] == "hello"
+        # one closed, one more may come
+        await sockets.pop().close()
+        await eventually(lambda: _connects(client), 5)
+    finally:
+        for ws in sockets:
+            await ws.close()
+
+
+async def _connects(client: TestClient) -> bool:  # type: ignore[type-arg]
+    try:
+        ws = await client.ws_connect("/ws")
+    except aiohttp.WSServerHandshakeError:
+        return False
+    await ws.close()
+    return True

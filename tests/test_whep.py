@@ -181,3 +181,39 @@ async def test_a_player_that_never_connects_is_dropped(
         await player.close()
         await performer.stop()
         await performer.session.close()
+
+
+async def test_offers_that_never_connect_are_capped_per_address_and_count_for_nobody(
+    node: Node,
+) -> None:
+    """A stranger's offers without usable candidates hold sockets for up to 30 s each: one
+    address may have only a few connecting at once, and none of them is in the audience."""
+    from signaling.whep import PENDING_PER_ADDRESS
+
+    show = await node.create_show()
+    performer = await start_performer(node, show, "video/VP8")
+    players = [Player() for _ in range(PENDING_PER_ADDRESS + 1)]
+    try:
+        for n, player in enumerate(players):
+            offer = "\r\n".join(
+                line
+                for line in (await player.offer()).split("\r\n")
+                if not line.startswith(("a=candidate", "a=end-of-candidates"))
+            )
+            status, headers, body = await post(
+                f"{node.url}/whep/{show['id']}", offer, **{"Content-Type": "application/sdp"}
+            )
+            if n < PENDING_PER_ADDRESS:
+                assert status == 201, body
+            else:
+                assert (status, _code(body)) == (429, "rate_limited")
+                assert int(headers["Retry-After"]) > 0
+        # none connected: they hold places on the stage, but the audience is as it was
+        assert node.stage.viewers(show["id"]) == PENDING_PER_ADDRESS
+        assert node.stage.players(show["id"]) == 0
+        assert (await performer.session.next_event("audience"))["viewers"] == 0
+    finally:
+        for player in players:
+            await player.close()
+        await performer.stop()
+        await performer.session.close()
