@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any
 
 import aiohttp
 import pytest
@@ -22,10 +22,7 @@ from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 from lampio_stream.app import create_app
 from rooms.bus_memory import MemoryBus
 from tests.conftest import ORGANISER_KEY, make_config
-from tests.helpers import eventually
 from tests.redis_server import free_port
-
-T = TypeVar("T")
 
 CHROMIUM = Path("/usr/bin/chromium")
 
@@ -48,13 +45,11 @@ CHROMIUM_ARGS = [
 
 needs_chromium = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs /usr/bin/chromium")
 
+# How often a check asks the page while waiting: each time is a round trip to Chromium.
+PAGE_INTERVAL = 0.1
+
 # Set LAMPIO_SCREENSHOTS=/some/dir to keep screenshots of the pages for a human to look at.
 SCREENSHOTS = os.environ.get("LAMPIO_SCREENSHOTS")
-
-
-async def until(check: Callable[[], Awaitable[T]], timeout: float, interval: float = 0.1) -> T:
-    """Await ``check`` until it gives a truthy value: ``eventually`` for async checks, typed."""
-    return cast(T, await eventually(check, timeout, interval))
 
 
 @asynccontextmanager

@@ -3,26 +3,66 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import time
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar, overload
 
 T = TypeVar("T")
 
 
+@overload
 async def eventually(
-    check: Callable[[], T | Awaitable[T]], timeout: float = 5.0, interval: float = 0.02
-) -> T:
-    """Call ``check`` until it returns a truthy value (awaiting it if needed) or time runs out."""
+    check: Callable[[], Awaitable[T]],
+    timeout: float = ...,
+    message: str = ...,
+    *,
+    interval: float = ...,
+) -> T: ...
+
+
+@overload
+async def eventually(
+    check: Callable[[], T],
+    timeout: float = ...,
+    message: str = ...,
+    *,
+    interval: float = ...,
+) -> T: ...
+
+
+async def eventually(
+    check: Callable[[], Any],
+    timeout: float = 5.0,
+    message: str = "",
+    *,
+    interval: float = 0.02,
+) -> Any:
+    """Call ``check`` (awaiting what it returns, if awaitable) until it gives a truthy value, and
+    return that value; after ``timeout`` seconds fail, saying what was awaited (``message``, or
+    else the check's own source) and the last value the check gave."""
     deadline = time.monotonic() + timeout
-    last: T | None = None
     while True:
         value = check()
-        if asyncio.iscoroutine(value) or isinstance(value, asyncio.Future):
+        if inspect.isawaitable(value):
             value = await value
-        last = value  # type: ignore[assignment]
         if value:
-            return value  # type: ignore[return-value]
+            return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s (last value: {last!r})")
+            what = message or _describe(check)
+            raise AssertionError(
+                f"not within {timeout} s: {what} (last value: {_short(repr(value))})"
+            )
         await asyncio.sleep(interval)
+
+
+def _describe(check: Callable[..., object]) -> str:
+    """The check's source (a lambda's whole line), or its name."""
+    try:
+        return _short(" ".join(inspect.getsource(check).split()))
+    except (OSError, TypeError):
+        return getattr(check, "__qualname__", repr(check))
+
+
+def _short(text: str, limit: int = 300) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -15,7 +15,7 @@ import pytest
 import pytest_asyncio
 from playwright.async_api import Browser
 
-from tests.browser import Node, Tab, chromium, needs_chromium, open_tab, serve, until
+from tests.browser import PAGE_INTERVAL, Node, Tab, chromium, needs_chromium, open_tab, serve
 from tests.helpers import eventually
 
 # One Chromium for the module (each test has its own contexts): starting it is the slow part.
@@ -79,7 +79,12 @@ async def text_of(tab: Tab, selector: str) -> str:
 async def wait_text(tab: Tab, selector: str, wanted: str, timeout: float = 20) -> None:
     """Wait until the element's text contains ``wanted``; fail with the page's console."""
     try:
-        await until(lambda: _contains(tab, selector, wanted), timeout, interval=0.1)
+        await eventually(
+            lambda: _contains(tab, selector, wanted),
+            timeout,
+            f"{wanted!r} in {selector}",
+            interval=PAGE_INTERVAL,
+        )
     except AssertionError as error:
         raise AssertionError(
             f"{error}\n{selector}: {await text_of(tab, selector)!r}\nconsole:\n{tab.console()}"
@@ -131,10 +136,11 @@ async def received(viewer: Tab) -> dict[str, Any]:
 async def wait_media_flowing(viewer: Tab, timeout: float = 20) -> dict[str, Any]:
     """Wait until video frames are decoded and shown and audio packets arrive, then grow."""
     try:
-        first = await until(lambda: _flowing(viewer, 0, 0), timeout, interval=0.2)
-        return await until(
+        first = await eventually(lambda: _flowing(viewer, 0, 0), timeout, interval=0.2)
+        return await eventually(
             lambda: _flowing(viewer, first["frames"] + 10, first["audioPackets"] + 10),
             timeout,
+            "media still flowing",
             interval=0.2,
         )
     except AssertionError as error:
@@ -199,8 +205,10 @@ async def test_viewer_by_link_sound_pause_and_network_cut(node: Node, browser: B
     await performer.page.get_by_role("button", name="Jatka lähetystä").click()  # and goes on
     await wait_text(performer, "#perform-status", "Suorana")
     await wait_text(viewer, "#watch-status", "Nyt suorana.")
-    await until(
-        lambda: _flowing(viewer, before["frames"] + 10, before["audioPackets"] + 10), 20, 0.2
+    await eventually(
+        lambda: _flowing(viewer, before["frames"] + 10, before["audioPackets"] + 10),
+        20,
+        interval=0.2,
     )
     assert await viewer.eval("() => window.lampio.pc === window.firstPc")  # same peer connection
     await wait_text(performer, "#audience", "Katsojia nyt: 1")

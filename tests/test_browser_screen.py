@@ -28,7 +28,7 @@ from rooms.screens import Screens, screen_channel
 from signaling.screens import NEW_PAIRING_LIMITER, SCREENS, STAFF_KEY_LIMITER
 from signaling.state import BUS
 from tests.a11y import assert_accessible, needs_axe
-from tests.browser import Tab, chromium, needs_chromium, open_tab, until
+from tests.browser import PAGE_INTERVAL, Tab, chromium, needs_chromium, open_tab
 from tests.conftest import ORGANISER_KEY, make_config
 from tests.helpers import eventually
 from tests.media.helpers import MovingPatternTrack, ToneTrack
@@ -157,7 +157,7 @@ async def pairing_code(received: list[dict[str, Any]]) -> str:
                 return str(result["code"])
         return ""
 
-    return await until(code, 20)
+    return await eventually(code, 20, interval=PAGE_INTERVAL)
 
 
 async def decoded(tab: Tab) -> dict[str, Any]:
@@ -173,8 +173,8 @@ async def wait_playing(tab: Tab, timeout: float = 30) -> dict[str, Any]:
         return now if now["frames"] > n and now["width"] > 0 else {}
 
     try:
-        first = await until(lambda: frames_after(0), timeout, 0.2)
-        return await until(lambda: frames_after(first["frames"] + 10), timeout, 0.2)
+        first = await eventually(lambda: frames_after(0), timeout, interval=0.2)
+        return await eventually(lambda: frames_after(first["frames"] + 10), timeout, interval=0.2)
     except AssertionError as error:
         raise AssertionError(f"{error}\nconsole:\n{tab.console()}") from None
 
@@ -184,7 +184,9 @@ async def accessible_in_every_language(tab: Tab, state: str) -> None:
     await assert_accessible(tab.page, f"{state} (fi)")
     for lang, button in LANGS:
         await tab.page.get_by_role("button", name=button, exact=True).click()
-        await until(lambda: tab.eval("() => document.documentElement.lang"), 5)
+        await eventually(
+            lambda: tab.eval("() => document.documentElement.lang"), 5, interval=PAGE_INTERVAL
+        )
         assert await tab.eval("() => document.documentElement.lang") == lang
         if lang != "fi":
             await assert_accessible(tab.page, f"{state} ({lang})")
@@ -256,8 +258,10 @@ async def test_staff_pair_a_screen_it_plays_and_the_phone_steers_it(
         await wait_text(screen, "#tv-note", "Huoneesta lähetetty: taputus")
         await wait_playing(screen)  # the picture never stopped
         await phone.page.get_by_role("button", name="Hiljemmälle").click()
-        await until(
-            lambda: screen.eval("() => document.getElementById('tv-video').volume < .75"), 10
+        await eventually(
+            lambda: screen.eval("() => document.getElementById('tv-video').volume < .75"),
+            10,
+            interval=PAGE_INTERVAL,
         )
         await phone.screenshot("screen-remote")
 
@@ -351,7 +355,7 @@ async def test_the_code_renews_by_itself_and_the_phone_says_to_read_the_new_one(
         shown = (await text_of(screen, "#pair-code")).replace(" ", "")
         return shown if shown and shown != old else ""
 
-    fresh = await until(new_code, 10)  # nobody touched anything
+    fresh = await eventually(new_code, 10, interval=PAGE_INTERVAL)  # nobody touched anything
     phone = await open_tab(browser, site.url + "/screen/pair")
     key = phone.page.get_by_label("Kirjoita avain, jonka sait järjestäjältä")
     await key.fill(staff["key"])
@@ -394,7 +398,7 @@ async def test_a_screen_that_cannot_carry_on_starts_over_by_itself(
             else ""
         )
 
-    code = await until(new_code, 30)
+    code = await eventually(new_code, 30, interval=PAGE_INTERVAL)
 
     # paired, then forgotten without a word to the screen: its next report finds that out
     staff = await site.post("/api/staff-keys", {"label": "Hoivakoti Kuusela"})
@@ -408,7 +412,7 @@ async def test_a_screen_that_cannot_carry_on_starts_over_by_itself(
             screen_channel(paired["id"]), {"type": "screen.control", "screen": paired}
         )
         await wait_text(screen, "#tv-status", "Odottaa, että henkilökunta yhdistää näytön.")
-        code = await until(new_code, 10)
+        code = await eventually(new_code, 10, interval=PAGE_INTERVAL)
 
         # unpaired while no new code can be had: it does not carry on as if still paired
         paired = (await phone.request("screen.pair", code=code))["screen"]

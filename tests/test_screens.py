@@ -151,7 +151,7 @@ async def test_wrong_expired_and_guessed_codes(node: Node) -> None:
         async def expired() -> bool:
             return await screens.pairing_of(hello["token"]) is None
 
-        await eventually(expired, 5, 0.05)
+        await eventually(expired, 5, interval=0.05)
         with pytest.raises(ProtocolError) as late:
             await phone.request("screen.pair", code=hello["code"])
         assert late.value.code == "pairing_expired"

@@ -12,7 +12,7 @@ from aiortc import sdp as aiortc_sdp
 from aiortc.mediastreams import MediaStreamError
 from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParameters
 from aiortc.rtp import HeaderExtensionsMap, RtpPacket
-from helpers import ShowRig, eventually
+from helpers import ShowRig
 
 from media.direct import (
     ABS_SEND_TIME_URI,
@@ -24,6 +24,7 @@ from media.direct import (
 )
 from media.forward import Broadcast
 from media.stage import direct_output
+from tests.helpers import eventually
 
 
 @pytest.mark.parametrize("mid", ["0", "1", "video-long-mid"])

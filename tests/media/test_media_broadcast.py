@@ -7,10 +7,9 @@ import os
 import tracemalloc
 from typing import Any
 
-from helpers import eventually
-
 from media.forward import Broadcast, Ingest, Viewer, ViewerTrack
 from media.frame import EncodedFrame
+from tests.helpers import eventually
 
 
 def video(pts: int, key: bool, data: bytes | None = None) -> EncodedFrame:

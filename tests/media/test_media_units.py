@@ -13,7 +13,6 @@ import aioice.ice
 import av
 import pytest
 from aiortc import RTCIceServer
-from helpers import eventually
 
 from media.buffer import FrameQueue
 from media.codecs import codec_capabilities
@@ -21,6 +20,7 @@ from media.exceptions import FrameQueueClosed
 from media.frame import EncodedFrame, is_h264_keyframe, is_keyframe, is_vp8_keyframe
 from media.ice import host_addresses, rtc_configuration, use_host_addresses
 from media.keyframes import KeyframeRequests
+from tests.helpers import eventually
 
 
 def encode(codec_name: str, count: int) -> list[bytes]:
