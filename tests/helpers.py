@@ -1,4 +1,4 @@
-"""Test helpers: wait for conditions, never for fixed times."""
+"""Test helpers: wait for conditions, never for fixed times; post a body as it is."""
 
 from __future__ import annotations
 
@@ -7,6 +7,9 @@ import inspect
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar, overload
+
+import aiohttp
+from multidict import CIMultiDict
 
 T = TypeVar("T")
 
@@ -66,3 +69,9 @@ def _describe(check: Callable[..., object]) -> str:
 
 def _short(text: str, limit: int = 300) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+async def post(url: str, body: str, **headers: str) -> tuple[int, CIMultiDict[str], str]:
+    """POST ``body`` as it is (an SDP offer, say): status, headers and text of the answer."""
+    async with aiohttp.ClientSession() as http, http.post(url, data=body, headers=headers) as r:
+        return r.status, CIMultiDict(r.headers), await r.text()

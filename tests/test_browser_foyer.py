@@ -15,9 +15,19 @@ import pytest
 import pytest_asyncio
 from playwright.async_api import Browser
 
-from tests.browser import PAGE_INTERVAL, Node, Tab, chromium, needs_chromium, open_tab, serve
+from tests.browser import (
+    PAGE_INTERVAL,
+    Tab,
+    chromium,
+    meter,
+    needs_chromium,
+    open_tab,
+    serve,
+    text_of,
+    wait_text,
+)
 from tests.helpers import eventually
-from tests.test_browser_live import text_of, wait_text
+from tests.nodes import Node
 
 # One Chromium for the module (each test has its own contexts): starting it is the slow part.
 pytestmark = [
@@ -66,7 +76,7 @@ async def by_friends_link(browser: Browser, link: str, name: str = "") -> Tab:
         return viewer
     base, query = link.split("/watch?")
     fields = dict(part.split("=") for part in query.split("&"))
-    node = Node(None, base)  # type: ignore[arg-type]
+    node = Node(None, base)  # only its address: take_part opens pages there
     return await take_part(browser, node, fields["code"], name, fields["lobby"])
 
 
@@ -92,10 +102,6 @@ async def gone(tab: Tab, text: str, selector: str = "#chat li") -> bool:
 async def settled(viewer: Tab) -> bool:
     """No message of the viewer's is waiting for the server's acknowledgement."""
     return await viewer.page.locator("#chat li.pending").count() == 0
-
-
-async def meter(performer: Tab, kind: str) -> int:
-    return int(await text_of(performer, f"#meter-{kind}") or 0)
 
 
 async def hosting(browser: Browser, show: dict[str, Any]) -> Tab:

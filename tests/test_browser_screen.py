@@ -17,23 +17,19 @@ from typing import Any
 import aiohttp
 import pytest
 import pytest_asyncio
-from aiohttp import web
 from aiohttp.test_utils import TestServer
 from playwright.async_api import Browser
 
 from clients.client import Performer, Session
 from lampio_stream.app import create_app
 from rooms.bus_redis import RedisBus
-from rooms.screens import Screens, screen_channel
-from signaling.screens import NEW_PAIRING_LIMITER, SCREENS, STAFF_KEY_LIMITER
-from signaling.state import BUS
-from tests.a11y import assert_accessible, needs_axe
-from tests.browser import PAGE_INTERVAL, Tab, chromium, needs_chromium, open_tab
-from tests.conftest import ORGANISER_KEY, make_config
+from rooms.screens import screen_channel
+from tests.a11y import accessible_in_every_language, assert_accessible, needs_axe
+from tests.browser import PAGE_INTERVAL, Tab, chromium, needs_chromium, open_tab, text_of, wait_text
 from tests.helpers import eventually
 from tests.media.helpers import MovingPatternTrack, ToneTrack
+from tests.nodes import ORGANISER_KEY, Node, make_config
 from tests.redis_server import RedisServer, free_port
-from tests.test_browser_live import text_of, wait_text
 
 pytestmark = [
     pytest.mark.browser,
@@ -42,8 +38,6 @@ pytestmark = [
     pytest.mark.usefixtures("loopback_ice"),
     pytest.mark.asyncio(loop_scope="module"),
 ]
-
-LANGS = [("sv", "Svenska"), ("en", "English"), ("fi", "Suomi")]
 
 # What the screen's peer connection has decoded (window.lampio: the page's test hook).
 DECODED = """async () => {
@@ -60,29 +54,20 @@ DECODED = """async () => {
 }"""
 
 
-class Site:
+class Site(Node):
     """The node on a fixed loopback port and a Redis bus: it can be stopped and started again."""
 
     def __init__(self, redis: RedisServer) -> None:
+        port = free_port()
+        super().__init__(None, f"http://127.0.0.1:{port}")
         self.redis = redis
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.server: TestServer | None = None
+        self.port = port
 
     async def start(self) -> None:
         bus = await RedisBus.connect(self.redis.url)
         app = create_app(make_config(public_url=self.url), bus=bus)
         self.server = TestServer(app, host="127.0.0.1", port=self.port)
         await self.server.start_server()
-
-    @property
-    def app(self) -> web.Application:
-        assert self.server is not None
-        return self.server.app
-
-    @property
-    def screens(self) -> Screens:
-        return self.app[SCREENS]
 
     async def stop(self) -> None:
         if self.server is not None:
@@ -177,19 +162,6 @@ async def wait_playing(tab: Tab, timeout: float = 30) -> dict[str, Any]:
         return await eventually(lambda: frames_after(first["frames"] + 10), timeout, interval=0.2)
     except AssertionError as error:
         raise AssertionError(f"{error}\nconsole:\n{tab.console()}") from None
-
-
-async def accessible_in_every_language(tab: Tab, state: str) -> None:
-    """axe finds nothing in Finnish (as it is), Swedish and English; ends in Finnish."""
-    await assert_accessible(tab.page, f"{state} (fi)")
-    for lang, button in LANGS:
-        await tab.page.get_by_role("button", name=button, exact=True).click()
-        await eventually(
-            lambda: tab.eval("() => document.documentElement.lang"), 5, interval=PAGE_INTERVAL
-        )
-        assert await tab.eval("() => document.documentElement.lang") == lang
-        if lang != "fi":
-            await assert_accessible(tab.page, f"{state} ({lang})")
 
 
 async def next_event(session: Session, kind: str, check: Any, timeout: float = 20) -> None:
@@ -375,7 +347,7 @@ async def test_a_screen_that_cannot_carry_on_starts_over_by_itself(
 ) -> None:
     """Whatever fails, the screen never stays stuck: a failed hello starts the connection over, and
     a screen forgotten behind its back shows a new code."""
-    limiter = site.app[NEW_PAIRING_LIMITER]
+    limiter = site.new_pairing_limiter
     site.screens.pairing_lifetime = 2
     screen, received = await open_screen(browser, site)
     old = await pairing_code(received)
@@ -408,7 +380,7 @@ async def test_a_screen_that_cannot_carry_on_starts_over_by_itself(
         paired = (await phone.request("screen.pair", code=code))["screen"]
         await wait_text(screen, "#tv-status", "Ohjelmassa ei ole nyt esityksiä.")
         await site.screens.forget(paired["id"])
-        await site.app[BUS].publish(
+        await site.bus.publish(
             screen_channel(paired["id"]), {"type": "screen.control", "screen": paired}
         )
         await wait_text(screen, "#tv-status", "Odottaa, että henkilökunta yhdistää näytön.")
@@ -439,7 +411,7 @@ async def test_the_phone_keeps_its_key_and_is_never_blank(
     await wait_text(phone, "#signed-in", "Hoivakoti Kuusela")
     saved = "() => localStorage.getItem('lampio.staff.key')"
 
-    limiter = site.app[STAFF_KEY_LIMITER]
+    limiter = site.staff_key_limiter
     limiter.limit, limiter.window = 0, 1  # as after ten wrong keys: "wait a second"
     await phone.page.reload()
     await wait_text(phone, "#key-status", "Odota hetki: avain on tallessa")

@@ -14,9 +14,19 @@ from playwright.async_api import Browser
 
 from clients.client import Session
 from tests.a11y import assert_accessible, layout_problems, needs_axe
-from tests.browser import PAGE_INTERVAL, Node, Tab, chromium, needs_chromium, open_tab, serve
+from tests.browser import (
+    PAGE_INTERVAL,
+    Tab,
+    chromium,
+    go_live,
+    needs_chromium,
+    open_tab,
+    serve,
+    text_of,
+    wait_text,
+)
 from tests.helpers import eventually
-from tests.test_browser_live import go_live, text_of, wait_text
+from tests.nodes import Node
 
 pytestmark = [
     pytest.mark.browser,

@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 from playwright.async_api import Browser
 
-from signaling.voice import VOICES
-from tests.browser import PAGE_INTERVAL, Node, Tab, chromium, needs_chromium, open_tab, serve
+from tests.browser import PAGE_INTERVAL, Tab, chromium, needs_chromium, open_tab, serve
 from tests.helpers import eventually
+from tests.nodes import Node
 
 pytestmark = [pytest.mark.browser, needs_chromium]
 
@@ -126,8 +126,7 @@ async def test_the_voice_joins_again_when_its_connection_is_lost(
     await eventually(lambda: _sounding(bo), 20, interval=PAGE_INTERVAL)
     await ann.eval("() => { window.firstVoicePc = window.lampioVoice.voice.pc; }")
     # The server lets Ann's voice go (as when it never connected or failed on the way).
-    voices = node.server.app[VOICES]  # type: ignore[index]
-    (seat,) = [s for s in voices.seats(show["id"]) if s.key == ann_joined["me"]]
+    (seat,) = [s for s in node.voices.seats(show["id"]) if s.key == ann_joined["me"]]
     await seat.pc.close()
     rejoined = """() => { const v = window.lampioVoice.voice;
       return v.state.joined && v.pc !== window.firstVoicePc }"""

@@ -18,16 +18,19 @@ from tests.a11y import assert_accessible, layout_problems, needs_axe
 from tests.browser import (
     PAGE_INTERVAL,
     SCREENSHOTS,
-    Node,
     Tab,
     chromium,
+    go_live,
+    meter,
     needs_chromium,
     open_tab,
     serve,
+    text_of,
+    wait_media_flowing,
+    wait_text,
 )
 from tests.helpers import eventually
-from tests.test_browser_foyer import meter
-from tests.test_browser_live import go_live, text_of, wait_media_flowing, wait_text
+from tests.nodes import Node
 
 pytestmark = [
     pytest.mark.browser,

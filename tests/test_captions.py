@@ -3,25 +3,11 @@ every viewer of the show sees it; viewers cannot caption; long lines and floods 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
-from aiohttp.test_utils import TestServer
 
 from clients.client import ProtocolError, Session
-from lampio_stream.app import create_app
-from rooms.bus import Bus
 from signaling.captions import CAPTION_BURST, CAPTION_MAX
-from tests.conftest import make_config
-from tests.test_live import Node
-
-
-@pytest.fixture
-async def node(bus: Bus) -> AsyncIterator[Node]:
-    server = TestServer(create_app(make_config(), bus=bus), host="127.0.0.1")
-    await server.start_server()
-    yield Node(server, str(server.make_url("")).rstrip("/"))
-    await server.close()
+from tests.nodes import Node
 
 
 async def test_a_caption_reaches_every_viewer_and_clears(node: Node) -> None:

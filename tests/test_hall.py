@@ -8,16 +8,12 @@ import time
 from collections.abc import AsyncIterator
 
 import pytest
-from aiohttp.test_utils import TestServer
 
 from clients.client import Performer, Session
-from lampio_stream.app import create_app
 from media.hall import HallSynth, rms
 from media.sources import TestPatternTrack, ToneTrack
-from rooms.bus_memory import MemoryBus
-from tests.conftest import make_config
 from tests.helpers import eventually
-from tests.test_live import Node
+from tests.nodes import Node, serve
 
 pytestmark = pytest.mark.usefixtures("loopback_ice")
 
@@ -25,10 +21,8 @@ pytestmark = pytest.mark.usefixtures("loopback_ice")
 @pytest.fixture
 async def node() -> AsyncIterator[Node]:
     """One node on the in-process bus (the reaction path across engines: tests/test_foyer.py)."""
-    server = TestServer(create_app(make_config(lobby_size=50), bus=MemoryBus()), host="127.0.0.1")
-    await server.start_server()
-    yield Node(server, str(server.make_url("")).rstrip("/"))
-    await server.close()
+    async with serve(lobby_size=50) as running:
+        yield running
 
 
 def test_synth_level_rises_with_the_number_of_clappers() -> None:

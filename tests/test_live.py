@@ -5,76 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp.test_utils import TestServer
 from aiortc import RTCPeerConnection
 
-from clients.client import Performer, ProtocolError, Session, Watcher
-from lampio_stream.app import create_app
+from clients.client import ProtocolError, Session, Watcher
 from media.ice import rtc_configuration
-from rooms.bus import Bus
 from signaling.live import AUDIENCE_INTERVAL
-from signaling.state import STAGE
-from tests.conftest import ORGANISER_KEY, make_config
 from tests.helpers import eventually
 from tests.media.helpers import HEIGHT, WIDTH, MovingPatternTrack, ToneTrack
+from tests.nodes import AV1_OFFER, Node, start_performer, start_viewer
 
 pytestmark = pytest.mark.usefixtures("loopback_ice")
-
-
-@dataclass
-class Node:
-    server: TestServer
-    url: str
-
-    @property
-    def stage(self) -> Any:
-        return self.server.app[STAGE]  # type: ignore[index]
-
-    async def create_show(self, title: str = "Kevätkonsertti") -> dict[str, Any]:
-        async with (
-            aiohttp.ClientSession() as http,
-            http.post(
-                f"{self.url}/api/shows",
-                json={"title": title},
-                headers={"Authorization": f"Bearer {ORGANISER_KEY}"},
-            ) as response,
-        ):
-            assert response.status == 201
-            show: dict[str, Any] = await response.json()
-            return show
-
-
-@pytest.fixture
-async def node(bus: Bus) -> AsyncIterator[Node]:
-    server = TestServer(create_app(make_config(), bus=bus), host="127.0.0.1")
-    await server.start_server()
-    yield Node(server, str(server.make_url("")).rstrip("/"))
-    await server.close()
-
-
-async def start_performer(node: Node, show: dict[str, Any], codec: str) -> Performer:
-    session = await Session.connect(node.url)
-    performer = Performer(session)
-    codecs = await performer.start(
-        show["id"], show["performer_token"], [MovingPatternTrack(), ToneTrack()], codec
-    )
-    assert codecs == {"video": codec, "audio": "audio/opus"}
-    return performer
-
-
-async def start_viewer(node: Node, code: str) -> Watcher:
-    watcher = Watcher(await Session.connect(node.url))
-    joined = await watcher.join(code)
-    if not joined["live"]:
-        await watcher.session.next_event("show.state")
-    await watcher.start()
-    return watcher
 
 
 @pytest.mark.parametrize("codec", ["video/VP8", "video/H264"])
@@ -207,28 +150,6 @@ async def test_watch_and_perform_errors(node: Node) -> None:
         assert node.stage.peer_count == 0  # nothing half-made was left behind
     finally:
         await session.close()
-
-
-AV1_OFFER = "\r\n".join(
-    [
-        "v=0",
-        "o=- 1 1 IN IP4 127.0.0.1",
-        "s=-",
-        "t=0 0",
-        "a=group:BUNDLE 0",
-        "m=video 9 UDP/TLS/RTP/SAVPF 45",
-        "c=IN IP4 127.0.0.1",
-        "a=mid:0",
-        "a=sendonly",
-        "a=rtcp-mux",
-        "a=rtpmap:45 AV1/90000",
-        "a=ice-ufrag:abcd",
-        "a=ice-pwd:abcdefghijklmnopqrstuvwx",
-        "a=fingerprint:sha-256 " + ":".join(["00"] * 32),
-        "a=setup:actpass",
-        "",
-    ]
-)
 
 
 async def test_performer_ends_the_show_viewers_see_ended_and_code_is_freed(node: Node) -> None:

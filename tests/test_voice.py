@@ -9,27 +9,21 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestServer
 
 from clients.client import Performer, ProtocolError, Session, Voice
-from lampio_stream.app import create_app
 from media.hall import rms
 from media.sources import TestPatternTrack, ToneTrack
 from rooms.bus import Bus
-from signaling.voice import VOICES
-from tests.conftest import make_config
 from tests.helpers import eventually
-from tests.test_live import Node
+from tests.nodes import Node, serve
 
 pytestmark = pytest.mark.usefixtures("loopback_ice")
 
 
 @pytest.fixture
 async def node(bus: Bus) -> AsyncIterator[Node]:
-    server = TestServer(create_app(make_config(lobby_size=2), bus=bus), host="127.0.0.1")
-    await server.start_server()
-    yield Node(server, str(server.make_url("")).rstrip("/"))
-    await server.close()
+    async with serve(bus, lobby_size=2) as running:
+        yield running
 
 
 async def member(node: Node, code: str, name: str, frequency: float) -> Voice:
@@ -105,8 +99,7 @@ async def test_lobby_members_hear_each_other_and_another_lobby_hears_nothing(nod
         assert len(ann.pcm[1]) == settled and settled - before < 40
     finally:
         await close_all(ann, bo, cai)
-    stage = node.server.app[VOICES]  # type: ignore[index]
-    await eventually(lambda: not stage.seats(show["id"]), 5)
+    await eventually(lambda: not node.voices.seats(show["id"]), 5)
 
 
 async def test_quiet_during_the_show_intermission_and_a_lobby_on_stage(node: Node) -> None:
@@ -239,8 +232,7 @@ async def test_a_voice_closed_by_the_browser_is_released_and_the_lobby_told(node
         await ann.close()  # the page closed its voice connection; the WebSocket stays
         off = await mic_event(bo, on=False)
         assert off["member"] == ann.joined["me"]["id"]
-        voices = node.server.app[VOICES]  # type: ignore[index]
-        await eventually(lambda: len(voices.seats(show["id"])) == 1, 5)
+        await eventually(lambda: len(node.voices.seats(show["id"])) == 1, 5)
         with pytest.raises(ProtocolError) as gone:
             await ann.mic(True)
         assert gone.value.code == "invalid_input"
