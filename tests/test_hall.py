@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from clients.client import Performer, Session
-from media.hall import HallSynth, rms
+from media.hall import WINDOW, HallSynth, rms
 from media.sources import TestPatternTrack, ToneTrack
 from tests.helpers import eventually
 from tests.nodes import Node, serve
@@ -47,6 +47,17 @@ def level_since(performer: Performer, since: float) -> float:
     return rms(b"".join(pcm for at, pcm in performer.hall_pcm if at >= since))
 
 
+def quiet_now(performer: Performer) -> bool:
+    """The last half second of the hall sound reached the performer, and it was quiet."""
+    since = time.monotonic() - 0.5
+    return seconds_heard_since(performer, since) >= 0.4 and level_since(performer, since) < 50
+
+
+def seconds_heard_since(performer: Performer, since: float) -> float:
+    """How much of the hall sound (48 kHz mono s16) reached the performer since ``since``."""
+    return sum(len(pcm) for at, pcm in performer.hall_pcm if at >= since) / 2 / 48000
+
+
 async def test_performer_hears_applause_grow_with_clappers(node: Node) -> None:
     show = await node.create_show()
     performer = Performer(await Session.connect(node.url))
@@ -59,28 +70,31 @@ async def test_performer_hears_applause_grow_with_clappers(node: Node) -> None:
             await viewer.request("watch.join", code=show["code"])
         await eventually(lambda: len(performer.hall_pcm) > 50, 20)  # the hall sound arrives
         quiet_from = time.monotonic()
-        await asyncio.sleep(1.5)
+        await eventually(lambda: seconds_heard_since(performer, quiet_from) >= 1.5, 10)
         silent = level_since(performer, quiet_from)
         levels = []
         for clappers in (5, 50):
             clapping = asyncio.ensure_future(clap(viewers[:clappers], 4.5))
-            await asyncio.sleep(2.5)  # the hall's window fills
+            # The hall sounds the reactions of its last WINDOW (2 s) of time: only time fills
+            # the window, no event says it is full.
+            await asyncio.sleep(WINDOW + 0.5)
             since = time.monotonic()
             await clapping
             levels.append(level_since(performer, since))
-            await asyncio.sleep(2.5)  # the window empties
+            await eventually(lambda: quiet_now(performer), 10)  # the window empties
         assert silent < 50, silent
         assert silent < levels[0] < levels[1], (silent, levels)
         # one encoder for the show, at 50 frames a second, however many clap or listen
         sound = node.stage.hall_sound(show["id"])
         assert sound is not None
         start, frames = time.monotonic(), sound.frames
-        await asyncio.sleep(1.0)
+        await asyncio.sleep(1.0)  # a rate: frames counted over a second
         rate = (sound.frames - frames) / (time.monotonic() - start)
         assert 40 <= rate <= 60, rate
         # the performer can mute it
         await performer.session.request("hall.mute", muted=True)
         clapping = asyncio.ensure_future(clap(viewers, 3))
+        # As above, only time fills the window with claps, which unmuted would be loud by now.
         await asyncio.sleep(1.5)
         muted_from = time.monotonic()
         await clapping
@@ -133,5 +147,7 @@ async def test_the_hall_makes_nothing_when_nobody_listens(node: Node) -> None:
     await performer.session.close()
     await eventually(lambda: node.stage.hall(show["id"]).viewers == 0, 10)
     frames = sound.frames
+    # Making nothing has no event to wait for: the hall is given 25 frames' time (0.5 s) to
+    # make any.
     await asyncio.sleep(0.5)
     assert sound.frames - frames <= 2  # at most what was under way

@@ -86,12 +86,16 @@ async def test_lobby_members_hear_each_other_and_another_lobby_hears_nothing(nod
         }
         await hears(ann, 1)  # Bo
         await hears(bo, 0)  # Ann
-        await asyncio.sleep(1.0)  # Cai's tone had as long to arrive as the others'
+        # Nothing can mark the end of what did not come over RTP: Cai's tone has had as long as
+        # the others' took to arrive, and a second more.
+        await asyncio.sleep(1.0)
         assert cai.frames() == 0, "a member alone in another lobby hears nobody"
         assert slots_heard(ann) == {1} and slots_heard(bo) == {0}, "nobody hears self or Cai"
         # Bo turns the microphone off: Ann's slot goes quiet, and the lobby is told.
         assert (await bo.mic(False)) == {"on": False, "heard": False, "slot": None}
         assert (await mic_event(ann, on=False))["member"] == bo.joined["me"]["id"]
+        # Audio stopping has no event either: what was under way has half a second to come in,
+        # then a second in which nothing more may come.
         before = len(ann.pcm[1])
         await asyncio.sleep(0.5)
         settled = len(ann.pcm[1])
