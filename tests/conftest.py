@@ -12,8 +12,15 @@ from media.ice import use_host_addresses
 from rooms.bus import Bus
 from rooms.bus_memory import MemoryBus
 from rooms.bus_redis import RedisBus
+from tests.helpers import check_needs
 from tests.nodes import Node, make_config, serve
 from tests.redis_server import RedisServer
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """A test marked ``needs`` skips without what it needs, or fails in CI (tests/helpers.py)."""
+    check_needs(item)
 
 
 @pytest.fixture(scope="session")

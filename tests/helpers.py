@@ -1,14 +1,18 @@
-"""Test helpers: wait for conditions, never for fixed times; post a body as it is."""
+"""Test helpers: wait for conditions, never for fixed times; post a body as it is; what a test
+needs from the machine."""
 
 from __future__ import annotations
 
 import asyncio
 import inspect
+import os
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any, TypeVar, overload
 
 import aiohttp
+import pytest
 from multidict import CIMultiDict
 
 T = TypeVar("T")
@@ -75,3 +79,25 @@ async def post(url: str, body: str, **headers: str) -> tuple[int, CIMultiDict[st
     """POST ``body`` as it is (an SDP offer, say): status, headers and text of the answer."""
     async with aiohttp.ClientSession() as http, http.post(url, data=body, headers=headers) as r:
         return r.status, CIMultiDict(r.headers), await r.text()
+
+
+def in_ci() -> bool:
+    """Whether this run is CI's (``CI`` set, as CI services set it: ``CI=true``)."""
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def check_needs(item: pytest.Item) -> None:
+    """For each ``@pytest.mark.needs(path, what)`` of the test whose ``path`` is missing: skip
+    on a developer's machine; fail in CI, where a missing browser or axe-core must not pass as
+    green (tests/conftest.py calls this before every test)."""
+    for mark in item.iter_markers("needs"):
+        path, what = Path(mark.args[0]), mark.args[1]
+        if path.exists():
+            continue
+        if in_ci():
+            pytest.fail(
+                f"needs {what} at {path}, which is missing: in CI (CI={os.environ['CI']!r}) "
+                "browser and accessibility tests fail instead of skipping",
+                pytrace=False,
+            )
+        pytest.skip(f"needs {what} at {path}")
