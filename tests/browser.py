@@ -8,24 +8,18 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any
 
-import aiohttp
 import pytest
-from aiohttp.test_utils import TestServer
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
-from lampio_stream.app import create_app
-from rooms.bus_memory import MemoryBus
-from tests.conftest import ORGANISER_KEY, make_config
+from tests import nodes
 from tests.helpers import eventually
-from tests.redis_server import free_port
-
-T = TypeVar("T")
+from tests.nodes import Node
 
 CHROMIUM = Path("/usr/bin/chromium")
 
@@ -46,15 +40,14 @@ CHROMIUM_ARGS = [
     "--autoplay-policy=document-user-activation-required",
 ]
 
-needs_chromium = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs /usr/bin/chromium")
+# Skipped without Chromium, except in CI (CI set), where that fails: see tests/conftest.py.
+needs_chromium = pytest.mark.needs(CHROMIUM, "headless Chromium (Debian's chromium package)")
+
+# How often a check asks the page while waiting: each time is a round trip to Chromium.
+PAGE_INTERVAL = 0.1
 
 # Set LAMPIO_SCREENSHOTS=/some/dir to keep screenshots of the pages for a human to look at.
 SCREENSHOTS = os.environ.get("LAMPIO_SCREENSHOTS")
-
-
-async def until(check: Callable[[], Awaitable[T]], timeout: float, interval: float = 0.1) -> T:
-    """Await ``check`` until it gives a truthy value: ``eventually`` for async checks, typed."""
-    return cast(T, await eventually(check, timeout, interval))
 
 
 @asynccontextmanager
@@ -124,37 +117,103 @@ async def open_tab(browser: Browser, url: str, *, locale: str = "fi-FI") -> Tab:
     return tab
 
 
-@dataclass
-class Node:
-    """The app on a loopback port, its public URL being its real address."""
-
-    server: TestServer
-    url: str
-
-    async def create_show(self, title: str = "Kevätkonsertti") -> dict[str, Any]:
-        """A new show, with its secrets and links (as the organiser's API answers)."""
-        async with (
-            aiohttp.ClientSession() as http,
-            http.post(
-                f"{self.url}/api/shows",
-                json={"title": title},
-                headers={"Authorization": f"Bearer {ORGANISER_KEY}"},
-            ) as response,
-        ):
-            assert response.status == 201
-            show: dict[str, Any] = await response.json()
-            return show
-
-
 @asynccontextmanager
 async def serve(**settings: object) -> AsyncIterator[Node]:
-    """The node on a free loopback port, on the in-process bus (one node: no Redis needed)."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    config = make_config(public_url=url, **settings)
-    server = TestServer(create_app(config, bus=MemoryBus()), host="127.0.0.1", port=port)
-    await server.start_server()
+    """The node on a free loopback port whose public URL is its real address, on the in-process
+    bus (one node: no Redis needed)."""
+    async with nodes.serve(None, public=True, **settings) as node:
+        yield node
+
+
+async def text_of(tab: Tab, selector: str) -> str:
+    """The text of the first element ``selector`` finds ("" if it has none)."""
+    return (await tab.page.locator(selector).text_content()) or ""
+
+
+async def wait_text(tab: Tab, selector: str, wanted: str, timeout: float = 20) -> None:
+    """Wait until the element's text contains ``wanted``; fail with the page's console."""
     try:
-        yield Node(server, url)
-    finally:
-        await server.close()
+        await eventually(
+            lambda: _contains(tab, selector, wanted),
+            timeout,
+            f"{wanted!r} in {selector}",
+            interval=PAGE_INTERVAL,
+        )
+    except AssertionError as error:
+        raise AssertionError(
+            f"{error}\n{selector}: {await text_of(tab, selector)!r}\nconsole:\n{tab.console()}"
+        ) from None
+
+
+async def _contains(tab: Tab, selector: str, wanted: str) -> bool:
+    return wanted in await text_of(tab, selector)
+
+
+async def meter(performer: Tab, kind: str) -> int:
+    """The studio's count of the reactions of ``kind``."""
+    return int(await text_of(performer, f"#meter-{kind}") or 0)
+
+
+async def go_live(
+    browser: Browser, show: dict[str, Any], codec: str | None = None, **tab: Any
+) -> Tab:
+    """The studio, camera on, live (the show's state says so)."""
+    base, fragment = show["performer_url"].split("#")
+    url = f"{base}?codec={codec}#{fragment}" if codec else show["performer_url"]
+    performer = await open_tab(browser, url, **tab)
+    button = performer.page.locator("#live-button")
+    await button.wait_for(state="visible", timeout=20_000)
+    assert await button.text_content() == "Aloita lähetys"
+    await button.click()
+    await wait_text(performer, "#perform-status", "Suorana")
+    pause = performer.page.get_by_role("button", name="Pidä tauko")
+    await pause.wait_for(state="visible", timeout=5_000)
+    assert await button.is_hidden()  # one big button at a time
+    return performer
+
+
+# What the viewer page's peer connection has received so far (window.lampio: the pages' test hook).
+RECEIVED = """async () => {
+  const pc = window.lampio.pc;
+  const video = document.getElementById('video');
+  const out = {frames: 0, audioPackets: 0, videoCodec: null, width: video.videoWidth};
+  if (!pc) return out;
+  const stats = await pc.getStats();
+  stats.forEach((report) => {
+    if (report.type !== 'inbound-rtp') return;
+    if (report.kind === 'video') {
+      out.frames = report.framesDecoded ?? 0;
+      out.videoCodec = stats.get(report.codecId)?.mimeType ?? null;
+    } else if (report.kind === 'audio') {
+      out.audioPackets = report.packetsReceived ?? 0;
+    }
+  });
+  return out;
+}"""
+
+
+async def received(viewer: Tab) -> dict[str, Any]:
+    """What the viewer page has received so far: frames, audio packets, codec, picture width."""
+    result: dict[str, Any] = await viewer.eval(RECEIVED)
+    return result
+
+
+async def flowing(viewer: Tab, frames: int, packets: int) -> dict[str, Any]:
+    """What was received, if more than ``frames`` and ``packets`` and a picture shows; else {}."""
+    now = await received(viewer)
+    ok = now["frames"] > frames and now["audioPackets"] > packets and now["width"] > 0
+    return now if ok else {}
+
+
+async def wait_media_flowing(viewer: Tab, timeout: float = 20) -> dict[str, Any]:
+    """Wait until video frames are decoded and shown and audio packets arrive, then grow."""
+    try:
+        first = await eventually(lambda: flowing(viewer, 0, 0), timeout, interval=0.2)
+        return await eventually(
+            lambda: flowing(viewer, first["frames"] + 10, first["audioPackets"] + 10),
+            timeout,
+            "media still flowing",
+            interval=0.2,
+        )
+    except AssertionError as error:
+        raise AssertionError(f"{error}\nconsole:\n{viewer.console()}") from None

@@ -8,14 +8,19 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from lampio_stream.app import create_app
-from lampio_stream.config import Config
 from media.ice import use_host_addresses
 from rooms.bus import Bus
 from rooms.bus_memory import MemoryBus
 from rooms.bus_redis import RedisBus
+from tests.helpers import check_needs
+from tests.nodes import Node, make_config, serve
 from tests.redis_server import RedisServer
 
-ORGANISER_KEY = "test-organiser-key"
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """A test marked ``needs`` skips without what it needs, or fails in CI (tests/helpers.py)."""
+    check_needs(item)
 
 
 @pytest.fixture(scope="session")
@@ -41,24 +46,19 @@ async def bus(request: pytest.FixtureRequest) -> AsyncIterator[Bus]:
     await engine.close()
 
 
-def make_config(**overrides: object) -> Config:
-    values: dict[str, object] = {
-        "host": "127.0.0.1",
-        "port": 0,
-        "public_url": "http://127.0.0.1:8080",
-        "organiser_key": ORGANISER_KEY,
-        "log_format": "console",
-        "rtmp_port": None,  # tests that need the RTMP ingest ask for a free port
-    }
-    values.update(overrides)
-    return Config(**values)  # type: ignore[arg-type]
-
-
 @pytest.fixture
 async def client(bus: Bus, aiohttp_client: object) -> TestClient:  # type: ignore[type-arg]
     """A real HTTP client against the app on a loopback port, once per bus engine."""
     app = create_app(make_config(), bus=bus)
     return await aiohttp_client(app)  # type: ignore[operator,no-any-return]
+
+
+@pytest.fixture
+async def node(bus: Bus) -> AsyncIterator[Node]:
+    """The app on a loopback port, once per bus engine (modules that need other settings, or one
+    engine only, have a ``node`` fixture of their own)."""
+    async with serve(bus) as running:
+        yield running
 
 
 @pytest.fixture

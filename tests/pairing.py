@@ -6,7 +6,7 @@ from __future__ import annotations
 import aiohttp
 
 from clients.client import Session
-from tests.conftest import ORGANISER_KEY
+from tests.nodes import ORGANISER_KEY
 
 
 async def paired_screen(

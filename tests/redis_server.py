@@ -53,6 +53,8 @@ class RedisServer:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
+        # A blocking wait, not tests.helpers.eventually: start() is called from the (synchronous)
+        # session fixture as well as from async tests, and has no event loop of its own to use.
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             try:

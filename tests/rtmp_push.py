@@ -1,18 +1,38 @@
 """An RTMP encoder for tests: FFmpeg (through PyAV) pushes generated H.264 + AAC in real time.
 
-Run as a separate process (``python -m tests.rtmp_push URL SECONDS [--bframes]``): PyAV's blocking
-network calls must not stall the test's event loop.
+It runs as a separate process (``push`` starts ``python -m tests.rtmp_push URL SECONDS
+[--bframes]``): PyAV's blocking network calls must not stall the test's event loop.
 """
 
 from __future__ import annotations
 
+import asyncio
 import fractions
 import math
 import struct
 import sys
 import time
+from pathlib import Path
 
 import av
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+async def push(url: str, seconds: float, *extra: str) -> asyncio.subprocess.Process:
+    """Start pushing to ``url`` for ``seconds`` (``--bframes``: with B-frames, as OBS may);
+    the process prints "pushed ..." when it got through."""
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "tests.rtmp_push",
+        url,
+        str(seconds),
+        *extra,
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
 
 
 def main() -> int:

@@ -10,24 +10,9 @@ import pytest
 import segno
 from aiohttp.test_utils import TestClient
 
-from tests.conftest import ORGANISER_KEY
+from tests.nodes import ORGANISER_KEY, create, error_of
 
 AUTH = {"Authorization": f"Bearer {ORGANISER_KEY}"}
-
-
-async def create(client: TestClient, **body: Any) -> dict[str, Any]:  # type: ignore[type-arg]
-    response = await client.post(
-        "/api/shows", json={"title": "Joulukonsertti", **body}, headers=AUTH
-    )
-    assert response.status == 201, await response.text()
-    return await response.json()  # type: ignore[no-any-return]
-
-
-async def error_of(response: Any) -> tuple[int, str]:
-    body = await response.json()
-    assert set(body) == {"error"} and set(body["error"]) == {"code", "message"}
-    assert body["error"]["message"]
-    return response.status, body["error"]["code"]
 
 
 async def test_create_show_returns_secrets_and_links(client: TestClient) -> None:  # type: ignore[type-arg]

@@ -15,8 +15,19 @@ import pytest
 import pytest_asyncio
 from playwright.async_api import Browser
 
-from tests.browser import Node, Tab, chromium, needs_chromium, open_tab, serve, until
-from tests.test_browser_live import text_of, wait_text
+from tests.browser import (
+    PAGE_INTERVAL,
+    Tab,
+    chromium,
+    meter,
+    needs_chromium,
+    open_tab,
+    serve,
+    text_of,
+    wait_text,
+)
+from tests.helpers import eventually
+from tests.nodes import Node
 
 # One Chromium for the module (each test has its own contexts): starting it is the slow part.
 pytestmark = [
@@ -52,7 +63,7 @@ async def take_part(
     await viewer.page.get_by_label("Esityksen koodi").press("Enter")
     await viewer.page.get_by_label("Nimesi muille katsojille").fill(name)
     await viewer.page.get_by_label("Nimesi muille katsojille").press("Enter")
-    await until(lambda: text_of(viewer, "#friend-code"), 10)
+    await eventually(lambda: text_of(viewer, "#friend-code"), 10, interval=PAGE_INTERVAL)
     return viewer
 
 
@@ -61,11 +72,11 @@ async def by_friends_link(browser: Browser, link: str, name: str = "") -> Tab:
     and the show's code on the front page."""
     if not name:
         viewer = await open_tab(browser, link)
-        await until(lambda: text_of(viewer, "#friend-code"), 10)
+        await eventually(lambda: text_of(viewer, "#friend-code"), 10, interval=PAGE_INTERVAL)
         return viewer
     base, query = link.split("/watch?")
     fields = dict(part.split("=") for part in query.split("&"))
-    node = Node(None, base)  # type: ignore[arg-type]
+    node = Node(None, base)  # only its address: take_part opens pages there
     return await take_part(browser, node, fields["code"], name, fields["lobby"])
 
 
@@ -93,14 +104,12 @@ async def settled(viewer: Tab) -> bool:
     return await viewer.page.locator("#chat li.pending").count() == 0
 
 
-async def meter(performer: Tab, kind: str) -> int:
-    return int(await text_of(performer, f"#meter-{kind}") or 0)
-
-
 async def hosting(browser: Browser, show: dict[str, Any]) -> Tab:
     """The performer page, following the show as its host (the feed and meters work)."""
     performer = await open_tab(browser, show["performer_url"])
-    await until(lambda: performer.eval("() => window.lampio.host !== null"), 10)
+    await eventually(
+        lambda: performer.eval("() => window.lampio.host !== null"), 10, interval=PAGE_INTERVAL
+    )
     return performer
 
 
@@ -126,7 +135,7 @@ async def test_friends_chat_react_and_the_performer_moderates(node: Node, browse
     await wait_text(aino, "#chat", "Iltaa, Aino!")
     reply = aino.page.locator("#chat li", has_text="Iltaa, Aino!")
     assert (await reply.locator(".who").text_content()) == "Eino"
-    await until(lambda: settled(eino), 5)  # acknowledged
+    await eventually(lambda: settled(eino), 5, interval=PAGE_INTERVAL)  # acknowledged
 
     # the performer's feed: every lobby, with names, as text
     await wait_text(performer, "#feed", "Hyvää iltaa <b>kaikki</b>")
@@ -139,7 +148,7 @@ async def test_friends_chat_react_and_the_performer_moderates(node: Node, browse
     clap = aino.page.get_by_role("button", name="Taputa")
     for _ in range(3):
         await clap.click()
-    await until(lambda: _at_least(performer, "applause", 1), 10)
+    await eventually(lambda: _at_least(performer, "applause", 1), 10, interval=PAGE_INTERVAL)
     await wait_text(aino, "#react-lobby", "Taputuksia")
     await wait_text(eino, "#react-all", "Taputuksia")
     await aino.screenshot("foyer-viewer")
@@ -147,9 +156,9 @@ async def test_friends_chat_react_and_the_performer_moderates(node: Node, browse
 
     # delete: gone for both viewers
     await ainos.get_by_role("button", name="Poista", exact=True).click()
-    await until(lambda: gone(eino, "Hyvää iltaa"), 10)
-    await until(lambda: gone(aino, "Hyvää iltaa"), 10)
-    await until(lambda: gone(performer, "Hyvää iltaa", "#feed li"), 10)
+    await eventually(lambda: gone(eino, "Hyvää iltaa"), 10, interval=PAGE_INTERVAL)
+    await eventually(lambda: gone(aino, "Hyvää iltaa"), 10, interval=PAGE_INTERVAL)
+    await eventually(lambda: gone(performer, "Hyvää iltaa", "#feed li"), 10, interval=PAGE_INTERVAL)
 
     # mute: Eino is told in words, his text is given back
     einos = performer.page.locator("#feed li", has_text="Iltaa, Aino!")
@@ -167,7 +176,7 @@ async def test_friends_chat_react_and_the_performer_moderates(node: Node, browse
     await performer.page.get_by_role("button", name="Kyllä, poista katsoja").click()
     await wait_text(eino, "#watch-status", "Esiintyjä on poistanut sinut tästä esityksestä.")
     await wait_text(performer, "#feed-status", "Eino on poistettu esityksestä.")
-    await until(lambda: _members_without(aino, "Eino"), 10)
+    await eventually(lambda: _members_without(aino, "Eino"), 10, interval=PAGE_INTERVAL)
     await eino.screenshot("foyer-viewer-removed")
 
 
@@ -210,7 +219,7 @@ async def test_chat_comes_back_after_a_network_cut(node: Node, browser: Browser)
     await wait_text(aino, "#chat li.pending", "lähtee…")
     await say(eino, "sanoin kun olit poissa")
     await wait_text(eino, "#chat", "sanoin kun olit poissa")
-    await until(lambda: settled(eino), 5)
+    await eventually(lambda: settled(eino), 5, interval=PAGE_INTERVAL)
     await aino.eval("() => { window.holdSockets = false; }")
 
     # back as the same member of the same lobby, with what was said meanwhile, nothing twice
@@ -218,7 +227,7 @@ async def test_chat_comes_back_after_a_network_cut(node: Node, browser: Browser)
     await wait_text(eino, "#chat", "kirjoitin katkon aikana")
     assert "chat.history" in aino.sent
     assert await text_of(aino, "#friend-code") == code
-    await until(lambda: settled(aino), 5)
+    await eventually(lambda: settled(aino), 5, interval=PAGE_INTERVAL)
     for viewer in (aino, eino):
         texts = await messages(viewer)
         assert len(texts) == 3, texts

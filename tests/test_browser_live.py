@@ -9,15 +9,27 @@ browser contexts of one Chromium process, to spare CPU.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
 import pytest_asyncio
 from playwright.async_api import Browser
 
-from signaling.services import SERVICES
-from tests.browser import Node, Tab, chromium, needs_chromium, open_tab, serve, until
+from tests.browser import (
+    Tab,
+    chromium,
+    flowing,
+    go_live,
+    needs_chromium,
+    open_tab,
+    received,
+    serve,
+    text_of,
+    wait_media_flowing,
+    wait_text,
+)
 from tests.helpers import eventually
+from tests.nodes import Node
+from tests.rtmp_push import push
 
 # One Chromium for the module (each test has its own contexts): starting it is the slow part.
 pytestmark = [
@@ -26,25 +38,6 @@ pytestmark = [
     pytest.mark.usefixtures("loopback_ice"),
     pytest.mark.asyncio(loop_scope="module"),
 ]
-
-# What the viewer page's peer connection has received so far (window.lampio: the pages' test hook).
-RECEIVED = """async () => {
-  const pc = window.lampio.pc;
-  const video = document.getElementById('video');
-  const out = {frames: 0, audioPackets: 0, videoCodec: null, width: video.videoWidth};
-  if (!pc) return out;
-  const stats = await pc.getStats();
-  stats.forEach((report) => {
-    if (report.type !== 'inbound-rtp') return;
-    if (report.kind === 'video') {
-      out.frames = report.framesDecoded ?? 0;
-      out.videoCodec = stats.get(report.codecId)?.mimeType ?? null;
-    } else if (report.kind === 'audio') {
-      out.audioPackets = report.packetsReceived ?? 0;
-    }
-  });
-  return out;
-}"""
 
 # The codec the performer page's browser actually sends.
 SENT_CODEC = """async () => {
@@ -73,42 +66,6 @@ async def browser() -> AsyncIterator[Browser]:
         yield running
 
 
-async def text_of(tab: Tab, selector: str) -> str:
-    return (await tab.page.locator(selector).text_content()) or ""
-
-
-async def wait_text(tab: Tab, selector: str, wanted: str, timeout: float = 20) -> None:
-    """Wait until the element's text contains ``wanted``; fail with the page's console."""
-    try:
-        await until(lambda: _contains(tab, selector, wanted), timeout, interval=0.1)
-    except AssertionError as error:
-        raise AssertionError(
-            f"{error}\n{selector}: {await text_of(tab, selector)!r}\nconsole:\n{tab.console()}"
-        ) from None
-
-
-async def _contains(tab: Tab, selector: str, wanted: str) -> bool:
-    return wanted in await text_of(tab, selector)
-
-
-async def go_live(
-    browser: Browser, show: dict[str, Any], codec: str | None = None, **tab: Any
-) -> Tab:
-    """The studio, camera on, live (the show's state says so)."""
-    base, fragment = show["performer_url"].split("#")
-    url = f"{base}?codec={codec}#{fragment}" if codec else show["performer_url"]
-    performer = await open_tab(browser, url, **tab)
-    button = performer.page.locator("#live-button")
-    await button.wait_for(state="visible", timeout=20_000)
-    assert await button.text_content() == "Aloita lähetys"
-    await button.click()
-    await wait_text(performer, "#perform-status", "Suorana")
-    pause = performer.page.get_by_role("button", name="Pidä tauko")
-    await pause.wait_for(state="visible", timeout=5_000)
-    assert await button.is_hidden()  # one big button at a time
-    return performer
-
-
 async def watch_by_code(browser: Browser, node: Node, code: str, name: str = "") -> Tab:
     """The front page; the code typed like a person would (with a space), then Enter; then the
     name step (a name, or none), Enter again."""
@@ -122,31 +79,6 @@ async def watch_by_code(browser: Browser, node: Node, code: str, name: str = "")
         await name_field.fill(name)
     await name_field.press("Enter")
     return viewer
-
-
-async def received(viewer: Tab) -> dict[str, Any]:
-    result: dict[str, Any] = await viewer.eval(RECEIVED)
-    return result
-
-
-async def wait_media_flowing(viewer: Tab, timeout: float = 20) -> dict[str, Any]:
-    """Wait until video frames are decoded and shown and audio packets arrive, then grow."""
-    try:
-        first = await until(lambda: _flowing(viewer, 0, 0), timeout, interval=0.2)
-        return await until(
-            lambda: _flowing(viewer, first["frames"] + 10, first["audioPackets"] + 10),
-            timeout,
-            interval=0.2,
-        )
-    except AssertionError as error:
-        raise AssertionError(f"{error}\nconsole:\n{viewer.console()}") from None
-
-
-async def _flowing(viewer: Tab, frames: int, packets: int) -> dict[str, Any]:
-    """What was received, if more than ``frames`` and ``packets`` and a picture shows; else {}."""
-    now = await received(viewer)
-    ok = now["frames"] > frames and now["audioPackets"] > packets and now["width"] > 0
-    return now if ok else {}
 
 
 @pytest.mark.parametrize("codec", ["VP8", "H264"])
@@ -200,8 +132,10 @@ async def test_viewer_by_link_sound_pause_and_network_cut(node: Node, browser: B
     await performer.page.get_by_role("button", name="Jatka lähetystä").click()  # and goes on
     await wait_text(performer, "#perform-status", "Suorana")
     await wait_text(viewer, "#watch-status", "Nyt suorana.")
-    await until(
-        lambda: _flowing(viewer, before["frames"] + 10, before["audioPackets"] + 10), 20, 0.2
+    await eventually(
+        lambda: flowing(viewer, before["frames"] + 10, before["audioPackets"] + 10),
+        20,
+        interval=0.2,
     )
     assert await viewer.eval("() => window.lampio.pc === window.firstPc")  # same peer connection
     await wait_text(performer, "#audience", "Katsojia nyt: 1")
@@ -249,14 +183,12 @@ async def test_performer_page_shows_encoder_settings_and_renews_the_key(
 
 
 async def test_performer_page_warns_about_b_frames_from_obs(browser: Browser) -> None:
-    from tests.test_rtmp import push
-
     async with serve(rtmp_port=0) as node:
         show = await node.create_show()
         performer = await open_tab(browser, show["performer_url"])
         await wait_text(performer, "#stream-key", show["stream_key"])
-        port = node.server.app[SERVICES].rtmp_port
-        pusher = await push(f"rtmp://127.0.0.1:{port}/live/{show['stream_key']}", 4, "--bframes")
+        url = f"rtmp://127.0.0.1:{node.rtmp_port}/live/{show['stream_key']}"
+        pusher = await push(url, 4, "--bframes")
         try:
             await wait_text(performer, "#warning", "B-frames-asetukseksi 0")
             assert await performer.page.locator("#warning").get_attribute("role") == "alert"

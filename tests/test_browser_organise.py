@@ -11,11 +11,9 @@ import pytest_asyncio
 from playwright.async_api import Browser
 
 from clients.client import ProtocolError, Session
-from tests.a11y import needs_axe
-from tests.browser import Node, chromium, needs_chromium, open_tab, serve
-from tests.conftest import ORGANISER_KEY
-from tests.test_browser_live import text_of, wait_text
-from tests.test_browser_screen import accessible_in_every_language
+from tests.a11y import accessible_in_every_language, needs_axe
+from tests.browser import chromium, needs_chromium, open_tab, serve, text_of, wait_text
+from tests.nodes import ORGANISER_KEY, Node
 
 pytestmark = [
     pytest.mark.browser,

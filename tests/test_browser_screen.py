@@ -17,7 +17,6 @@ from typing import Any
 import aiohttp
 import pytest
 import pytest_asyncio
-from aiohttp import web
 from aiohttp.test_utils import TestServer
 from playwright.async_api import Browser
 
@@ -25,15 +24,12 @@ from clients.client import Performer, Session
 from lampio_stream.app import create_app
 from rooms.bus_redis import RedisBus
 from rooms.events import screen_channel
-from rooms.screens import Screens
-from signaling.services import SERVICES
-from tests.a11y import assert_accessible, needs_axe
-from tests.browser import Tab, chromium, needs_chromium, open_tab, until
-from tests.conftest import ORGANISER_KEY, make_config
+from tests.a11y import accessible_in_every_language, assert_accessible, needs_axe
+from tests.browser import PAGE_INTERVAL, Tab, chromium, needs_chromium, open_tab, text_of, wait_text
 from tests.helpers import eventually
 from tests.media.helpers import MovingPatternTrack, ToneTrack
+from tests.nodes import ORGANISER_KEY, Node, make_config
 from tests.redis_server import RedisServer, free_port
-from tests.test_browser_live import text_of, wait_text
 
 pytestmark = [
     pytest.mark.browser,
@@ -42,8 +38,6 @@ pytestmark = [
     pytest.mark.usefixtures("loopback_ice"),
     pytest.mark.asyncio(loop_scope="module"),
 ]
-
-LANGS = [("sv", "Svenska"), ("en", "English"), ("fi", "Suomi")]
 
 # What the screen's peer connection has decoded (window.lampio: the page's test hook).
 DECODED = """async () => {
@@ -60,29 +54,20 @@ DECODED = """async () => {
 }"""
 
 
-class Site:
+class Site(Node):
     """The node on a fixed loopback port and a Redis bus: it can be stopped and started again."""
 
     def __init__(self, redis: RedisServer) -> None:
+        port = free_port()
+        super().__init__(None, f"http://127.0.0.1:{port}")
         self.redis = redis
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.server: TestServer | None = None
+        self.port = port
 
     async def start(self) -> None:
         bus = await RedisBus.connect(self.redis.url)
         app = create_app(make_config(public_url=self.url), bus=bus)
         self.server = TestServer(app, host="127.0.0.1", port=self.port)
         await self.server.start_server()
-
-    @property
-    def app(self) -> web.Application:
-        assert self.server is not None
-        return self.server.app
-
-    @property
-    def screens(self) -> Screens:
-        return self.app[SERVICES].screens
 
     async def stop(self) -> None:
         if self.server is not None:
@@ -157,7 +142,7 @@ async def pairing_code(received: list[dict[str, Any]]) -> str:
                 return str(result["code"])
         return ""
 
-    return await until(code, 20)
+    return await eventually(code, 20, interval=PAGE_INTERVAL)
 
 
 async def decoded(tab: Tab) -> dict[str, Any]:
@@ -173,21 +158,10 @@ async def wait_playing(tab: Tab, timeout: float = 30) -> dict[str, Any]:
         return now if now["frames"] > n and now["width"] > 0 else {}
 
     try:
-        first = await until(lambda: frames_after(0), timeout, 0.2)
-        return await until(lambda: frames_after(first["frames"] + 10), timeout, 0.2)
+        first = await eventually(lambda: frames_after(0), timeout, interval=0.2)
+        return await eventually(lambda: frames_after(first["frames"] + 10), timeout, interval=0.2)
     except AssertionError as error:
         raise AssertionError(f"{error}\nconsole:\n{tab.console()}") from None
-
-
-async def accessible_in_every_language(tab: Tab, state: str) -> None:
-    """axe finds nothing in Finnish (as it is), Swedish and English; ends in Finnish."""
-    await assert_accessible(tab.page, f"{state} (fi)")
-    for lang, button in LANGS:
-        await tab.page.get_by_role("button", name=button, exact=True).click()
-        await until(lambda: tab.eval("() => document.documentElement.lang"), 5)
-        assert await tab.eval("() => document.documentElement.lang") == lang
-        if lang != "fi":
-            await assert_accessible(tab.page, f"{state} ({lang})")
 
 
 async def next_event(session: Session, kind: str, check: Any, timeout: float = 20) -> None:
@@ -256,8 +230,10 @@ async def test_staff_pair_a_screen_it_plays_and_the_phone_steers_it(
         await wait_text(screen, "#tv-note", "Huoneesta lähetetty: taputus")
         await wait_playing(screen)  # the picture never stopped
         await phone.page.get_by_role("button", name="Hiljemmälle").click()
-        await until(
-            lambda: screen.eval("() => document.getElementById('tv-video').volume < .75"), 10
+        await eventually(
+            lambda: screen.eval("() => document.getElementById('tv-video').volume < .75"),
+            10,
+            interval=PAGE_INTERVAL,
         )
         await phone.screenshot("screen-remote")
 
@@ -351,7 +327,7 @@ async def test_the_code_renews_by_itself_and_the_phone_says_to_read_the_new_one(
         shown = (await text_of(screen, "#pair-code")).replace(" ", "")
         return shown if shown and shown != old else ""
 
-    fresh = await until(new_code, 10)  # nobody touched anything
+    fresh = await eventually(new_code, 10, interval=PAGE_INTERVAL)  # nobody touched anything
     phone = await open_tab(browser, site.url + "/screen/pair")
     key = phone.page.get_by_label("Kirjoita avain, jonka sait järjestäjältä")
     await key.fill(staff["key"])
@@ -371,7 +347,7 @@ async def test_a_screen_that_cannot_carry_on_starts_over_by_itself(
 ) -> None:
     """Whatever fails, the screen never stays stuck: a failed hello starts the connection over, and
     a screen forgotten behind its back shows a new code."""
-    limiter = site.app[SERVICES].limiters.new_pairing
+    limiter = site.new_pairing_limiter
     site.screens.pairing_lifetime = 2
     screen, received = await open_screen(browser, site)
     old = await pairing_code(received)
@@ -394,7 +370,7 @@ async def test_a_screen_that_cannot_carry_on_starts_over_by_itself(
             else ""
         )
 
-    code = await until(new_code, 30)
+    code = await eventually(new_code, 30, interval=PAGE_INTERVAL)
 
     # paired, then forgotten without a word to the screen: its next report finds that out
     staff = await site.post("/api/staff-keys", {"label": "Hoivakoti Kuusela"})
@@ -404,11 +380,11 @@ async def test_a_screen_that_cannot_carry_on_starts_over_by_itself(
         paired = (await phone.request("screen.pair", code=code))["screen"]
         await wait_text(screen, "#tv-status", "Ohjelmassa ei ole nyt esityksiä.")
         await site.screens.forget(paired["id"])
-        await site.app[SERVICES].bus.publish(
+        await site.bus.publish(
             screen_channel(paired["id"]), {"type": "screen.control", "screen": paired}
         )
         await wait_text(screen, "#tv-status", "Odottaa, että henkilökunta yhdistää näytön.")
-        code = await until(new_code, 10)
+        code = await eventually(new_code, 10, interval=PAGE_INTERVAL)
 
         # unpaired while no new code can be had: it does not carry on as if still paired
         paired = (await phone.request("screen.pair", code=code))["screen"]
@@ -435,7 +411,7 @@ async def test_the_phone_keeps_its_key_and_is_never_blank(
     await wait_text(phone, "#signed-in", "Hoivakoti Kuusela")
     saved = "() => localStorage.getItem('lampio.staff.key')"
 
-    limiter = site.app[SERVICES].limiters.staff_key
+    limiter = site.staff_key_limiter
     limiter.limit, limiter.window = 0, 1  # as after ten wrong keys: "wait a second"
     await phone.page.reload()
     await wait_text(phone, "#key-status", "Odota hetki: avain on tallessa")

@@ -14,9 +14,20 @@ from playwright.async_api import Browser
 
 from clients.client import Session
 from tests.a11y import assert_accessible, layout_problems, needs_axe
-from tests.browser import Node, Tab, chromium, needs_chromium, open_tab, serve, until
+from tests.browser import (
+    PAGE_INTERVAL,
+    Tab,
+    chromium,
+    go_live,
+    needs_chromium,
+    open_tab,
+    serve,
+    text_of,
+    wait_text,
+)
+from tests.helpers import eventually
+from tests.nodes import Node
 from tests.pairing import paired_screen
-from tests.test_browser_live import go_live, text_of, wait_text
 
 pytestmark = [
     pytest.mark.browser,
@@ -52,7 +63,7 @@ async def test_studio_from_going_live_to_the_end(node: Node, browser: Browser) -
     microphones = await page.locator("#microphone option").all_text_contents()
     if len(microphones) > 1:  # another microphone while live: the audience hears that one
         await page.get_by_label("Mikrofoni", exact=True).select_option(index=1)
-        await until(lambda: _sends_from(performer, microphones[1]), 10)
+        await eventually(lambda: _sends_from(performer, microphones[1]), 10, interval=PAGE_INTERVAL)
 
     # a care-home screen counts its residents, a viewer counts once
     screen, phone = await paired_screen(node.url, 5, "Kotikallio")
@@ -92,7 +103,11 @@ async def test_studio_from_going_live_to_the_end(node: Node, browser: Browser) -
 
         # what to share: the code, the QR code of the viewer link, the links to copy
         assert await text_of(performer, "#show-code") == show["code_display"]
-        await until(lambda: performer.eval("() => document.getElementById('qr').naturalWidth"), 10)
+        await eventually(
+            lambda: performer.eval("() => document.getElementById('qr').naturalWidth"),
+            10,
+            interval=PAGE_INTERVAL,
+        )
         await page.get_by_role("button", name="Kopioi: Katsojien linkki").click()
         await wait_text(performer, "#copy-status", "Kopioitu.")
         assert await performer.eval("() => navigator.clipboard.readText()") == show["viewer_url"]

@@ -14,8 +14,9 @@ from typing import Any
 import pytest
 from playwright.async_api import Browser
 
-from signaling.services import SERVICES
-from tests.browser import Node, Tab, chromium, needs_chromium, open_tab, serve, until
+from tests.browser import PAGE_INTERVAL, Tab, chromium, needs_chromium, open_tab, serve
+from tests.helpers import eventually
+from tests.nodes import Node
 
 pytestmark = [pytest.mark.browser, needs_chromium]
 
@@ -87,21 +88,24 @@ async def test_two_members_hear_each_other_another_lobby_hears_nobody(
         await tab.eval("() => window.lampioVoice.voice.setMic(true)")
     # Each hears the other's beep on one slot; the energy shows it is sound, not silence.
     for tab in (ann, bo):
-        slots = await until(lambda tab=tab: _sounding(tab), 20)
+        slots = await eventually(lambda tab=tab: _sounding(tab), 20, interval=PAGE_INTERVAL)
         assert len(slots) == 1, (slots, tab.console())
     # Bo's page knows Ann is talking: the show's sound would duck.
-    state = await until(
+    state = await eventually(
         lambda: bo.eval(
             "() => { const s = window.lampioVoice.voice.state; return s.talking.length ? s : null }"
         ),
         10,
+        interval=PAGE_INTERVAL,
     )
     assert state["talking"] == [ann_joined["me"]] and state["duck"] is True
     assert await heard(cai) == [], "a member alone in another lobby hears nobody"
 
     # Ann turns the microphone off: Bo's lobby is told, Bo's page stops ducking.
     await ann.eval("() => window.lampioVoice.voice.setMic(false)")
-    await until(lambda: bo.eval("() => !window.lampioVoice.voice.state.duck"), 10)
+    await eventually(
+        lambda: bo.eval("() => !window.lampioVoice.voice.state.duck"), 10, interval=PAGE_INTERVAL
+    )
     for tab in (ann, bo, cai):
         await tab.eval("() => window.lampioVoice.voice.close()")
         await tab.context.close()
@@ -119,15 +123,14 @@ async def test_the_voice_joins_again_when_its_connection_is_lost(
     ann, ann_joined = await member(browser, node, show["code"], "Ann")
     bo, _ = await member(browser, node, show["code"], "Bo")
     await ann.eval("() => window.lampioVoice.voice.setMic(true)")
-    await until(lambda: _sounding(bo), 20)
+    await eventually(lambda: _sounding(bo), 20, interval=PAGE_INTERVAL)
     await ann.eval("() => { window.firstVoicePc = window.lampioVoice.voice.pc; }")
     # The server lets Ann's voice go (as when it never connected or failed on the way).
-    voices = node.server.app[SERVICES].voices
-    (seat,) = [s for s in voices.seats(show["id"]) if s.key == ann_joined["me"]]
+    (seat,) = [s for s in node.voices.seats(show["id"]) if s.key == ann_joined["me"]]
     await seat.pc.close()
     rejoined = """() => { const v = window.lampioVoice.voice;
       return v.state.joined && v.pc !== window.firstVoicePc }"""
-    await until(lambda: ann.eval(rejoined), 30)
+    await eventually(lambda: ann.eval(rejoined), 30, interval=PAGE_INTERVAL)
     # The microphone starts off again (nobody is heard by surprise), and turning it on works.
     assert await ann.eval("() => window.lampioVoice.voice.state.mic") is False
     await ann.eval("() => window.lampioVoice.voice.setMic(true)")

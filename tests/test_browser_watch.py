@@ -16,17 +16,21 @@ from playwright.async_api import Browser, Page
 from clients.client import Session
 from tests.a11y import assert_accessible, layout_problems, needs_axe
 from tests.browser import (
+    PAGE_INTERVAL,
     SCREENSHOTS,
-    Node,
     Tab,
     chromium,
+    go_live,
+    meter,
     needs_chromium,
     open_tab,
     serve,
-    until,
+    text_of,
+    wait_media_flowing,
+    wait_text,
 )
-from tests.test_browser_foyer import meter
-from tests.test_browser_live import go_live, text_of, wait_media_flowing, wait_text
+from tests.helpers import eventually
+from tests.nodes import Node
 
 pytestmark = [
     pytest.mark.browser,
@@ -110,7 +114,7 @@ async def test_keypad_to_a_live_show_with_captions_reactions_and_chat(
     await wait_text(viewer, "#watch-status", "Nyt suorana.")
     await wait_media_flowing(viewer)
     first = await viewer.eval(PICTURE)
-    later = await until(lambda: _moved_on(viewer, first), 20, 0.2)
+    later = await eventually(lambda: _moved_on(viewer, first), 20, interval=0.2)
     assert later["width"] > 0 and later["frames"] > first["frames"]
     assert await viewer.eval("() => document.getElementById('video').muted") is False
 
@@ -136,7 +140,7 @@ async def test_keypad_to_a_live_show_with_captions_reactions_and_chat(
     # applause moves the performer's meter; a message reaches the studio's feed
     for _ in range(2):
         await viewer.page.get_by_role("button", name="Taputa").click()
-    await until(lambda: _meter_moved(performer), 10)
+    await eventually(lambda: _meter_moved(performer), 10, interval=PAGE_INTERVAL)
     await viewer.page.get_by_label("Kirjoita viesti").fill("Kiitos, ihanaa!")
     await viewer.page.get_by_label("Kirjoita viesti").press("Enter")
     await wait_text(performer, "#feed", "Kiitos, ihanaa!")
@@ -149,10 +153,14 @@ async def test_keypad_to_a_live_show_with_captions_reactions_and_chat(
     # one tap makes the show fill the whole screen, and one more brings the browser back
     full = viewer.page.get_by_role("button", name="Koko näyttö")
     await full.click()
-    await until(lambda: viewer.eval("() => document.fullscreenElement !== null"), 5)
-    await until(lambda: _pressed(full), 5)
+    await eventually(
+        lambda: viewer.eval("() => document.fullscreenElement !== null"), 5, interval=PAGE_INTERVAL
+    )
+    await eventually(lambda: _pressed(full), 5, interval=PAGE_INTERVAL)
     await full.click()
-    await until(lambda: viewer.eval("() => document.fullscreenElement === null"), 5)
+    await eventually(
+        lambda: viewer.eval("() => document.fullscreenElement === null"), 5, interval=PAGE_INTERVAL
+    )
     await viewer.page.get_by_role("button", name="Lopeta katselu").click()
     await card.get_by_role("button").click()
     assert await viewer.page.get_by_label("Nimesi muille katsojille").input_value() == "Aino"
@@ -192,7 +200,7 @@ async def test_every_state_of_watch_is_accessible(node: Node, browser: Browser, 
     await wait_text(viewer, "#watch-status", says["scheduled"])
     await page.get_by_label(says["chat"]).fill("Hei kaikki")
     await page.get_by_label(says["chat"]).press("Enter")
-    await until(lambda: _acknowledged(page), 10)
+    await eventually(lambda: _acknowledged(page), 10, interval=PAGE_INTERVAL)
     assert await page.locator("#foyer").is_visible()
     await assert_accessible(page, f"{lang}: watching, chat open")
     await assert_targets_large(page, f"{lang}: watching")
@@ -265,7 +273,8 @@ async def test_watch_by_keyboard_alone(node: Node, browser: Browser) -> None:
     await page.keyboard.type(show["code"])
     assert await page.locator("#code").input_value() == f"{show['code'][:3]} {show['code'][3:]}"
     await page.keyboard.press("Enter")
-    await until(lambda: _focus_is(page, "name"), 10)  # the name step takes the focus
+    # the name step takes the focus
+    await eventually(lambda: _focus_is(page, "name"), 10, interval=PAGE_INTERVAL)
     await page.keyboard.type("Eino")
     await page.keyboard.press("Enter")
     await wait_text(viewer, "#watch-status", "Esitys ei ole vielä alkanut.")
@@ -278,7 +287,7 @@ async def test_watch_by_keyboard_alone(node: Node, browser: Browser) -> None:
     await tab_to(page, "chat-input")
     await page.keyboard.type("Tervehdys näppäimistöltä")
     await page.keyboard.press("Enter")
-    await until(lambda: _acknowledged(page), 10)
+    await eventually(lambda: _acknowledged(page), 10, interval=PAGE_INTERVAL)
     await tab_to(page, "back-button")
     await page.keyboard.press("Enter")
     await page.locator("#front").wait_for(state="visible", timeout=5_000)
@@ -289,21 +298,21 @@ async def test_lobby_microphone_and_the_show_sound_lowered(node: Node, browser: 
     # before the show starts the lobby may talk (docs/protocol.md, "Lobby voice")
     show = await node.create_show("Lukupiiri")
     aino = await open_tab(browser, show["viewer_url"])
-    await until(lambda: text_of(aino, "#friend-code"), 10)
+    await eventually(lambda: text_of(aino, "#friend-code"), 10, interval=PAGE_INTERVAL)
     code = await text_of(aino, "#friend-code")
     eino = await open_tab(browser, f"{show['viewer_url']}&lobby={code}")
     mic = eino.page.get_by_role("button", name="Mikrofoni")
     await mic.wait_for(state="visible", timeout=15_000)
     assert await mic.get_attribute("aria-pressed") == "false"
     await mic.click()
-    await until(lambda: _pressed(mic), 10)
+    await eventually(lambda: _pressed(mic), 10, interval=PAGE_INTERVAL)
     await wait_text(eino, "#voice-note", "Mikrofonisi on päällä.")
     # Aino hears Eino: her show's sound is lowered meanwhile, and she is told who talks
     await wait_text(aino, "#volume-value", "hiljennetty puheen ajaksi", timeout=15)
     await wait_text(aino, "#voice-note", "Puhuu nyt: Katsoja")
     await mic.click()
-    await until(lambda: _not_pressed(mic), 10)
-    await until(lambda: _not_ducked(aino), 15)
+    await eventually(lambda: _not_pressed(mic), 10, interval=PAGE_INTERVAL)
+    await eventually(lambda: _not_ducked(aino), 15, interval=PAGE_INTERVAL)
 
 
 async def _pressed(button: Any) -> bool:
@@ -354,7 +363,7 @@ async def test_zoom_and_screen_sizes_keep_text_whole(
         await host.request("caption.send", text="Nyt laulamme yhdessä ensimmäisen laulun")
         await page.get_by_label("Kirjoita viesti").fill("Pitkä viesti " * 8)
         await page.get_by_label("Kirjoita viesti").press("Enter")
-        await until(lambda: _acknowledged(page), 10)
+        await eventually(lambda: _acknowledged(page), 10, interval=PAGE_INTERVAL)
         await layout_problems(page, "watching, chat open")
         if SCREENSHOTS:
             path = f"{SCREENSHOTS}/watch-{size[0]}x{size[1]}.png"

@@ -11,8 +11,8 @@ import pytest
 from playwright.async_api import Browser, Page
 
 from tests.a11y import layout_problems
-from tests.browser import Node, chromium, needs_chromium, serve
-from tests.conftest import ORGANISER_KEY
+from tests.browser import chromium, needs_chromium, serve
+from tests.nodes import ORGANISER_KEY, Node
 
 pytestmark = [pytest.mark.browser, needs_chromium]
 

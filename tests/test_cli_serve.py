@@ -62,6 +62,16 @@ def served(request: pytest.FixtureRequest) -> Iterator[Served]:
         s.proc.wait()
 
 
+async def printed(served: Served, text: bytes, timeout: float = 20) -> bytes:
+    """The first line the process prints (on stdout) that contains ``text``."""
+
+    async def line_with_text() -> bytes:
+        line: bytes = await asyncio.to_thread(served.proc.stdout.readline)  # type: ignore[union-attr]
+        return line if text in line else b""
+
+    return await eventually(line_with_text, timeout, f"a line with {text!r} on stdout")
+
+
 async def up(session: aiohttp.ClientSession, url: str) -> bool:
     try:
         async with session.get(url + "/healthz") as response:
@@ -107,18 +117,14 @@ async def test_serve_answers_creates_finds_limits_and_stops_on_sigterm(served: S
     assert b'"event": "serve.start"' in err
 
 
-def test_generated_organiser_key_is_printed_once() -> None:
+async def test_generated_organiser_key_is_printed_once() -> None:
     served = Served()
     try:
-        line = b""
-        deadline = time.monotonic() + 20
-        while b"organiser key" not in line and time.monotonic() < deadline:
-            line = served.proc.stdout.readline()  # type: ignore[union-attr]
-        assert b"organiser key" in line
+        line = await printed(served, b"organiser key")
         key = line.rsplit(b" ", 1)[-1].strip()
         assert len(key) >= 40
     finally:
-        code, _ = served.stop()
+        code, _ = await asyncio.to_thread(served.stop)
     out, err = served.proc.communicate()
     assert code == 0
     assert key not in out + err  # not repeated, not logged
@@ -185,11 +191,7 @@ async def test_demo_show_is_live_and_watchable() -> None:
     served = Served("--demo", "--ice-host", "127.0.0.1")
     watcher: Watcher | None = None
     try:
-        line = b""
-        deadline = time.monotonic() + 20
-        while b"Demo show is on" not in line and time.monotonic() < deadline:
-            line = await asyncio.to_thread(served.proc.stdout.readline)  # type: ignore[union-attr]
-        assert b"Demo show is on: code " in line
+        line = await printed(served, b"Demo show is on: code ")
         code = line.split(b"code ")[1][:7].decode().replace(" ", "")
         watcher = Watcher(await Session.connect(served.url))
         joined = await watcher.join(code)

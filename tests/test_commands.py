@@ -13,7 +13,7 @@ from lampio_stream.app import commands as all_commands
 from rooms.errors import InvalidInput
 from signaling import commands as c
 from signaling.commands import Commands
-from tests.conftest import ORGANISER_KEY
+from tests.nodes import ORGANISER_KEY
 
 
 async def connect(client: TestClient) -> aiohttp.ClientWebSocketResponse:  # type: ignore[type-arg]

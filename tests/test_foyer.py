@@ -3,29 +3,24 @@ that stays in its lobby and survives reconnects, limits, and the performer's mod
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestServer
 
 from clients.client import ProtocolError, Session
-from lampio_stream.app import create_app
 from rooms.bus import Bus
 from rooms.bus_redis import RedisBus
-from signaling.services import SERVICES
-from tests.conftest import make_config
 from tests.helpers import eventually
+from tests.nodes import Node, serve
 from tests.redis_server import RedisServer
-from tests.test_live import Node
 
 
 @pytest.fixture
 async def node(bus: Bus) -> AsyncIterator[Node]:
-    server = TestServer(create_app(make_config(lobby_size=2), bus=bus), host="127.0.0.1")
-    await server.start_server()
-    yield Node(server, str(server.make_url("")).rstrip("/"))
-    await server.close()
+    async with serve(bus, lobby_size=2) as running:
+        yield running
 
 
 async def join(node: Node, code: str, name: str, **extra: Any) -> tuple[Session, dict[str, Any]]:
@@ -42,9 +37,11 @@ async def next_chat(session: Session, timeout: float = 5) -> dict[str, Any]:
     return await session.next_event("chat.message", timeout)
 
 
-async def no_chat(session: Session) -> None:
-    with pytest.raises(TimeoutError):
-        await session.next_event("chat.message", 0.5)
+async def no_chat_before(session: Session, lobby_mate: Session) -> None:
+    """No chat reaches ``session`` before the message its lobby-mate posts now: every node hands
+    chat on in the order it was posted, so anything sent earlier would have come first."""
+    marker = await lobby_mate.request("chat.send", text="merkki", client_id="marker")
+    assert (await next_chat(session))["id"] == marker["id"]
 
 
 async def test_lobbies_chat_stays_in_its_lobby_and_reaches_the_performer(node: Node) -> None:
@@ -54,15 +51,15 @@ async def test_lobbies_chat_stays_in_its_lobby_and_reaches_the_performer(node: N
     seats = [await join(node, show["code"], f"Katsoja {n}") for n in range(6)]
     try:
         lobbies = [joined["lobby"]["id"] for _, joined in seats]
-        assert len(set(lobbies)) == 3 and lobbies[0] == lobbies[1] != lobbies[2]
-        (a, _), (b, joined_b), (c, _) = seats[0], seats[1], seats[2]
+        assert len(set(lobbies)) == 3 and lobbies[0] == lobbies[1] != lobbies[2] == lobbies[3]
+        (a, _), (b, joined_b), (c, _), (d, _) = seats[:4]
         assert {m["name"] for m in joined_b["members"]} == {"Katsoja 0", "Katsoja 1"}
         ack = await a.request("chat.send", text="Hyvää iltaa <b>kaikki</b>", client_id="a-1")
         assert ack["id"] and ack["duplicate"] is False
         heard = await next_chat(b)
         assert heard["text"] == "Hyvää iltaa <b>kaikki</b>" and heard["name"] == "Katsoja 0"
         assert heard["id"] == ack["id"]
-        await no_chat(c)  # another lobby hears nothing
+        await no_chat_before(c, d)  # another lobby hears nothing
         feed = await next_chat(performer)  # the performer's feed has every lobby
         assert feed["id"] == ack["id"] and feed["lobby"] == lobbies[0]
     finally:
@@ -227,42 +224,35 @@ async def test_a_lobby_spans_two_nodes_on_one_redis(redis_server: RedisServer) -
     # Each node has its own bus connection; a lobby's chat and member list cross between them,
     # and the performer on one node sees chat posted on the other.
     redis_server.flush()
-    buses = [await RedisBus.connect(redis_server.url) for _ in range(2)]
-    servers = [
-        TestServer(create_app(make_config(lobby_size=3), bus=bus), host="127.0.0.1")
-        for bus in buses
-    ]
-    for server in servers:
-        await server.start_server()
-    one, two = (Node(s, str(s.make_url("")).rstrip("/")) for s in servers)
-    sessions: list[Session] = []
-    try:
+    async with contextlib.AsyncExitStack() as stack:
+        nodes: list[Node] = []
+        for _ in range(2):
+            bus = await RedisBus.connect(redis_server.url)
+            stack.push_async_callback(bus.close)
+            nodes.append(await stack.enter_async_context(serve(bus, lobby_size=3)))
+        one, two = nodes
+
+        async def seated(node: Node, name: str, **extra: Any) -> tuple[Session, dict[str, Any]]:
+            session, joined = await join(node, show["code"], name, **extra)
+            stack.push_async_callback(session.close)
+            return session, joined
+
         show = await one.create_show()
         performer = await Session.connect(one.url)
-        sessions.append(performer)
+        stack.push_async_callback(performer.close)
         await performer.request("perform.host", show=show["id"], token=show["performer_token"])
-        a, joined = await join(one, show["code"], "Aino")
-        sessions.append(a)
-        b, joined_b = await join(two, show["code"], "Eino", lobby=joined["lobby"]["code"])
-        sessions.append(b)
+        a, joined = await seated(one, "Aino")
+        b, joined_b = await seated(two, "Eino", lobby=joined["lobby"]["code"])
         assert joined_b["lobby"]["id"] == joined["lobby"]["id"]
         assert {m["name"] for m in joined_b["members"]} == {"Aino", "Eino"}
         ack = await b.request("chat.send", text="Terveisiä toiselta", client_id="b-1")
         assert (await next_chat(a))["id"] == ack["id"]
         assert (await next_chat(performer))["id"] == ack["id"]
-        c, joined_c = await join(two, show["code"], "Into")  # the lobby on node one has a seat
-        sessions.append(c)
+        _, joined_c = await seated(two, "Into")  # the lobby on node one has a seat
         assert joined_c["lobby"]["id"] == joined["lobby"]["id"]
         with pytest.raises(ProtocolError) as full:
             await join(one, show["code"], "Outi", lobby=joined["lobby"]["code"])
         assert full.value.code == "lobby_full"
-    finally:
-        for session in sessions:
-            await session.close()
-        for server in servers:
-            await server.close()
-        for bus in buses:
-            await bus.close()
 
 
 async def test_a_late_goodbye_of_the_old_connection_keeps_the_seat(node: Node) -> None:
@@ -282,7 +272,7 @@ async def test_a_late_goodbye_of_the_old_connection_keeps_the_seat(node: Node) -
         assert rejoined["me"]["id"] == joined["me"]["id"]  # the same member, a new connection
         await old.close()  # now the server notices the old connection going
         await host.request("perform.host", show=show["id"], token=show["performer_token"])
-        lobbies = node.server.app[SERVICES].lobbies
+        lobbies = node.lobbies
         await eventually(lambda: _audience_is(host, 1), 5)
         members = await lobbies.members(joined["lobby"]["id"])
         assert [m.id for m in members] == [joined["me"]["id"]]

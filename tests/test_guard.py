@@ -9,8 +9,7 @@ from aiohttp.test_utils import TestClient
 
 from lampio_stream.config import Config
 from signaling.guard import FAILURES_ALLOWED
-from tests.conftest import ORGANISER_KEY, make_config
-from tests.test_api import create, error_of
+from tests.nodes import ORGANISER_KEY, create, error_of, make_config
 
 
 async def test_wrong_secrets_are_rate_limited_per_address(client: TestClient) -> None:  # type: ignore[type-arg]

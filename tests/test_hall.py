@@ -8,17 +8,13 @@ import time
 from collections.abc import AsyncIterator
 
 import pytest
-from aiohttp.test_utils import TestServer
 
 from clients.client import Performer, Session
-from lampio_stream.app import create_app
 from media.hall import HallSynth, rms
 from media.sources import TestPatternTrack, ToneTrack
-from rooms.bus_memory import MemoryBus
 from tests.audience import clap, level_since, silence_then_applause
-from tests.conftest import make_config
 from tests.helpers import eventually
-from tests.test_live import Node
+from tests.nodes import Node, serve
 
 pytestmark = pytest.mark.usefixtures("loopback_ice")
 
@@ -26,10 +22,8 @@ pytestmark = pytest.mark.usefixtures("loopback_ice")
 @pytest.fixture
 async def node() -> AsyncIterator[Node]:
     """One node on the in-process bus (the reaction path across engines: tests/test_foyer.py)."""
-    server = TestServer(create_app(make_config(lobby_size=50), bus=MemoryBus()), host="127.0.0.1")
-    await server.start_server()
-    yield Node(server, str(server.make_url("")).rstrip("/"))
-    await server.close()
+    async with serve(lobby_size=50) as running:
+        yield running
 
 
 def test_synth_level_rises_with_the_number_of_clappers() -> None:
@@ -60,12 +54,13 @@ async def test_performer_hears_applause_grow_with_clappers(node: Node) -> None:
         sound = node.stage.hall_sound(show["id"])
         assert sound is not None
         start, frames = time.monotonic(), sound.frames
-        await asyncio.sleep(1.0)
+        await asyncio.sleep(1.0)  # a rate: frames counted over a second
         rate = (sound.frames - frames) / (time.monotonic() - start)
         assert 40 <= rate <= 60, rate
         # the performer can mute it
         await performer.session.request("hall.mute", muted=True)
         clapping = asyncio.ensure_future(clap(viewers, 3))
+        # As above, only time fills the window with claps, which unmuted would be loud by now.
         await asyncio.sleep(1.5)
         muted_from = time.monotonic()
         await clapping
@@ -118,5 +113,7 @@ async def test_the_hall_makes_nothing_when_nobody_listens(node: Node) -> None:
     await performer.session.close()
     await eventually(lambda: node.stage.hall(show["id"]).viewers == 0, 10)
     frames = sound.frames
+    # Making nothing has no event to wait for: the hall is given 25 frames' time (0.5 s) to
+    # make any.
     await asyncio.sleep(0.5)
     assert sound.frames - frames <= 2  # at most what was under way

@@ -13,8 +13,8 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from signaling import bodies
-from tests.conftest import ORGANISER_KEY
 from tests.helpers import eventually
+from tests.nodes import ORGANISER_KEY
 
 AUTH = {"Authorization": f"Bearer {ORGANISER_KEY}"}
 

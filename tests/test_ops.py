@@ -6,7 +6,7 @@ from aiohttp.test_utils import TestClient
 
 from lampio_stream.app import create_app
 from rooms.bus_redis import RedisBus
-from tests.conftest import make_config
+from tests.nodes import make_config
 from tests.redis_server import RedisServer
 
 

@@ -13,8 +13,7 @@ from clients.client import ProtocolError, Session
 from lampio_stream.app import create_app
 from rooms.bus_memory import MemoryBus
 from signaling.proxies import client_address, parse_networks
-from tests.conftest import make_config
-from tests.test_api import create, error_of
+from tests.nodes import create, error_of, make_config
 
 PROXY = "127.0.0.0/8"  # the test client connects from loopback: it plays the proxy
 

@@ -5,26 +5,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import struct
-import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestServer
 
-from lampio_stream.app import create_app
 from media import amf0, rtmp
 from media.frame import EncodedFrame
-from rooms.bus_memory import MemoryBus
-from signaling.services import SERVICES
-from tests.conftest import make_config
 from tests.helpers import eventually
-from tests.test_live import Node, start_viewer
-
-ROOT = Path(__file__).resolve().parent.parent
-
+from tests.nodes import Node, serve, start_viewer
+from tests.rtmp_push import push
 
 pytestmark = pytest.mark.usefixtures("loopback_ice")
 
@@ -32,28 +23,12 @@ pytestmark = pytest.mark.usefixtures("loopback_ice")
 @pytest.fixture
 async def node() -> AsyncIterator[Node]:
     """One node with the RTMP ingest on a free port (in-process bus; engines: test_live.py)."""
-    server = TestServer(create_app(make_config(rtmp_port=0), bus=MemoryBus()), host="127.0.0.1")
-    await server.start_server()
-    yield Node(server, str(server.make_url("")).rstrip("/"))
-    await server.close()
+    async with serve(rtmp_port=0) as running:
+        yield running
 
 
 def rtmp_base(node: Node) -> str:
-    return f"rtmp://127.0.0.1:{node.server.app[SERVICES].rtmp_port}/live"  # type: ignore[index]
-
-
-async def push(url: str, seconds: float, *extra: str) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "tests.rtmp_push",
-        url,
-        str(seconds),
-        *extra,
-        cwd=ROOT,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
+    return f"rtmp://127.0.0.1:{node.rtmp_port}/live"
 
 
 async def test_rtmp_push_reaches_viewers_and_disconnect_pauses(node: Node) -> None:
@@ -486,14 +461,17 @@ async def test_a_connection_that_never_publishes_is_closed(
     ingest: Ingest, clients: list[RawRtmp], logged: Logged, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(rtmp, "PUBLISH_TIMEOUT", 1.0)
-    idle = await open_client(ingest, clients)
-    await idle.connect()
+    # The encoder that publishes connects first, so its time to publish runs out first.
     publishing = await open_client(ingest, clients)
     await publishing.connect()
     assert (await publishing.publish("good"))["code"] == "NetStream.Publish.Start"
+    idle = await open_client(ingest, clients)
+    await idle.connect()
     for _ in range(3):  # busy, but never publishing
         await idle.command("createStream", 9, None)
         await idle.expect("_result")
     assert await idle.closed(timeout=3)
     assert logged.errors() == [("info", "publish_timeout")]
-    assert not await publishing.closed(timeout=0.5)  # a publishing encoder is not hurried
+    # A publishing encoder is not hurried: past its own time to publish, it is still served.
+    await publishing.command("createStream", 5, None)
+    assert (await publishing.expect("_result"))[1] == 5

@@ -3,32 +3,18 @@ its code, the screen joining a show with its head count, and the staff phone's c
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp.test_utils import TestServer
 
 from clients.client import ProtocolError, Session
-from lampio_stream.app import create_app
-from rooms.bus import Bus
-from rooms.screens import Screen, Screens
+from rooms.screens import Screen
 from signaling.screens import PAIR_FAILURES_ALLOWED, STAFF_KEY_FAILURES_ALLOWED
-from signaling.services import SERVICES
-from tests.conftest import ORGANISER_KEY, make_config
 from tests.helpers import eventually
-from tests.test_live import Node
+from tests.nodes import ORGANISER_KEY, Node
 
 AUTH = {"Authorization": f"Bearer {ORGANISER_KEY}"}
-
-
-@pytest.fixture
-async def node(bus: Bus) -> AsyncIterator[Node]:
-    server = TestServer(create_app(make_config(), bus=bus), host="127.0.0.1")
-    await server.start_server()
-    yield Node(server, str(server.make_url("")).rstrip("/"))
-    await server.close()
 
 
 async def api(
@@ -144,15 +130,13 @@ async def test_wrong_expired_and_guessed_codes(node: Node) -> None:
         assert bad_key.value.code == "forbidden"
         await phone.request("remote.open", key=key)
 
-        node.server.app[SERVICES].screens.pairing_lifetime = 0.3  # type: ignore[index]
+        node.screens.pairing_lifetime = 0.3
         hello = await screen.request("screen.hello")
 
-        screens = node.server.app[SERVICES].screens
-
         async def expired() -> bool:
-            return await screens.pairing_of(hello["token"]) is None
+            return await node.screens.pairing_of(hello["token"]) is None
 
-        await eventually(expired, 5, 0.05)
+        await eventually(expired, 5, interval=0.05)
         with pytest.raises(ProtocolError) as late:
             await phone.request("screen.pair", code=hello["code"])
         assert late.value.code == "pairing_expired"
@@ -240,7 +224,7 @@ async def test_a_key_revoked_while_it_pairs_leaves_no_screen_behind(
     """The organiser revokes the key just as staff confirm a code: the revocation scans for the
     key's screens before the pairing saves its screen; the pairing must see that and undo itself."""
     key = await staff_key(node)
-    screens: Screens = node.server.app[SERVICES].screens
+    screens = node.screens
     [entry] = await screens.staff_keys()
     save = screens._save
     revoked: list[Screen] = []

@@ -9,27 +9,21 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestServer
 
 from clients.client import Performer, ProtocolError, Session, Voice
-from lampio_stream.app import create_app
 from media.hall import rms
 from media.sources import TestPatternTrack, ToneTrack
 from rooms.bus import Bus
-from signaling.services import SERVICES
-from tests.conftest import make_config
 from tests.helpers import eventually
-from tests.test_live import Node
+from tests.nodes import Node, serve
 
 pytestmark = pytest.mark.usefixtures("loopback_ice")
 
 
 @pytest.fixture
 async def node(bus: Bus) -> AsyncIterator[Node]:
-    server = TestServer(create_app(make_config(lobby_size=2), bus=bus), host="127.0.0.1")
-    await server.start_server()
-    yield Node(server, str(server.make_url("")).rstrip("/"))
-    await server.close()
+    async with serve(bus, lobby_size=2) as running:
+        yield running
 
 
 async def member(node: Node, code: str, name: str, frequency: float) -> Voice:
@@ -92,12 +86,16 @@ async def test_lobby_members_hear_each_other_and_another_lobby_hears_nothing(nod
         }
         await hears(ann, 1)  # Bo
         await hears(bo, 0)  # Ann
-        await asyncio.sleep(1.0)  # Cai's tone had as long to arrive as the others'
+        # Nothing can mark the end of what did not come over RTP: Cai's tone has had as long as
+        # the others' took to arrive, and a second more.
+        await asyncio.sleep(1.0)
         assert cai.frames() == 0, "a member alone in another lobby hears nobody"
         assert slots_heard(ann) == {1} and slots_heard(bo) == {0}, "nobody hears self or Cai"
         # Bo turns the microphone off: Ann's slot goes quiet, and the lobby is told.
         assert (await bo.mic(False)) == {"on": False, "heard": False, "slot": None}
         assert (await mic_event(ann, on=False))["member"] == bo.joined["me"]["id"]
+        # Audio stopping has no event either: what was under way has half a second to come in,
+        # then a second in which nothing more may come.
         before = len(ann.pcm[1])
         await asyncio.sleep(0.5)
         settled = len(ann.pcm[1])
@@ -105,8 +103,7 @@ async def test_lobby_members_hear_each_other_and_another_lobby_hears_nothing(nod
         assert len(ann.pcm[1]) == settled and settled - before < 40
     finally:
         await close_all(ann, bo, cai)
-    stage = node.server.app[SERVICES].voices
-    await eventually(lambda: not stage.seats(show["id"]), 5)
+    await eventually(lambda: not node.voices.seats(show["id"]), 5)
 
 
 async def test_quiet_during_the_show_intermission_and_a_lobby_on_stage(node: Node) -> None:
@@ -239,8 +236,7 @@ async def test_a_voice_closed_by_the_browser_is_released_and_the_lobby_told(node
         await ann.close()  # the page closed its voice connection; the WebSocket stays
         off = await mic_event(bo, on=False)
         assert off["member"] == ann.joined["me"]["id"]
-        voices = node.server.app[SERVICES].voices
-        await eventually(lambda: len(voices.seats(show["id"])) == 1, 5)
+        await eventually(lambda: len(node.voices.seats(show["id"])) == 1, 5)
         with pytest.raises(ProtocolError) as gone:
             await ann.mic(True)
         assert gone.value.code == "invalid_input"

@@ -9,19 +9,13 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp.test_utils import TestServer
 from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from av import VideoFrame
 
-from lampio_stream.app import create_app
 from media.ice import rtc_configuration
-from rooms.bus_memory import MemoryBus
-from signaling.services import SERVICES
-from tests.conftest import make_config
-from tests.helpers import eventually
-from tests.test_live import Node, start_performer
-from tests.test_whip import post
+from tests.helpers import eventually, post
+from tests.nodes import Node, serve, start_performer
 
 pytestmark = pytest.mark.usefixtures("loopback_ice")
 
@@ -29,10 +23,8 @@ pytestmark = pytest.mark.usefixtures("loopback_ice")
 @pytest.fixture
 async def node() -> AsyncIterator[Node]:
     """One node on the in-process bus (both engines are covered by tests/test_live.py)."""
-    server = TestServer(create_app(make_config(), bus=MemoryBus()), host="127.0.0.1")
-    await server.start_server()
-    yield Node(server, str(server.make_url("")).rstrip("/"))
-    await server.close()
+    async with serve() as running:
+        yield running
 
 
 class Player:
@@ -174,8 +166,7 @@ async def test_a_player_that_never_connects_is_dropped(
         )
         assert status == 201
         assert node.stage.viewers(show["id"]) == 1
-        sessions = node.server.app[SERVICES].whep_sessions
-        await eventually(lambda: node.stage.viewers(show["id"]) == 0 and not sessions, 10)
+        await eventually(lambda: node.stage.viewers(show["id"]) == 0 and not node.whep_sessions, 10)
         assert node.stage.peer_count == 1  # only the performer's
     finally:
         await player.close()

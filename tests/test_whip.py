@@ -5,59 +5,27 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp.test_utils import TestServer
 from aiortc import RTCPeerConnection, RTCSessionDescription
-from multidict import CIMultiDict
 
 from clients.client import Session, Watcher
-from lampio_stream.app import create_app
 from media.codecs import prefer_codec
 from media.ice import rtc_configuration
-from rooms.bus_memory import MemoryBus
-from signaling.services import SERVICES
 from tests.audience import silence_then_applause
-from tests.conftest import ORGANISER_KEY, make_config
-from tests.helpers import eventually
+from tests.helpers import eventually, post
 from tests.media.helpers import MovingPatternTrack, ToneTrack
-from tests.test_live import AV1_OFFER, start_viewer
+from tests.nodes import AV1_OFFER, Node, serve, start_viewer
 
 pytestmark = pytest.mark.usefixtures("loopback_ice")
-
-
-class Node:
-    def __init__(self, server: TestServer) -> None:
-        self.server = server
-        self.url = str(server.make_url("")).rstrip("/")
-
-    @property
-    def stage(self) -> Any:
-        return self.server.app[SERVICES].stage
-
-    async def create_show(self) -> dict[str, Any]:
-        async with (
-            aiohttp.ClientSession() as http,
-            http.post(
-                f"{self.url}/api/shows",
-                json={"title": "OBS-konsertti"},
-                headers={"Authorization": f"Bearer {ORGANISER_KEY}"},
-            ) as response,
-        ):
-            assert response.status == 201
-            show: dict[str, Any] = await response.json()
-            return show
 
 
 @pytest.fixture
 async def node() -> AsyncIterator[Node]:
     """One node on the in-process bus (the bus engines are covered by tests/test_live.py)."""
-    server = TestServer(create_app(make_config(), bus=MemoryBus()), host="127.0.0.1")
-    await server.start_server()
-    yield Node(server)
-    await server.close()
+    async with serve() as running:
+        yield running
 
 
 async def obs_like_offer() -> RTCPeerConnection:
@@ -106,13 +74,8 @@ async def two_video_tracks() -> str:
     return sdp
 
 
-async def post(url: str, body: str, **headers: str) -> tuple[int, CIMultiDict[str], str]:
-    async with aiohttp.ClientSession() as http, http.post(url, data=body, headers=headers) as r:
-        return r.status, CIMultiDict(r.headers), await r.text()
-
-
 async def test_obs_style_publish_reaches_viewers_and_delete_pauses(node: Node) -> None:
-    show = await node.create_show()
+    show = await node.create_show("OBS-konsertti")
     assert show["whip_url"] == "http://127.0.0.1:8080/whip"
     pc = await obs_like_offer()
     viewer = None
@@ -131,7 +94,7 @@ async def test_obs_style_publish_reaches_viewers_and_delete_pauses(node: Node) -
         location = headers["Location"]
         assert location.startswith("/whip/session/") and len(location) > 40
         await pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
-        viewer = await start_viewer(node, show["code"])  # type: ignore[arg-type]
+        viewer = await start_viewer(node, show["code"])
         await eventually(lambda: viewer.video.frames >= 10 and viewer.audio.frames >= 5, 20)
         assert viewer.video.sizes == {(320, 240)}
         async with aiohttp.ClientSession() as http:
@@ -150,7 +113,7 @@ async def test_obs_style_publish_reaches_viewers_and_delete_pauses(node: Node) -
 
 
 async def test_second_publisher_with_the_same_key_replaces_the_first(node: Node) -> None:
-    show = await node.create_show()
+    show = await node.create_show("OBS-konsertti")
     first, second = await obs_like_offer(), await obs_like_offer()
     headers = {"Authorization": f"Bearer {show['stream_key']}", "Content-Type": "application/sdp"}
     try:
@@ -170,7 +133,7 @@ async def test_second_publisher_with_the_same_key_replaces_the_first(node: Node)
 
 
 async def test_trickle_patch_is_accepted_and_ice_restart_refused(node: Node) -> None:
-    show = await node.create_show()
+    show = await node.create_show("OBS-konsertti")
     pc = await obs_like_offer()
     try:
         status, headers, answer = await post(
@@ -243,7 +206,7 @@ async def test_an_offer_arriving_in_small_writes_is_read_whole(node: Node) -> No
 
 
 async def test_whip_errors_are_precise_and_leave_nothing_behind(node: Node) -> None:
-    show = await node.create_show()
+    show = await node.create_show("OBS-konsertti")
     pc = await obs_like_offer()
     offer = pc.localDescription.sdp
     key = f"Bearer {show['stream_key']}"
@@ -289,20 +252,17 @@ async def test_whip_errors_are_precise_and_leave_nothing_behind(node: Node) -> N
 
 
 async def test_options_advertises_ice_servers_with_turn_credentials() -> None:
-    config = make_config(
-        ice_servers=("stun:127.0.0.1:3478", "turn:127.0.0.1:3478"), turn_secret="t"
-    )
-    server = TestServer(create_app(config, bus=MemoryBus()), host="127.0.0.1")
-    await server.start_server()
-    try:
-        async with aiohttp.ClientSession() as http, http.options(server.make_url("/whip")) as r:
-            links = r.headers.getall("Link")
-        assert '<stun:127.0.0.1:3478>; rel="ice-server"' in links
-        turn = next(link for link in links if link.startswith("<turn:"))
-        assert 'username="' in turn and 'credential="' in turn
-        assert 'credential-type="password"' in turn
-    finally:
-        await server.close()
+    ice_servers = ("stun:127.0.0.1:3478", "turn:127.0.0.1:3478")
+    async with (
+        serve(ice_servers=ice_servers, turn_secret="t") as node,
+        aiohttp.ClientSession() as http,
+        http.options(f"{node.url}/whip") as r,
+    ):
+        links = r.headers.getall("Link")
+    assert '<stun:127.0.0.1:3478>; rel="ice-server"' in links
+    turn = next(link for link in links if link.startswith("<turn:"))
+    assert 'username="' in turn and 'credential="' in turn
+    assert 'credential-type="password"' in turn
 
 
 async def test_obs_publisher_show_has_an_audience_sound_that_rises_with_clappers(

@@ -27,34 +27,28 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import av
 import pytest
-from aiohttp.test_utils import TestServer
 from aiortc import rtcdtlstransport
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from OpenSSL import SSL
 
-from lampio_stream.app import create_app
-from rooms.bus_memory import MemoryBus
-from signaling.services import SERVICES
-from tests.conftest import ORGANISER_KEY, make_config
 from tests.helpers import eventually
-from tests.test_live import start_viewer
+from tests.nodes import Node, serve, start_viewer
 
 ROOT = Path(__file__).resolve().parents[1]
 WIDTH, HEIGHT, FPS = 320, 240, 25
 SECONDS = 4.0
 ILLEGAL_PARAMETER = 47  # TLS alert description
 
-pytestmark = pytest.mark.skipif(
-    "whip" not in av.formats_available, reason="this PyAV's FFmpeg has no whip muxer"
-)
-
-
-pytestmark = pytest.mark.usefixtures("loopback_ice")
+pytestmark = [
+    pytest.mark.skipif(
+        "whip" not in av.formats_available, reason="this PyAV's FFmpeg has no whip muxer"
+    ),
+    pytest.mark.usefixtures("loopback_ice"),
+]
 
 
 @dataclass
@@ -91,52 +85,33 @@ def dtls(monkeypatch: pytest.MonkeyPatch) -> DtlsObserver:
     return observer
 
 
-class Node:
-    def __init__(self, server: TestServer) -> None:
-        self.server = server
-        self.url = str(server.make_url("")).rstrip("/")
+class RecordingNode(Node):
+    """The node, noting every WHIP offer and the publication made of it."""
+
+    def __init__(self, node: Node) -> None:
+        super().__init__(node.server, node.url)
         self.offers: list[str] = []
         self.publications: list[Any] = []
-
-    @property
-    def stage(self) -> Any:
-        return self.server.app[SERVICES].stage
 
     def publisher_state(self) -> str | None:
         """The connection state of the latest publisher's peer on the server."""
         return self.publications[-1].pc.connectionState if self.publications else None
 
-    async def create_show(self) -> dict[str, Any]:
-        async with (
-            aiohttp.ClientSession() as http,
-            http.post(
-                f"{self.url}/api/shows",
-                json={"title": "FFmpeg-konsertti"},
-                headers={"Authorization": f"Bearer {ORGANISER_KEY}"},
-            ) as response,
-        ):
-            assert response.status == 201
-            show: dict[str, Any] = await response.json()
-            return show
-
 
 @pytest.fixture
-async def node(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Node]:
-    server = TestServer(create_app(make_config(), bus=MemoryBus()), host="127.0.0.1")
-    await server.start_server()
-    result = Node(server)
-    stage = result.stage
-    publish = stage.publish
+async def node(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[RecordingNode]:
+    async with serve() as running:
+        result = RecordingNode(running)
+        publish = result.stage.publish
 
-    async def recording_publish(show_id: str, offer_sdp: str, *args: Any, **kwargs: Any) -> Any:
-        result.offers.append(offer_sdp)
-        publication = await publish(show_id, offer_sdp, *args, **kwargs)
-        result.publications.append(publication)
-        return publication
+        async def recording_publish(show_id: str, offer_sdp: str, *args: Any, **kwargs: Any) -> Any:
+            result.offers.append(offer_sdp)
+            publication = await publish(show_id, offer_sdp, *args, **kwargs)
+            result.publications.append(publication)
+            return publication
 
-    monkeypatch.setattr(stage, "publish", recording_publish)
-    yield result
-    await server.close()
+        monkeypatch.setattr(result.stage, "publish", recording_publish)
+        yield result
 
 
 def p256_certificate(directory: Path) -> tuple[Path, Path]:
@@ -199,8 +174,8 @@ async def start_publisher(url: str, stream_key: str, *cert_and_key: Path) -> Pub
     return Publisher(process)
 
 
-async def publish_and_watch(node: Node, dtls: DtlsObserver, *cert_and_key: Path) -> None:
-    show = await node.create_show()
+async def publish_and_watch(node: RecordingNode, dtls: DtlsObserver, *cert_and_key: Path) -> None:
+    show = await node.create_show("FFmpeg-konsertti")
     publisher = await start_publisher(f"{node.url}/whip", show["stream_key"], *cert_and_key)
     viewer = None
     try:
@@ -222,7 +197,7 @@ async def publish_and_watch(node: Node, dtls: DtlsObserver, *cert_and_key: Path)
             if code != 0 and "DTLS" in stderr and dtls.refused_p224():
                 raise DtlsRefused(f"{dtls.alerts}: {stderr.strip().splitlines()[-1]}")
             raise AssertionError(f"publisher exited with {code}: {stderr}")
-        viewer = await asyncio.wait_for(start_viewer(node, show["code"]), 10)  # type: ignore[arg-type]
+        viewer = await asyncio.wait_for(start_viewer(node, show["code"]), 10)
         await eventually(lambda: viewer.video.frames >= 10 and viewer.audio.frames >= 5, 15)
         assert viewer.video.sizes == {(WIDTH, HEIGHT)}
         code, stderr = await publisher.finish(SECONDS + 10)
@@ -238,7 +213,7 @@ async def publish_and_watch(node: Node, dtls: DtlsObserver, *cert_and_key: Path)
 
 
 async def test_ffmpeg_whip_with_a_p256_certificate_reaches_viewers(
-    node: Node, dtls: DtlsObserver, tmp_path: Path
+    node: RecordingNode, dtls: DtlsObserver, tmp_path: Path
 ) -> None:
     cert, key = p256_certificate(tmp_path)
     await publish_and_watch(node, dtls, cert, key)
@@ -257,7 +232,7 @@ async def test_ffmpeg_whip_with_a_p256_certificate_reaches_viewers(
     ),
 )
 async def test_ffmpeg_whip_with_its_own_certificate_reaches_viewers(
-    node: Node, dtls: DtlsObserver
+    node: RecordingNode, dtls: DtlsObserver
 ) -> None:
     await publish_and_watch(node, dtls)
 

@@ -11,7 +11,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from lampio_stream.app import create_app
 from rooms.bus_memory import MemoryBus
-from tests.conftest import ORGANISER_KEY, make_config
+from tests.nodes import ORGANISER_KEY, make_config
 
 
 async def connect(client: TestClient, **kwargs: Any) -> aiohttp.ClientWebSocketResponse:  # type: ignore[type-arg]

@@ -7,7 +7,6 @@ import fractions
 import math
 import struct
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from aiortc import RTCPeerConnection
@@ -20,24 +19,12 @@ from media.direct import DirectOutput
 from media.forward import Broadcast, Ingest, Viewer
 from media.ice import rtc_configuration
 from media.stage import direct_output
+from tests.helpers import eventually
 
 WIDTH, HEIGHT = 320, 240
 FPS = 20
 AUDIO_RATE = 48000
 AUDIO_SAMPLES = 960  # 20 ms
-
-
-async def eventually(
-    condition: Callable[[], bool],
-    timeout: float = 10.0,
-    message: str = "",
-) -> None:
-    """Wait until condition() is true, failing the test after timeout seconds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s: {message}")
-        await asyncio.sleep(0.02)
 
 
 class MovingPatternTrack(MediaStreamTrack):

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParameters
 from aiortc.rtp import HeaderExtensionsMap, RtpPacket
-from helpers import ShowRig, ViewerRig, eventually
+from helpers import ShowRig, ViewerRig
 
 from media.direct import (
     ABS_SEND_TIME_URI,
@@ -18,6 +18,7 @@ from media.direct import (
     abs_send_time,
 )
 from media.forward import Broadcast
+from tests.helpers import eventually
 
 
 @pytest.mark.parametrize("mid", ["0", "1", "video-long-mid"])

@@ -7,10 +7,9 @@ import os
 import tracemalloc
 from typing import Any
 
-from helpers import eventually
-
 from media.forward import Broadcast, Ingest, Viewer, ViewerTrack
 from media.frame import EncodedFrame
+from tests.helpers import eventually
 
 
 def video(pts: int, key: bool, data: bytes | None = None) -> EncodedFrame:
@@ -27,6 +26,7 @@ class FakePerformer:
 
     def __init__(self, broadcast: Broadcast) -> None:
         self.requests = 0
+        self.frames = 0
         self.ingest: Ingest = broadcast.open_ingest(self.request_keyframe)
         self._key_due = True
         self._pts = 0
@@ -40,6 +40,7 @@ class FakePerformer:
     async def _run(self) -> None:
         while True:
             self.ingest.push(video(self._pts, self._key_due))
+            self.frames += 1
             self._key_due = False
             self._pts += 3000
             await asyncio.sleep(1 / 30)
@@ -57,7 +58,8 @@ async def first_packet(track: ViewerTrack) -> bytes:
 async def test_wave_of_joins_costs_at_most_two_keyframe_requests() -> None:
     broadcast = Broadcast()
     performer = FakePerformer(broadcast)
-    await asyncio.sleep(0.1)  # the show is under way before the audience arrives
+    # the show is under way, past its first keyframe, before the audience arrives
+    await eventually(lambda: performer.frames >= 3, 2, "the performer sent three frames")
     viewers: list[Viewer] = []
     try:
         for _ in range(50):  # 50 joins spread over one second

@@ -13,7 +13,6 @@ import aioice.ice
 import av
 import pytest
 from aiortc import RTCIceServer
-from helpers import eventually
 
 from media.buffer import FrameQueue
 from media.codecs import codec_capabilities
@@ -21,6 +20,7 @@ from media.exceptions import FrameQueueClosed
 from media.frame import EncodedFrame, is_h264_keyframe, is_keyframe, is_vp8_keyframe
 from media.ice import host_addresses, rtc_configuration, use_host_addresses
 from media.keyframes import KeyframeRequests
+from tests.helpers import eventually
 
 
 def encode(codec_name: str, count: int) -> list[bytes]:
@@ -127,7 +127,9 @@ async def test_limiter_coalesces_and_retries_unanswered_requests() -> None:
         await eventually(lambda: len(sent) >= 3, 2)
         limiter.keyframe_arrived()
         count = len(sent)
-        await asyncio.sleep(0.5)  # nothing wanted: no more requests go out
+        # Nothing wanted: no more requests go out. A request not sent has no event to wait
+        # for; 0.5 s is more than two intervals in which one would have gone.
+        await asyncio.sleep(0.5)
         assert len(sent) == count
         assert all(b - a >= 0.19 for a, b in itertools.pairwise(sent))
     finally:
@@ -142,6 +144,7 @@ async def test_limiter_sends_nothing_while_keyframe_on_its_way() -> None:
         await asyncio.sleep(0.05)
         limiter.request()  # keyframe not here yet: the one on its way will do
         limiter.keyframe_arrived()
+        # No event marks a request not sent: 0.3 s is past the interval at which it would go.
         await asyncio.sleep(0.3)
         assert len(sent) == 1
     finally:
