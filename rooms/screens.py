@@ -19,7 +19,8 @@ from typing import Any
 
 from rooms.bus import Bus
 from rooms.codes import format_code, new_code, new_token, normalise_code
-from rooms.errors import CodeSpaceExhausted, InvalidInput, RoomsError
+from rooms.errors import CodeSpaceExhausted, InvalidInput, RoomsError, ShowNotFound
+from rooms.shows import Show, Shows, ShowState
 
 PAIRING_LIFETIME = 10 * 60.0  # seconds a pairing code can be confirmed
 # An expired code is kept this long after, so a late try is told "expired", not "wrong".
@@ -381,3 +382,17 @@ def _screen(record: dict[str, Any]) -> Screen:
         volume=int(record["volume"]),
         paired_at=record["paired_at"],
     )
+
+
+async def next_show(shows: Shows, screen: Screen) -> Show | None:
+    """What the screen shows: the show staff chose while it is open, else the programme's first
+    (live ones first, then the next to start)."""
+    if screen.show is not None:
+        try:
+            chosen = await shows.get(screen.show)
+        except ShowNotFound:
+            chosen = None
+        if chosen is not None and chosen.state is not ShowState.ENDED:
+            return chosen
+    programme = await shows.programme()
+    return programme[0] if programme else None

@@ -28,8 +28,9 @@ from rooms.screens import (
     check_head_count,
     check_volume,
     clean_label,
+    next_show,
 )
-from rooms.shows import Show, ShowState
+from rooms.shows import ShowState
 from signaling import commands as c
 from signaling.api import read_json_object, require_organiser
 from signaling.commands import Commands, Message, Result
@@ -108,21 +109,6 @@ async def revoke_staff_key(request: web.Request) -> web.Response:
 # -- the screen (WebSocket) ----------------------------------------------------------------------
 
 
-async def next_show(services: Services, screen: Screen) -> Show | None:
-    """What the screen shows: the show staff chose while it is open, else the programme's first
-    (live ones first, then the next to start)."""
-    shows = services.shows
-    if screen.show is not None:
-        try:
-            chosen = await shows.get(screen.show)
-        except ShowNotFound:
-            chosen = None
-        if chosen is not None and chosen.state is not ShowState.ENDED:
-            return chosen
-    programme = await shows.programme()
-    return programme[0] if programme else None
-
-
 async def attach_screen(conn: Connection, services: Services, screen_id: str) -> None:
     """This connection speaks for the screen and gets its events."""
     role = await conn.take(ScreenRole(conn, screen_id))
@@ -138,7 +124,7 @@ async def screen_hello(conn: Connection, services: Services, msg: Message) -> Re
         screen = await screens.by_token(token)
         if screen is not None:
             await attach_screen(conn, services, screen.id)
-            show = await next_show(services, screen)
+            show = await next_show(services.shows, screen)
             return {
                 "state": "paired",
                 "screen": screen.public(),
@@ -180,7 +166,7 @@ async def screen_status(conn: Connection, services: Services, msg: Message) -> R
     await services.bus.publish(
         events.staff_channel(screen.staff_key), events.screen_status(screen.public(), status)
     )
-    show = await next_show(services, screen)
+    show = await next_show(services.shows, screen)
     return {"screen": screen.public(), "show": None if show is None else show.public()}
 
 
