@@ -7,6 +7,7 @@ The media is :mod:`media.voice` (this node's peer connections); who may be heard
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 
 from media.voice import VoiceSeat
@@ -53,7 +54,7 @@ async def voice_join(conn: Connection, services: Services, msg: Message) -> Resu
         # The member's browser closed the voice or it never connected: release it as voice.leave
         # would (the lobby hears that the microphone is off, the policy following ends).
         if role.voice is seat and not role.closed:
-            role.spawn(role.release("voice"), "voice-gone")
+            role.spawn(_release_voice(role), "voice-gone")
 
     try:
         seat = await voices.join(show_id, lobby_id, key, msg["sdp"], on_gone=gone)
@@ -78,6 +79,11 @@ async def voice_join(conn: Connection, services: Services, msg: Message) -> Resu
         "talking": talking,
         **state.public(),
     }
+
+
+async def _release_voice(role: Speaking) -> None:
+    # shielded: should the role end meanwhile, the seat is still given back whole
+    await asyncio.shield(role.release("voice"))
 
 
 async def voice_mic(conn: Connection, services: Services, msg: Message) -> Result:
