@@ -20,6 +20,7 @@ R = TypeVar("R", bound="Role")
 Release = Callable[[], Awaitable[None]]
 
 SEND_QUEUE = 256
+LANE_DEPTH = 8  # media commands of one connection waiting or under way at once
 CLOSE_TOO_SLOW = 4001  # application close code: the client did not read fast enough
 
 
@@ -43,8 +44,11 @@ class Connection:
         self._lanes: dict[str, asyncio.Lock] = {}
         self._commands: set[asyncio.Task[Any]] = set()
 
-    def in_lane(self, lane: str, work: Callable[[], Awaitable[None]]) -> None:
-        """Run ``work`` after the earlier work of ``lane``, without holding up the reader."""
+    def in_lane(self, lane: str, work: Callable[[], Awaitable[None]]) -> bool:
+        """Run ``work`` after the earlier work of ``lane``, without holding up the reader; False
+        (nothing queued) when :data:`LANE_DEPTH` commands are already waiting."""
+        if len(self._commands) >= LANE_DEPTH:
+            return False
         lock = self._lanes.setdefault(lane, asyncio.Lock())
 
         async def run() -> None:
@@ -54,6 +58,7 @@ class Connection:
         task = asyncio.get_running_loop().create_task(run(), name=f"{lane}-{self.id}")
         self._commands.add(task)
         task.add_done_callback(self._commands.discard)
+        return True
 
     def role(self, kind: type[R]) -> R | None:
         """This connection's role of ``kind``, if it has one."""

@@ -212,8 +212,9 @@ async def handle_text(conn: Connection, services: Services, text: str, bucket: T
 
     if command.lane is None:
         await run()
-    else:
-        conn.in_lane(command.lane, run)
+    elif not conn.in_lane(command.lane, run):
+        metrics.ws_messages.labels(result="rate_limited").inc()
+        conn.send(error(msg_id, "rate_limited", "too many offers at once", retry_after=1.0))
 
 
 async def close_all(services: Services) -> None:

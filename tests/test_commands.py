@@ -3,6 +3,7 @@ with the field named, and the registry is built per app (no module-level table).
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import aiohttp
@@ -13,6 +14,8 @@ from lampio_stream.app import commands as all_commands
 from rooms.errors import InvalidInput
 from signaling import commands as c
 from signaling.commands import Commands
+from signaling.connection import LANE_DEPTH, Connection
+from tests.helpers import eventually
 from tests.nodes import ORGANISER_KEY
 
 
@@ -103,3 +106,26 @@ def test_each_app_builds_its_own_registry_with_every_command() -> None:
     for name in ("ping", "watch.join", "chat.send", "voice.join", "caption.send", "remote.open"):
         assert name in first and name in second
     assert len(first) == len(second) >= 30
+
+
+async def test_a_connections_media_lane_keeps_order_and_is_bounded() -> None:
+    """Offers run one at a time in the order sent, apart from the reader; a client that queues
+    more than LANE_DEPTH of them gets the rest refused (the socket itself is not needed here)."""
+    conn = Connection(None, "127.0.0.1")  # type: ignore[arg-type]
+    gate = asyncio.Event()
+    ran: list[int] = []
+
+    def work(n: int) -> Any:
+        async def run() -> None:
+            await gate.wait()
+            ran.append(n)
+
+        return run
+
+    accepted = [conn.in_lane(c.MEDIA, work(n)) for n in range(LANE_DEPTH + 3)]
+    assert accepted == [True] * LANE_DEPTH + [False] * 3
+    gate.set()
+    await eventually(lambda: len(ran) == LANE_DEPTH, 5)
+    assert ran == list(range(LANE_DEPTH))
+    assert conn.in_lane(c.MEDIA, work(99))  # room again
+    await eventually(lambda: ran[-1] == 99, 5)
