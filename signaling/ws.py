@@ -200,11 +200,7 @@ async def handle_text(conn: Connection, services: Services, text: str, bucket: T
                 conn.send(error(msg_id, "internal_error", "something went wrong on our side"))
                 return
             metrics.ws_messages.labels(result=told.code).inc()
-            extra = (
-                {}
-                if told.retry_after is None or told.code != "rate_limited"
-                else {"retry_after": round(told.retry_after, 3)}
-            )
+            extra = {} if told.retry_after is None else {"retry_after": round(told.retry_after, 3)}
             conn.send(error(msg_id, told.code, told.message, **extra))
             return
         metrics.ws_messages.labels(result="ok").inc()
