@@ -40,6 +40,14 @@ def staff_channel(key_id: str) -> str:
     return f"staff-events:{key_id}"
 
 
+# -- the connection -------------------------------------------------------------------------------
+
+
+def hello(protocol: int, server: str, ice_servers: list[dict[str, Any]]) -> Event:
+    """The server's first words on a new WebSocket: the protocol, its version, ICE servers."""
+    return {"type": "hello", "protocol": protocol, "server": server, "ice_servers": ice_servers}
+
+
 # -- the show -------------------------------------------------------------------------------------
 
 

@@ -13,6 +13,7 @@ from typing import Any
 import structlog
 from aiohttp import WSCloseCode, WSMsgType, web
 
+from rooms import events
 from rooms.ratelimit import TokenBucket
 from signaling import commands as c
 from signaling import wirejson
@@ -104,14 +105,8 @@ async def _serve(request: web.Request, services: Services, remote: str) -> web.W
     metrics.websockets.inc()
     conn.start()
     site = services.site
-    conn.send(
-        {
-            "type": "hello",
-            "protocol": PROTOCOL_VERSION,
-            "server": site.version,
-            "ice_servers": client_ice_servers(site.ice_servers, site.turn_secret),
-        }
-    )
+    ice_servers = client_ice_servers(site.ice_servers, site.turn_secret)
+    conn.send(events.hello(PROTOCOL_VERSION, site.version, ice_servers))
     bucket = TokenBucket(MESSAGE_RATE, MESSAGE_BURST)
     try:
         async for raw in ws:
