@@ -21,6 +21,7 @@ from media.forward import Broadcast, Ingest, Viewer
 from media.frame import EncodedFrame
 from media.hall import HallSound
 from media.ice import rtc_configuration
+from media.seams import drop_empty_datagrams
 from rooms.bus import Message
 from rooms.relay import EventRelay, Unfollow
 from rooms.supervise import retrying
@@ -396,6 +397,7 @@ class Stage:
                     receiving.append(transceiver)
             await pc.setRemoteDescription(RTCSessionDescription(offer_sdp, "offer"))
             await pc.setLocalDescription(await pc.createAnswer())
+            drop_empty_datagrams(pc)
         except Exception as exc:
             if hall is not None:
                 hall.close()
@@ -505,6 +507,7 @@ class Stage:
                 await pc.setRemoteDescription(RTCSessionDescription(offer_sdp, "offer"))
                 await pc.setLocalDescription(await pc.createAnswer())
                 session.answer_sdp = pc.localDescription.sdp
+            drop_empty_datagrams(pc)
             if self._direct:
                 ours = aiortc_sdp.SessionDescription.parse(pc.localDescription.sdp)
                 for source, transceiver, track in sections:
