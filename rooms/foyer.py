@@ -132,7 +132,12 @@ class Foyer:
             await self.lobbies.refresh(lobby, member())  # a rename must stick
 
         await every(
-            REFRESH_INTERVAL, refresh, "presence.refresh", longest=RETRY_MAX, lobby=lobby.id
+            REFRESH_INTERVAL,
+            refresh,
+            "presence.refresh",
+            longest=RETRY_MAX,
+            lobby=lobby.id,
+            member=member().id,
         )
 
     async def lobby_of_show(self, show_id: str, lobby_id: str) -> Lobby:
