@@ -31,7 +31,8 @@ LONGEST_PAUSE = 5.0  # the pauses double up to this
 class Failures:
     """One task's current run of failures, and the pause before its next attempt.
 
-    Logs ``{what}_failed`` when a run begins (and for each new kind of error in it) and
+    Logs ``{what}_failed`` when a run begins (and for each new kind of error in it: a warning for
+    the ``expected`` kinds, the bus being away by default, else an error with its traceback) and
     ``{what}_back`` when it ends, with ``context`` on both."""
 
     def __init__(
@@ -40,12 +41,14 @@ class Failures:
         *,
         first: float = FIRST_PAUSE,
         longest: float = LONGEST_PAUSE,
+        expected: tuple[type[Exception], ...] = (BusError,),
         **context: Any,
     ) -> None:
         if not 0 < first <= longest:
             raise ValueError("pauses must be positive, the first no longer than the longest")
         self.what = what
         self.first, self.longest = first, longest
+        self.expected = expected  # logged as warnings, without a traceback
         self.count = 0  # failures in the current run
         self.pause = first
         self._context = context
@@ -67,7 +70,7 @@ class Failures:
         self.count += 1
         if type(exc) not in self._kinds:
             self._kinds.add(type(exc))
-            if isinstance(exc, BusError):
+            if isinstance(exc, self.expected):
                 log.warning(
                     f"{self.what}_failed", error=str(exc), retry_in=self.pause, **self._context
                 )
@@ -92,11 +95,12 @@ async def retrying(
     fatal: tuple[type[Exception], ...] = (),
     first: float = FIRST_PAUSE,
     longest: float = LONGEST_PAUSE,
+    expected: tuple[type[Exception], ...] = (BusError,),
     **context: Any,
 ) -> T:
     """What ``op()`` returns, trying again after growing pauses for as long as it fails. An error
     of a ``fatal`` kind is raised at once (retrying cannot help it); cancelling stops the tries."""
-    failures = Failures(what, first=first, longest=longest, **context)
+    failures = Failures(what, first=first, longest=longest, expected=expected, **context)
     while True:
         try:
             result = await op()

@@ -16,6 +16,7 @@ import pytest
 import structlog
 
 from clients.client import Session
+from lampio_stream.demo import run_demo
 from media.stage import Stage
 from rooms import events
 from rooms.bus import BusUnavailable
@@ -27,6 +28,7 @@ from rooms.shows import ShowState
 from rooms.supervise import every, retrying
 from rooms.voice import VoiceStates, announce_mic
 from signaling.live import follow_publication
+from signaling.ws import close_all
 from tests.helpers import eventually
 from tests.nodes import Node, serve
 from tests.redis_server import RedisServer
@@ -359,3 +361,29 @@ async def test_the_redis_listener_reconnects_after_any_error(
         assert logged(logs, "bus.listener_failed")
     finally:
         await bus.close()
+
+
+async def test_the_demo_performer_comes_back_whatever_refused_it(
+    flaky: FlakyBus, logs: list[dict[str, Any]]
+) -> None:
+    async with serve(flaky) as node:
+        flaky.failure = BusUnavailable("away")
+        demo = asyncio.get_running_loop().create_task(
+            run_demo(node.services.shows, node.url, node.url)
+        )
+        try:
+            await eventually(lambda: logged(logs, "demo.create_failed"), 5)
+            flaky.failure = None
+            await eventually(lambda: node.stage.live_count == 1, 20, "the demo is live")
+            # Its connection closed while the bus is away: perform.start is refused for a while.
+            flaky.failure = BusUnavailable("away")
+            await close_all(node.services)
+            await eventually(lambda: logged(logs, "demo.perform_failed"), 10)
+            assert not demo.done()
+            flaky.failure = None
+            await eventually(lambda: logged(logs, "demo.perform_back"), 20, "the demo is back")
+            assert node.stage.live_count == 1
+        finally:
+            flaky.failure = None
+            demo.cancel()
+            await asyncio.gather(demo, return_exceptions=True)
