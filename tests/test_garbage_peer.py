@@ -11,7 +11,7 @@ node's and then some. The honest viewers count encoded frames without decoding t
 (``decode=False``): the node's work is the same either way, and on the 2 cores this suite shares
 with others, 20 decoding viewers leave too little margin (measured once: loop lag p99 32 ms, max
 127 ms, and the kernel dropped 40 % of the flood before the node could read it; counting: p99
-5-8 ms, nothing dropped).
+5-8 ms, at most 1 % dropped).
 """
 
 from __future__ import annotations
