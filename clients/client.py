@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import time
 from collections.abc import Callable, Sequence
@@ -20,7 +21,9 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from av import VideoFrame
 
 from media.codecs import prefer_codec
+from media.frame import EncodedFrame
 from media.ice import rtc_configuration
+from media.receiver import EncodedReceiver
 
 
 class ProtocolError(Exception):
@@ -149,7 +152,13 @@ class TrackStats:
 
 
 class Watcher:
-    """A viewer: joins a show by code and receives its media, decoding or only counting frames."""
+    """A viewer: joins a show by code and receives its media, decoding or only counting frames.
+
+    With ``decode=False`` nothing is decoded at all: each receiver is tapped before media flows
+    (:class:`media.receiver.EncodedReceiver`) and whole encoded frames are counted as aiortc's
+    jitter buffer completes them, so many viewers cost one process little (no ``sizes`` then, and
+    no audience sound kept as PCM, only counted).
+    """
 
     def __init__(self, session: Session, *, decode: bool = True) -> None:
         self.session = session
@@ -163,6 +172,7 @@ class Watcher:
         self._audio_tracks = 0
         self.started_at = 0.0
         self._tasks: set[asyncio.Task[None]] = set()
+        self._taps: list[EncodedReceiver] = []
 
     async def join(self, code: str) -> dict[str, Any]:
         """Join by code; returns the show's public facts and whether it is live."""
@@ -182,6 +192,8 @@ class Watcher:
 
         @pc.on("track")
         def on_track(track: MediaStreamTrack) -> None:
+            if not self.decode:
+                return  # counted by the taps, never decoded
             if track.kind == "video":
                 work = self._consume(track, self.video)
             elif self._audio_tracks == 0:  # sections come in order: the show's sound first,
@@ -194,8 +206,27 @@ class Watcher:
             task.add_done_callback(self._tasks.discard)
 
         await pc.setRemoteDescription(RTCSessionDescription(offer["sdp"], "offer"))
+        if not self.decode:
+            self._count_encoded(pc)
         await pc.setLocalDescription(await pc.createAnswer())
         await self.session.request("watch.answer", sdp=pc.localDescription.sdp)
+
+    def _count_encoded(self, pc: RTCPeerConnection) -> None:
+        # After setRemoteDescription the receivers have their tracks, and aiortc's decoder thread
+        # starts only once the connection does: tapped now, it never sees a frame.
+        for tap in self._taps:
+            tap.close()
+        self._taps = []
+        audio = 0
+        for transceiver in pc.getTransceivers():
+            if transceiver.kind == "video":
+                stats = self.video
+            else:  # sections come in order: the show's sound, then the audience sound if asked
+                stats = self.audio if audio == 0 else self.hall
+                audio += 1
+            self._taps.append(
+                EncodedReceiver(transceiver.receiver, on_frame=functools.partial(_count, stats))
+            )
 
     async def _consume(self, track: MediaStreamTrack, stats: TrackStats) -> None:
         # aiortc decodes in its receiver; "counting only" still reads, so queues stay drained.
@@ -218,8 +249,16 @@ class Watcher:
 
     async def close(self) -> None:
         """Leave and close the peer connection (the session stays open)."""
+        for tap in self._taps:
+            tap.close()
         await _close_peer(self.pc, self._tasks)
         self.pc = None
+
+
+def _count(stats: TrackStats, frame: EncodedFrame) -> None:
+    stats.frames += 1
+    if stats.first_frame_at is None:
+        stats.first_frame_at = time.monotonic()
 
 
 class Performer:

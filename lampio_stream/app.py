@@ -223,7 +223,10 @@ def create_app(config: Config, *, bus: Bus | None = None) -> web.Application:
             await reactions
         pending = set(the_services.lifecycle.tasks)
         if pending:
-            await asyncio.wait(pending, timeout=2.0)
+            _, late = await asyncio.wait(pending, timeout=2.0)
+            for task in late:  # e.g. a show's state still retried while the bus is away
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
         await the_bus.close()
         log.info("bus.closed")
 

@@ -11,7 +11,7 @@ from typing import Any, Protocol, cast
 import aioice
 import aioice.ice
 import aiortc
-from aiortc import RTCRtpReceiver, RTCRtpSender
+from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender
 from aiortc.jitterbuffer import JitterFrame
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtcrtpreceiver import RemoteStreamTrack
@@ -28,6 +28,7 @@ __all__ = [
     "answer_nacks",
     "check_versions",
     "decoded_backlog",
+    "drop_empty_datagrams",
     "host_addresses_now",
     "installed_versions",
     "offer_host_addresses",
@@ -243,6 +244,49 @@ def _method(target: object, name: str) -> Callable[..., Any]:
         raise UnsupportedVersionError(f"{type(target).__name__} has no {name}()")
     bound: Callable[..., Any] = getattr(target, name)
     return bound
+
+
+# --- Receiving: datagrams -----------------------------------------------------------------------
+# aioice's StunProtocol.datagram_received hands every datagram that does not parse as STUN, from
+# any address, to its Connection's data_received, which queues it for RTCDtlsTransport._recv_next;
+# that reads data[0] unguarded, so one empty datagram (anyone may send one to a peer's port) raised
+# IndexError, ended the DTLS transport and with it the peer connection. data_received is looked up
+# on the connection for every datagram, so shadowing it on the instance drops empty ones first.
+_GUARDED = "_lampio_drops_empty"
+
+
+def drop_empty_datagrams(pc: RTCPeerConnection) -> int:
+    """Keep empty UDP datagrams from every transport ``pc`` has now (call it once its
+    descriptions are set); how many transports it guarded (none twice)."""
+    guarded = 0
+    for connection in _ice_connections(pc):
+        if getattr(connection, _GUARDED, False):
+            continue
+        receive: Callable[[bytes, int], None] = _method(connection, "data_received")
+
+        def data_received(data: bytes, component: int, receive: Any = receive) -> None:
+            if data:
+                receive(data, component)
+
+        connection.data_received = data_received  # type: ignore[method-assign]
+        setattr(connection, _GUARDED, True)
+        guarded += 1
+    return guarded
+
+
+def _ice_connections(pc: RTCPeerConnection) -> list[aioice.Connection]:
+    # RTCRtpSender.transport and RTCSctpTransport.transport are the DTLS transports, whose
+    # .transport is the RTCIceTransport; its _connection is the aioice Connection it wraps.
+    dtls = [t.sender.transport for t in pc.getTransceivers() if t.sender is not None]
+    if pc.sctp is not None:
+        dtls.append(pc.sctp.transport)
+    connections: dict[int, aioice.Connection] = {}
+    for transport in dtls:
+        connection = getattr(getattr(transport, "transport", None), "_connection", None)
+        if not isinstance(connection, aioice.Connection):
+            raise UnsupportedVersionError("RTCIceTransport has no aioice Connection")
+        connections[id(connection)] = connection
+    return list(connections.values())
 
 
 # --- ICE: host candidates --------------------------------------------------------------------

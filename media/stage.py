@@ -21,8 +21,10 @@ from media.forward import Broadcast, Ingest, Viewer
 from media.frame import EncodedFrame
 from media.hall import HallSound
 from media.ice import rtc_configuration
+from media.seams import drop_empty_datagrams
 from rooms.bus import Message
 from rooms.relay import EventRelay, Unfollow
+from rooms.supervise import retrying
 
 log = structlog.get_logger(__name__)
 
@@ -253,10 +255,17 @@ class Stage:
             sound = HallSound(ingest.push, listeners=lambda: broadcast.viewers)
             sound.start()
             entry = self._halls[show_id] = (broadcast, sound)
-            if self._relay is not None:
+            relay = self._relay
+            if relay is not None:
                 # Whoever hears the hall (the studio, viewers who asked for it, a performer on
-                # OBS or RTMP), every node's reaction totals drive it while the show has one.
-                follow = self._relay.follow_show(show_id, _HallFeed(sound), performer=True)
+                # OBS or RTMP), every node's reaction totals drive it while the show has one; if
+                # following fails (the bus away), it is retried until it works.
+                feed = _HallFeed(sound)
+                follow = retrying(
+                    lambda: relay.follow_show(show_id, feed, performer=True),
+                    "stage.hall_feed",
+                    show=show_id,
+                )
                 task = asyncio.get_running_loop().create_task(follow, name=f"hall-feed-{show_id}")
                 self._hall_feeds[show_id] = task
         return entry[0]
@@ -265,12 +274,15 @@ class Stage:
         task = self._hall_feeds.pop(show_id, None)
         if task is None:
             return
-        try:
-            unfollow = await task
-        except Exception:
-            log.exception("stage.hall_feed_failed", show=show_id)
+        if not task.done():  # still retrying: nothing followed yet
+            task.cancel()
+            await asyncio.wait([task])
+        if task.cancelled():
             return
-        await unfollow()
+        if task.exception() is not None:
+            log.error("stage.hall_feed_failed", show=show_id, exc_info=task.exception())
+            return
+        await task.result()()
 
     def hall_mute(self, show_id: str, muted: bool) -> bool:
         """Silence (or bring back) the show's audience sound; False if the show has none."""
@@ -385,6 +397,7 @@ class Stage:
                     receiving.append(transceiver)
             await pc.setRemoteDescription(RTCSessionDescription(offer_sdp, "offer"))
             await pc.setLocalDescription(await pc.createAnswer())
+            drop_empty_datagrams(pc)
         except Exception as exc:
             if hall is not None:
                 hall.close()
@@ -494,6 +507,7 @@ class Stage:
                 await pc.setRemoteDescription(RTCSessionDescription(offer_sdp, "offer"))
                 await pc.setLocalDescription(await pc.createAnswer())
                 session.answer_sdp = pc.localDescription.sdp
+            drop_empty_datagrams(pc)
             if self._direct:
                 ours = aiortc_sdp.SessionDescription.parse(pc.localDescription.sdp)
                 for source, transceiver, track in sections:

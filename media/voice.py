@@ -32,6 +32,7 @@ from media.forward import ViewerTrack
 from media.frame import EncodedFrame
 from media.ice import rtc_configuration
 from media.receiver import EncodedReceiver
+from media.seams import drop_empty_datagrams
 from media.stage import InvalidSdp, UnsupportedMedia, close_peer, direct_output, parse_offer
 from rooms.voice import VoicePolicy
 
@@ -198,6 +199,7 @@ class Voices:
             if mic is not None:
                 seat.tap = EncodedReceiver(mic.receiver, on_frame=self._speaker(seat))
             await pc.setLocalDescription(await pc.createAnswer())
+            drop_empty_datagrams(pc)
             if self._direct:
                 # Straight to the member's socket, as the show's viewers get theirs: an Opus
                 # frame is one RTP payload as it came, so there is nothing to packetise.

@@ -280,16 +280,21 @@ class RedisBus:
                         self._dispatch(raw)
             except asyncio.CancelledError:
                 raise
-            except (*_UNAVAILABLE, RedisError) as exc:
+            except Exception as exc:
+                # Redis away, or anything else: a listener that ended would end live events for
+                # good, so it reconnects whatever went wrong.
                 self._connected = False
                 self._lost = True
                 if not lost_logged:
-                    log.warning(
-                        "bus.redis_unavailable",
-                        error=str(exc),
-                        channels=len(self._subscribers),
-                        hint="live events pause until Redis is back; retrying",
-                    )
+                    if isinstance(exc, (*_UNAVAILABLE, RedisError)):
+                        log.warning(
+                            "bus.redis_unavailable",
+                            error=str(exc),
+                            channels=len(self._subscribers),
+                            hint="live events pause until Redis is back; retrying",
+                        )
+                    else:
+                        log.error("bus.listener_failed", exc_info=exc, hint="reconnecting")
                     lost_logged = True
                 delay = RECONNECT_DELAYS[min(attempt, len(RECONNECT_DELAYS) - 1)]
                 attempt += 1

@@ -17,10 +17,11 @@ from typing import Any
 import structlog
 
 from rooms import events
-from rooms.bus import Bus, BusError
+from rooms.bus import Bus
 from rooms.chat import Chat
 from rooms.lobbies import PRESENCE_TTL, Lobbies, Lobby, LobbyNotFound, Member, clean_name
 from rooms.shows import Show
+from rooms.supervise import every
 
 log = structlog.get_logger(__name__)
 
@@ -123,24 +124,21 @@ class Foyer:
     async def keep_present(self, lobby: Lobby, member: Callable[[], Member]) -> None:
         """Refresh the member's presence for as long as they sit there (run as a task).
 
-        The bus may go away for a while: the refresh is retried with growing pauses and said once
-        in the log, and the seat is kept as soon as the bus is back."""
-        delay = REFRESH_INTERVAL
-        failing = False
-        while True:
-            await asyncio.sleep(delay)
-            try:
-                await self.lobbies.refresh(lobby, member())  # a rename must stick
-            except BusError as exc:
-                if failing:
-                    delay = min(RETRY_MAX, delay * 2)
-                else:
-                    log.warning("presence.refresh_failed", lobby=lobby.id, error=str(exc))
-                    failing, delay = True, 0.5
-                continue
-            if failing:
-                log.info("presence.refresh_back", lobby=lobby.id)
-            failing, delay = False, REFRESH_INTERVAL
+        The bus may go away for a while: the refresh is retried with growing pauses (at most
+        :data:`RETRY_MAX` apart) and said once in the log, and the seat is kept (written again, if
+        Redis came back empty) as soon as the bus is back."""
+
+        async def refresh() -> None:
+            await self.lobbies.refresh(lobby, member())  # a rename must stick
+
+        await every(
+            REFRESH_INTERVAL,
+            refresh,
+            "presence.refresh",
+            longest=RETRY_MAX,
+            lobby=lobby.id,
+            member=member().id,
+        )
 
     async def lobby_of_show(self, show_id: str, lobby_id: str) -> Lobby:
         """The show's open lobby with this id."""

@@ -12,8 +12,9 @@ from collections import defaultdict
 from typing import Any
 
 from rooms import events
-from rooms.bus import Bus, BusError
+from rooms.bus import Bus
 from rooms.errors import InvalidInput
+from rooms.supervise import Failures
 
 KINDS = ("applause", "laughter", "heart", "bravo")
 INTERVAL = 0.05  # seconds between a node's totals, while anyone reacts
@@ -55,17 +56,28 @@ class ReactionTally:
 
 
 async def publish_totals(tally: ReactionTally, bus: Bus, node: str) -> None:
-    """Every :data:`INTERVAL`, this node's reaction totals per show, on the show's channel."""
+    """Every :data:`INTERVAL`, this node's reaction totals per show, on the show's channel.
+
+    Runs as long as the node: a failure of any kind (the bus away, anything else) is said once,
+    and the totals are not published again until a pause that grows while it fails (the clicks
+    meanwhile are lost: a burst of applause a minute late would be no applause at all)."""
     loop = asyncio.get_running_loop()
+    failures = Failures("reactions.publish", node=node)
     due = loop.time()
+    resume = due
     while True:
         # A fixed schedule: the time spent publishing does not stretch the interval.
         due += INTERVAL
         await asyncio.sleep(max(0.0, due - loop.time()))
         due = max(due, loop.time() - INTERVAL)  # after a stall, do not try to catch up
-        for show_id, totals in tally.drain().items():
-            event = events.reactions(show_id, node, totals["counts"], totals["lobbies"])
-            try:
+        drained = tally.drain()
+        if not drained or loop.time() < resume:
+            continue
+        try:
+            for show_id, totals in drained.items():
+                event = events.reactions(show_id, node, totals["counts"], totals["lobbies"])
                 await bus.publish(events.show_channel(show_id), event)
-            except BusError:
-                pass  # the bus is away: these clicks are lost, the next ones go through
+        except Exception as exc:
+            resume = loop.time() + failures.failed(exc)
+        else:
+            failures.succeeded()

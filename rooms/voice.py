@@ -15,11 +15,12 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from rooms import events
-from rooms.bus import Bus, BusError, Message
+from rooms.bus import Bus, Message
 from rooms.errors import RoomsError
 from rooms.lobbies import Lobbies, LobbyNotFound
 from rooms.relay import EventRelay, Unfollow
 from rooms.shows import Shows, ShowState
+from rooms.supervise import retrying
 
 STATE_TTL = 7 * 24 * 3600.0  # an intermission or stage outlives no show by long
 QUIET_STATES = (ShowState.LIVE, ShowState.PAUSED)  # while the show is on, lobbies listen
@@ -86,6 +87,7 @@ class Speaker(Protocol):
 
     lobby_id: str | None
     key: str  # the member id
+    mic_on: bool  # whether the microphone is on now
     lobby_told_on: bool  # what the lobby was last told of this microphone
 
 
@@ -100,14 +102,15 @@ class Seats(Protocol):
 
 
 async def announce_mic(bus: Bus, seat: Speaker, *, on: bool) -> None:
-    """Tell the lobby that the seat's microphone went on or off (once per change)."""
+    """Tell the lobby that the seat's microphone went on or off (once per change: a telling that
+    failed is not taken for told, so that trying again tells it)."""
     if seat.lobby_told_on == on:
         return
-    seat.lobby_told_on = on
     if seat.lobby_id is not None:
         await bus.publish(
             events.lobby_channel(seat.lobby_id), events.voice_mic(seat.lobby_id, seat.key, on)
         )
+    seat.lobby_told_on = on
 
 
 class VoiceRules:
@@ -217,19 +220,33 @@ class VoiceStates:
         """Apply the show's policy to the seats here; the lobbies hear whose microphone went off."""
         silenced = self._seats.set_policy(show_id, state.policy)
         if silenced:
-            task = asyncio.get_running_loop().create_task(self._announce_off(silenced))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self.tell_lobbies(silenced)
 
-    async def _announce_off(self, seats: list[Any]) -> None:
+    def tell_lobbies(self, seats: list[Any]) -> None:
+        """Tell each seat's lobby whether its microphone is on now, in the background: retried
+        while the bus is away (the policy keeps following meanwhile), so that no lobby goes on
+        seeing a microphone on that the policy, or its member's leaving, switched off."""
+        task = asyncio.get_running_loop().create_task(self._tell(seats), name="voice-mic-told")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _tell(self, seats: list[Speaker]) -> None:
         for seat in seats:
-            with contextlib.suppress(BusError):  # the policy must keep following regardless
-                await announce_mic(self._bus, seat, on=False)
+            await self._tell_one(seat)
+
+    async def _tell_one(self, seat: Speaker) -> None:
+        async def tell() -> None:
+            # What the microphone is by the time the bus answers, not what it was when switched.
+            await announce_mic(self._bus, seat, on=seat.mic_on)
+
+        await retrying(tell, "voice.mic_told", lobby=seat.lobby_id)
 
     async def close(self) -> None:
-        """End every following (shutdown)."""
+        """End every following (shutdown); lobbies not yet told of a microphone stay untold."""
         for show_id in list(self._shows):
             self._shows[show_id].users = 1
             await self.unwatch(show_id)
+        for task in self._tasks:
+            task.cancel()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -6,24 +6,28 @@ do what, moves the show's state and tells everyone watching through the bus (``s
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 from collections.abc import Callable
 
+import structlog
+
 from media.stage import Publication
 from rooms import events
-from rooms.bus import BusError, Message
+from rooms.bus import Message
 from rooms.errors import Forbidden, InvalidInput, ShowNotFound
 from rooms.foyer import HEAD_COUNT_MAX
 from rooms.lobbies import NAME_MAX
 from rooms.screens import ScreenNotFound
 from rooms.shows import Show, ShowState
+from rooms.supervise import every, retrying
 from signaling import commands as c
 from signaling.commands import MEDIA, Commands, Result
 from signaling.connection import Connection
 from signaling.lookup import show_for_code
 from signaling.roles import Performer, Screen, Viewer, performer, viewer
 from signaling.services import Services
+
+log = structlog.get_logger(__name__)
 
 AUDIENCE_INTERVAL = 1.0  # seconds between viewer-count updates to the performer
 TOKEN_MAX = 128
@@ -48,18 +52,39 @@ async def performer_show(services: Services, show_id: str, token: str) -> Show:
 
 def follow_publication(services: Services) -> Callable[[Publication, str], None]:
     """Move the show's state with its performer's connection: live when media connects, paused
-    when it closes or fails (unless another performer took over). Shared by every way to publish."""
+    when it closes or fails (unless another performer took over). Shared by every way to publish.
+    The bus may be away just then: the move is retried until it is stored, unless a later move of
+    the same show replaced it (the latest word wins)."""
     lifecycle = services.lifecycle
 
     def on_state(publication: Publication, state: str) -> None:
         show_id = publication.show_id
+        key = f"show-state:{show_id}"
         if state == "connected":
-            coro = services.shows.move(show_id, ShowState.LIVE, publication.codecs)
-            lifecycle.spawn(coro, "show-live")
+            live = move_show(services, show_id, ShowState.LIVE, publication.codecs)
+            lifecycle.spawn_latest(key, live, "show-live")
         elif state in ("failed", "closed") and not services.stage.live(show_id):
-            lifecycle.spawn(services.shows.move(show_id, ShowState.PAUSED), "show-paused")
+            paused = move_show(services, show_id, ShowState.PAUSED)
+            lifecycle.spawn_latest(key, paused, "show-paused")
 
     return on_state
+
+
+async def move_show(
+    services: Services, show_id: str, state: ShowState, codecs: dict[str, str] | None = None
+) -> None:
+    """Store and announce the show's new state, retrying while that fails. A show whose record is
+    gone (Redis restarted without its data) cannot be moved: said once, as a warning."""
+    try:
+        await retrying(
+            lambda: services.shows.move(show_id, state, codecs),
+            "show.move",
+            fatal=(ShowNotFound,),
+            show=show_id,
+            state=state.value,
+        )
+    except ShowNotFound:
+        log.warning("show.move_lost", show=show_id, state=state.value, hint="no record of the show")
 
 
 async def take_the_stage(conn: Connection, services: Services, show_id: str) -> Performer:
@@ -131,18 +156,19 @@ async def perform_end(conn: Connection, services: Services, msg: Message) -> Res
 
 async def report_audience(conn: Connection, services: Services, show_id: str) -> None:
     """Send the performer the size of the audience whenever it changes: heads in the lobbies (a
-    care-home screen counts its residents) plus standard players (WHEP), across nodes."""
+    care-home screen counts its residents) plus standard players (WHEP), across nodes. While the
+    count fails (the bus away) the performer keeps the last figure and counting is retried."""
     stage, counter = services.stage, services.audience
     last = -1
-    while True:
-        try:
-            count = await counter.count(show_id) + stage.players(show_id)
-        except BusError:
-            count = last  # the bus is away for a moment; keep the last figure
+
+    async def report() -> None:
+        nonlocal last
+        count = await counter.count(show_id) + stage.players(show_id)
         if count != last:
             conn.send(events.audience(show_id, count))
             last = count
-        await asyncio.sleep(AUDIENCE_INTERVAL)
+
+    await every(AUDIENCE_INTERVAL, report, "audience.count", now=True, show=show_id)
 
 
 # -- viewer ---------------------------------------------------------------------------------------

@@ -30,6 +30,7 @@ class Lifecycle:
 
     draining: bool = False
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
+    latest: dict[str, asyncio.Task[Any]] = field(default_factory=dict)
 
     def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
         """Run a task the app keeps a reference to until it ends."""
@@ -37,6 +38,23 @@ class Lifecycle:
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
         task.add_done_callback(_report)
+        return task
+
+    def spawn_latest(
+        self, key: str, coro: Coroutine[Any, Any, Any], name: str
+    ) -> asyncio.Task[Any]:
+        """:meth:`spawn`, cancelling the task spawned under ``key`` before if it still runs (a
+        show's state being retried while the bus is away must not overwrite a later one)."""
+        previous = self.latest.get(key)
+        if previous is not None:
+            previous.cancel()
+        task = self.latest[key] = self.spawn(coro, name)
+
+        def forget(done: asyncio.Task[Any]) -> None:
+            if self.latest.get(key) is done:
+                del self.latest[key]
+
+        task.add_done_callback(forget)
         return task
 
 

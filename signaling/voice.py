@@ -8,10 +8,8 @@ The media is :mod:`media.voice` (this node's peer connections); who may be heard
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
 from media.voice import VoiceSeat
-from rooms.bus import BusError
 from rooms.errors import InvalidInput
 from rooms.voice import VoiceClosed, VoiceFull, announce_mic
 from signaling import commands as c
@@ -67,8 +65,7 @@ async def voice_join(conn: Connection, services: Services, msg: Message) -> Resu
         role.voice = None
         await voices.leave(seat)
         await states.unwatch(show_id)
-        with contextlib.suppress(BusError):
-            await announce_mic(services.bus, seat, on=False)
+        states.tell_lobbies([seat])  # its microphone is off now (retried while the bus is away)
 
     await role.hold("voice", leave)
     talking = [s.key for s in voices.seats(show_id, lobby_id) if s.mic_on and s is not seat]

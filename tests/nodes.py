@@ -13,6 +13,7 @@ from typing import Any
 
 import aiohttp
 from aiohttp.test_utils import TestClient, TestServer
+from aiortc import RTCPeerConnection
 
 from clients.client import Performer, Session, Watcher
 from lampio_stream.app import create_app
@@ -84,6 +85,15 @@ class Node:
     @property
     def whep_sessions(self) -> dict[str, HttpSession]:
         return self.services.whep_sessions
+
+    def viewer_peers(self, show_id: str) -> list[RTCPeerConnection]:
+        """The node's peer connections to the show's viewers."""
+        return [session.pc for session in self.stage._viewers if session.show_id == show_id]
+
+    def ingested(self, show_id: str, kind: str = "video") -> int:
+        """Frames of ``kind`` the node has received from the show's current performer session."""
+        ingest = self.stage.broadcast(show_id).ingest
+        return 0 if ingest is None else sum(r.frames for r in ingest.receivers if r.kind == kind)
 
     @property
     def rtmp_port(self) -> int:
@@ -169,9 +179,10 @@ async def start_performer(node: Node, show: dict[str, Any], codec: str) -> Perfo
     return performer
 
 
-async def start_viewer(node: Node, code: str) -> Watcher:
-    """A Python viewer watching the show of ``code`` (once it is live)."""
-    watcher = Watcher(await Session.connect(node.url))
+async def start_viewer(node: Node, code: str, *, decode: bool = True) -> Watcher:
+    """A Python viewer watching the show of ``code`` (once it is live); with ``decode=False`` it
+    counts encoded frames and decodes none (many viewers in one test)."""
+    watcher = Watcher(await Session.connect(node.url), decode=decode)
     joined = await watcher.join(code)
     if not joined["live"]:
         await watcher.session.next_event("show.state")

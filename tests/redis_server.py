@@ -1,8 +1,11 @@
-"""A real redis-server on a free loopback port, started and stopped by the tests."""
+"""A real redis-server on a free loopback port, started and stopped by the tests (and, for the
+outage tests, frozen, thawed, killed and restarted)."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -28,6 +31,7 @@ class RedisServer:
         self.port = port or free_port()
         self.dir = Path(tempfile.mkdtemp(prefix="lampio-redis-"))
         self.proc: subprocess.Popen[bytes] | None = None
+        self.frozen = False
 
     @property
     def url(self) -> str:
@@ -69,7 +73,35 @@ class RedisServer:
             time.sleep(0.05)
         raise RuntimeError("redis-server did not start within 10 s")
 
+    def freeze(self) -> None:
+        """Stop the process (SIGSTOP), as a stalled host: its connections stay open, the kernel
+        still accepts new ones, and nothing answers until :meth:`thaw`."""
+        assert self.proc is not None and self.proc.poll() is None, "redis-server is not running"
+        os.kill(self.proc.pid, signal.SIGSTOP)
+        self.frozen = True
+
+    def thaw(self) -> None:
+        """Let a frozen process go on (SIGCONT), with everything it held."""
+        if self.proc is not None and self.frozen:
+            os.kill(self.proc.pid, signal.SIGCONT)
+        self.frozen = False
+
+    def kill(self) -> None:
+        """End the process at once (SIGKILL): its connections are reset and, without persistence,
+        its data is gone. :meth:`restart` brings up an empty one on the same port."""
+        assert self.proc is not None, "redis-server is not running"
+        self.proc.kill()
+        self.proc.wait()
+        self.proc = None
+        self.frozen = False
+
+    def restart(self) -> None:
+        """A new, empty redis-server on the same port."""
+        self.stop()
+        self.start()
+
     def stop(self) -> None:
+        self.thaw()  # a stopped process would only see SIGTERM once continued
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
             try:

@@ -30,6 +30,7 @@ from media.seams import (
     answer_nacks,
     check_versions,
     decoded_backlog,
+    drop_empty_datagrams,
     host_addresses_now,
     installed_versions,
     offer_host_addresses,
@@ -302,3 +303,20 @@ async def test_host_address_seam_makes_aioice_offer_loopback() -> None:
         await pc.close()
     offer_host_addresses(None)
     assert "127.0.0.1" not in host_addresses_now()  # aioice's own rule leaves loopback out
+
+
+async def test_empty_datagrams_never_reach_the_dtls_transport() -> None:
+    # aiortc reads the first byte of whatever aioice queues: an empty datagram ended the transport.
+    pc = RTCPeerConnection(rtc_configuration(max_bundle=True))
+    try:
+        pc.addTransceiver("audio", direction="sendonly")
+        pc.addTransceiver("video", direction="sendonly")
+        await pc.setLocalDescription(await pc.createOffer())
+        assert drop_empty_datagrams(pc) == 1  # one transport for both (max-bundle)
+        assert drop_empty_datagrams(pc) == 0  # never wrapped twice
+        connection = pc.getTransceivers()[0].sender.transport.transport._connection
+        connection.data_received(b"", 1)
+        connection.data_received(b"\x80\x00", 1)
+        assert connection._queue.qsize() == 1
+    finally:
+        await pc.close()
