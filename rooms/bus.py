@@ -16,10 +16,13 @@ import msgpack
 
 Message = dict[str, Any]
 
-# Stream ids look like Redis stream ids ("<milliseconds>-<sequence>") on both engines, so a client
-# that resumes with an id it saw never needs to know which engine served it.
-_STREAM_ID = re.compile(r"^\d{1,20}-\d{1,20}$")
+# Stream ids look like Redis stream ids ("<milliseconds>-<sequence>", each part a 64-bit unsigned
+# number in ASCII digits) on both engines, so a client that resumes with an id it saw never needs
+# to know which engine served it.
+_STREAM_ID = re.compile(r"(\d{1,20})-(\d{1,20})", re.ASCII)
+STREAM_PART_MAX = 2**64 - 1
 STREAM_START = "0-0"
+STREAM_LAST = f"{STREAM_PART_MAX}-{STREAM_PART_MAX}"  # nothing can come after it
 
 
 class BusError(Exception):
@@ -52,9 +55,11 @@ def decode(data: bytes) -> Message:
 
 
 def check_stream_id(stream_id: str) -> str:
-    """Return a valid stream id or raise :class:`BusError`."""
-    if not _STREAM_ID.match(stream_id):
-        raise BusError(f"invalid stream id: {stream_id!r}")
+    """Return a valid stream id or raise :class:`BusError` (other digits than ASCII, a line break
+    after it or a part beyond 64 bits, which Redis refuses, included)."""
+    match = _STREAM_ID.fullmatch(stream_id) if isinstance(stream_id, str) else None
+    if match is None or any(int(part) > STREAM_PART_MAX for part in match.groups()):
+        raise BusError(f"invalid stream id: {stream_id!r:.80}")
     return stream_id
 
 

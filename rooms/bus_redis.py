@@ -23,6 +23,7 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from rooms.bus import (
+    STREAM_LAST,
     STREAM_START,
     BusError,
     BusUnavailable,
@@ -379,7 +380,8 @@ class RedisBus:
         self, stream: str, after: str = STREAM_START, count: int = 100
     ) -> list[StreamEntry]:
         """XRANGE from just after ``after``."""
-        check_stream_id(after)
+        if check_stream_id(after) == STREAM_LAST:
+            return []  # Redis refuses an interval starting after the last possible id
         rows = await self._call(
             lambda: self._client.xrange(self._k(stream), min=f"({after}", max="+", count=count)
         )

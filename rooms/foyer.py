@@ -9,6 +9,7 @@ member (and so its place in the chat).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -17,9 +18,17 @@ from typing import Any
 import structlog
 
 from rooms import events
-from rooms.bus import Bus
+from rooms.bus import Bus, BusError
 from rooms.chat import Chat
-from rooms.lobbies import PRESENCE_TTL, Lobbies, Lobby, LobbyNotFound, Member, clean_name
+from rooms.lobbies import (
+    PRESENCE_TTL,
+    RELIST_INTERVAL,
+    Lobbies,
+    Lobby,
+    LobbyNotFound,
+    Member,
+    clean_name,
+)
 from rooms.shows import Show
 from rooms.supervise import every
 
@@ -93,6 +102,12 @@ class Foyer:
             raise
         return Seating(lobby, member, token)
 
+    async def forget_session(self, session: str) -> None:
+        """Drop a session nobody was told of (a join that failed after the seat was taken); what
+        the bus keeps meanwhile expires."""
+        with contextlib.suppress(BusError):
+            await self._bus.delete(f"session:{session}")
+
     async def _member_id(self, session: str | None) -> str:
         """The member id of a returning client's session, or a new one."""
         if session:
@@ -126,10 +141,18 @@ class Foyer:
 
         The bus may go away for a while: the refresh is retried with growing pauses (at most
         :data:`RETRY_MAX` apart) and said once in the log, and the seat is kept (written again, if
-        Redis came back empty) as soon as the bus is back."""
+        Redis came back empty) as soon as the bus is back. Every
+        :data:`~rooms.lobbies.RELIST_INTERVAL` the refresh renews the lobby's listing and code
+        too, which expire without it."""
+        loop = asyncio.get_running_loop()
+        listed = loop.time()
 
         async def refresh() -> None:
-            await self.lobbies.refresh(lobby, member())  # a rename must stick
+            nonlocal listed
+            relist = loop.time() - listed >= RELIST_INTERVAL
+            await self.lobbies.refresh(lobby, member(), relist=relist)  # a rename must stick
+            if relist:
+                listed = loop.time()
 
         await every(
             REFRESH_INTERVAL,

@@ -4,21 +4,28 @@ Everything lives on the bus, so lobbies span nodes. A lobby's members are one bu
 members expire one by one (their connection refreshes them), and a show's open lobbies are another
 group, so seating, counting and listing are one bus call each however big the audience is.
 Occupancy is counted from live presence: a client that vanishes without saying goodbye frees its
-seat when its presence expires, and an emptied lobby closes.
+seat when its presence expires, and an emptied lobby closes. A lobby's listing and its friends'
+code expire too unless its members' connections renew them, so a node that dies with lobbies open
+leaves nothing on the bus for good.
 """
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
-from rooms.bus import Bus
+from rooms.bus import Bus, BusError
 from rooms.errors import InvalidInput, RoomsError
 
 DEFAULT_CAPACITY = 12
 PRESENCE_TTL = 30.0  # seconds; a connection refreshes its presence well within this
+# A lobby's listing in its show and its code last this long unless renewed: each member's connection
+# renews them every RELIST_INTERVAL (rooms.foyer), the first member in at once.
+LISTING_TTL = 10 * 60.0
+RELIST_INTERVAL = 60.0
 NAME_MAX = 40
 # Lobby codes avoid letters and digits that look alike (0/O, 1/I/L), so they can be read aloud.
 _CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
@@ -140,17 +147,38 @@ class Lobbies:
         for _ in range(20):
             code = "".join(secrets.choice(_CODE_ALPHABET) for _ in range(LOBBY_CODE_LENGTH))
             lobby = Lobby(secrets.token_urlsafe(9), show_id, code, self.capacity)
-            if await self._bus.set(_code_key(show_id, code), _record(lobby), only_new=True):
-                # Listed only once its founder is in, so no one closes it as empty meanwhile.
-                await self._bus.group_put(
-                    _members(lobby.id), founder.id, _presence(founder), ttl=PRESENCE_TTL
-                )
-                await self._bus.group_put(_lobbies(show_id), lobby.id, _record(lobby))
+            if await self._bus.set(
+                _code_key(show_id, code), _record(lobby), ttl=LISTING_TTL, only_new=True
+            ):
+                try:
+                    # Listed only once its founder is in, so no one closes it as empty meanwhile.
+                    await self._bus.group_put(
+                        _members(lobby.id), founder.id, _presence(founder), ttl=PRESENCE_TTL
+                    )
+                    await self._bus.group_put(
+                        _lobbies(show_id), lobby.id, _record(lobby), ttl=LISTING_TTL
+                    )
+                except BaseException:
+                    await self._abandon(lobby, founder.id)
+                    raise
                 return lobby
         raise RoomsError("no free lobby code")
 
-    async def _seat(self, lobby: Lobby, member: Member, limit: bool = True) -> bool:
-        """Put ``member`` in (or keep it in) ``lobby``; False if the lobby is full."""
+    async def _abandon(self, lobby: Lobby, founder_id: str) -> None:
+        """Undo a lobby whose opening failed half-way, as far as the bus lets us now (what it
+        keeps expires: the founder's presence, the code and the listing)."""
+        with contextlib.suppress(BusError):
+            await self._bus.group_remove(_lobbies(lobby.show_id), lobby.id)
+        with contextlib.suppress(BusError):
+            await self._bus.group_remove(_members(lobby.id), founder_id)
+        with contextlib.suppress(BusError):
+            await self._bus.delete(_code_key(lobby.show_id, lobby.code))
+
+    async def _seat(
+        self, lobby: Lobby, member: Member, limit: bool = True, relist: bool = False
+    ) -> bool:
+        """Put ``member`` in (or keep it in) ``lobby``; False if the lobby is full. With
+        ``relist``, the lobby's listing and code are renewed too."""
         seated = await self._bus.group_put(
             _members(lobby.id),
             member.id,
@@ -158,15 +186,16 @@ class Lobbies:
             ttl=PRESENCE_TTL,
             limit=lobby.capacity if limit else None,
         )
-        if seated == 1:
+        if seated == 1 or (relist and seated > 0):
             # The first one in: the lobby may have been closed as empty just before, so list it
             # (again); listing is idempotent.
             await self._list(lobby)
         return seated > 0
 
     async def _list(self, lobby: Lobby) -> None:
-        await self._bus.group_put(_lobbies(lobby.show_id), lobby.id, _record(lobby))
-        await self._bus.set(_code_key(lobby.show_id, lobby.code), _record(lobby))
+        record = _record(lobby)
+        await self._bus.group_put(_lobbies(lobby.show_id), lobby.id, record, ttl=LISTING_TTL)
+        await self._bus.set(_code_key(lobby.show_id, lobby.code), record, ttl=LISTING_TTL)
 
     async def _close(self, lobby: Lobby) -> bool:
         """Unlist an empty lobby and free its code; True unless someone came in meanwhile."""
@@ -177,9 +206,10 @@ class Lobbies:
             return False
         return True
 
-    async def refresh(self, lobby: Lobby, member: Member) -> None:
-        """Keep ``member`` present (the connection calls this every few seconds)."""
-        await self._seat(lobby, member, limit=False)
+    async def refresh(self, lobby: Lobby, member: Member, *, relist: bool = False) -> None:
+        """Keep ``member`` present (the connection calls this every few seconds); with
+        ``relist`` renew the lobby's listing and code too (every :data:`RELIST_INTERVAL`)."""
+        await self._seat(lobby, member, limit=False, relist=relist)
 
     async def leave(self, lobby: Lobby, member_id: str, seat: str | None = None) -> bool:
         """``member`` leaves; the lobby closes when nobody is left. True if it closed.

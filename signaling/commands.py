@@ -103,6 +103,11 @@ class Command:
     schema: vol.Schema
     lane: str | None = None
 
+    @property
+    def fields(self) -> tuple[str, ...]:
+        """The names of the fields it declares."""
+        return tuple(str(key) for key in self.schema.schema)
+
     def validate(self, msg: Message) -> Message:
         """The message's declared fields, checked (defaults filled in); InvalidInput if not."""
         fields = {k: v for k, v in msg.items() if k not in ("id", "type")}
@@ -146,6 +151,10 @@ class Commands:
             raise ValueError("'id' and 'type' belong to the envelope")
         schema = vol.Schema(dict(declared), extra=vol.REMOVE_EXTRA)
         self._commands[message_type] = Command(handler, schema, lane)
+
+    def names(self) -> list[str]:
+        """Every registered message type, sorted."""
+        return sorted(self._commands)
 
     def get(self, name: str) -> Command | None:
         """The command for a type, if any."""

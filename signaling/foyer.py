@@ -50,8 +50,12 @@ async def chat_history(conn: Connection, services: Services, msg: Message) -> Re
 async def chat_delete(conn: Connection, services: Services, msg: Message) -> Result:
     """Remove a message for everyone (performer)."""
     role = performer(conn)
+    try:
+        message_id = check_stream_id(msg["message"])
+    except BusError:
+        raise InvalidInput("message must be a message id") from None
     lobby = await services.foyer.lobby_of_show(role.show_id, msg["lobby"])
-    await services.chat.delete(lobby, msg["message"])
+    await services.chat.delete(lobby, message_id)
     return {}
 
 

@@ -134,14 +134,18 @@ async def finish(conn: Connection) -> None:
     await conn.close()
 
 
+def _readable_id(msg_id: object) -> int | None:
+    """An id as a reply carries it: an integer, else None (``true`` is no id)."""
+    return msg_id if isinstance(msg_id, int) and not isinstance(msg_id, bool) else None
+
+
 def _id_of(text: str) -> int | None:
     """The message's id if it has a readable one (so that even a refusal reaches its request)."""
     try:
         msg = json.loads(text)
     except (ValueError, RecursionError):  # malformed, or hostile: no id to read
         return None
-    msg_id = msg.get("id") if isinstance(msg, dict) else None
-    return msg_id if isinstance(msg_id, int) and not isinstance(msg_id, bool) else None
+    return _readable_id(msg.get("id")) if isinstance(msg, dict) else None
 
 
 async def handle_text(conn: Connection, services: Services, text: str, bucket: TokenBucket) -> None:
@@ -163,19 +167,11 @@ async def handle_text(conn: Connection, services: Services, text: str, bucket: T
         metrics.ws_messages.labels(result="invalid_message").inc()
         conn.send(error(None, "invalid_message", "a message is a JSON object"))
         return
-    msg_id = msg.get("id")
-    if (
-        not isinstance(msg_id, int)
-        or isinstance(msg_id, bool)
-        or not isinstance(msg.get("type"), str)
-    ):
+    msg_id = _readable_id(msg.get("id"))
+    if msg_id is None or not isinstance(msg.get("type"), str):
         metrics.ws_messages.labels(result="invalid_message").inc()
         conn.send(
-            error(
-                msg_id if isinstance(msg_id, int) else None,
-                "invalid_message",
-                "a message needs an integer 'id' and a string 'type'",
-            )
+            error(msg_id, "invalid_message", "a message needs an integer 'id' and a string 'type'")
         )
         return
     command = services.commands.get(msg["type"])

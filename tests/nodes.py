@@ -109,6 +109,21 @@ class Node:
     def staff_key_limiter(self) -> FailureLimiter:
         return self.services.limiters.staff_key
 
+    @property
+    def open_sockets(self) -> int:
+        """WebSockets open on the node now."""
+        return len(self.services.connections)
+
+    @property
+    def releasing(self) -> bool:
+        """Whether a closed WebSocket is still releasing what it held (its seat, its peers)."""
+        return any(task.get_name() == "ws-finish" for task in self.services.lifecycle.tasks)
+
+    @property
+    def idle(self) -> bool:
+        """No WebSocket open, and none still releasing what it held."""
+        return not self.open_sockets and not self.releasing
+
     # -- the organiser's API ---------------------------------------------------------------------
 
     async def create_show(self, title: str = "Kevätkonsertti") -> dict[str, Any]:
