@@ -21,6 +21,7 @@ from av import VideoFrame
 
 from media.codecs import prefer_codec
 from media.ice import rtc_configuration
+from media.seams import release_peer
 
 
 class ProtocolError(Exception):
@@ -137,6 +138,7 @@ async def _close_peer(pc: RTCPeerConnection | None, tasks: set[asyncio.Task[None
     await asyncio.gather(*tasks, return_exceptions=True)
     if pc is not None:
         await asyncio.shield(pc.close())
+        release_peer(pc)  # freed now, not whenever the cyclic collector runs
 
 
 @dataclass
@@ -176,7 +178,7 @@ class Watcher:
         self.started_at = time.monotonic()
         offer = await self.session.request("watch.start", hall=hall)
         if self.pc is not None:
-            await asyncio.shield(self.pc.close())
+            await _close_peer(self.pc, set())
         config = rtc_configuration(self.session.ice_servers, max_bundle=True)
         pc = self.pc = RTCPeerConnection(config)
 
@@ -244,7 +246,7 @@ class Performer:
         """Offer the tracks (optionally forcing a video codec, and asking for the audience sound
         with ``hall``) and apply the server's answer."""
         if self.pc is not None:
-            await asyncio.shield(self.pc.close())
+            await _close_peer(self.pc, set())
         # max-bundle: see media.ice.rtc_configuration (a second audio section would not connect)
         config = rtc_configuration(self.session.ice_servers, max_bundle=True)
         pc = self.pc = RTCPeerConnection(config)
@@ -278,7 +280,7 @@ class Performer:
         with contextlib.suppress(ProtocolError, ConnectionError):
             await self.session.request("perform.stop")
         if self.pc is not None:
-            await asyncio.shield(self.pc.close())
+            await _close_peer(self.pc, set())
             self.pc = None
 
 
