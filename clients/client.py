@@ -47,10 +47,22 @@ class Session:
 
     @classmethod
     async def connect(
-        cls, base_url: str, *, origin: str | None = None, headers: dict[str, str] | None = None
+        cls,
+        base_url: str,
+        *,
+        origin: str | None = None,
+        headers: dict[str, str] | None = None,
+        local_address: str | None = None,
     ) -> Session:
-        """Open a session to ``base_url`` (http://host:port) and wait for the server's hello."""
-        http = aiohttp.ClientSession()
+        """Open a session to ``base_url`` (http://host:port) and wait for the server's hello.
+
+        ``local_address`` binds this end of the socket to that address: on loopback, clients
+        spread over 127.0.0.0/8 are different addresses to the node (its limits are per address).
+        """
+        connector = (
+            None if local_address is None else aiohttp.TCPConnector(local_addr=(local_address, 0))
+        )
+        http = aiohttp.ClientSession(connector=connector)
         headers = {**(headers or {}), **({"Origin": origin} if origin else {})} or None
         try:
             ws = await http.ws_connect(base_url.rstrip("/") + "/ws", headers=headers)
