@@ -24,6 +24,7 @@ from media.codecs import prefer_codec
 from media.frame import EncodedFrame
 from media.ice import rtc_configuration
 from media.receiver import EncodedReceiver
+from media.seams import release_peer
 
 
 class ProtocolError(Exception):
@@ -49,10 +50,22 @@ class Session:
 
     @classmethod
     async def connect(
-        cls, base_url: str, *, origin: str | None = None, headers: dict[str, str] | None = None
+        cls,
+        base_url: str,
+        *,
+        origin: str | None = None,
+        headers: dict[str, str] | None = None,
+        local_address: str | None = None,
     ) -> Session:
-        """Open a session to ``base_url`` (http://host:port) and wait for the server's hello."""
-        http = aiohttp.ClientSession()
+        """Open a session to ``base_url`` (http://host:port) and wait for the server's hello.
+
+        ``local_address`` binds this end of the socket to that address: on loopback, clients
+        spread over 127.0.0.0/8 are different addresses to the node (its limits are per address).
+        """
+        connector = (
+            None if local_address is None else aiohttp.TCPConnector(local_addr=(local_address, 0))
+        )
+        http = aiohttp.ClientSession(connector=connector)
         headers = {**(headers or {}), **({"Origin": origin} if origin else {})} or None
         try:
             ws = await http.ws_connect(base_url.rstrip("/") + "/ws", headers=headers)
@@ -140,6 +153,7 @@ async def _close_peer(pc: RTCPeerConnection | None, tasks: set[asyncio.Task[None
     await asyncio.gather(*tasks, return_exceptions=True)
     if pc is not None:
         await asyncio.shield(pc.close())
+        release_peer(pc)  # freed now, not whenever the cyclic collector runs
 
 
 @dataclass
@@ -186,7 +200,7 @@ class Watcher:
         self.started_at = time.monotonic()
         offer = await self.session.request("watch.start", hall=hall)
         if self.pc is not None:
-            await asyncio.shield(self.pc.close())
+            await _close_peer(self.pc, set())
         config = rtc_configuration(self.session.ice_servers, max_bundle=True)
         pc = self.pc = RTCPeerConnection(config)
 
@@ -283,7 +297,7 @@ class Performer:
         """Offer the tracks (optionally forcing a video codec, and asking for the audience sound
         with ``hall``) and apply the server's answer."""
         if self.pc is not None:
-            await asyncio.shield(self.pc.close())
+            await _close_peer(self.pc, set())
         # max-bundle: see media.ice.rtc_configuration (a second audio section would not connect)
         config = rtc_configuration(self.session.ice_servers, max_bundle=True)
         pc = self.pc = RTCPeerConnection(config)
@@ -317,7 +331,7 @@ class Performer:
         with contextlib.suppress(ProtocolError, ConnectionError):
             await self.session.request("perform.stop")
         if self.pc is not None:
-            await asyncio.shield(self.pc.close())
+            await _close_peer(self.pc, set())
             self.pc = None
 
 

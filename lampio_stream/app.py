@@ -22,6 +22,7 @@ from media.rtmp import RtmpServer
 from media.stage import Stage
 from media.voice import Voices
 from rooms.bus import Bus, open_bus
+from rooms.bus_memory import MemoryBus
 from rooms.chat import Chat
 from rooms.foyer import AudienceCounter, Foyer
 from rooms.lobbies import Lobbies
@@ -173,6 +174,8 @@ def create_app(config: Config, *, bus: Bus | None = None) -> web.Application:
         metrics.peers.set_function(lambda: stage.peer_count)
         metrics.viewers.set_function(lambda: stage.viewer_total)
         metrics.live_shows.set_function(lambda: stage.live_count)
+        if isinstance(the_bus, MemoryBus):
+            metrics.count_bus_keys(the_bus.families)
         partial = Services(
             site=site,
             metrics=metrics,

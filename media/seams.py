@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import queue
+import weakref
 from collections.abc import Awaitable, Callable, Collection, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
@@ -33,6 +35,7 @@ __all__ = [
     "installed_versions",
     "offer_host_addresses",
     "on_keyframe_request",
+    "release_peer",
     "rtp_path",
     "rtx_ssrcs",
     "send_pli",
@@ -154,22 +157,46 @@ def on_keyframe_request(sender: RTCRtpSender, callback: Callable[[], None]) -> N
     """Call ``callback`` after aiortc's own handling whenever the sender gets a PLI or FIR."""
     # RTCRtpSender._handle_rtcp_packet answers PLI and FIR with self._send_keyframe(), which only
     # sets a flag for aiortc's encoder; pack() of pre-encoded frames never reads it. Shadowing the
-    # method on this one instance is the narrowest hook there is.
+    # method on this one instance is the narrowest hook there is. The sender is held weakly, so
+    # the hook (in the sender's own __dict__) leaves it in no cycle with itself.
     original: Callable[[], None] = _method(sender, "_send_keyframe")
+    function = getattr(original, "__func__", None)
+    if function is None:  # an earlier hook of this kind (holding no strong reference to sender)
+        earlier = original
+    else:
+        target = weakref.ref(sender)
+        del original
+
+        def earlier() -> None:
+            if (held := target()) is not None:
+                function(held)
 
     def send_keyframe() -> None:
-        original()
+        earlier()
         callback()
 
     sender._send_keyframe = send_keyframe  # type: ignore[method-assign]
 
 
 def answer_nacks(sender: RTCRtpSender, retransmit: Callable[[int], Awaitable[None]]) -> None:
-    """Answer each sequence number a NACK names with ``retransmit`` instead of aiortc's history."""
+    """Answer each sequence number a NACK names with ``retransmit`` instead of aiortc's history.
+
+    A bound method is held weakly: its object (which holds the sender) is freed by reference
+    counting when its owner lets go, not left in a cycle with the sender."""
     # _handle_rtcp_packet awaits self._retransmit(seq) per lost packet; aiortc's version only knows
     # the packets its own sender loop sent.
     _method(sender, "_retransmit")
-    sender._retransmit = retransmit  # type: ignore[method-assign,assignment]
+    if not inspect.ismethod(retransmit):
+        sender._retransmit = retransmit  # type: ignore[method-assign,assignment]
+        return
+    weak = weakref.WeakMethod(retransmit)
+
+    async def answer(sequence_number: int) -> None:
+        method = weak()
+        if method is not None:
+            await method(sequence_number)
+
+    sender._retransmit = answer  # type: ignore[method-assign]
 
 
 class SenderReportCounters:
@@ -287,6 +314,39 @@ def _ice_connections(pc: RTCPeerConnection) -> list[aioice.Connection]:
             raise UnsupportedVersionError("RTCIceTransport has no aioice Connection")
         connections[id(connection)] = connection
     return list(connections.values())
+
+
+# --- Closing: what a closed peer connection leaves behind ------------------------------------
+# RTCPeerConnection subscribes bound methods of itself to its transports' "statechange" (the ICE
+# gatherer's, the ICE transport's and the DTLS transport's, __createTransceiver and
+# __createSctpTransport); close() drops its own listeners but not those, so a closed peer stays in
+# reference cycles with its transports; and aioice's closed Connection keeps its candidate pairs,
+# whose protocols point back at it (Connection.close() clears _nominated and _protocols, not
+# _check_list; aiortc's RTCIceTransport holds it as _connection). Only the cyclic collector frees
+# them then, with the receivers' rate counters, the sockets and the DTLS and SRTP state (75–100 kB
+# a viewer's peer), and the node runs full collections rarely (lampio_stream/cli.py): bench/soak.py
+# saw the node grow by that much for every viewer who left. (The sender hooks above hold their
+# sender, or the object of their bound method, weakly for the same reason.)
+
+
+def release_peer(pc: RTCPeerConnection) -> None:
+    """After ``pc.close()``: break the cycles between the peer and its transports, so that reference
+    counting frees it at once (safe to call twice)."""
+    transports = {
+        end.transport
+        for transceiver in pc.getTransceivers()
+        for end in (transceiver.sender, transceiver.receiver)
+        if end.transport is not None
+    }
+    if pc.sctp is not None:
+        transports.add(pc.sctp.transport)
+    for dtls in transports:
+        ice = dtls.transport
+        ice.iceGatherer.remove_all_listeners()
+        ice.remove_all_listeners()
+        dtls.remove_all_listeners()
+        ice._connection._check_list.clear()
+    pc.remove_all_listeners()
 
 
 # --- ICE: host candidates --------------------------------------------------------------------

@@ -21,7 +21,7 @@ from media.forward import Broadcast, Ingest, Viewer
 from media.frame import EncodedFrame
 from media.hall import HallSound
 from media.ice import rtc_configuration
-from media.seams import drop_empty_datagrams
+from media.seams import drop_empty_datagrams, release_peer
 from rooms.bus import Message
 from rooms.relay import EventRelay, Unfollow
 from rooms.supervise import retrying
@@ -56,9 +56,11 @@ async def close_peer(pc: RTCPeerConnection) -> None:
 
     aiortc's ``close()`` makes later callers await one shared future; a caller cancelled while
     waiting cancels that future, the first ``close()`` then fails and every later one waits forever.
-    Shielding keeps a cancelled caller from reaching into aiortc's state.
+    Shielding keeps a cancelled caller from reaching into aiortc's state. Once closed, the peer
+    is freed at once rather than by the cyclic collector (:func:`media.seams.release_peer`).
     """
     await asyncio.shield(pc.close())
+    release_peer(pc)
 
 
 def parse_offer(text: str) -> aiortc_sdp.SessionDescription:
@@ -366,6 +368,7 @@ class Stage:
                 task.cancel()
             elif pc.connectionState == "closed":
                 self._peers.discard(pc)
+                release_peer(pc)  # however it closed (aiortc closes it when the far end does)
                 if task is not asyncio.current_task():
                     task.cancel()
 

@@ -25,6 +25,9 @@ from rooms.bus import (
 log = structlog.get_logger(__name__)
 
 SUBSCRIPTION_QUEUE = 1024
+# Seconds between sweeps of what has expired: a key or member nobody reads again (a closed
+# lobby's chat, an old session, a dedupe id) would otherwise stay in memory for good.
+SWEEP_INTERVAL = 30.0
 
 
 class QueueSubscription:
@@ -84,7 +87,7 @@ class QueueSubscription:
 
 @dataclass
 class _Stream:
-    entries: deque[StreamEntry] = field(default_factory=deque)
+    entries: deque[tuple[str, bytes]] = field(default_factory=deque)  # (id, encoded message)
     last_id: tuple[int, int] = (0, 0)
 
 
@@ -93,7 +96,7 @@ class MemoryBus:
 
     name = "memory"
 
-    def __init__(self) -> None:
+    def __init__(self, *, sweep_interval: float = SWEEP_INTERVAL) -> None:
         self._subscribers: dict[str, set[QueueSubscription]] = {}
         self._streams: dict[str, _Stream] = {}
         self._values: dict[str, bytes] = {}
@@ -101,6 +104,8 @@ class MemoryBus:
         # group → member → (encoded value, monotonic deadline or None for good)
         self._groups: dict[str, dict[str, tuple[bytes, float | None]]] = {}
         self._closed = False
+        self._sweep_interval = sweep_interval
+        self._next_sweep = time.monotonic() + sweep_interval
 
     # -- expiry ---------------------------------------------------------------------------------
 
@@ -124,6 +129,18 @@ class MemoryBus:
     def _check_open(self) -> None:
         if self._closed:
             raise BusError("bus is closed")
+
+    def _sweep(self) -> None:
+        """Drop every expired key, stream and group member, at most once a sweep interval
+        (called by the writes)."""
+        now = time.monotonic()
+        if now < self._next_sweep:
+            return
+        self._next_sweep = now + self._sweep_interval
+        for key in [key for key, deadline in self._expires.items() if now >= deadline]:
+            self._alive(key)
+        for group in list(self._groups):
+            self._group(group)
 
     # -- pub/sub --------------------------------------------------------------------------------
 
@@ -155,6 +172,7 @@ class MemoryBus:
     ) -> str:
         """Append and trim to ``maxlen``."""
         self._check_open()
+        self._sweep()
         if maxlen < 1:
             raise BusError("maxlen must be at least 1")
         if stream in self._values:
@@ -165,13 +183,14 @@ class MemoryBus:
         last_ms, last_seq = entry_stream.last_id
         new_id = (now_ms, 0) if now_ms > last_ms else (last_ms, last_seq + 1)
         entry_stream.last_id = new_id
-        entry = StreamEntry(f"{new_id[0]}-{new_id[1]}", decode(encode(message)))
-        entry_stream.entries.append(entry)
+        data = encode(message)
+        entry_id = f"{new_id[0]}-{new_id[1]}"
+        entry_stream.entries.append((entry_id, data))  # encoded: half the memory of a decoded one
         while len(entry_stream.entries) > maxlen:
             entry_stream.entries.popleft()
         if ttl is not None:
             self._expire(stream, ttl)
-        return entry.id
+        return entry_id
 
     async def append_once(
         self,
@@ -203,9 +222,9 @@ class MemoryBus:
         if not self._alive(stream) or stream not in self._streams:
             return []
         out: list[StreamEntry] = []
-        for entry in self._streams[stream].entries:
-            if stream_id_key(entry.id) > after_key:
-                out.append(entry)
+        for entry_id, data in self._streams[stream].entries:
+            if stream_id_key(entry_id) > after_key:
+                out.append(StreamEntry(entry_id, decode(data)))
                 if len(out) >= count:
                     break
         return out
@@ -217,6 +236,7 @@ class MemoryBus:
     ) -> bool:
         """Store a value."""
         self._check_open()
+        self._sweep()
         exists = self._alive(key)
         if only_new and exists:
             return False
@@ -276,6 +296,7 @@ class MemoryBus:
     ) -> int:
         """Put or refresh a member, within the limit."""
         self._check_open()
+        self._sweep()
         if ttl is not None and ttl <= 0:
             raise BusError("ttl must be positive")
         members = self._group(group)
@@ -310,6 +331,7 @@ class MemoryBus:
     async def incr(self, key: str, *, ttl: float, by: int = 1) -> int:
         """Count ``by`` up; the first count starts the expiry."""
         self._check_open()
+        self._sweep()
         current = await self.get(key) if self._alive(key) else None
         if current is None:
             value = by
@@ -331,6 +353,15 @@ class MemoryBus:
         return int(current["n"]), (
             None if remaining is None else math.ceil(remaining * 1000) / 1000
         )
+
+    def families(self) -> dict[str, int]:
+        """The keys, streams and groups this bus holds now, by family (the name up to its first
+        colon), for metrics and leak checks."""
+        held: dict[str, int] = {}
+        for name in (*self._values, *self._streams, *self._groups):
+            family = name.partition(":")[0]
+            held[family] = held.get(family, 0) + 1
+        return held
 
     async def ping(self) -> None:
         """Always reachable while open."""

@@ -47,6 +47,7 @@ class Seating:
     lobby: Lobby
     member: Member
     session: str
+    returning: bool = False  # the client came back with this session (it has it already)
 
 
 class AudienceCounter:
@@ -89,18 +90,20 @@ class Foyer:
         friend_code: str | None = None,
     ) -> Seating:
         """Seat a viewer (held by connection ``seat``) in a lobby of ``show``: a friend's by its
-        code, else the fullest with room. A session that fails to be stored leaves no seat."""
-        member_id = await self._member_id(session)
+        code, else the fullest with room. A session that fails to be stored leaves no seat.
+
+        A returning client's session keeps its token (its :data:`SESSION_TTL` starts again): a
+        member holds one session however often it comes back, not one more for every join."""
+        member_id, token, returning = await self._returning(session)
         role = "screen" if head_count > 1 or screen else "viewer"
         member = Member(member_id, clean_name(name, show.performer), head_count, role, seat=seat)
         lobby = await self.lobbies.join(show.id, member, friend_code or None)
-        token = secrets.token_urlsafe(24)
         try:
             await self._bus.set(f"session:{token}", {"member": member.id}, ttl=SESSION_TTL)
         except BaseException:
             await self.lobbies.leave(lobby, member.id, seat=seat)
             raise
-        return Seating(lobby, member, token)
+        return Seating(lobby, member, token, returning)
 
     async def forget_session(self, session: str) -> None:
         """Drop a session nobody was told of (a join that failed after the seat was taken); what
@@ -108,13 +111,14 @@ class Foyer:
         with contextlib.suppress(BusError):
             await self._bus.delete(f"session:{session}")
 
-    async def _member_id(self, session: str | None) -> str:
-        """The member id of a returning client's session, or a new one."""
+    async def _returning(self, session: str | None) -> tuple[str, str, bool]:
+        """The member id and token of a returning client's live session, or new ones; whether it
+        was a returning one."""
         if session:
             entry = await self._bus.get(f"session:{session}")
             if entry is not None:
-                return str(entry["member"])
-        return secrets.token_urlsafe(9)
+                return str(entry["member"]), session, True
+        return secrets.token_urlsafe(9), secrets.token_urlsafe(24), False
 
     async def announce(self, lobby: Lobby) -> list[dict[str, Any]]:
         """Tell the lobby who is in it now; the same list is returned."""

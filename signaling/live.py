@@ -226,7 +226,8 @@ async def watch_join(conn: Connection, services: Services, msg: Message) -> Resu
             await conn.drop(Viewer)
         else:
             await role.close()  # it was never taken
-        await foyer.forget_session(seating.session)  # the client never got it
+        if not seating.returning:
+            await foyer.forget_session(seating.session)  # the client never got it
         raise
     stage = services.stage
     live = stage.live(show.id)

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable, Iterator, Mapping
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
 
 
 class Metrics:
@@ -47,7 +51,45 @@ class Metrics:
         self.bus_up = Gauge(
             "lampio_bus_up", "1 when the bus answered the last readiness check", registry=r
         )
+        self.tasks = Gauge(
+            "lampio_asyncio_tasks", "Tasks of the node's event loop not yet done", registry=r
+        )
+        self.tasks.set_function(_task_count)
+
+    def count_bus_keys(self, count: Callable[[], Mapping[str, int]]) -> None:
+        """Publish ``lampio_bus_keys{family}``: what ``count`` says the bus holds, by family (the
+        name up to its first colon), read at every scrape (the in-process bus; Redis's keys are
+        Redis's own to count)."""
+        self.registry.register(_BusKeys(count))
 
     def render(self) -> bytes:
         """The exposition text format."""
         return generate_latest(self.registry)
+
+
+def _task_count() -> int:
+    try:
+        return len(asyncio.all_tasks())
+    except RuntimeError:  # rendered outside the node's loop
+        return 0
+
+
+class _BusKeys:
+    """The bus's keys by family, collected when scraped."""
+
+    def __init__(self, count: Callable[[], Mapping[str, int]]) -> None:
+        self._count = count
+
+    def _family(self) -> GaugeMetricFamily:
+        return GaugeMetricFamily(
+            "lampio_bus_keys", "Keys the in-process bus holds, by family", labels=["family"]
+        )
+
+    def describe(self) -> Iterator[Metric]:
+        yield self._family()
+
+    def collect(self) -> Iterator[Metric]:
+        family = self._family()
+        for name, count in sorted(self._count().items()):
+            family.add_metric([name], count)
+        yield family

@@ -7,6 +7,7 @@ import asyncio
 import pytest
 
 from rooms.bus import STREAM_START, Bus, BusError, BusUnavailable, stream_id_key
+from rooms.bus_memory import MemoryBus
 from rooms.bus_redis import RedisBus
 from tests.helpers import eventually
 from tests.redis_server import RedisServer
@@ -374,3 +375,18 @@ async def test_a_counter_counts_by_any_step_atomically(bus: Bus) -> None:
     assert await bus.incr("tries", ttl=60, by=-1) == 20
     count, remaining = await bus.counter("tries")
     assert count == 20 and remaining is not None and 0 < remaining <= 60
+
+
+async def test_the_memory_bus_forgets_what_expired_even_if_never_read_again() -> None:
+    """A closed lobby's chat, an old session, a vanished member: nobody reads them again, and the
+    in-process engine drops them once they expire (Redis expires keys itself)."""
+    bus = MemoryBus(sweep_interval=0.05)
+    await bus.set("session:old", {"member": "m"}, ttl=0.05)
+    await bus.append("chat:closed", {"text": "hei"}, maxlen=10, ttl=0.05)
+    await bus.group_put("members:gone", "m", {"name": "Aino"}, ttl=0.05)
+    await bus.set("show:kept", {"id": "kept"})
+    assert bus.families() == {"session": 1, "chat": 1, "members": 1, "show": 1}
+    await asyncio.sleep(0.1)
+    await bus.set("show:other", {"id": "other"})  # any write sweeps, at most once an interval
+    assert bus.families() == {"show": 2}
+    await bus.close()

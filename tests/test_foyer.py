@@ -270,6 +270,7 @@ async def test_a_late_goodbye_of_the_old_connection_keeps_the_seat(node: Node) -
             session=joined["session"],
         )
         assert rejoined["me"]["id"] == joined["me"]["id"]  # the same member, a new connection
+        assert rejoined["session"] == joined["session"]  # one session a member, not one a join
         await old.close()  # now the server notices the old connection going
         await host.request("perform.host", show=show["id"], token=show["performer_token"])
         lobbies = node.lobbies

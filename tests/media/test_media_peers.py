@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import itertools
+import weakref
 
 import pytest
 from helpers import HEIGHT, WIDTH, ShowRig, ViewerRig, eventually
 
 from media.seams import decoded_backlog, send_pli, sender_ssrc
+from media.stage import close_peer
 
 VIEWERS = 5
 
@@ -149,5 +152,38 @@ async def test_removed_viewers_leave_no_tasks() -> None:
             await show.remove_viewer(rig)
         assert show.broadcast.viewers == 0
         await eventually(lambda: len(asyncio.all_tasks()) <= before, 10, "tasks left behind")
+    finally:
+        await show.stop_publisher(publisher)
+
+
+async def test_a_viewer_who_left_is_freed_without_the_cyclic_collector() -> None:
+    """Closed the stage's way (``close_peer``), a viewer's peer connection, with its transports,
+    DTLS and SRTP state and its direct outputs' packet history, is freed by reference counting:
+    the node runs full collections rarely, and a departed viewer's ~75 kB piled up until one came
+    (bench/soak.py)."""
+    show = ShowRig("video/VP8")
+    publisher = await show.start_publisher()
+
+    async def watch_and_leave() -> list[weakref.ref[object]]:
+        rig = await show.add_viewer()
+        await eventually(lambda: decoded(rig, 5, 10), 15)
+        held: list[weakref.ref[object]] = [weakref.ref(rig.server)]
+        held += [weakref.ref(output) for output in rig.outputs]
+        show.broadcast.remove_viewer(rig.viewer)
+        await close_peer(rig.server)
+        await close_peer(rig.client)
+        for consumer in rig.consumers:
+            await consumer.stop()
+        return held
+
+    try:
+        gc.collect()
+        gc.disable()
+        try:
+            held = await watch_and_leave()
+            assert len(held) == 3
+            await eventually(lambda: all(ref() is None for ref in held), 5, "the peer is freed")
+        finally:
+            gc.enable()
     finally:
         await show.stop_publisher(publisher)
