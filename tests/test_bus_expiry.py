@@ -249,9 +249,10 @@ async def test_a_lobby_with_members_stays_listed_past_its_listing_expiry(
 ) -> None:
     """Members' connections renew their lobby's listing and code (which expire without it): a
     lobby that outlives many listing expiries stays findable by its friends' code."""
-    monkeypatch.setattr(lobbies_module, "LISTING_TTL", 0.25)
-    monkeypatch.setattr(foyer_module, "RELIST_INTERVAL", 0.05)
-    monkeypatch.setattr(foyer_module, "REFRESH_INTERVAL", 0.02)
+    # a listing lives 1 s, renewed every 0.1 s: room for a stall of the loop on a busy machine
+    monkeypatch.setattr(lobbies_module, "LISTING_TTL", 1.0)
+    monkeypatch.setattr(foyer_module, "RELIST_INTERVAL", 0.1)
+    monkeypatch.setattr(foyer_module, "REFRESH_INTERVAL", 0.05)
     redis_server.flush()
     bus: Bus = MemoryBus() if engine == "memory" else await RedisBus.connect(redis_server.url)
     lobbies = Lobbies(bus)
