@@ -55,7 +55,8 @@ from _stream import (
     encode_clip,
     save_clip,
 )
-from aiortc.codecs.vpx import Vp8Encoder
+
+from media.seams import vp8_payloads
 
 SETTLE_SECONDS = 2.0  # after the last first frame, before the window: join bursts calm down
 BASE_SECONDS = 3.0  # publisher only, no viewers: the server's fixed cost
@@ -138,7 +139,7 @@ def percentile(values: list[float], quantile: float) -> float:
 
 def packets_per_viewer_second(clip: Clip) -> float:
     """RTP packets a viewer gets per second: VP8 as aiortc packetises it, plus Opus."""
-    video = sum(len(Vp8Encoder._packetize(data, 1)) for _, _, data in clip.video)
+    video = sum(len(vp8_payloads(data)) for _, _, data in clip.video)
     seconds = len(clip.video) / FPS
     return video / seconds + AUDIO_RATE / AUDIO_SAMPLES
 

@@ -371,3 +371,16 @@ def host_addresses_now() -> list[str]:
     """The host addresses aioice would gather on now, IPv4 and IPv6."""
     result: list[str] = aioice.ice.get_host_addresses(use_ipv4=True, use_ipv6=True)
     return result
+
+
+# --- Measuring: how aiortc packetises ------------------------------------------------------------
+# bench/fanout.py counts the packets a viewer gets per VP8 frame the way aiortc's encoder cuts them
+# (Vp8Encoder._packetize, a static method; the picture id does not change the count).
+
+
+def vp8_payloads(frame: bytes) -> list[bytes]:
+    """The RTP payloads aiortc makes of one encoded VP8 frame."""
+    from aiortc.codecs.vpx import Vp8Encoder
+
+    payloads: list[bytes] = Vp8Encoder._packetize(frame, 1)
+    return payloads

@@ -320,3 +320,11 @@ async def test_empty_datagrams_never_reach_the_dtls_transport() -> None:
         assert connection._queue.qsize() == 1
     finally:
         await pc.close()
+
+
+def test_vp8_payloads_cut_a_frame_as_aiortc_sends_it() -> None:
+    from media.seams import vp8_payloads
+
+    payloads = vp8_payloads(bytes(range(256)) * 12)  # 3,072 bytes
+    assert len(payloads) == 3 and all(len(p) <= 1300 for p in payloads)
+    assert sum(len(p) for p in payloads) > 3072  # each carries a VP8 payload descriptor
