@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import voluptuous as vol
 
+from rooms.bus import BusError, check_stream_id
 from rooms.errors import InvalidInput
 
 if TYPE_CHECKING:
@@ -65,6 +66,16 @@ def Int(low: int, high: int) -> Callable[[object], int]:
         return value
 
     return check
+
+
+def MessageId(value: object) -> str:
+    """A chat message's id as the bus gives it (``ms-seq``)."""
+    try:
+        if isinstance(value, str):
+            return check_stream_id(value)
+    except BusError:
+        pass
+    raise vol.Invalid("must be a message id")
 
 
 def Bool(value: object) -> bool:
