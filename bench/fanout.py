@@ -61,6 +61,7 @@ from media.seams import vp8_payloads
 SETTLE_SECONDS = 2.0  # after the last first frame, before the window: join bursts calm down
 BASE_SECONDS = 3.0  # publisher only, no viewers: the server's fixed cost
 LATE_MARGIN = 0.5  # a frame that reaches a viewer later than this after it was sent is lost
+FLOOR_PACKET_SIZE = 1200  # bytes of the RTP packets the floor protects and sends
 
 
 def log(message: str) -> None:
@@ -96,7 +97,13 @@ class Phase:
     keyframe_requests: int = 0  # PLIs that reached the publisher (whole phase)
     audio_received: int = 0
     server_cpu_seconds: float = 0.0
+    server_rss_base_mib: float = 0.0  # publisher connected, no viewers
+    server_rss_mib: float = 0.0  # at the end of the window
     profile: str = ""
+
+    @property
+    def rss_per_viewer_mib(self) -> float:
+        return (self.server_rss_mib - self.server_rss_base_mib) / self.viewers
 
     @property
     def cpu_per_viewer_pct(self) -> float:
@@ -124,6 +131,15 @@ class Phase:
 
     def first_frame(self, quantile: float) -> float:
         return percentile(self.first_frame_ms, quantile)
+
+
+def rss_mib(pid: int) -> float:
+    """Resident memory of a process (VmRSS of /proc/PID/status), MiB."""
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return math.nan
 
 
 def percentile(values: list[float], quantile: float) -> float:
@@ -274,6 +290,7 @@ async def run_phase(
         before = sample_cpu(pids)
         await asyncio.sleep(BASE_SECONDS)
         phase.server_base_cpu_pct = cpu_between(before, sample_cpu(pids)).pct("server")
+        phase.server_rss_base_mib = rss_mib(server.pid)
 
         workers: list[tuple[Child, int]] = []
         for number in range(min(args.workers, viewers)):
@@ -316,6 +333,7 @@ async def run_phase(
         start = sample_cpu(pids)
         await asyncio.sleep(args.seconds)
         end = sample_cpu(pids)
+        phase.server_rss_mib = rss_mib(server.pid)
         if spy is not None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(spy.wait(), 20)
@@ -338,6 +356,34 @@ async def run_phase(
     finally:
         for child in reversed(children):
             await child.stop(15, terminate=child.name.endswith("server"))
+
+
+class _Drain(asyncio.DatagramProtocol):
+    """The floor's receiver: takes every datagram off the socket, as a viewer's peer would."""
+
+    def __init__(self) -> None:
+        self.received = 0
+
+    def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
+        self.received += 1
+
+
+async def measure_floor(work: Path, size: int = FLOOR_PACKET_SIZE) -> dict[str, Any]:
+    """SRTP protect + one sendto per packet, in a tight loop in its own process (bench/_floor.py),
+    to a receiver in this one: the per-packet floor of this machine, in this run."""
+    loop = asyncio.get_running_loop()
+    transport, drain = await loop.create_datagram_endpoint(_Drain, local_addr=("127.0.0.1", 0))
+    try:
+        port = transport.get_extra_info("sockname")[1]
+        child = await Child.start("floor", python_argv("_floor.py", f"--port={port}"), work)
+        try:
+            result = await child.event("floor", timeout=120)
+        finally:
+            await child.stop(10)
+        result["received"] = drain.received
+        return result
+    finally:
+        transport.close()
 
 
 async def start_profiler(pid: int, seconds: float, path: Path) -> asyncio.subprocess.Process | None:
@@ -484,15 +530,21 @@ def describe(phase: Phase, packets_per_second: float) -> str:
         f"{phase.publisher_cpu_pct:.1f} %; machine busy {phase.machine_busy_pct:.0f} % of "
         f"{100 * (os.cpu_count() or 1)} %, of which {phase.other_load_pct:.0f} % not this bench"
         + (" (BUSY MACHINE: figures disturbed)" if phase.other_load_pct > 25 else ""),
+        f"  memory: server RSS {phase.server_rss_base_mib:.1f} MiB with no viewer, "
+        f"{phase.server_rss_mib:.1f} MiB with {phase.viewers}: "
+        f"{phase.rss_per_viewer_mib:.2f} MiB per viewer",
     ]
     return "\n".join(lines)
 
 
-def summary(node: Phase, baseline: Phase | None, packets_per_second: float) -> dict[str, Any]:
+def summary(
+    node: Phase, baseline: Phase | None, packets_per_second: float, floor_us: float
+) -> dict[str, Any]:
     def r(value: float, digits: int = 2) -> float | None:
         return None if math.isnan(value) or math.isinf(value) else round(value, digits)
 
     baseline_per_viewer = baseline.cpu_per_viewer_pct if baseline else math.nan
+    per_packet = 1e4 * node.marginal_cpu_per_viewer_pct / packets_per_second
     return {
         "viewers": node.viewers,
         "cpu_per_viewer_pct": r(node.cpu_per_viewer_pct, 3),
@@ -507,7 +559,12 @@ def summary(node: Phase, baseline: Phase | None, packets_per_second: float) -> d
         "server_base_cpu_pct": r(node.server_base_cpu_pct, 1),
         "server_sys_pct": r(node.server_sys_pct, 1),
         "marginal_cpu_per_viewer_pct": r(node.marginal_cpu_per_viewer_pct, 3),
-        "us_per_packet_marginal": r(1e4 * node.marginal_cpu_per_viewer_pct / packets_per_second, 1),
+        "us_per_packet_marginal": r(per_packet, 1),
+        "floor_us_per_packet": r(floor_us, 2),
+        "x_floor": r(per_packet / floor_us, 2),
+        "server_rss_base_mib": r(node.server_rss_base_mib, 1),
+        "server_rss_mib": r(node.server_rss_mib, 1),
+        "rss_per_viewer_mib": r(node.rss_per_viewer_mib, 3),
         "frame_gaps_pct": r(node.frame_gaps_pct),
         "frame_delay_ms_p50": r(percentile(node.delay_ms, 0.5), 0),
         "frame_delay_ms_p99": r(percentile(node.delay_ms, 0.99), 0),
@@ -535,6 +592,11 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             f"{time.monotonic() - started:.1f} s"
         )
         log(f"machine: {os.cpu_count()} cores; aiortc {aiortc.__version__}, av {av.__version__}")
+        floor = await measure_floor(work)
+        log(
+            f"floor: SRTP protect + sendto of a {floor['size']}-byte packet "
+            f"{floor['us_per_packet']:.2f} µs (rounds {floor['rounds_us']})"
+        )
         phases: list[Phase] = []
         sizes = [n for n in args.sweep if n != args.viewers] + [args.viewers]
         for size in sizes:
@@ -560,7 +622,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         log(
             f"total {time.monotonic() - started:.0f} s" + (f"; logs in {work}" if args.keep else "")
         )
-        return summary(phases[-1], baseline, packets)
+        return summary(phases[-1], baseline, packets, floor["us_per_packet"])
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
