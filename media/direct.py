@@ -15,9 +15,13 @@ handling) comes from :mod:`media.seams`.
 
 from __future__ import annotations
 
+import errno
+import socket
 import struct
 import time
+from dataclasses import dataclass
 
+import structlog
 from aiortc import RTCRtpSender
 from aiortc.codecs import get_encoder
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
@@ -25,7 +29,16 @@ from aiortc.utils import random16, random32
 from pylibsrtp import Session
 
 from .frame import EncodedFrame
-from .seams import DatagramSocket, SenderReportCounters, answer_nacks, rtp_path, sender_ssrc
+from .seams import (
+    DatagramSocket,
+    SenderReportCounters,
+    answer_nacks,
+    rtp_path,
+    sender_ssrc,
+    udp_socket,
+)
+
+log = structlog.get_logger(__name__)
 
 HISTORY = 256  # packets kept per viewer track for retransmission (≈ 1 s of 1.5 Mbit/s video)
 # Past this many bytes waiting in the socket's user-space buffer the viewer is too slow: skip to the
@@ -35,7 +48,18 @@ MAX_WRITE_BUFFER = 256 * 1024
 ABS_SEND_TIME_URI = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
 MID_URI = "urn:ietf:params:rtp-hdrext:sdes:mid"
 
+# UDP generic segmentation offload (Linux ≥ 4.18): one sendmsg hands the kernel a frame's packets
+# for one viewer, cut into datagrams of the given size (all equal but the last, which may be
+# shorter). The kernel takes at most 64 segments and 64 KiB in one call.
+UDP_SEGMENT = getattr(socket, "UDP_SEGMENT", 103)
+GSO_SEGMENTS = 64
+GSO_BYTES = 60_000
+# What a socket or path that cannot segment answers: GSO is then off for that viewer.
+_NO_GSO = frozenset({errno.EIO, errno.EINVAL, errno.ENOPROTOOPT, errno.EOPNOTSUPP, errno.EMSGSIZE})
+
 _NTP_EPOCH_OFFSET = 2208988800
+_HEAD = struct.Struct("!BBHI")  # V/P/X/CC, M/PT, sequence number, timestamp
+_U16 = struct.Struct("=H")
 
 
 def abs_send_time(now: float | None = None) -> int:
@@ -50,6 +74,29 @@ def ntp_time(now: float | None = None) -> int:
     return int(seconds * (1 << 32)) & 0xFFFFFFFFFFFFFFFF
 
 
+@dataclass(frozen=True, slots=True)
+class FrameOut:
+    """One frame as every viewer sends it: its RTP payloads cut once, the send time read once."""
+
+    payloads: list[bytes]
+    abs_send_time: bytes  # the 3 bytes of the abs-send-time header extension
+    ntp: int  # the same instant for Sender Reports
+    uniform: bool  # every payload as long as the first, the last no longer: one GSO send
+
+    @classmethod
+    def of(cls, payloads: list[bytes], now: float | None = None) -> FrameOut:
+        """The frame's payloads, sent now."""
+        seconds = time.time() if now is None else now
+        first = len(payloads[0]) if payloads else 0
+        uniform = len(payloads) > 1 and all(len(p) == first for p in payloads[:-1])
+        return cls(
+            payloads,
+            abs_send_time(seconds).to_bytes(3, "big"),
+            ntp_time(seconds),
+            uniform and len(payloads[-1]) <= first,
+        )
+
+
 class Packetizer:
     """Turns one kind's encoded frames into RTP payloads, once per frame for every viewer."""
 
@@ -61,17 +108,22 @@ class Packetizer:
         self._encoder = get_encoder(codec)
         self._av = av
         self._last: EncodedFrame | None = None
-        self._payloads: list[bytes] = []
+        self._out = FrameOut([], b"\0\0\0", 0, False)
 
-    def payloads(self, frame: EncodedFrame) -> list[bytes]:
-        """RTP payloads of ``frame`` (cached: every viewer of the frame gets the same list)."""
+    def frame_out(self, frame: EncodedFrame) -> FrameOut:
+        """``frame`` ready to send (cached: every viewer of the frame gets the same one)."""
         if frame is not self._last:
             packet = self._av.Packet(frame.data)
             packet.pts = frame.pts
             packet.time_base = frame.time_base
-            self._payloads, _ = self._encoder.pack(packet)
+            payloads, _ = self._encoder.pack(packet)
+            self._out = FrameOut.of(payloads)
             self._last = frame
-        return self._payloads
+        return self._out
+
+
+# A sent packet as the history keeps it: the payload is the show's own (shared by every viewer).
+_Sent = tuple[int, int, int, bytes, bytes]  # sequence number, M/PT, timestamp, tail, payload
 
 
 class DirectOutput:
@@ -91,13 +143,24 @@ class DirectOutput:
         self.sent_packets = 0
         self.sent_bytes = 0
         self.retransmitted = 0
+        self.gso = True  # until the kernel or the path refuses it
+        self.segmented = 0  # sendmsg calls that carried several packets (UDP GSO)
         self._seq = random16()
         self._ts_origin = random32()
-        self._history: list[bytes | None] = [None] * HISTORY
+        self._history: list[_Sent | None] = [None] * HISTORY
         self._srtp: Session | None = None
         self._transport: DatagramSocket | None = None
-        self._addr: tuple[str, int] | None = None
-        self._header, self._ast_offset = _header_template(mid, extension_ids)
+        self._sock: socket.socket | None = None
+        self._addr: tuple[str, int] = ("", 0)  # the viewer's, once bound
+        template, ast_offset = _header_template(mid, extension_ids)
+        # What follows the sequence number and timestamp: the SSRC and the extensions, with the
+        # abs-send-time bytes (if negotiated) put in per frame.
+        self._b0 = template[0]
+        tail = struct.pack("!I", self.ssrc) + bytes(template[12:])
+        cut = ast_offset - 8 if ast_offset else len(tail)
+        self._tail_head, self._tail_rest = tail[:cut], tail[cut + 3 :] if ast_offset else b""
+        self._has_ast = bool(ast_offset)
+        self._tail = tail
         self._report = SenderReportCounters(sender)
         answer_nacks(sender, self._retransmit)
 
@@ -112,63 +175,105 @@ class DirectOutput:
         if path is None:
             return False
         self._srtp, self._transport, self._addr = path.srtp, path.transport, path.addr
+        self._sock = udp_socket(path.transport)
         return True
 
-    def send(self, payloads: list[bytes], timestamp: int) -> bool:
-        """Send one frame's payloads with this viewer's header; False if it could not be sent."""
+    def send(self, out: FrameOut, timestamp: int) -> bool:
+        """Send one frame with this viewer's header; False if it could not be sent."""
         transport, srtp = self._transport, self._srtp
         if transport is None or srtp is None or transport.is_closing():
             self._transport = None
             return False
-        if transport.get_write_buffer_size() > MAX_WRITE_BUFFER:
+        queued = transport.get_write_buffer_size()
+        if queued > MAX_WRITE_BUFFER:
             return False
-        header = self._header
         ts = (self._ts_origin + timestamp) & 0xFFFFFFFF
-        offset = self._ast_offset
-        if offset:
-            value = abs_send_time()
-            header[offset] = value >> 16
-            header[offset + 1] = (value >> 8) & 0xFF
-            header[offset + 2] = value & 0xFF
+        tail = (
+            self._tail_head + out.abs_send_time + self._tail_rest if self._has_ast else self._tail
+        )
+        payloads = out.payloads
         last = len(payloads) - 1
-        seq = self._seq
-        protect = srtp.protect
-        sendto = transport.sendto
-        addr = self._addr
-        history = self._history
+        seq, pt, b0 = self._seq, self.payload_type, self._b0
+        protect, pack, history = srtp.protect, _HEAD.pack, self._history
+        packets = []
         size = 0
         for i, payload in enumerate(payloads):
-            struct.pack_into(
-                "!BHII",
-                header,
-                1,
-                (0x80 if i == last else 0) | self.payload_type,
-                seq,
-                ts,
-                self.ssrc,
-            )
-            plain = bytes(header) + payload
-            history[seq % HISTORY] = plain
-            sendto(protect(plain), addr)
+            mpt = pt | 0x80 if i == last else pt
+            history[seq % HISTORY] = (seq, mpt, ts, tail, payload)
+            packets.append(protect(pack(b0, mpt, seq, ts) + tail + payload))
             seq = (seq + 1) & 0xFFFF
             size += len(payload)
         self._seq = seq
+        if queued or self._sock is None:
+            # Datagrams wait in the transport already: queue behind them, keeping their order.
+            self._queue(transport, packets, 0)
+        elif out.uniform and self.gso:
+            self._send_segmented(self._sock, transport, packets)
+        else:
+            self._send_each(self._sock, transport, packets, 0)
         self.sent_packets += len(payloads)
         self.sent_bytes += size
         # aiortc's RTCP task reports these in its Sender Reports (A/V sync, receiver stats).
-        self._report.update(ntp_time(), ts, self.sent_packets, self.sent_bytes)
+        self._report.update(out.ntp, ts, self.sent_packets, self.sent_bytes)
         return True
+
+    def _send_segmented(
+        self, sock: socket.socket, transport: DatagramSocket, packets: list[bytes]
+    ) -> None:
+        """One sendmsg per up to 64 packets, cut by the kernel (UDP GSO)."""
+        segment = len(packets[0])
+        step = min(GSO_SEGMENTS, GSO_BYTES // segment)
+        control = [(socket.SOL_UDP, UDP_SEGMENT, _U16.pack(segment))]
+        for start in range(0, len(packets), step):
+            batch = packets[start : start + step]
+            try:
+                if len(batch) == 1:
+                    sock.sendto(batch[0], self._addr)
+                else:
+                    sock.sendmsg([b"".join(batch)], control, 0, self._addr)
+                    self.segmented += 1
+            except BlockingIOError:
+                self._queue(transport, packets, start)
+                return
+            except OSError as exc:
+                if exc.errno not in _NO_GSO:
+                    continue  # as asyncio does: the datagram is lost, the viewer's RTCP tells
+                self.gso = False
+                log.info("udp gso refused; sending packet by packet", errno=exc.errno)
+                self._send_each(sock, transport, packets, start)
+                return
+
+    def _send_each(
+        self, sock: socket.socket, transport: DatagramSocket, packets: list[bytes], start: int
+    ) -> None:
+        addr = self._addr
+        sendto = sock.sendto
+        for index in range(start, len(packets)):
+            try:
+                sendto(packets[index], addr)
+            except BlockingIOError:
+                self._queue(transport, packets, index)
+                return
+            except OSError:
+                pass  # as asyncio does (an ICMP error from an earlier datagram, say)
+
+    def _queue(self, transport: DatagramSocket, packets: list[bytes], start: int) -> None:
+        # asyncio's transport keeps what the kernel does not take yet and writes it when it can.
+        for index in range(start, len(packets)):
+            transport.sendto(packets[index], self._addr)
 
     async def _retransmit(self, sequence_number: int) -> None:
         """Answer a NACK from this viewer's own history, on the same SSRC."""
-        plain = self._history[sequence_number % HISTORY]
+        sent = self._history[sequence_number % HISTORY]
         transport, srtp = self._transport, self._srtp
-        if plain is None or transport is None or srtp is None:
+        if sent is None or transport is None or srtp is None or transport.is_closing():
             return
-        if struct.unpack_from("!H", plain, 2)[0] != sequence_number:
+        seq, mpt, ts, tail, payload = sent
+        if seq != sequence_number:
             return  # overwritten: too old to help
         self.retransmitted += 1
-        transport.sendto(srtp.protect(plain), self._addr)
+        packet = _HEAD.pack(self._b0, mpt, seq, ts) + tail + payload
+        transport.sendto(srtp.protect(packet), self._addr)
 
 
 def _header_template(mid: str, extension_ids: dict[str, int]) -> tuple[bytearray, int]:

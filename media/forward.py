@@ -14,7 +14,7 @@ from aiortc import RTCRtpReceiver, RTCRtpSender
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from .buffer import FrameQueue
-from .direct import DirectOutput, Packetizer
+from .direct import DirectOutput, FrameOut, Packetizer
 from .exceptions import FrameQueueClosed
 from .frame import EncodedFrame, MediaKind
 from .keyframes import DEFAULT_MIN_INTERVAL, KeyframeRequests
@@ -55,19 +55,19 @@ class ViewerTrack(MediaStreamTrack):
         # Direct mode: frames go straight to the viewer's socket (media/direct.py) and aiortc's
         # sender task for this track never gets one; recv() just waits for the track to stop.
         self.output: DirectOutput | None = None
-        self._payloads: Callable[[EncodedFrame], list[bytes]] | None = None
+        self._frame_out: Callable[[EncodedFrame], FrameOut] | None = None
         self._on_bound: Callable[[ViewerTrack], None] | None = None
         self._stopped: asyncio.Future[None] | None = None
 
     def use_direct(
         self,
         output: DirectOutput,
-        payloads: Callable[[EncodedFrame], list[bytes]],
+        frame_out: Callable[[EncodedFrame], FrameOut],
         on_bound: Callable[[ViewerTrack], None],
     ) -> None:
         """Send this track's frames through ``output`` from now on."""
         self.output = output
-        self._payloads = payloads
+        self._frame_out = frame_out
         self._on_bound = on_bound
 
     @property
@@ -102,7 +102,7 @@ class ViewerTrack(MediaStreamTrack):
 
     def _send_direct(self, frame: EncodedFrame, pts: int) -> bool:
         output, queue = self.output, self._queue
-        assert output is not None and self._payloads is not None
+        assert output is not None and self._frame_out is not None
         if not output.bound:
             if not output.bind():
                 queue.dropped += 1  # not connected yet: video keeps waiting for a keyframe
@@ -117,7 +117,7 @@ class ViewerTrack(MediaStreamTrack):
                 queue.dropped += 1
                 return False
             queue.awaiting_keyframe = False
-        if output.send(self._payloads(frame), pts):
+        if output.send(self._frame_out(frame), pts):
             return True
         # The viewer's socket is backed up: skip to the next keyframe instead of queueing.
         queue.dropped += 1
@@ -339,13 +339,13 @@ class Broadcast:
         """Send ``track``'s frames through ``output``, packetised once per show."""
         track.use_direct(output, self._packetize, self._start_video)
 
-    def _packetize(self, frame: EncodedFrame) -> list[bytes]:
+    def _packetize(self, frame: EncodedFrame) -> FrameOut:
         packetizer = self._packetizers.get(frame.kind)
         if packetizer is None or packetizer.mime_type != frame.mime_type:
             packetizer = self._packetizers[frame.kind] = Packetizer(
                 frame.mime_type, frame.clock_rate
             )
-        return packetizer.payloads(frame)
+        return packetizer.frame_out(frame)
 
     def _start_video(self, track: ViewerTrack) -> None:
         """Start a viewer's video at the show's latest keyframe if recent, else ask for one."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import queue
+import socket
 import weakref
 from collections.abc import Awaitable, Callable, Collection, Coroutine, Mapping
 from dataclasses import dataclass
@@ -41,6 +42,7 @@ __all__ = [
     "send_pli",
     "sender_ssrc",
     "tap_depayloaded_frames",
+    "udp_socket",
 ]
 
 # Every private name below was read in these series (aiortc 1.16.0, aioice 0.13.0); another release
@@ -262,6 +264,22 @@ def rtp_path(sender: RTCRtpSender) -> RtpPath | None:
         return None
     # asyncio's datagram transports report their user-space buffer too; the type only omits it.
     return RtpPath(srtp, cast(DatagramSocket, transport), pair.remote_addr)
+
+
+# asyncio's selector transports hand out their socket only wrapped (asyncio.trsock.TransportSocket,
+# which refuses to send); the socket itself is its private _sock. Sending on it while the
+# transport's own buffer is empty keeps the order of datagrams (the transport only writes from its
+# buffer when the kernel refused one earlier), and lets a frame's packets go in one sendmsg. Under
+# another event loop (uvloop, say) there may be no such socket: the caller sends through the
+# transport then.
+def udp_socket(transport: DatagramSocket) -> socket.socket | None:
+    """The non-blocking UDP socket under an asyncio datagram transport, if it has one."""
+    get_extra_info = getattr(transport, "get_extra_info", None)
+    wrapped = get_extra_info("socket") if get_extra_info is not None else None
+    sock = getattr(wrapped, "_sock", None)
+    if isinstance(sock, socket.socket) and sock.type == socket.SOCK_DGRAM:
+        return sock
+    return None
 
 
 def _method(target: object, name: str) -> Callable[..., Any]:

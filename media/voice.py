@@ -28,6 +28,7 @@ from aiortc import RTCIceServer, RTCPeerConnection, RTCSessionDescription
 from aiortc import sdp as aiortc_sdp
 
 from media.codecs import prefer_codec
+from media.direct import FrameOut
 from media.forward import ViewerTrack
 from media.frame import EncodedFrame
 from media.ice import rtc_configuration
@@ -49,9 +50,21 @@ def _nothing(*_: object) -> None:
     """Audio needs no keyframes, and a stopped slot track needs no bookkeeping."""
 
 
-def _as_payload(frame: EncodedFrame) -> list[bytes]:
-    """An Opus frame is its own RTP payload (RFC 7587)."""
-    return [frame.data]
+class _AsPayload:
+    """An Opus frame is its own RTP payload (RFC 7587): ready to send, once for every listener."""
+
+    def __init__(self) -> None:
+        self._last: EncodedFrame | None = None
+        self._out = FrameOut([], b"\0\0\0", 0, False)
+
+    def __call__(self, frame: EncodedFrame) -> FrameOut:
+        if frame is not self._last:
+            self._out = FrameOut.of([frame.data])
+            self._last = frame
+        return self._out
+
+
+_as_payload = _AsPayload()
 
 
 @dataclass(eq=False)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import fractions
 import math
+import os
 import struct
 import time
 from dataclasses import dataclass, field
@@ -32,8 +33,10 @@ class MovingPatternTrack(MediaStreamTrack):
 
     kind = "video"
 
-    def __init__(self) -> None:
+    def __init__(self, *, noise: bool = False) -> None:
         super().__init__()
+        # With noise a box of fresh random pixels each frame: every frame needs several packets.
+        self._noise = noise
         self._count = 0
         self._start: float | None = None
         self._chroma = bytes([128]) * (WIDTH // 2 * HEIGHT // 2)
@@ -49,7 +52,12 @@ class MovingPatternTrack(MediaStreamTrack):
         x = (self._count * 8) % WIDTH
         row[x : x + 32] = bytes([235]) * len(row[x : x + 32])
         frame = VideoFrame(WIDTH, HEIGHT, "yuv420p")
-        frame.planes[0].update(bytes(row) * HEIGHT)
+        luma = bytearray(bytes(row) * HEIGHT)
+        if self._noise:
+            box = os.urandom(96 * 96)
+            for y in range(96):
+                luma[(40 + y) * WIDTH + 40 : (40 + y) * WIDTH + 136] = box[y * 96 : (y + 1) * 96]
+        frame.planes[0].update(bytes(luma))
         frame.planes[1].update(self._chroma)
         frame.planes[2].update(self._chroma)
         frame.pts = self._count * (90000 // FPS)
@@ -149,15 +157,17 @@ class ViewerRig:
 class ShowRig:
     """Performer → server ingest → Broadcast → viewers, all aiortc peers in this process."""
 
-    def __init__(self, video_codec: str, broadcast: Broadcast | None = None) -> None:
+    def __init__(
+        self, video_codec: str, broadcast: Broadcast | None = None, *, noise: bool = False
+    ) -> None:
         self.video_codec = video_codec
         self.broadcast = broadcast or Broadcast()
+        self.noise = noise
 
     async def start_publisher(self, *, tap_late: bool = False) -> PublisherRig:
         performer = RTCPeerConnection(rtc_configuration())
-        prefer_codec(
-            performer.addTransceiver(MovingPatternTrack(), direction="sendonly"), self.video_codec
-        )
+        picture = MovingPatternTrack(noise=self.noise)
+        prefer_codec(performer.addTransceiver(picture, direction="sendonly"), self.video_codec)
         prefer_codec(performer.addTransceiver(ToneTrack(), direction="sendonly"), "audio/opus")
         server = RTCPeerConnection(rtc_configuration())
         ingest = self.broadcast.open_ingest()

@@ -1,7 +1,9 @@
-"""Direct output: headers a standard RTP parser reads back, NACKs answered, slow sockets skipped."""
+"""Direct output: headers a standard RTP parser reads back, NACKs answered, slow sockets skipped,
+a frame's packets in one segmented send where the kernel takes it."""
 
 from __future__ import annotations
 
+import errno
 import struct
 from typing import Any
 
@@ -14,8 +16,10 @@ from media.direct import (
     ABS_SEND_TIME_URI,
     MAX_WRITE_BUFFER,
     MID_URI,
+    FrameOut,
     _header_template,
     abs_send_time,
+    ntp_time,
 )
 from media.forward import Broadcast
 from tests.helpers import eventually
@@ -110,3 +114,74 @@ class _BackedUp:
 
     def sendto(self, data: bytes, addr: Any) -> None:
         raise AssertionError("nothing is sent while backed up")
+
+
+def test_a_frame_of_equal_payloads_is_sent_segmented() -> None:
+    assert FrameOut.of([b"a" * 1200, b"b" * 1200, b"c" * 300]).uniform
+    assert not FrameOut.of([b"a" * 1200]).uniform  # one packet: nothing to segment
+    assert not FrameOut.of([b"a" * 1200, b"b" * 1100, b"c" * 300]).uniform
+    assert not FrameOut.of([b"a" * 1200, b"b" * 1300]).uniform  # the last may not be longer
+    out = FrameOut.of([b"x"], now=1.0)
+    assert out.abs_send_time == abs_send_time(1.0).to_bytes(3, "big")
+    assert out.ntp == ntp_time(1.0)
+
+
+async def test_video_goes_out_in_one_segmented_send_per_frame() -> None:
+    show = ShowRig("video/VP8", Broadcast(), noise=True)
+    publisher = await show.start_publisher()
+    rig = await show.add_viewer()
+    try:
+        await eventually(lambda: video_frames(rig) >= 10, 20, "media")
+        video_out = rig.outputs[0]
+        # Each VP8 frame of the noisy picture is several packets; loopback takes UDP GSO.
+        assert video_out.gso and video_out.segmented > 0
+        assert video_out.sent_packets > video_out.segmented
+    finally:
+        await show.remove_viewer(rig)
+        await show.stop_publisher(publisher)
+
+
+@pytest.mark.parametrize(
+    "refusal", [OSError(errno.EIO, "no segmentation offload"), BlockingIOError()]
+)
+async def test_a_socket_that_refuses_keeps_the_viewer_watching(refusal: OSError) -> None:
+    """A path that cannot segment turns GSO off for that viewer; a kernel buffer that is full
+    hands the frame's packets to asyncio's transport, which sends them in order later."""
+    show = ShowRig("video/VP8", Broadcast(), noise=True)
+    publisher = await show.start_publisher()
+    rig = await show.add_viewer()
+    try:
+        await eventually(lambda: video_frames(rig) >= 5, 20, "media")
+        video_out = rig.outputs[0]
+        refusing = _Refusing(video_out._sock, refusal)
+        video_out._sock = refusing  # type: ignore[assignment]
+        before = video_frames(rig)
+        await eventually(lambda: video_frames(rig) > before + 10, 20, "still decoding")
+        assert refusing.refused > 0
+        if isinstance(refusal, BlockingIOError):
+            assert video_out.gso  # a full buffer says nothing about the path
+        else:
+            assert not video_out.gso and refusing.refused == 1  # tried once, then packet by packet
+    finally:
+        await show.remove_viewer(rig)
+        await show.stop_publisher(publisher)
+
+
+class _Refusing:
+    """The viewer's socket, refusing segmented sends (and, when full, every send)."""
+
+    def __init__(self, real: Any, refusal: OSError) -> None:
+        self._real = real
+        self._refusal = refusal
+        self.refused = 0
+
+    def sendmsg(self, *args: Any) -> int:
+        self.refused += 1
+        raise self._refusal
+
+    def sendto(self, data: bytes, addr: Any) -> int:
+        if isinstance(self._refusal, BlockingIOError):
+            self.refused += 1
+            raise self._refusal
+        result: int = self._real.sendto(data, addr)
+        return result
