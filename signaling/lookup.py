@@ -23,14 +23,15 @@ async def show_for_code(services: Services, address: str, code: str) -> Show:
     limiter = services.limiters.code
     metrics = services.metrics
     try:
-        async with limiter.trying(address):
+        async with limiter.trying(address) as attempt:
             try:
                 show = await services.shows.by_code(code)
             except (ShowNotFound, InvalidInput):
-                metrics.code_lookups.labels(result="not_found").inc()
-                if await limiter.failed(address) == limiter.limit:
+                if await attempt.wrong() == limiter.limit:
                     log.info("code.limit_reached")
+                metrics.code_lookups.labels(result="not_found").inc()
                 raise
+            await attempt.right()
     except RateLimited:
         metrics.code_lookups.labels(result="rate_limited").inc()
         raise
