@@ -196,12 +196,21 @@ class NodeProcess:
         return int(children.split()[0])
 
     def stop(self) -> None:
-        """SIGTERM, as an operator stops it; the whole log read."""
-        os.kill(self.pid, signal.SIGTERM)
+        """SIGTERM to the node, as an operator stops it (strace ends with it); the whole log
+        read. Whatever is left after 20 s is killed, the node first."""
+        try:
+            node: int | None = self.pid
+        except (OSError, ValueError, IndexError):
+            node = None  # not started, or already gone
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(node if node is not None else self.proc.pid, signal.SIGTERM)
         try:
             self.proc.wait(timeout=20)
         finally:
             if self.proc.poll() is None:
+                if node is not None:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(node, signal.SIGKILL)
                 self.proc.kill()
                 self.proc.wait()
             self._reader.join(5)
