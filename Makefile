@@ -20,12 +20,14 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@
 
-# Debian's redis-server (the Redis bus tests) and chromium (browser tests, driven by Playwright).
+# Debian's redis-server (the Redis bus tests), chromium (browser tests, driven by Playwright) and
+# strace (tests/test_privacy.py: every file a node opens).
 system-deps:
-	@if ! command -v redis-server >/dev/null || [ ! -x /usr/bin/chromium ]; then \
+	@if ! command -v redis-server >/dev/null || [ ! -x /usr/bin/chromium ] \
+			|| [ ! -x /usr/bin/strace ]; then \
 		$(SUDO) apt-get update -q && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends \
-			redis-server chromium fonts-dejavu-core fonts-noto-color-emoji; \
+			redis-server chromium strace fonts-dejavu-core fonts-noto-color-emoji; \
 	fi
 
 run: install

@@ -110,6 +110,9 @@ def limiters(bus: Bus) -> Limiters:
     """The limits on guessing, each per kind of secret."""
     return Limiters(
         code=FailureLimiter(bus, "code", limit=CODE_FAILURES_ALLOWED, window=CODE_FAILURE_WINDOW),
+        lobby_code=FailureLimiter(
+            bus, "lobby-code", limit=CODE_FAILURES_ALLOWED, window=CODE_FAILURE_WINDOW
+        ),
         organiser_key=FailureLimiter(
             bus, "organiser-key", limit=guard.FAILURES_ALLOWED, window=guard.WINDOW
         ),

@@ -48,6 +48,22 @@ def configure_logging(log_format: str = "auto", level: str = "info") -> None:
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
     # The access log repeats what the metrics count; keep it for debugging only.
     logging.getLogger("aiohttp.access").setLevel(max(logging.WARNING, root.level))
+    server = logging.getLogger("aiohttp.server")
+    if _NO_CLIENT_ADDRESS not in server.filters:
+        server.addFilter(_NO_CLIENT_ADDRESS)
+
+
+class _NoClientAddress(logging.Filter):
+    """aiohttp names the client's address when it cannot read a request ("Error handling request
+    from %s"); an address is personal data, so the line says what went wrong, not who sent it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.msg == "Error handling request from %s":
+            record.msg, record.args = "Error handling request", ()
+        return True
+
+
+_NO_CLIENT_ADDRESS = _NoClientAddress()
 
 
 def _identity(_logger: Any, _name: str, event: Any) -> Any:

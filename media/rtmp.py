@@ -26,6 +26,8 @@ import structlog
 from media import amf0
 from media.frame import EncodedFrame
 
+# The log never names an encoder's address, right key or wrong: an address is personal data
+# (docs/security.md). The firewall or `ss` shows who is connected, if an operator must know.
 log = structlog.get_logger(__name__)
 
 HANDSHAKE_SIZE = 1536
@@ -101,7 +103,6 @@ class RtmpConnection:
         self.reader = reader
         self.writer = writer
         self.authorise = authorise
-        self.peer = writer.get_extra_info("peername")
         self.in_chunk_size = 128
         self.streams: dict[int, _ChunkStream] = {}
         self.buffered = 0  # bytes of half-received messages across all chunk streams
@@ -139,20 +140,19 @@ class RtmpConnection:
         except (asyncio.IncompleteReadError, ConnectionError, TimeoutError):
             pass
         except RtmpError as exc:
-            log.info("rtmp.protocol_error", code=exc.code, error=str(exc), peer=self._host())
+            log.info("rtmp.protocol_error", code=exc.code, error=str(exc))
         except amf0.AmfError as exc:
-            log.info("rtmp.protocol_error", code="bad_amf0", error=str(exc), peer=self._host())
+            log.info("rtmp.protocol_error", code="bad_amf0", error=str(exc))
         except (ValueError, IndexError, struct.error, RecursionError, OverflowError) as exc:
             # Input we failed to parse in a way not foreseen above: still only this peer's problem.
             log.warning(
                 "rtmp.protocol_error",
                 code="malformed",
                 error=f"{type(exc).__name__}: {exc}",
-                peer=self._host(),
             )
         except Exception:
             # A fault of ours, not the peer's: keep the traceback, but end only this connection.
-            log.warning("rtmp.connection_failed", code="internal", peer=self._host(), exc_info=True)
+            log.warning("rtmp.connection_failed", code="internal", exc_info=True)
         finally:
             if self.sink is not None:
                 with contextlib.suppress(Exception):
@@ -162,9 +162,6 @@ class RtmpConnection:
             self.writer.close()
             with contextlib.suppress(Exception):
                 await self.writer.wait_closed()
-
-    def _host(self) -> str | None:
-        return str(self.peer[0]) if isinstance(self.peer, tuple) and self.peer else None
 
     # -- handshake and chunks ---------------------------------------------------------------------
 
@@ -328,7 +325,7 @@ class RtmpConnection:
             if self.sink is not None:
                 # One publication per connection. OBS and FFmpeg never publish twice (a reconnect
                 # opens a new connection); replacing the first would leak its audio pipeline.
-                log.info("rtmp.refused", code="already_publishing", peer=self._host())
+                log.info("rtmp.refused", code="already_publishing")
                 self._status(
                     "error", "NetStream.Publish.BadName", "already publishing on this connection"
                 )
@@ -338,7 +335,7 @@ class RtmpConnection:
             key = key.split("?", 1)[0]
             sink = await self.authorise(key)
             if sink is None:
-                log.info("rtmp.refused", code="bad_key", peer=self._host())
+                log.info("rtmp.refused", code="bad_key")
                 self._status("error", "NetStream.Publish.BadName", "unknown stream key")
                 await self.writer.drain()
                 return False

@@ -87,17 +87,20 @@ class Foyer:
         head_count: int = 1,
         screen: bool = False,
         session: str | None = None,
-        friend_code: str | None = None,
+        friend: Lobby | None = None,
     ) -> Seating:
-        """Seat a viewer (held by connection ``seat``) in a lobby of ``show``: a friend's by its
-        code, else the fullest with room. A session that fails to be stored leaves no seat.
+        """Seat a viewer (held by connection ``seat``) in a lobby of ``show``: the ``friend``'s
+        lobby, else the fullest with room. A session that fails to be stored leaves no seat.
 
         A returning client's session keeps its token (its :data:`SESSION_TTL` starts again): a
         member holds one session however often it comes back, not one more for every join."""
         member_id, token, returning = await self._returning(session)
         role = "screen" if head_count > 1 or screen else "viewer"
         member = Member(member_id, clean_name(name, show.performer), head_count, role, seat=seat)
-        lobby = await self.lobbies.join(show.id, member, friend_code or None)
+        if friend is not None:
+            lobby = await self.lobbies.join_friend(friend, member)
+        else:
+            lobby = await self.lobbies.join(show.id, member)
         try:
             await self._bus.set(f"session:{token}", {"member": member.id}, ttl=SESSION_TTL)
         except BaseException:

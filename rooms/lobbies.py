@@ -133,15 +133,18 @@ class Lobbies:
         """Seat ``member`` in a lobby of the show: the friend's lobby by ``code``, or the fullest
         lobby with a free seat, or a new one."""
         if code:
-            lobby = await self.by_code(show_id, code)
-            if not await self._seat(lobby, member):
-                raise LobbyFull("this lobby is full; join another")
-            return lobby
+            return await self.join_friend(await self.by_code(show_id, code), member)
         # Fullest first; the bus refuses a seat taken meanwhile by another join, so try the next.
         for seats, lobby in sorted(await self._open_lobbies(show_id), key=lambda sl: -sl[0]):
             if seats < lobby.capacity and await self._seat(lobby, member):
                 return lobby
         return await self._open(show_id, member)
+
+    async def join_friend(self, lobby: Lobby, member: Member) -> Lobby:
+        """Seat ``member`` in the friend's ``lobby`` (found by its code)."""
+        if not await self._seat(lobby, member):
+            raise LobbyFull("this lobby is full; join another")
+        return lobby
 
     async def _open(self, show_id: str, founder: Member) -> Lobby:
         for _ in range(20):

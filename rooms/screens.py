@@ -12,7 +12,7 @@ import hashlib
 import hmac
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -268,14 +268,24 @@ class Screens:
             return None
         return Pairing(record["code"], record["screen"], record["expires_at"])
 
-    async def pair(self, staff: StaffKey, code_text: str, name: object = None) -> Screen:
-        """Confirm the code a screen shows: the screen becomes this staff key's."""
+    async def pair(
+        self,
+        staff: StaffKey,
+        code_text: str,
+        name: object = None,
+        *,
+        confirm: Callable[[], Awaitable[None]] | None = None,
+    ) -> Screen:
+        """Confirm the code a screen shows: the screen becomes this staff key's. ``confirm`` is
+        awaited once the code is found right, before anything changes (a rate limit's say)."""
         code = normalise_code(code_text)
         record = await self._bus.get(f"pairing:{code}")
         if record is None or record.get("paired"):
             raise PairingNotFound("no screen shows this code")
         if record["expires_at"] <= self._clock():
             raise PairingExpired("this code is too old; the screen shows a new one")
+        if confirm is not None:
+            await confirm()
         if name is None or name == "":
             name = f"TV {len(await self.of_staff(staff.id)) + 1}"  # a word in fi, sv and en
         screen = Screen(

@@ -15,6 +15,7 @@ from rooms.shows import Show, ShowState
 from signaling import wirejson
 from signaling.bodies import read_body
 from signaling.errors import ApiError
+from signaling.guard import secret_right
 from signaling.lookup import show_for_code
 from signaling.rtmp import rtmp_url
 from signaling.services import services
@@ -26,7 +27,7 @@ routes = web.RouteTableDef()
 MAX_JSON_BODY = 32 * 1024  # a show with a 2,000-character description, each character escaped
 
 
-def require_organiser(request: web.Request) -> None:
+async def require_organiser(request: web.Request) -> None:
     """Check ``Authorization: Bearer <organiser key>``: 401 when absent, 403 when wrong."""
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
@@ -41,6 +42,7 @@ def require_organiser(request: web.Request) -> None:
         token.strip().encode(), services(request).site.organiser_key.encode()
     ):
         raise ApiError(403, "forbidden", "this organiser key is not valid")
+    await secret_right(request)
 
 
 async def read_json_object(request: web.Request) -> dict[str, Any]:
@@ -87,7 +89,7 @@ def private_view(request: web.Request, show: Show) -> dict[str, Any]:
 @routes.post("/api/shows")
 async def create_show(request: web.Request) -> web.Response:
     """Create a show (organisers only)."""
-    require_organiser(request)
+    await require_organiser(request)
     body = await read_json_object(request)
     unknown = set(body) - {"title", "description", "starts_at", "performer"}
     if unknown:
@@ -110,7 +112,7 @@ async def programme(request: web.Request) -> web.Response:
     with their secrets and links, for the organiser's page)."""
     organiser = "Authorization" in request.headers
     if organiser:
-        require_organiser(request)
+        await require_organiser(request)
     shows = await services(request).shows.programme()
     if organiser:
         views = [private_view(request, s) for s in shows]
@@ -149,6 +151,7 @@ async def authorised_show(request: web.Request) -> Show:
     if not allowed:
         # The same answer for a wrong token and an unknown show: ids cannot be probed.
         raise ApiError(403, "forbidden", "this token is not valid for this show")
+    await secret_right(request)
     if show is None:
         raise ShowNotFound("no such show")
     return show

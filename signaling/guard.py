@@ -5,14 +5,15 @@ the client's address on the bus, in the bucket of that kind of secret; past :dat
 in :data:`WINDOW` seconds, requests for that kind of secret from that address answer 429 until the
 window ends. Kinds are counted apart: a care home's or a city office's shared address that mistypes
 stream keys can still use the organiser key. Requests without the header, and right secrets, are
-never slowed down.
+never slowed down. A handler that finds the secret right calls :func:`secret_right` before acting
+on it, so that a burst of guesses is answered no further than the limit (``FailureLimiter``).
 """
 
 from __future__ import annotations
 
 from aiohttp import web
 
-from rooms.ratelimit import FailureLimiter
+from rooms.ratelimit import Attempt, FailureLimiter
 from signaling.errors import ApiError, Handler
 from signaling.services import SERVICES
 
@@ -23,6 +24,17 @@ WINDOW = 15 * 60.0
 # Where a secret other than the organiser key is checked (the route's pattern).
 STREAM_KEY_ROUTES = frozenset({"/whip"})
 SHOW_TOKEN_ROUTES = frozenset({"/api/shows/{show_id}", "/api/shows/{show_id}/stream-key"})
+
+
+ATTEMPT: web.RequestKey[Attempt] = web.RequestKey("secret_attempt", Attempt)
+
+
+async def secret_right(request: web.Request) -> None:
+    """The request's secret is right: refused (429) if its address used up its wrong secrets of
+    this kind meanwhile; call it before acting on the secret."""
+    attempt = request.get(ATTEMPT)
+    if attempt is not None:
+        await attempt.right()
 
 
 def secret_limiter(request: web.Request) -> FailureLimiter:
@@ -44,13 +56,14 @@ async def secret_guesses(request: web.Request, handler: Handler) -> web.StreamRe
         return await handler(request)
     limiter = secret_limiter(request)
     subject = request.remote or "unknown"
-    async with limiter.trying(subject):
+    async with limiter.trying(subject) as attempt:
+        request[ATTEMPT] = attempt
         try:
             response = await handler(request)
         except ApiError as exc:
             if exc.status == 403:
-                await limiter.failed(subject)
+                await attempt.wrong()  # beyond the limit: 429 instead
             raise
         if response.status == 403:
-            await limiter.failed(subject)
+            await attempt.wrong()
         return response

@@ -23,7 +23,7 @@ from rooms.supervise import every, retrying
 from signaling import commands as c
 from signaling.commands import MEDIA, Commands, Result
 from signaling.connection import Connection
-from signaling.lookup import show_for_code
+from signaling.lookup import lobby_for_code, show_for_code
 from signaling.roles import Performer, Screen, Viewer, performer, viewer
 from signaling.services import Services
 
@@ -191,6 +191,9 @@ async def watch_join(conn: Connection, services: Services, msg: Message) -> Resu
     """Take a seat in a lobby of a show by its code: the show's state now, the foyer, and the
     show's and the lobby's events from now on."""
     show = await show_for_code(services, conn.remote, msg["code"])
+    friend = None
+    if msg.get("lobby"):  # a friend's lobby: its code is checked before anything is left
+        friend = await lobby_for_code(services, conn.remote, show.id, msg["lobby"])
     head_count, screen = await _heads(conn, services, msg)
     await conn.drop(Viewer)  # the seat, voice and broadcast of the show being left
     foyer = services.foyer
@@ -201,7 +204,7 @@ async def watch_join(conn: Connection, services: Services, msg: Message) -> Resu
         head_count=head_count,
         screen=screen,
         session=msg.get("session"),
-        friend_code=msg.get("lobby"),
+        friend=friend,
     )
     lobby = seating.lobby
     role = Viewer(conn, show.id, lobby, seating.member)

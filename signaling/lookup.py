@@ -1,4 +1,5 @@
-"""Finding a show by its audience code, with the per-address limit on wrong codes."""
+"""Finding a show by its audience code and a lobby by its friends' code, each with its own
+per-address limit on wrong codes."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import TYPE_CHECKING
 import structlog
 
 from rooms.errors import InvalidInput, RateLimited, ShowNotFound
+from rooms.lobbies import Lobby, LobbyNotFound
 from rooms.shows import Show
 
 if TYPE_CHECKING:
@@ -23,16 +25,32 @@ async def show_for_code(services: Services, address: str, code: str) -> Show:
     limiter = services.limiters.code
     metrics = services.metrics
     try:
-        async with limiter.trying(address):
+        async with limiter.trying(address) as attempt:
             try:
                 show = await services.shows.by_code(code)
             except (ShowNotFound, InvalidInput):
-                metrics.code_lookups.labels(result="not_found").inc()
-                if await limiter.failed(address) == limiter.limit:
+                if await attempt.wrong() == limiter.limit:
                     log.info("code.limit_reached")
+                metrics.code_lookups.labels(result="not_found").inc()
                 raise
+            await attempt.right()
     except RateLimited:
         metrics.code_lookups.labels(result="rate_limited").inc()
         raise
     metrics.code_lookups.labels(result="found").inc()
     return show
+
+
+async def lobby_for_code(services: Services, address: str, show_id: str, code: str) -> Lobby:
+    """The show's lobby with the friends' ``code``; wrong codes count against ``address`` in a
+    bucket of their own (a mistyped friends' code does not lock the address out of shows)."""
+    limiter = services.limiters.lobby_code
+    async with limiter.trying(address) as attempt:
+        try:
+            lobby = await services.lobbies.by_code(show_id, code)
+        except LobbyNotFound:
+            if await attempt.wrong() == limiter.limit:
+                log.info("lobby_code.limit_reached")
+            raise
+        await attempt.right()
+    return lobby

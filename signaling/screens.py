@@ -63,7 +63,7 @@ SOUND_STATES = frozenset({"on", "blocked", "off"})
 @routes.post("/api/staff-keys")
 async def issue_staff_key(request: web.Request) -> web.Response:
     """A new staff key for a care home; the key is in this answer only."""
-    require_organiser(request)
+    await require_organiser(request)
     body = await read_json_object(request)
     unknown = set(body) - {"label"}
     if unknown:
@@ -80,7 +80,7 @@ async def issue_staff_key(request: web.Request) -> web.Response:
 @routes.get("/api/staff-keys")
 async def list_staff_keys(request: web.Request) -> web.Response:
     """Every staff key (never the keys themselves) with how many screens each has paired."""
-    require_organiser(request)
+    await require_organiser(request)
     screens = services(request).screens
     keys = [
         {**k.public(), "screens": len(await screens.of_staff(k.id))}
@@ -92,7 +92,7 @@ async def list_staff_keys(request: web.Request) -> web.Response:
 @routes.delete("/api/staff-keys/{key_id}")
 async def revoke_staff_key(request: web.Request) -> web.Response:
     """Revoke a staff key: it stops working and the screens it paired show a new pairing code."""
-    require_organiser(request)
+    await require_organiser(request)
     key_id = request.match_info["key_id"]
     svc = services(request)
     try:
@@ -134,9 +134,8 @@ async def screen_hello(conn: Connection, services: Services, msg: Message) -> Re
         if open_pairing is not None:
             await attach_screen(conn, services, open_pairing.screen)
             return {"state": "pairing", "token": token, **open_pairing.public(screens.now())}
-    limiter = services.limiters.new_pairing
-    await limiter.check(conn.remote)
-    await limiter.failed(conn.remote)  # counts codes handed out, not failures
+    # counts codes handed out, not failures: counted first, so a burst gets no more than the limit
+    await services.limiters.new_pairing.failed(conn.remote)
     pairing = await screens.start_pairing()
     await attach_screen(conn, services, pairing.screen)
     return {"state": "pairing", "token": pairing.token, **pairing.public(screens.now())}
@@ -189,12 +188,13 @@ async def remote_open(conn: Connection, services: Services, msg: Message) -> Res
     """Staff open the remote with their staff key: their screens, and their status from now on.
     Only wrong keys count against the address (its own limit, apart from wrong pairing codes)."""
     limiter = services.limiters.staff_key
-    async with limiter.trying(conn.remote):
+    async with limiter.trying(conn.remote) as attempt:
         try:
             staff = await services.screens.staff_key(msg["key"].strip())
         except StaffKeyInvalid:
-            await limiter.failed(conn.remote)
+            await attempt.wrong()
             raise
+        await attempt.right()
     role = await conn.take(Phone(conn, staff.id))
     await role.hold("events", await services.relay.follow_staff(staff.id, conn))
     screens = await services.screens.of_staff(staff.id)
@@ -208,18 +208,27 @@ async def screen_pair(conn: Connection, services: Services, msg: Message) -> Res
     """Staff confirm the code a screen shows; the screen is theirs and starts by itself."""
     staff = await _staff(conn, services)
     limiter = services.limiters.pairing
-    subjects = (conn.remote, f"key:{staff.id}")
-    await limiter.check(subjects[1])
     name = msg.get("name")
     if name is not None and name != "":
         name = clean_label(name, NAME_MAX, "name")
     bus = services.bus
-    async with limiter.trying(subjects[0]):  # codes tried all at once: see FailureLimiter
+    # Counted per address and per staff key: codes tried all at once, see FailureLimiter.
+    async with (
+        limiter.trying(conn.remote) as by_address,
+        limiter.trying(f"key:{staff.id}") as by_key,
+    ):
+
+        async def right() -> None:
+            await by_key.right()
+            await by_address.right()
+
         try:
-            screen = await services.screens.pair(staff, msg["code"], name)
+            screen = await services.screens.pair(staff, msg["code"], name, confirm=right)
         except (PairingNotFound, PairingExpired, InvalidInput):
-            for subject in subjects:  # the name was checked above: this is the code
-                await limiter.failed(subject)
+            try:  # the name was checked above: this is the code
+                await by_key.wrong()
+            finally:
+                await by_address.wrong()
             raise
         except StaffKeyRevoked as exc:
             # revoked while pairing: the pairing was undone; the TV shows a new code

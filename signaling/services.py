@@ -35,6 +35,7 @@ class Limiters:
     """Limits on guessing, each per kind of secret (see docs/architecture.md, rate limits)."""
 
     code: FailureLimiter  # audience codes, per address
+    lobby_code: FailureLimiter  # friends' (lobby) codes, per address
     organiser_key: FailureLimiter  # organiser keys over HTTP
     show_token: FailureLimiter  # performer tokens (or organiser keys) for one show over HTTP
     stream_key: FailureLimiter  # stream keys (WHIP)

@@ -22,6 +22,7 @@ from media.stage import MAX_SDP_BYTES
 from rooms.errors import ShowNotFound
 from signaling.bodies import read_body
 from signaling.errors import ApiError
+from signaling.guard import secret_right
 from signaling.iceservers import client_ice_servers
 from signaling.live import follow_publication
 from signaling.services import services
@@ -148,6 +149,7 @@ async def whip_publish(request: web.Request) -> web.StreamResponse:
         show = await services(request).shows.by_stream_key(key.strip())
     except ShowNotFound:
         raise ApiError(403, "forbidden", "this stream key is not valid") from None
+    await secret_right(request)
     offer = await sdp_body(request, SDP)
     svc = services(request)
     publication = await svc.stage.publish(show.id, offer, follow_publication(svc))

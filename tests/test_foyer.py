@@ -158,6 +158,39 @@ async def test_friends_lobby_full_and_moderation(node: Node) -> None:
             await session.close()
 
 
+async def test_guessing_friends_codes_is_limited_per_address_apart_from_show_codes(
+    node: Node,
+) -> None:
+    """Someone with the show's code guessing friends' codes to sit in strangers' lobbies (and read
+    their chat) gets five wrong answers, then ``rate_limited`` even for the right code; the show's
+    code still seats them in a lobby of their own, and other addresses are not affected."""
+    show = await node.create_show()
+    aino, joined = await join(node, show["code"], "Aino")
+    friends_code = joined["lobby"]["code"]
+    guesser = await Session.connect(node.url, local_address="127.0.0.7")
+    sessions = [aino, guesser]
+    try:
+        wrong = "22222" if friends_code != "22222" else "33333"
+        answers = []
+        for _ in range(6):
+            with pytest.raises(ProtocolError) as caught:
+                await guesser.request("watch.join", code=show["code"], lobby=wrong)
+            answers.append(caught.value.code)
+        assert answers == ["lobby_not_found"] * 5 + ["rate_limited"]
+        with pytest.raises(ProtocolError) as caught:
+            await guesser.request("watch.join", code=show["code"], lobby=friends_code)
+        assert caught.value.code == "rate_limited"
+        friend = await Session.connect(node.url, local_address="127.0.0.8")
+        sessions.append(friend)
+        seated = await friend.request("watch.join", code=show["code"], lobby=friends_code)
+        assert seated["lobby"]["id"] == joined["lobby"]["id"]
+        # show codes have their own bucket: the guesser is seated wherever there is room
+        assert (await guesser.request("watch.join", code=show["code"]))["me"]["id"]
+    finally:
+        for session in sessions:
+            await session.close()
+
+
 async def test_reactions_are_totalled_and_reach_the_performer_and_lobbies(node: Node) -> None:
     show = await node.create_show()
     performer = await Session.connect(node.url)

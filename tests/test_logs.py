@@ -1,7 +1,9 @@
-"""Logs: JSON lines off a terminal, with the standard library's loggers routed through structlog."""
+"""Logs: JSON lines off a terminal, with the standard library's loggers routed through structlog,
+and no client's address from aiohttp's own lines (tests/test_privacy.py: a whole show's logs)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 
@@ -9,6 +11,7 @@ import pytest
 import structlog
 
 from lampio_stream.logs import configure_logging
+from tests.nodes import serve
 
 
 def test_json_logs_include_stdlib_loggers(capsys: pytest.CaptureFixture[str]) -> None:
@@ -26,3 +29,24 @@ def test_json_logs_include_stdlib_loggers(capsys: pytest.CaptureFixture[str]) ->
     assert events["bad request line"]["level"] == "warning"
     assert "candidate chatter" not in events
     assert all("timestamp" in line for line in lines)
+
+
+async def test_a_request_that_cannot_be_read_is_logged_without_the_clients_address(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    configure_logging("json", "info")
+    try:
+        async with serve() as node:
+            port = int(node.url.rsplit(":", 1)[1])
+            reader, writer = await asyncio.open_connection(
+                "127.0.0.1", port, local_addr=("127.0.0.7", 0)
+            )
+            writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: many\r\n\r\n")
+            assert b" 400 " in await asyncio.wait_for(reader.readline(), 5)
+            writer.close()
+        lines = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line]
+    finally:
+        configure_logging("console", "info")
+    [refused] = [line for line in lines if line["logger"] == "aiohttp.server"]
+    assert refused["event"] == "Error handling request"
+    assert "127.0.0.7" not in json.dumps(lines)

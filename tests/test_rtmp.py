@@ -200,9 +200,11 @@ class RawRtmp:
         self.in_chunk = 128
 
     @classmethod
-    async def open(cls, port: int) -> RawRtmp:
-        """Connect and complete the handshake."""
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    async def open(cls, port: int, *, local_address: str | None = None) -> RawRtmp:
+        """Connect (from ``local_address``, on loopback another client address) and complete
+        the handshake."""
+        local = None if local_address is None else (local_address, 0)
+        reader, writer = await asyncio.open_connection("127.0.0.1", port, local_addr=local)
         writer.write(b"\x03" + bytes(rtmp.HANDSHAKE_SIZE))
         s0s1s2 = await asyncio.wait_for(reader.readexactly(1 + 2 * rtmp.HANDSHAKE_SIZE), 5)
         writer.write(s0s1s2[1 : 1 + rtmp.HANDSHAKE_SIZE])
@@ -452,9 +454,46 @@ async def test_a_second_publish_is_refused_and_the_first_pipeline_closed(
     assert ingest.keys == ["good"]  # the second key was never even looked up
     assert [sink.closed for sink in ingest.sinks] == [1]
     assert len(closed) == 1
-    assert ("info", "rtmp.refused", {"code": "already_publishing", "peer": "127.0.0.1"}) in (
-        logged.events
-    )
+    assert ("info", "rtmp.refused", {"code": "already_publishing"}) in logged.events
+
+
+async def test_nothing_logged_names_the_encoders_address(
+    ingest: Ingest, clients: list[RawRtmp], logged: Logged, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A wrong key, a broken protocol, input we fail on and a second publish are logged with their
+    code, never with the address of the encoder (personal data, in logs kept for weeks)."""
+
+    async def encoder() -> RawRtmp:
+        client = await RawRtmp.open(ingest.port, local_address="127.0.0.7")
+        clients.append(client)
+        await client.connect()
+        return client
+
+    assert (await (await encoder()).publish("wrong"))["code"] == "NetStream.Publish.BadName"
+    broken = await encoder()
+    await broken.message(3, rtmp.VIDEO, b"\x17")  # media before publishing
+    assert await broken.closed()
+    decode_all = amf0.decode_all
+
+    def failing(data: bytes) -> list[Any]:
+        if b"boom" in data:
+            raise RuntimeError("a fault of ours")
+        return decode_all(data)
+
+    monkeypatch.setattr(amf0, "decode_all", failing)
+    await (await encoder()).command("boom", 1)
+    twice = await encoder()
+    await twice.publish("good")
+    await twice.publish("good")
+    assert await twice.closed()
+
+    def codes() -> set[str]:
+        return {fields.get("code", "") for _, _, fields in logged.events}
+
+    await eventually(lambda: {"bad_key", "internal", "already_publishing"} <= codes())
+    assert len(logged.events) >= 4
+    for level, event, fields in logged.events:
+        assert "127.0.0.7" not in repr(fields), (level, event, fields)
 
 
 async def test_a_connection_that_never_publishes_is_closed(
