@@ -160,7 +160,7 @@ def packets_per_viewer_second(clip: Clip) -> float:
     return video / seconds + AUDIO_RATE / AUDIO_SAMPLES
 
 
-def server_argv(port: int, key: str, media_sender: str) -> list[str]:
+def server_argv(port: int, key: str, media_sender: str, event_loop: str = "asyncio") -> list[str]:
     script = Path(sys.executable).parent / "lampio-stream"
     command = [str(script)] if script.exists() else [sys.executable, "-m", "lampio_stream.cli"]
     return [
@@ -177,6 +177,8 @@ def server_argv(port: int, key: str, media_sender: str) -> list[str]:
         "warning",
         "--media-sender",
         media_sender,
+        "--event-loop",
+        event_loop,
     ]
 
 
@@ -245,7 +247,7 @@ async def run_phase(
         key = secrets.token_urlsafe(24)
         if kind == "node":
             server = await Child.start(
-                f"{kind}-server", server_argv(0, key, args.media_sender), work
+                f"{kind}-server", server_argv(0, key, args.media_sender, args.event_loop), work
             )
             children.append(server)
             banner = await server.wait_text(lambda line: "is running at" in line, 30)
@@ -659,6 +661,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         choices=["direct", "aiortc"],
         default="direct",
         help="the node's send path (--media-sender of lampio-stream serve; default direct)",
+    )
+    parser.add_argument(
+        "--event-loop",
+        choices=["asyncio", "uvloop"],
+        default="asyncio",
+        help="the node's event loop (--event-loop of lampio-stream serve; default asyncio)",
     )
     parser.add_argument("--keep", default="", help="keep logs and the clip in this directory")
     parser.add_argument("--timeout", type=float, default=600, help="give up after this (600 s)")

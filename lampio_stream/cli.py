@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import gc
 import os
 import signal
@@ -130,6 +131,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "serve.start", host=config.host, port=port, bus="redis" if config.redis_url else "memory"
     )
     tune_garbage_collector()
+    if config.event_loop == "uvloop":
+        import uvloop  # optional: only with --event-loop uvloop
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     web.run_app(
         app,
         sock=sock,

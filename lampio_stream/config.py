@@ -124,6 +124,11 @@ SETTINGS: tuple[Setting, ...] = (
         "each viewer's socket; default) or aiortc (aiortc's own sender per viewer, for comparison)",
     ),
     Setting(
+        "event_loop",
+        "event loop: asyncio (Python's own; default) or uvloop (libuv, in C; needs the uvloop "
+        "package)",
+    ),
+    Setting(
         "demo",
         "also run a demo show: a test picture with a clock and a chime, published like a real "
         "performer (yes/no)",
@@ -159,6 +164,7 @@ class Config:
     lobby_size: int = 12
     chat_retention: float = 24 * 3600.0
     media_sender: str = "direct"
+    event_loop: str = "asyncio"
     log_format: str = "auto"
     log_level: str = "info"
     shutdown_timeout: float = 5.0
@@ -168,6 +174,8 @@ class Config:
             raise ValueError("lobby_size must be 1–100")
         if self.media_sender not in {"direct", "aiortc"}:
             raise ValueError("media_sender must be direct or aiortc")
+        if self.event_loop not in {"asyncio", "uvloop"}:
+            raise ValueError("event_loop must be asyncio or uvloop")
         if self.log_format not in {"auto", "json", "console"}:
             raise ValueError("log_format must be auto, json or console")
         if self.log_level not in {"debug", "info", "warning", "error"}:

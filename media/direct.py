@@ -230,7 +230,7 @@ class DirectOutput:
                 if len(batch) == 1:
                     sock.sendto(batch[0], self._addr)
                 else:
-                    sock.sendmsg([b"".join(batch)], control, 0, self._addr)
+                    sock.sendmsg(batch, control, 0, self._addr)  # gathered, not copied
                     self.segmented += 1
             except BlockingIOError:
                 self._queue(transport, packets, start)

@@ -183,12 +183,13 @@ def test_untested_aiortc_is_refused_before_anything_starts() -> None:
     assert b"is running" not in result.stdout
 
 
-async def test_demo_show_is_live_and_watchable() -> None:
+@pytest.mark.parametrize("event_loop", ["asyncio", "uvloop"])
+async def test_demo_show_is_live_and_watchable(event_loop: str) -> None:
     from clients.client import Session, Watcher
     from media.ice import use_host_addresses
 
     use_host_addresses(["127.0.0.1"])
-    served = Served("--demo", "--ice-host", "127.0.0.1")
+    served = Served("--demo", "--ice-host", "127.0.0.1", "--event-loop", event_loop)
     watcher: Watcher | None = None
     try:
         line = await printed(served, b"Demo show is on: code ")

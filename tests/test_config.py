@@ -66,6 +66,7 @@ def test_config_is_frozen() -> None:
         (["--port", "70000"], "--port"),
         (["--port", "http"], "--port"),
         (["--log-format", "xml"], "log_format"),
+        (["--event-loop", "trio"], "event_loop"),
         (["--public-url", "ftp://x"], "public_url"),
         (["--shutdown-timeout", "-1"], "--shutdown-timeout"),
     ],
