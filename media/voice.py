@@ -27,7 +27,7 @@ import structlog
 from aiortc import RTCIceServer, RTCPeerConnection, RTCSessionDescription
 from aiortc import sdp as aiortc_sdp
 
-from media.codecs import prefer_codec
+from media.codecs import ask_for_opus_dtx, prefer_codec
 from media.direct import FrameOut
 from media.forward import ViewerTrack
 from media.frame import EncodedFrame
@@ -225,6 +225,8 @@ class Voices:
                 raise
             raise InvalidSdp(f"the voice offer cannot be answered: {exc}") from exc
         seat.answer_sdp = pc.localDescription.sdp
+        if mic is not None and mic.mid is not None:
+            seat.answer_sdp = ask_for_opus_dtx(seat.answer_sdp, mic.mid)
         self._shows.setdefault(show_id, _ShowVoice()).add(seat)
 
         @pc.on("connectionstatechange")

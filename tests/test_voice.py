@@ -73,6 +73,9 @@ async def test_lobby_members_hear_each_other_and_another_lobby_hears_nothing(nod
         assert ann.joined["lobby"]["id"] == bo.joined["lobby"]["id"] != cai.joined["lobby"]["id"]
         # Before the show the foyer may talk; a speaker takes the lowest free slot of their lobby.
         assert ann.joined["voice"]["open"] is True and ann.joined["voice"]["slot"] is None
+        # The answer asks the browser for Opus DTX on its microphone (silence sends nothing).
+        sections = ann.joined["voice"]["sdp"].split("\r\nm=")[1:]
+        assert ["usedtx=1" in section for section in sections] == [True] + [False] * 4
         slots = [(await voice.mic(True)) for voice in (ann, bo, cai)]
         assert slots == [
             {"on": True, "heard": True, "slot": 0},

@@ -15,7 +15,7 @@ import pytest
 from aiortc import RTCIceServer
 
 from media.buffer import FrameQueue
-from media.codecs import codec_capabilities
+from media.codecs import ask_for_opus_dtx, codec_capabilities
 from media.exceptions import FrameQueueClosed
 from media.frame import EncodedFrame, is_h264_keyframe, is_keyframe, is_vp8_keyframe
 from media.ice import host_addresses, rtc_configuration, use_host_addresses
@@ -205,3 +205,26 @@ def test_amf0_nesting_is_bounded(container: bytes) -> None:
     for levels in (amf0.MAX_DEPTH + 1, 1000, 5000):  # deeper is refused, never a RecursionError
         with pytest.raises(amf0.AmfError, match="nested"):
             amf0.decode_all(nested_amf0(levels, container))
+
+
+def test_the_answer_asks_for_opus_dtx_on_the_microphone_only() -> None:
+    sdp = "\r\n".join(
+        [
+            "v=0",
+            "m=audio 9 UDP/TLS/RTP/SAVPF 96",
+            "a=mid:0",
+            "a=rtpmap:96 opus/48000/2",
+            "m=audio 9 UDP/TLS/RTP/SAVPF 111",
+            "a=mid:1",
+            "a=rtpmap:111 opus/48000/2",
+            "a=fmtp:111 minptime=10;useinbandfec=1",
+            "",
+        ]
+    )
+    first = ask_for_opus_dtx(sdp, "0").split("\r\n")
+    assert first[3:5] == ["a=rtpmap:96 opus/48000/2", "a=fmtp:96 usedtx=1"]
+    assert "a=fmtp:111 minptime=10;useinbandfec=1" in first  # another section: untouched
+    second = ask_for_opus_dtx(sdp, "1")
+    assert "a=fmtp:111 minptime=10;useinbandfec=1;usedtx=1" in second
+    assert ask_for_opus_dtx(second, "1") == second  # once
+    assert ask_for_opus_dtx(sdp, "7") == sdp  # no such section
