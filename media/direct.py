@@ -35,6 +35,7 @@ from .seams import (
     answer_nacks,
     rtp_path,
     sender_ssrc,
+    skip_reports_while_idle,
     udp_socket,
 )
 
@@ -163,6 +164,10 @@ class DirectOutput:
         self._tail = tail
         self._report = SenderReportCounters(sender)
         answer_nacks(sender, self._retransmit)
+        skip_reports_while_idle(sender, self._has_sent)
+
+    def _has_sent(self) -> bool:
+        return self.sent_packets > 0
 
     @property
     def bound(self) -> bool:

@@ -18,6 +18,7 @@ from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender
 from aiortc.jitterbuffer import JitterFrame
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtcrtpreceiver import RemoteStreamTrack
+from aiortc.rtp import RtcpSdesPacket, RtcpSrPacket
 from pylibsrtp import Session
 
 from .exceptions import UnsupportedReceiverError, UnsupportedVersionError
@@ -41,6 +42,7 @@ __all__ = [
     "rtx_ssrcs",
     "send_pli",
     "sender_ssrc",
+    "skip_reports_while_idle",
     "tap_depayloaded_frames",
     "udp_socket",
 ]
@@ -199,6 +201,40 @@ def answer_nacks(sender: RTCRtpSender, retransmit: Callable[[int], Awaitable[Non
             await method(sequence_number)
 
     sender._retransmit = answer  # type: ignore[method-assign]
+
+
+def skip_reports_while_idle(sender: RTCRtpSender, has_sent: Callable[[], bool]) -> None:
+    """Send no Sender Report (nor its SDES) for ``sender`` until ``has_sent()``: a voice slot
+    that never carried a speaker is no RTP sender (RFC 3550, section 6.4). BYE still goes.
+
+    A bound method is held weakly, as :func:`answer_nacks` does."""
+    # RTCRtpSender._run_rtcp builds SR + SDES about once a second and awaits
+    # self._send_rtcp(packets) whether or not anything was sent; the BYE at the end goes that way.
+    original: Callable[[list[Any]], Awaitable[None]] = _method(sender, "_send_rtcp")
+    function = getattr(original, "__func__", None)
+    if function is None:
+        raise UnsupportedVersionError("RTCRtpSender._send_rtcp is hooked already")
+    target = weakref.ref(sender)
+    del original
+    check: Callable[[], bool | None]
+    if inspect.ismethod(has_sent):
+        weak = weakref.WeakMethod(has_sent)
+
+        def check() -> bool | None:
+            method = weak()
+            return None if method is None else method()
+    else:
+        check = has_sent
+
+    async def send_rtcp(packets: list[Any]) -> None:
+        held = target()
+        if held is None:
+            return
+        if not check() and all(isinstance(p, (RtcpSrPacket, RtcpSdesPacket)) for p in packets):
+            return
+        await function(held, packets)
+
+    sender._send_rtcp = send_rtcp  # type: ignore[method-assign]
 
 
 class SenderReportCounters:

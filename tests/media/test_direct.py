@@ -3,6 +3,7 @@ a frame's packets in one segmented send where the kernel takes it."""
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import struct
 from typing import Any
@@ -185,3 +186,34 @@ class _Refusing:
             raise self._refusal
         result: int = self._real.sendto(data, addr)
         return result
+
+
+async def test_no_sender_reports_until_something_was_sent() -> None:
+    """A track that has sent nothing (a voice slot nobody speaks on, a show not yet on air) is no
+    RTP sender: its viewer gets no Sender Report until media flows, then gets them."""
+
+    async def reported(rig: ViewerRig) -> set[str]:
+        stats = await rig.client.getStats()
+        return {s.kind for s in stats.values() if s.type == "remote-outbound-rtp"}
+
+    show = ShowRig("video/VP8", Broadcast())
+    rig = await show.add_viewer()
+    publisher = None
+    try:
+        await eventually(lambda: rig.client.connectionState == "connected", 10, "connected")
+        # aiortc reports every 0.5–1.5 s: two seconds hold at least one report of each track.
+        await asyncio.sleep(2.0)
+        assert await reported(rig) == set()
+        publisher = await show.start_publisher()
+        await eventually(lambda: video_frames(rig) >= 5, 20, "media")
+        found: set[str] = set()
+
+        async def both() -> bool:
+            found.update(await reported(rig))
+            return found == {"video", "audio"}
+
+        await eventually(both, 10, "sender reports once media flows")
+    finally:
+        await show.remove_viewer(rig)
+        if publisher is not None:
+            await show.stop_publisher(publisher)
