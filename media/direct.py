@@ -19,12 +19,25 @@ import errno
 import socket
 import struct
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import structlog
 from aiortc import RTCRtpSender
 from aiortc.codecs import get_encoder
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+from aiortc.rtp import (
+    RTCP_PSFB_APP,
+    RTCP_PSFB_FIR,
+    RTCP_PSFB_PLI,
+    RTCP_RTPFB_NACK,
+    AnyRtcpPacket,
+    RtcpPsfbPacket,
+    RtcpRrPacket,
+    RtcpRtpfbPacket,
+    RtcpSrPacket,
+    unpack_remb_fci,
+)
 from aiortc.utils import random16, random32
 from pylibsrtp import Session
 
@@ -144,6 +157,10 @@ class DirectOutput:
         self.sent_packets = 0
         self.sent_bytes = 0
         self.retransmitted = 0
+        # What the viewer's receiver reports of this track (RTCP RR, REMB), once it has.
+        self.fraction_lost = 0  # of 256, since its previous report
+        self.jitter = 0  # in RTP timestamp units
+        self.remb_bps: int | None = None
         self.gso = True  # until the kernel or the path refuses it
         self.segmented = 0  # sendmsg calls that carried several packets (UDP GSO)
         self._seq = random16()
@@ -268,6 +285,9 @@ class DirectOutput:
             transport.sendto(packets[index], self._addr)
 
     async def _retransmit(self, sequence_number: int) -> None:
+        self.retransmit(sequence_number)
+
+    def retransmit(self, sequence_number: int) -> None:
         """Answer a NACK from this viewer's own history, on the same SSRC."""
         sent = self._history[sequence_number % HISTORY]
         transport, srtp = self._transport, self._srtp
@@ -279,6 +299,44 @@ class DirectOutput:
         self.retransmitted += 1
         packet = _HEAD.pack(self._b0, mpt, seq, ts) + tail + payload
         transport.sendto(srtp.protect(packet), self._addr)
+
+
+class ViewerRtcp:
+    """What a viewer's receiver says of the tracks sent to it (RTCP), handled as it arrives
+    (:func:`media.seams.take_rtcp`): NACKs answered from the outputs' histories, PLI and FIR
+    passed on as one keyframe request, receiver reports and REMB kept on the output concerned."""
+
+    def __init__(
+        self, outputs: Iterable[DirectOutput], on_keyframe_request: Callable[[], object]
+    ) -> None:
+        self._outputs = {output.ssrc: output for output in outputs}
+        self._keyframe = on_keyframe_request
+        self.packets = 0
+
+    def handle(self, packets: list[AnyRtcpPacket]) -> None:
+        """One compound RTCP packet from the viewer."""
+        outputs = self._outputs
+        for packet in packets:
+            self.packets += 1
+            if isinstance(packet, (RtcpRrPacket, RtcpSrPacket)):
+                for report in packet.reports:
+                    if (output := outputs.get(report.ssrc)) is not None:
+                        output.fraction_lost, output.jitter = report.fraction_lost, report.jitter
+            elif isinstance(packet, RtcpRtpfbPacket):
+                if packet.fmt == RTCP_RTPFB_NACK and (output := outputs.get(packet.media_ssrc)):
+                    for sequence_number in packet.lost:
+                        output.retransmit(sequence_number)
+            elif isinstance(packet, RtcpPsfbPacket):
+                if packet.fmt in (RTCP_PSFB_PLI, RTCP_PSFB_FIR):
+                    self._keyframe()
+                elif packet.fmt == RTCP_PSFB_APP:
+                    try:
+                        bitrate, ssrcs = unpack_remb_fci(packet.fci)
+                    except ValueError:
+                        continue
+                    for ssrc in ssrcs:
+                        if (output := outputs.get(ssrc)) is not None:
+                            output.remb_bps = bitrate
 
 
 def _header_template(mid: str, extension_ids: dict[str, int]) -> tuple[bytearray, int]:

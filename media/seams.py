@@ -14,11 +14,12 @@ from typing import Any, Protocol, cast
 import aioice
 import aioice.ice
 import aiortc
+import pylibsrtp
 from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender
 from aiortc.jitterbuffer import JitterFrame
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtcrtpreceiver import RemoteStreamTrack
-from aiortc.rtp import RtcpSdesPacket, RtcpSrPacket
+from aiortc.rtp import AnyRtcpPacket, RtcpPacket, RtcpSdesPacket, RtcpSrPacket
 from pylibsrtp import Session
 
 from .exceptions import UnsupportedReceiverError, UnsupportedVersionError
@@ -43,6 +44,7 @@ __all__ = [
     "send_pli",
     "sender_ssrc",
     "skip_reports_while_idle",
+    "take_rtcp",
     "tap_depayloaded_frames",
     "udp_socket",
 ]
@@ -355,18 +357,84 @@ def drop_empty_datagrams(pc: RTCPeerConnection) -> int:
     return guarded
 
 
+# --- Receiving: a sending peer's RTCP, without aiortc's receive task ---------------------------
+# Each datagram aioice's Connection.data_received gets is queued for RTCDtlsTransport's receive
+# task, which unprotects it (_rx_srtp, set when DTLS completes), parses it and awaits each
+# recipient's _handle_rtcp_packet, building statistics objects on the way: a queue, a task step
+# and several awaits per receiver report. A peer that only sends (a viewer) gets nothing but RTCP
+# about what it sends, so its RTCP can be handled where it arrives, in the same call.
+RtcpSink = Callable[[list[AnyRtcpPacket]], None]
+_TAKES_RTCP = "_lampio_takes_rtcp"
+
+
+def take_rtcp(pc: RTCPeerConnection, sink: RtcpSink) -> int:
+    """Hand the RTCP that reaches ``pc``'s transports to ``sink``, unprotected and parsed, as it
+    arrives (aiortc sees none of it, so its getStats() has no remote reports); call it once the
+    descriptions are set. How many transports it took over. ``sink`` is held weakly: its owner
+    keeps it alive as long as it wants the RTCP."""
+    taken = 0
+    for connection, dtls in _ice_connections_and_dtls(pc):
+        if getattr(connection, _TAKES_RTCP, False):
+            continue
+        connection.data_received = _rtcp_taker(connection, dtls, sink)  # type: ignore[method-assign,assignment]
+        setattr(connection, _TAKES_RTCP, True)
+        setattr(connection, _GUARDED, True)
+        taken += 1
+    return taken
+
+
+def _rtcp_taker(
+    connection: aioice.Connection, dtls: Any, sink: RtcpSink
+) -> Callable[[bytes, int], None]:
+    _method(connection, "data_received")
+    # Everything held weakly (see release_peer): the shadow lives in the connection's own __dict__,
+    # and the DTLS transport holds the connection.
+    receive = type(connection).data_received
+    connection_ref, dtls_ref = weakref.ref(connection), weakref.ref(dtls)
+    weak_sink: Callable[[], RtcpSink | None]
+    if inspect.ismethod(sink):
+        weak_sink = weakref.WeakMethod(sink)
+    else:
+        weak_sink = weakref.ref(sink)  # a function that holds nothing of the peer
+
+    def data_received(data: bytes, component: int) -> None:
+        # RFC 5761: RTCP packet types 192–223 in the second byte, version 2 in the first.
+        if len(data) > 7 and 127 < data[0] < 192 and 191 < data[1] < 224:
+            held = dtls_ref()
+            srtp: Session | None = None if held is None else held._rx_srtp
+            if srtp is not None:
+                try:
+                    packets = RtcpPacket.parse(srtp.unprotect_rtcp(data))
+                except (pylibsrtp.Error, ValueError):
+                    return  # not ours or broken: aiortc would have dropped it too
+                if (handle := weak_sink()) is not None:
+                    handle(packets)
+                return
+        # Empty datagrams are dropped here too (drop_empty_datagrams).
+        if data and (target := connection_ref()) is not None:
+            receive(target, data, component)
+
+    return data_received
+
+
 def _ice_connections(pc: RTCPeerConnection) -> list[aioice.Connection]:
+    return [connection for connection, _ in _ice_connections_and_dtls(pc)]
+
+
+def _ice_connections_and_dtls(pc: RTCPeerConnection) -> list[tuple[aioice.Connection, Any]]:
     # RTCRtpSender.transport and RTCSctpTransport.transport are the DTLS transports, whose
     # .transport is the RTCIceTransport; its _connection is the aioice Connection it wraps.
     dtls = [t.sender.transport for t in pc.getTransceivers() if t.sender is not None]
     if pc.sctp is not None:
         dtls.append(pc.sctp.transport)
-    connections: dict[int, aioice.Connection] = {}
+    connections: dict[int, tuple[aioice.Connection, Any]] = {}
     for transport in dtls:
         connection = getattr(getattr(transport, "transport", None), "_connection", None)
         if not isinstance(connection, aioice.Connection):
             raise UnsupportedVersionError("RTCIceTransport has no aioice Connection")
-        connections[id(connection)] = connection
+        if not hasattr(transport, "_rx_srtp"):
+            raise UnsupportedVersionError("RTCDtlsTransport has no _rx_srtp")
+        connections[id(connection)] = (connection, transport)
     return list(connections.values())
 
 

@@ -16,12 +16,12 @@ from aiortc import RTCIceServer, RTCPeerConnection, RTCRtpTransceiver, RTCSessio
 from aiortc import sdp as aiortc_sdp
 
 from media.codecs import prefer_codec
-from media.direct import DirectOutput
+from media.direct import DirectOutput, ViewerRtcp
 from media.forward import Broadcast, Ingest, Viewer
 from media.frame import EncodedFrame
 from media.hall import HallSound
 from media.ice import rtc_configuration
-from media.seams import drop_empty_datagrams, release_peer
+from media.seams import drop_empty_datagrams, release_peer, take_rtcp
 from rooms.bus import Message
 from rooms.relay import EventRelay, Unfollow
 from rooms.supervise import retrying
@@ -174,6 +174,7 @@ class ViewerSession:
     offer_sdp: str = ""
     answer_sdp: str = ""
     closed: bool = field(default=False)
+    rtcp: ViewerRtcp | None = None  # the viewer's RTCP, when sent to directly
 
     async def accept(self, answer_sdp: str) -> None:
         """Apply the viewer's answer."""
@@ -513,8 +514,13 @@ class Stage:
             drop_empty_datagrams(pc)
             if self._direct:
                 ours = aiortc_sdp.SessionDescription.parse(pc.localDescription.sdp)
+                outputs = []
                 for source, transceiver, track in sections:
-                    source.attach_direct(track, direct_output(transceiver, ours))
+                    outputs.append(direct_output(transceiver, ours))
+                    source.attach_direct(track, outputs[-1])
+                # The viewer only receives: its RTCP is all about these outputs.
+                session.rtcp = ViewerRtcp(outputs, broadcast.request_keyframe)
+                take_rtcp(pc, session.rtcp.handle)
         except StageError:
             await session.close()
             raise

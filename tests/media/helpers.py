@@ -16,9 +16,10 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from av import AudioFrame, VideoFrame
 
 from media.codecs import prefer_codec
-from media.direct import DirectOutput
+from media.direct import DirectOutput, ViewerRtcp
 from media.forward import Broadcast, Ingest, Viewer
 from media.ice import rtc_configuration
+from media.seams import take_rtcp
 from media.stage import direct_output
 from tests.helpers import eventually
 
@@ -148,6 +149,7 @@ class ViewerRig:
     video: Consumer | None = None
     audio: Consumer | None = None
     outputs: list[DirectOutput] = field(default_factory=list)  # video then audio, if direct
+    rtcp: ViewerRtcp | None = None  # if direct
 
     @property
     def consumers(self) -> list[Consumer]:
@@ -219,6 +221,9 @@ class ShowRig:
                 output = direct_output(transceiver, offer)
                 self.broadcast.attach_direct(track, output)
                 rig.outputs.append(output)
+            # As the stage does: the viewer's RTCP handled where it arrives.
+            rig.rtcp = ViewerRtcp(rig.outputs, self.broadcast.request_keyframe)
+            take_rtcp(server, rig.rtcp.handle)
         await client.setRemoteDescription(server.localDescription)
         await client.setLocalDescription(await client.createAnswer())
         await server.setRemoteDescription(client.localDescription)

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParameters
-from aiortc.rtp import HeaderExtensionsMap, RtpPacket
+from aiortc.rtp import RTCP_RTPFB_NACK, HeaderExtensionsMap, RtcpRtpfbPacket, RtpPacket
 from helpers import ShowRig, ViewerRig
 
 from media.direct import (
@@ -23,6 +23,7 @@ from media.direct import (
     ntp_time,
 )
 from media.forward import Broadcast
+from media.seams import send_pli
 from tests.helpers import eventually
 
 
@@ -217,3 +218,33 @@ async def test_no_sender_reports_until_something_was_sent() -> None:
         await show.remove_viewer(rig)
         if publisher is not None:
             await show.stop_publisher(publisher)
+
+
+async def test_the_viewers_rtcp_is_handled_where_it_arrives() -> None:
+    """Receiver reports and REMB land on the outputs they name, a PLI becomes the show's keyframe
+    request, a NACK is answered from the output's history; aiortc's receive task sees none."""
+    show = ShowRig("video/VP8", Broadcast(), noise=True)
+    publisher = await show.start_publisher()
+    rig = await show.add_viewer()
+    try:
+        await eventually(lambda: video_frames(rig) >= 10, 20, "media")
+        assert rig.rtcp is not None
+        video_out, audio_out = rig.outputs
+        # aiortc's receivers report about once a second, and estimate the bandwidth (REMB).
+        await eventually(lambda: rig.rtcp.packets >= 4 and video_out.remb_bps, 10, "reports")  # type: ignore[union-attr]
+        assert (await rig.server.getStats()).values() and not [
+            s for s in (await rig.server.getStats()).values() if s.type == "remote-inbound-rtp"
+        ], "aiortc's RTCP handling was skipped"
+        (video_in,) = [r for r in publisher.ingest.receivers if r.kind == "video"]
+        before = video_in.keyframe_requests
+        client_video = next(t for t in rig.client.getTransceivers() if t.kind == "video")
+        await send_pli(client_video.receiver, video_out.ssrc)
+        await eventually(lambda: video_in.keyframe_requests > before, 5, "PLI passed up")
+        recent = (video_out._seq - 2) & 0xFFFF
+        rig.rtcp.handle(
+            [RtcpRtpfbPacket(fmt=RTCP_RTPFB_NACK, ssrc=1, media_ssrc=video_out.ssrc, lost=[recent])]
+        )
+        assert (video_out.retransmitted, audio_out.retransmitted) == (1, 0)
+    finally:
+        await show.remove_viewer(rig)
+        await show.stop_publisher(publisher)
