@@ -33,14 +33,13 @@ APT_PACKAGES = ["janus", "gcc", "libc6-dev"]  # gcc and the C headers build the 
 def ensure_installed() -> str:
     """The janus binary; installed with apt-get (sudo unless root) if janus or gcc is missing."""
     if shutil.which("janus") is None or shutil.which("gcc") is None:
-        sudo = [] if os.geteuid() == 0 else ["sudo"]
+        # "env": sudo does not pass the caller's environment on
+        apt = [*([] if os.geteuid() == 0 else ["sudo"]), "env", "DEBIAN_FRONTEND=noninteractive"]
         print(f"installing {' '.join(APT_PACKAGES)} with apt-get", file=sys.stderr, flush=True)
-        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-        subprocess.run([*sudo, "apt-get", "update", "-q"], check=True, env=env)
+        subprocess.run([*apt, "apt-get", "update", "-q"], check=True)
         subprocess.run(
-            [*sudo, "apt-get", "install", "-y", "-q", "--no-install-recommends", *APT_PACKAGES],
+            [*apt, "apt-get", "install", "-y", "-q", "--no-install-recommends", *APT_PACKAGES],
             check=True,
-            env=env,
         )
     janus = shutil.which("janus")
     if janus is None:
