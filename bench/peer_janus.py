@@ -108,7 +108,7 @@ async def run_janus_phase(
     conf.mkdir(parents=True, exist_ok=True)
     http_port = free_port(socket.SOCK_STREAM)
     video_port, audio_port = udp_ports(2)
-    config = write_config(conf, http_port, video_port, audio_port, args.event_loops)
+    config = write_config(conf, http_port, video_port, audio_port, args.janus_event_loops)
     shim = build_shim(conf)
     watcher: asyncio.Task[None] | None = None
     try:
@@ -173,6 +173,7 @@ def summary(
     packets_per_second: float,
     floor_us: float,
     version: str,
+    janus_event_loops: int,
 ) -> dict[str, Any]:
     def r(value: float, digits: int = 2) -> float | None:
         return None if math.isnan(value) or math.isinf(value) else round(value, digits)
@@ -205,6 +206,7 @@ def summary(
         "janus_rss_per_viewer_mib": r(janus.rss_per_viewer_mib, 3),
         "ours_rss_per_viewer_mib": r(ours.rss_per_viewer_mib, 3),
         "janus_threads": watch.max_threads,
+        "janus_event_loops": janus_event_loops,
         "janus_version": version,
         "janus_other_load_pct": r(janus.other_load_pct, 1),
         "ours_other_load_pct": r(ours.other_load_pct, 1),
@@ -236,7 +238,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         log(
             f"total {time.monotonic() - started:.0f} s" + (f"; logs in {work}" if args.keep else "")
         )
-        return summary(janus_phase, ours, watch, packets, floor["us_per_packet"], version)
+        loops = args.janus_event_loops
+        return summary(janus_phase, ours, watch, packets, floor["us_per_packet"], version, loops)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -255,7 +258,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="viewers join evenly over this many seconds (2 s: two keyframe intervals)",
     )
     parser.add_argument(
-        "--event-loops",
+        "--janus-event-loops",
         type=int,
         default=0,
         help="Janus's event_loops (0, its default: one thread per PeerConnection)",
@@ -266,10 +269,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default="direct",
         help="the node's send path (--media-sender of lampio-stream serve; default direct)",
     )
+    parser.add_argument(
+        "--event-loop",
+        choices=["asyncio", "uvloop"],
+        default="asyncio",
+        help="the node's event loop (--event-loop of lampio-stream serve; default asyncio)",
+    )
     parser.add_argument("--keep", default="", help="keep logs and the clip in this directory")
     parser.add_argument("--timeout", type=float, default=600, help="give up after this (600 s)")
     args = parser.parse_args(argv)
-    if args.viewers < 1 or args.seconds <= 0 or args.workers < 1 or args.event_loops < 0:
+    if args.viewers < 1 or args.seconds <= 0 or args.workers < 1 or args.janus_event_loops < 0:
         parser.error("viewers, seconds and workers must be positive")
     return args
 
