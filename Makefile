@@ -10,7 +10,7 @@ PORT ?= 8080
 ICE_HOST ?= 127.0.0.1
 HOST ?= 127.0.0.1
 
-.PHONY: install system-deps run test lint bench clean
+.PHONY: install system-deps bench-deps run test lint bench clean
 
 install: $(VENV)/.installed
 
@@ -48,8 +48,17 @@ $(AXE):
 test: install system-deps $(AXE) lint
 	$(BIN)/pytest
 
+# Janus Gateway for bench/peer_janus.py, and gcc to build its loopback shim (bench/_janus_lo.c);
+# only the benchmarks need them, so `make test` does not install them.
+bench-deps:
+	@if ! command -v janus >/dev/null || ! command -v gcc >/dev/null; then \
+		$(SUDO) apt-get update -q && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends \
+			janus gcc libc6-dev; \
+	fi
+
 # Every bench/*.py script with its defaults (modules named _*.py are their helpers).
-bench: install
+bench: install bench-deps
 	@found=0; for f in bench/*.py; do case $$(basename $$f) in _*) continue;; esac; \
 		[ -f "$$f" ] || continue; found=1; echo "== $$f"; $(BIN)/python $$f || exit 1; done; \
 	[ $$found = 1 ] || echo "no benchmarks yet"

@@ -123,11 +123,14 @@ class Child:
     _log: TextIO | None = None
 
     @classmethod
-    async def start(cls, name: str, argv: list[str], log_dir: Path) -> Child:
-        """Start argv with stdin/stdout pipes; stderr goes to LOG_DIR/NAME.log."""
+    async def start(
+        cls, name: str, argv: list[str], log_dir: Path, env: dict[str, str] | None = None
+    ) -> Child:
+        """Start argv with stdin/stdout pipes; stderr goes to LOG_DIR/NAME.log; env is added to
+        this process's environment."""
         log_path = log_dir / f"{name}.log"
         log = _open_log(log_path)
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        env = dict(os.environ, PYTHONUNBUFFERED="1", **(env or {}))
         env["PYTHONPATH"] = os.pathsep.join(
             p for p in (str(REPO_DIR), env.get("PYTHONPATH", "")) if p
         )

@@ -3,7 +3,9 @@
 Nothing is decoded: each receiver is tapped with ``media.receiver.EncodedReceiver`` right after
 ``setRemoteDescription`` (before media flows), so aiortc's jitter buffer hands over whole encoded
 frames and its decoder thread idles. Against the node a viewer speaks the WebSocket protocol
-(``watch.join``, ``watch.start``, ``watch.answer``); against the baseline server it POSTs an offer.
+(``watch.join``, ``watch.start``, ``watch.answer``); against the baseline server it POSTs an offer;
+against Janus (bench/peer_janus.py) it is a streaming plugin viewer over Janus's HTTP API (its own
+session and handle, ``watch``, the offer in an event, the answer with ``start``).
 
 JSON lines on stdout: ``first_frame`` per viewer as it happens, then ``result`` with every video
 frame's arrival time and RTP timestamp per viewer when told to stop.
@@ -19,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
+from _janus import JanusSession
 from _procs import emit, stdin_lines, until_stopped
 from aiortc import RTCPeerConnection, RTCSessionDescription
 
@@ -44,6 +47,8 @@ class BenchViewer:
     audio_frames: int = 0
     pc: RTCPeerConnection | None = None
     session: Session | None = None
+    janus: JanusSession | None = None
+    http: aiohttp.ClientSession | None = None
     taps: list[EncodedReceiver] = field(default_factory=list)
 
     def on_frame(self, frame: EncodedFrame) -> None:
@@ -105,6 +110,28 @@ class BenchViewer:
         self.tap(pc)
         self.answered_at = time.monotonic()
 
+    async def watch_janus(self, url: str, mountpoint: int) -> None:
+        self.http = aiohttp.ClientSession()
+        self.started_at = time.monotonic()
+        janus = self.janus = JanusSession(self.http, url)
+        await janus.create()
+        handle = await janus.attach("janus.plugin.streaming")
+        await janus.message(handle, {"request": "watch", "id": mountpoint})
+        event = await janus.plugin_event(handle, timeout=30)
+        offer = event.get("jsep")
+        if offer is None:
+            raise RuntimeError(f"no offer in Janus's answer to watch: {event}")
+        check_loopback(offer["sdp"])
+        pc = self.pc = RTCPeerConnection(rtc_configuration())
+        self.watch_state(pc)
+        await pc.setRemoteDescription(RTCSessionDescription(offer["sdp"], "offer"))
+        self.tap(pc)
+        await pc.setLocalDescription(await pc.createAnswer())
+        answer = {"type": "answer", "sdp": pc.localDescription.sdp}
+        await janus.message(handle, {"request": "start"}, jsep=answer)
+        await janus.plugin_event(handle, timeout=30)  # {"status": "starting"}
+        self.answered_at = time.monotonic()
+
     def result(self) -> dict[str, Any]:
         return {
             "viewer": self.index,
@@ -125,10 +152,22 @@ class BenchViewer:
         if self.session is not None:
             with contextlib.suppress(Exception):
                 await self.session.request("watch.leave", timeout=2)
+        if self.janus is not None:
+            await self.janus.destroy()
         if self.pc is not None:
             await asyncio.shield(self.pc.close())
         if self.session is not None:
             await self.session.close()
+        if self.http is not None:
+            await self.http.close()
+
+
+def check_loopback(sdp: str) -> None:
+    """Refuse an offer with an ICE candidate that is not on 127.0.0.1 (the bench is loopback
+    only)."""
+    for line in sdp.splitlines():
+        if line.startswith("a=candidate:") and line.split()[4] != "127.0.0.1":
+            raise RuntimeError(f"the server offered a candidate off loopback: {line}")
 
 
 async def run(args: argparse.Namespace) -> None:
@@ -149,6 +188,8 @@ async def run(args: argparse.Namespace) -> None:
                 await asyncio.sleep(max(0.0, start + viewer.index * gap - time.monotonic()))
                 if args.mode == "node":
                     await viewer.watch_node(args.url, args.code)
+                elif args.mode == "janus":
+                    await viewer.watch_janus(args.url, args.mountpoint)
                 else:
                     await viewer.watch_baseline(args.url)
 
@@ -166,9 +207,10 @@ async def run(args: argparse.Namespace) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--mode", choices=["node", "baseline"], required=True)
+    parser.add_argument("--mode", choices=["node", "baseline", "janus"], required=True)
     parser.add_argument("--url", required=True)
     parser.add_argument("--code", default="")
+    parser.add_argument("--mountpoint", type=int, default=1, help="Janus streaming mountpoint")
     parser.add_argument("--indices", required=True, help="viewer numbers, e.g. 0,4,8")
     parser.add_argument("--max-seconds", type=float, default=300)
     args = parser.parse_args()

@@ -72,7 +72,7 @@ def log(message: str) -> None:
 class Phase:
     """What one server did with one publisher and some viewers during the measured window."""
 
-    kind: str  # "node" or "baseline"
+    kind: str  # "node", "baseline" or "janus" (bench/peer_janus.py)
     viewers: int
     seconds: float = 0.0
     server_cpu_pct: float = 0.0  # % of one core over the window
@@ -232,6 +232,11 @@ async def results_of(child: Child) -> dict[str, Any]:
     return {}
 
 
+def helper_budget(viewers: int, seconds: float) -> float:
+    """Seconds after which every helper process of a phase ends by itself."""
+    return 60 + 3 * viewers + 2 * seconds
+
+
 async def run_phase(
     kind: str,
     viewers: int,
@@ -240,9 +245,10 @@ async def run_phase(
     work: Path,
     profile_path: Path | None,
 ) -> Phase:
+    """One phase against the node (``kind`` "node") or the MediaRelay server ("baseline")."""
     phase = Phase(kind, viewers)
     children: list[Child] = []
-    budget = 60 + 3 * viewers + 2 * args.seconds  # every helper process ends by itself after it
+    budget = helper_budget(viewers, args.seconds)
     try:
         key = secrets.token_urlsafe(24)
         if kind == "node":
@@ -286,78 +292,99 @@ async def run_phase(
         )
         children.append(publisher)
         await publisher.event("publishing", timeout=30)
-        pids = {"server": server.pid, "publisher": publisher.pid}
-
-        await asyncio.sleep(1.0)
-        before = sample_cpu(pids)
-        await asyncio.sleep(BASE_SECONDS)
-        phase.server_base_cpu_pct = cpu_between(before, sample_cpu(pids)).pct("server")
-        phase.server_rss_base_mib = rss_mib(server.pid)
-
-        workers: list[tuple[Child, int]] = []
-        for number in range(min(args.workers, viewers)):
-            # Viewer i goes to worker i mod W: each worker's viewers are spread over the join.
-            indices = list(range(number, viewers, args.workers))
-            worker = await Child.start(
-                f"{kind}-viewers-{number}",
-                python_argv(
-                    "_viewer.py",
-                    "--mode",
-                    kind,
-                    "--url",
-                    base_url,
-                    f"--indices={','.join(map(str, indices))}",
-                    "--max-seconds",
-                    str(budget),
-                    *viewer_args,
-                ),
-                work,
-            )
-            children.append(worker)
-            workers.append((worker, len(indices)))
-            pids[f"viewers-{number}"] = worker.pid
-        for worker, _ in workers:
-            await worker.event("ready", timeout=60)
-        gap = args.join_spread / viewers
-        go = time.monotonic() + 0.2
-        for worker, _ in workers:
-            worker.send(f"go {go} {gap}")
-        log(
-            f"  {kind}: {viewers} viewers joining over {args.join_spread:g} s "
-            f"({len(workers)} worker processes)"
+        return await measure_phase(
+            phase, server, publisher, base_url, viewer_args, args, work, profile_path, children
         )
-        await wait_first_frames(workers, timeout=30 + 1.5 * viewers)
-        await asyncio.sleep(SETTLE_SECONDS)
-
-        spy: asyncio.subprocess.Process | None = None
-        if profile_path is not None:
-            spy = await start_profiler(server.pid, args.seconds, profile_path)
-        start = sample_cpu(pids)
-        await asyncio.sleep(args.seconds)
-        end = sample_cpu(pids)
-        phase.server_rss_mib = rss_mib(server.pid)
-        if spy is not None:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(spy.wait(), 20)
-        use = cpu_between(start, end)
-        record_cpu(phase, use, start, end)
-
-        for worker, _ in workers:
-            worker.send("stop")
-        publisher.send("stop")
-        worker_results = [await results_of(worker) for worker, _ in workers]
-        publisher_result = await results_of(publisher)
-        count_frames(phase, start, end, worker_results, publisher_result)
-        if args.keep:
-            raw = {"window": [start.at, end.at], "publisher": publisher_result}
-            raw["workers"] = worker_results
-            (work / f"{kind}-{viewers}-raw.json").write_text(json.dumps(raw))
-        if profile_path is not None and os.path.exists(profile_path):  # noqa: ASYNC240
-            phase.profile = str(profile_path)
-        return phase
     finally:
         for child in reversed(children):
             await child.stop(15, terminate=child.name.endswith("server"))
+
+
+async def measure_phase(
+    phase: Phase,
+    server: Child,
+    publisher: Child,
+    url: str,
+    viewer_args: list[str],
+    args: argparse.Namespace,
+    work: Path,
+    profile_path: Path | None,
+    children: list[Child],
+) -> Phase:
+    """With the server up and the publisher sending: the fixed cost, the viewers' joins, the
+    window, the frames. Viewer workers run ``_viewer.py --mode phase.kind --url URL
+    *viewer_args`` and are appended to ``children`` (the caller stops them)."""
+    kind, viewers = phase.kind, phase.viewers
+    budget = helper_budget(viewers, args.seconds)
+    pids = {"server": server.pid, "publisher": publisher.pid}
+
+    await asyncio.sleep(1.0)
+    before = sample_cpu(pids)
+    await asyncio.sleep(BASE_SECONDS)
+    phase.server_base_cpu_pct = cpu_between(before, sample_cpu(pids)).pct("server")
+    phase.server_rss_base_mib = rss_mib(server.pid)
+
+    workers: list[tuple[Child, int]] = []
+    for number in range(min(args.workers, viewers)):
+        # Viewer i goes to worker i mod W: each worker's viewers are spread over the join.
+        indices = list(range(number, viewers, args.workers))
+        worker = await Child.start(
+            f"{kind}-viewers-{number}",
+            python_argv(
+                "_viewer.py",
+                "--mode",
+                kind,
+                "--url",
+                url,
+                f"--indices={','.join(map(str, indices))}",
+                "--max-seconds",
+                str(budget),
+                *viewer_args,
+            ),
+            work,
+        )
+        children.append(worker)
+        workers.append((worker, len(indices)))
+        pids[f"viewers-{number}"] = worker.pid
+    for worker, _ in workers:
+        await worker.event("ready", timeout=60)
+    gap = args.join_spread / viewers
+    go = time.monotonic() + 0.2
+    for worker, _ in workers:
+        worker.send(f"go {go} {gap}")
+    log(
+        f"  {kind}: {viewers} viewers joining over {args.join_spread:g} s "
+        f"({len(workers)} worker processes)"
+    )
+    await wait_first_frames(workers, timeout=30 + 1.5 * viewers)
+    await asyncio.sleep(SETTLE_SECONDS)
+
+    spy: asyncio.subprocess.Process | None = None
+    if profile_path is not None:
+        spy = await start_profiler(server.pid, args.seconds, profile_path)
+    start = sample_cpu(pids)
+    await asyncio.sleep(args.seconds)
+    end = sample_cpu(pids)
+    phase.server_rss_mib = rss_mib(server.pid)
+    if spy is not None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(spy.wait(), 20)
+    use = cpu_between(start, end)
+    record_cpu(phase, use, start, end)
+
+    for worker, _ in workers:
+        worker.send("stop")
+    publisher.send("stop")
+    worker_results = [await results_of(worker) for worker, _ in workers]
+    publisher_result = await results_of(publisher)
+    count_frames(phase, start, end, worker_results, publisher_result)
+    if args.keep:
+        raw = {"window": [start.at, end.at], "publisher": publisher_result}
+        raw["workers"] = worker_results
+        (work / f"{kind}-{viewers}-raw.json").write_text(json.dumps(raw))
+    if profile_path is not None and os.path.exists(profile_path):  # noqa: ASYNC240
+        phase.profile = str(profile_path)
+    return phase
 
 
 class _Drain(asyncio.DatagramProtocol):
@@ -578,22 +605,29 @@ def summary(
     }
 
 
+def prepare_clip(work: Path) -> tuple[Path, float]:
+    """Encode the clip into WORK/clip.bin; its path and RTP packets per viewer-second."""
+    started = time.monotonic()
+    clip = encode_clip()
+    clip_path = work / "clip.bin"
+    save_clip(clip, clip_path)
+    packets = packets_per_viewer_second(clip)
+    log(
+        f"clip: {WIDTH}x{HEIGHT} {FPS} fps VP8 {clip.video_bitrate / 1e6:.2f} Mbit/s, "
+        f"keyframe every {len(clip.video) // clip.keyframes} frames, + Opus; "
+        f"{packets:.0f} RTP packets per viewer-second; encoded in "
+        f"{time.monotonic() - started:.1f} s"
+    )
+    log(f"machine: {os.cpu_count()} cores; aiortc {aiortc.__version__}, av {av.__version__}")
+    return clip_path, packets
+
+
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="lampio-bench-") as tmp:
         work = Path(args.keep) if args.keep else Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
         started = time.monotonic()
-        clip = encode_clip()
-        clip_path = work / "clip.bin"
-        save_clip(clip, clip_path)
-        packets = packets_per_viewer_second(clip)
-        log(
-            f"clip: {WIDTH}x{HEIGHT} {FPS} fps VP8 {clip.video_bitrate / 1e6:.2f} Mbit/s, "
-            f"keyframe every {len(clip.video) // clip.keyframes} frames, + Opus; "
-            f"{packets:.0f} RTP packets per viewer-second; encoded in "
-            f"{time.monotonic() - started:.1f} s"
-        )
-        log(f"machine: {os.cpu_count()} cores; aiortc {aiortc.__version__}, av {av.__version__}")
+        clip_path, packets = prepare_clip(work)
         floor = await measure_floor(work)
         log(
             f"floor: SRTP protect + sendto of a {floor['size']}-byte packet "
