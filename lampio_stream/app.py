@@ -68,6 +68,22 @@ async def security_headers(
     return response
 
 
+NAME_MAX, PATH_MAX = 255, 4096  # bytes: what Linux file systems take in a name and a path
+
+
+@web.middleware
+async def unservable_files(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """A /static name no file system holds is simply not found: aiohttp's static handler would
+    fail on it with ``OSError`` (file name too long), a 500."""
+    if request.path.startswith("/static/"):
+        raw = request.path.encode("utf-8", "surrogateescape")
+        if len(raw) > PATH_MAX or any(len(part) > NAME_MAX for part in raw.split(b"/")):
+            raise web.HTTPNotFound()
+    return await handler(request)
+
+
 def _page(name: str) -> Callable[[web.Request], Awaitable[web.FileResponse]]:
     path = WEB_ROOT / name
 
@@ -142,7 +158,7 @@ def limiters(bus: Bus) -> Limiters:
 
 def create_app(config: Config, *, bus: Bus | None = None) -> web.Application:
     """Build the application; ``bus`` overrides the one named by the configuration (tests)."""
-    middlewares: list[Middleware] = [security_headers, error_middleware]
+    middlewares: list[Middleware] = [security_headers, error_middleware, unservable_files]
     if config.trusted_proxies:  # inside error_middleware: a bad header gets the JSON error
         middlewares.append(forwarded_for(parse_networks(config.trusted_proxies)))
     middlewares.append(secret_guesses)  # after forwarded_for: it counts per real client
