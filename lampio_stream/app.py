@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
@@ -31,6 +30,7 @@ from rooms.reactions import ReactionTally, publish_totals
 from rooms.relay import EventRelay
 from rooms.screens import Screens
 from rooms.shows import Shows
+from rooms.tasks import cancel_and_wait
 from rooms.voice import VoiceRules, VoiceStates
 from signaling import api, captions, foyer, guard, live, ops, rtmp, screens, voice, whep, whip, ws
 from signaling.commands import Commands
@@ -237,15 +237,12 @@ def create_app(config: Config, *, bus: Bus | None = None) -> web.Application:
         await stage.close()
         # State changes from closing peers (show paused) still go out before the bus closes.
         await relay.close()
-        reactions.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await reactions
+        await cancel_and_wait(reactions)
         pending = set(the_services.lifecycle.tasks)
         if pending:
             _, late = await asyncio.wait(pending, timeout=2.0)
-            for task in late:  # e.g. a show's state still retried while the bus is away
-                task.cancel()
-            await asyncio.gather(*late, return_exceptions=True)
+            # e.g. a show's state still retried while the bus is away
+            await cancel_and_wait(*late)
         await the_bus.close()
         log.info("bus.closed")
 
@@ -259,9 +256,7 @@ def create_app(config: Config, *, bus: Bus | None = None) -> web.Application:
             name="demo-performer",
         )
         yield
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await task
+        await cancel_and_wait(task)
 
     app.cleanup_ctx.append(services_context)
     if config.demo:

@@ -25,6 +25,7 @@ from media.seams import drop_empty_datagrams, release_peer
 from rooms.bus import Message
 from rooms.relay import EventRelay, Unfollow
 from rooms.supervise import retrying
+from rooms.tasks import cancel_and_wait
 
 log = structlog.get_logger(__name__)
 
@@ -286,8 +287,7 @@ class Stage:
         if task is None:
             return
         if not task.done():  # still retrying: nothing followed yet
-            task.cancel()
-            await asyncio.wait([task])
+            await cancel_and_wait(task)
         if task.cancelled():
             return
         if task.exception() is not None:
