@@ -4,17 +4,19 @@ anything (percent-encoded, or with their slashes and dots left raw), an ``Author
 with the right secret of each kind, a near miss or bytes that are not UTF-8, ``X-Forwarded-For``
 through a trusted proxy, JSON bodies (declared fields, undeclared ones, any JSON, not JSON), SDP
 bodies (real offers of every shape with lines changed, dropped or added) and trickled candidate
-fragments, on both bus engines. Every error is a documented status and code (docs/api.md) in the
-JSON error shape, never a 500; the server logs no error; a refused publish leaves the show on air;
-every peer connection a request opened is closed once its session is; an honest request is still
-served; and on Redis every key left behind expires (or is a record that lives until an explicit
-action: ``tests/buskeys.py``)."""
+fragments, on both bus engines (pages and operations, which never reach the bus, on the in-process
+one). Every error is a documented status and code (docs/api.md) in the JSON error shape, never a
+500; the server logs no error; a refused publish leaves the show on air; every peer connection a
+request opened is closed once its session is; an honest request is still served; and on Redis
+every key left behind expires (or is a record that lives until an explicit action:
+``tests/buskeys.py``)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote_from_bytes
@@ -27,6 +29,7 @@ from lampio_stream import app as app_module
 from lampio_stream.app import create_app
 from media.stage import Publication
 from rooms.bus import Bus
+from rooms.bus_memory import MemoryBus
 from rooms.shows import ShowState
 from signaling import guard
 from tests import buskeys
@@ -86,19 +89,16 @@ SECRETS = {
     "/api/shows/{show_id}/stream-key": "show_secret",
     "/whip": "stream_key",
 }
-SHUTDOWN_WITHIN = 15.0  # seconds: a peer left open would hold the node's shutdown
+SHUTDOWN_WITHIN = 15.0  # seconds
 MAX_PARAMETER = 2000  # bytes
 
 
-@pytest.fixture
-async def node(
-    bus: Bus, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
-) -> AsyncIterator[Node]:
-    """The node, on each engine, behind a trusted proxy (loopback, so ``X-Forwarded-For`` is
-    believed), with the limits on guessing out of the way: the examples send wrong codes and
-    secrets by the hundred (the limits themselves: tests/test_ratelimit.py, tests/test_guard.py).
-    Its shutdown must not hang, and on Redis every key the test's examples left must expire
-    (checked once, after them all: scanning after each would cost more than the examples)."""
+@asynccontextmanager
+async def fuzzed(bus: Bus, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Node]:
+    """The node behind a trusted proxy (loopback, so ``X-Forwarded-For`` is believed), with the
+    limits on guessing out of the way: the examples send wrong codes and secrets by the hundred
+    (the limits themselves: tests/test_ratelimit.py, tests/test_guard.py). Its shutdown must not
+    hang (a peer left open would hold it)."""
     monkeypatch.setattr(app_module, "CODE_FAILURES_ALLOWED", 10**6)
     monkeypatch.setattr(guard, "FAILURES_ALLOWED", 10**6)
     serving = serve(bus, trusted_proxies=("127.0.0.0/8",))
@@ -108,8 +108,25 @@ async def node(
     finally:
         async with asyncio.timeout(SHUTDOWN_WITHIN):
             await serving.__aexit__(None, None, None)
+
+
+@pytest.fixture
+async def node(
+    bus: Bus, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> AsyncIterator[Node]:
+    """The node on each engine; on Redis every key the test's examples left must expire (checked
+    once, after them all: scanning after each would cost more than the examples)."""
+    async with fuzzed(bus, monkeypatch) as running:
+        yield running
     if bus.name == "redis":
         await buskeys.assert_every_key_expires(request.getfixturevalue("redis_server").url)
+
+
+@pytest.fixture
+async def memory_node(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Node]:
+    """The node on the in-process bus, for what never reaches the bus (pages, operations)."""
+    async with fuzzed(MemoryBus(), monkeypatch) as running:
+        yield running
 
 
 # -- requests written byte by byte -----------------------------------------------------------------
@@ -593,9 +610,9 @@ async def test_whip_and_whep_answer_hostile_requests_with_documented_errors(
 @fuzz_settings(4)
 @given(data=st.data())
 async def test_pages_and_operations_answer_hostile_requests(
-    node: Node, route: str, data: st.DataObject
+    memory_node: Node, route: str, data: st.DataObject
 ) -> None:
-    await fuzz_route(node, route, data)
+    await fuzz_route(memory_node, route, data)
 
 
 # -- what the fuzzing found, kept as regression examples -------------------------------------------
