@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
@@ -31,6 +30,7 @@ from rooms.reactions import ReactionTally, publish_totals
 from rooms.relay import EventRelay
 from rooms.screens import Screens
 from rooms.shows import Shows
+from rooms.tasks import cancel_and_wait
 from rooms.voice import VoiceRules, VoiceStates
 from signaling import api, captions, foyer, guard, live, ops, rtmp, screens, voice, whep, whip, ws
 from signaling.commands import Commands
@@ -66,6 +66,22 @@ async def security_headers(
     response.headers.setdefault("Referrer-Policy", "no-referrer")
     response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
     return response
+
+
+NAME_MAX, PATH_MAX = 255, 4096  # bytes: what Linux file systems take in a name and a path
+
+
+@web.middleware
+async def unservable_files(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """A /static name no file system holds is simply not found: aiohttp's static handler would
+    fail on it with ``OSError`` (file name too long), a 500."""
+    if request.path.startswith("/static/"):
+        raw = request.path.encode("utf-8", "surrogateescape")
+        if len(raw) > PATH_MAX or any(len(part) > NAME_MAX for part in raw.split(b"/")):
+            raise web.HTTPNotFound()
+    return await handler(request)
 
 
 def _page(name: str) -> Callable[[web.Request], Awaitable[web.FileResponse]]:
@@ -145,7 +161,7 @@ def limiters(bus: Bus) -> Limiters:
 
 def create_app(config: Config, *, bus: Bus | None = None) -> web.Application:
     """Build the application; ``bus`` overrides the one named by the configuration (tests)."""
-    middlewares: list[Middleware] = [security_headers, error_middleware]
+    middlewares: list[Middleware] = [security_headers, error_middleware, unservable_files]
     if config.trusted_proxies:  # inside error_middleware: a bad header gets the JSON error
         middlewares.append(forwarded_for(parse_networks(config.trusted_proxies)))
     middlewares.append(secret_guesses)  # after forwarded_for: it counts per real client
@@ -224,15 +240,12 @@ def create_app(config: Config, *, bus: Bus | None = None) -> web.Application:
         await stage.close()
         # State changes from closing peers (show paused) still go out before the bus closes.
         await relay.close()
-        reactions.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await reactions
+        await cancel_and_wait(reactions)
         pending = set(the_services.lifecycle.tasks)
         if pending:
             _, late = await asyncio.wait(pending, timeout=2.0)
-            for task in late:  # e.g. a show's state still retried while the bus is away
-                task.cancel()
-            await asyncio.gather(*late, return_exceptions=True)
+            # e.g. a show's state still retried while the bus is away
+            await cancel_and_wait(*late)
         await the_bus.close()
         log.info("bus.closed")
 
@@ -246,9 +259,7 @@ def create_app(config: Config, *, bus: Bus | None = None) -> web.Application:
             name="demo-performer",
         )
         yield
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await task
+        await cancel_and_wait(task)
 
     app.cleanup_ctx.append(services_context)
     if config.demo:

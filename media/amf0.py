@@ -81,27 +81,61 @@ def _properties(data: bytes, pos: int, depth: int) -> tuple[dict[str, Any], int]
 
 
 def encode(*values: Any) -> bytes:
-    """AMF0 bytes of ``values`` (numbers, booleans, strings, None, dicts)."""
+    """AMF0 bytes of ``values``: numbers, booleans, text (a long string past 65535 bytes), None,
+    dicts (objects), lists and tuples (strict arrays), nested at most :data:`MAX_DEPTH` levels;
+    anything else, text that is not Unicode or a property name past 65535 bytes is AmfError."""
     out = bytearray()
     for value in values:
-        out += _encode(value)
+        _encode(value, out, 0)
     return bytes(out)
 
 
-def _encode(value: Any) -> bytes:
+def _encode(value: Any, out: bytearray, depth: int) -> None:
     if value is None:
-        return bytes([NULL])
-    if isinstance(value, bool):
-        return bytes([BOOLEAN, 1 if value else 0])
-    if isinstance(value, int | float):
-        return bytes([NUMBER]) + struct.pack("!d", float(value))
-    if isinstance(value, str):
-        raw = value.encode()
-        return bytes([STRING]) + struct.pack("!H", len(raw)) + raw
-    if isinstance(value, dict):
-        out = bytearray([OBJECT])
-        for key, item in value.items():
-            raw = str(key).encode()
-            out += struct.pack("!H", len(raw)) + raw + _encode(item)
-        return bytes(out + b"\x00\x00\x09")
-    raise AmfError(f"cannot encode {type(value).__name__} as AMF0")
+        out.append(NULL)
+    elif isinstance(value, bool):
+        out += bytes([BOOLEAN, 1 if value else 0])
+    elif isinstance(value, int | float):
+        try:
+            number = float(value)
+        except OverflowError as exc:
+            raise AmfError(f"{value} is beyond an AMF0 number") from exc
+        out.append(NUMBER)
+        out += struct.pack("!d", number)
+    elif isinstance(value, str):
+        raw = _text(value)
+        if len(raw) <= 0xFFFF:
+            out.append(STRING)
+            out += struct.pack("!H", len(raw))
+        elif len(raw) <= 0xFFFFFFFF:
+            out.append(LONG_STRING)
+            out += struct.pack("!I", len(raw))
+        else:
+            raise AmfError("text over 4 GiB")
+        out += raw
+    elif isinstance(value, dict | list | tuple):
+        if depth >= MAX_DEPTH:
+            raise AmfError(f"AMF0 values nested deeper than {MAX_DEPTH} levels")
+        if isinstance(value, dict):
+            out.append(OBJECT)
+            for key, item in value.items():
+                name = _text(str(key))
+                if len(name) > 0xFFFF:
+                    raise AmfError("an AMF0 property name is at most 65535 bytes")
+                out += struct.pack("!H", len(name)) + name
+                _encode(item, out, depth + 1)
+            out += b"\x00\x00\x09"
+        else:
+            out.append(STRICT_ARRAY)
+            out += struct.pack("!I", len(value))
+            for item in value:
+                _encode(item, out, depth + 1)
+    else:
+        raise AmfError(f"cannot encode {type(value).__name__} as AMF0")
+
+
+def _text(value: str) -> bytes:
+    try:
+        return value.encode()
+    except UnicodeEncodeError as exc:
+        raise AmfError("text that is not Unicode (a lone surrogate)") from exc

@@ -25,6 +25,7 @@ from media.seams import drop_empty_datagrams, release_peer, take_rtcp
 from rooms.bus import Message
 from rooms.relay import EventRelay, Unfollow
 from rooms.supervise import retrying
+from rooms.tasks import cancel_and_wait
 
 log = structlog.get_logger(__name__)
 
@@ -88,9 +89,18 @@ def parse_offer(text: str) -> aiortc_sdp.SessionDescription:
 def check_publish_offer(offer: aiortc_sdp.SessionDescription) -> dict[str, str]:
     """The codec the performer will send per kind; UnsupportedMedia if we cannot forward it."""
     chosen: dict[str, str] = {}
+    halls = 0
     for media in offer.media:
-        if media.kind not in ("audio", "video") or _is_hall(media):
+        if _is_hall(media):
+            halls += 1
+            if halls > 1:
+                raise UnsupportedMedia("only one receive-only audio section (the audience sound)")
             continue
+        if media.kind not in ("audio", "video"):
+            continue
+        if media.direction not in (None, "sendonly", "sendrecv"):
+            # a player's offer on the performer's way in: nothing would come to forward
+            raise UnsupportedMedia(f"the offer's {media.kind} is {media.direction}: send it")
         if media.kind in chosen:
             raise UnsupportedMedia(f"only one {media.kind} track can be published")
         usable = [
@@ -278,8 +288,7 @@ class Stage:
         if task is None:
             return
         if not task.done():  # still retrying: nothing followed yet
-            task.cancel()
-            await asyncio.wait([task])
+            await cancel_and_wait(task)
         if task.cancelled():
             return
         if task.exception() is not None:
@@ -402,6 +411,9 @@ class Stage:
             await pc.setRemoteDescription(RTCSessionDescription(offer_sdp, "offer"))
             await pc.setLocalDescription(await pc.createAnswer())
             drop_empty_datagrams(pc)
+            if any(t.receiver.track is None for t in receiving):
+                # checked before the current performer is replaced: tapping would fail after
+                raise UnsupportedMedia("the offer sends nothing on a section it offers")
         except Exception as exc:
             if hall is not None:
                 hall.close()

@@ -34,6 +34,7 @@ from rooms.bus import (
     encode,
 )
 from rooms.bus_memory import QueueSubscription
+from rooms.tasks import cancel_and_wait
 
 log = structlog.get_logger(__name__)
 
@@ -506,9 +507,7 @@ class RedisBus:
             return
         self._closed = True
         self._wake.set()
-        self._listener.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await self._listener
+        await cancel_and_wait(self._listener)
         for subs in list(self._subscribers.values()):
             for sub in list(subs):
                 sub.end()

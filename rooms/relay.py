@@ -28,6 +28,7 @@ from rooms.events import (
     show_chat_channel,
     staff_channel,
 )
+from rooms.tasks import cancel_and_wait
 
 log = structlog.get_logger(__name__)
 
@@ -90,9 +91,7 @@ class _Channel:
     async def close(self) -> None:
         self.stop()
         if self.task is not None:
-            self.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.task
+            await cancel_and_wait(self.task)
         await self.sub.close()
 
 

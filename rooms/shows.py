@@ -216,9 +216,12 @@ class Shows:
         )
 
     async def rotate_stream_key(self, show_id: str) -> Show:
-        """Give the show a new stream key; the old one stops working at once."""
+        """Give the show a new stream key; the old one stops working at once. An ended show
+        has none to give (its record would lose its expiry, and the key would publish to it)."""
         async with self._changing(show_id):
             old = await self.get(show_id)
+            if old.state is ShowState.ENDED:
+                raise ShowNotFound("this show has ended")
             show = replace(old, stream_key=new_token())
             await self._bus.set(f"show:{show.id}", show.to_record())
             await self._bus.set(_stream_key_index(show.stream_key), {"show": show.id})

@@ -21,6 +21,7 @@ from rooms.lobbies import Lobbies, LobbyNotFound
 from rooms.relay import EventRelay, Unfollow
 from rooms.shows import Shows, ShowState
 from rooms.supervise import retrying
+from rooms.tasks import cancel_and_wait
 
 STATE_TTL = 7 * 24 * 3600.0  # an intermission or stage outlives no show by long
 QUIET_STATES = (ShowState.LIVE, ShowState.PAUSED)  # while the show is on, lobbies listen
@@ -246,7 +247,4 @@ class VoiceStates:
         for show_id in list(self._shows):
             self._shows[show_id].users = 1
             await self.unwatch(show_id)
-        for task in self._tasks:
-            task.cancel()
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await cancel_and_wait(*self._tasks)

@@ -15,7 +15,7 @@ from rooms.shows import Show, ShowState
 from signaling import wirejson
 from signaling.bodies import read_body
 from signaling.errors import ApiError
-from signaling.guard import secret_right
+from signaling.guard import bearer_token, secret_right
 from signaling.lookup import show_for_code
 from signaling.rtmp import rtmp_url
 from signaling.services import services
@@ -29,19 +29,10 @@ MAX_JSON_BODY = 32 * 1024  # a show with a 2,000-character description, each cha
 
 async def require_organiser(request: web.Request) -> None:
     """Check ``Authorization: Bearer <organiser key>``: 401 when absent, 403 when wrong."""
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise ApiError(
-            401,
-            "unauthorized",
-            "send the organiser key as 'Authorization: Bearer <key>'",
-            {"WWW-Authenticate": 'Bearer realm="lampio"'},
-        )
-    if not hmac.compare_digest(
-        token.strip().encode(), services(request).site.organiser_key.encode()
-    ):
-        raise ApiError(403, "forbidden", "this organiser key is not valid")
+    refused = "this organiser key is not valid"
+    token = bearer_token(request, "the organiser key", "lampio", refused)
+    if not hmac.compare_digest(token.encode(), services(request).site.organiser_key.encode()):
+        raise ApiError(403, "forbidden", refused)
     await secret_right(request)
 
 
@@ -131,16 +122,9 @@ async def show_by_code(request: web.Request) -> web.Response:
 
 async def authorised_show(request: web.Request) -> Show:
     """The show in the path, for its performer (performer token) or an organiser (key)."""
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    token = token.strip()
-    if scheme.lower() != "bearer" or not token:
-        raise ApiError(
-            401,
-            "unauthorized",
-            "send the performer token or organiser key as a Bearer token",
-            {"WWW-Authenticate": 'Bearer realm="lampio"'},
-        )
+    refused = "this token is not valid for this show"
+    what = "the performer token or organiser key"
+    token = bearer_token(request, what, "lampio", refused)
     try:
         show = await services(request).shows.get(request.match_info["show_id"])
     except ShowNotFound:
@@ -150,7 +134,7 @@ async def authorised_show(request: web.Request) -> Show:
     ) or (show is not None and hmac.compare_digest(token.encode(), show.performer_token.encode()))
     if not allowed:
         # The same answer for a wrong token and an unknown show: ids cannot be probed.
-        raise ApiError(403, "forbidden", "this token is not valid for this show")
+        raise ApiError(403, "forbidden", refused)
     await secret_right(request)
     if show is None:
         raise ShowNotFound("no such show")

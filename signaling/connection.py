@@ -16,6 +16,8 @@ from typing import Any, TypeVar
 import structlog
 from aiohttp import WSCloseCode, web
 
+from rooms.tasks import cancel_and_wait
+
 R = TypeVar("R", bound="Role")
 Release = Callable[[], Awaitable[None]]
 
@@ -81,10 +83,7 @@ class Connection:
 
     async def release_all(self) -> None:
         """Stop commands under way, then release every role (the last taken first)."""
-        for task in list(self._commands):
-            task.cancel()
-        if self._commands:
-            await asyncio.gather(*self._commands, return_exceptions=True)
+        await cancel_and_wait(*self._commands)
         for kind in reversed(list(self._roles)):
             await self.drop(kind)
 
@@ -207,9 +206,6 @@ class Role:
     async def close(self) -> None:
         """Stop this role's tasks, then release everything held (the last held first)."""
         self.closed = True
-        for task in list(self._tasks):
-            task.cancel()
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await cancel_and_wait(*self._tasks)
         for name in reversed(list(self._held)):
             await self.release(name)

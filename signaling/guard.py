@@ -49,6 +49,26 @@ def secret_limiter(request: web.Request) -> FailureLimiter:
     return limiters.organiser_key
 
 
+def bearer_token(request: web.Request, what: str, realm: str, refused: str) -> str:
+    """The secret of ``Authorization: Bearer <secret>``: 401 naming ``what`` when there is none,
+    403 (``refused``) when it is not text. Header bytes that are not UTF-8 reach the handler as
+    lone surrogates, which no secret of ours holds and nothing can encode to compare."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise ApiError(
+            401,
+            "unauthorized",
+            f"send {what} as 'Authorization: Bearer <key>'",
+            {"WWW-Authenticate": f'Bearer realm="{realm}"'},
+        )
+    try:
+        token.encode()
+    except UnicodeEncodeError:
+        raise ApiError(403, "forbidden", refused) from None
+    return token
+
+
 @web.middleware
 async def secret_guesses(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Refuse clients that keep sending wrong secrets (sits inside the error middleware)."""

@@ -22,7 +22,7 @@ from media.stage import MAX_SDP_BYTES
 from rooms.errors import ShowNotFound
 from signaling.bodies import read_body
 from signaling.errors import ApiError
-from signaling.guard import secret_right
+from signaling.guard import bearer_token, secret_right
 from signaling.iceservers import client_ice_servers
 from signaling.live import follow_publication
 from signaling.services import services
@@ -136,19 +136,12 @@ async def whip_options(request: web.Request) -> web.StreamResponse:
 @routes.post("/whip")
 async def whip_publish(request: web.Request) -> web.StreamResponse:
     """Start publishing: SDP offer in, SDP answer out (201) with the session's Location."""
-    header = request.headers.get("Authorization", "")
-    scheme, _, key = header.partition(" ")
-    if scheme.lower() != "bearer" or not key.strip():
-        raise ApiError(
-            401,
-            "unauthorized",
-            "send the show's stream key as 'Authorization: Bearer <key>'",
-            {"WWW-Authenticate": 'Bearer realm="lampio-whip"'},
-        )
+    refused = "this stream key is not valid"
+    key = bearer_token(request, "the show's stream key", "lampio-whip", refused)
     try:
-        show = await services(request).shows.by_stream_key(key.strip())
+        show = await services(request).shows.by_stream_key(key)
     except ShowNotFound:
-        raise ApiError(403, "forbidden", "this stream key is not valid") from None
+        raise ApiError(403, "forbidden", refused) from None
     await secret_right(request)
     offer = await sdp_body(request, SDP)
     svc = services(request)
@@ -199,7 +192,9 @@ async def apply_trickle(
 ) -> None:
     """Add the candidates of a trickle PATCH to ``pc`` (WHIP and WHEP sessions alike)."""
     if_match = request.headers.get("If-Match")
-    if if_match is not None and if_match != "*" and not hmac.compare_digest(if_match, etag):
+    # as bytes: a header that is not ASCII (compare_digest refuses such text) is simply stale
+    given = None if if_match is None else if_match.encode("utf-8", "surrogateescape")
+    if given is not None and given != b"*" and not hmac.compare_digest(given, etag.encode()):
         raise ApiError(412, "precondition_failed", "the session's ETag does not match")
     fragment = await sdp_body(request, TRICKLE)
     ufrags = [line.split(":", 1)[1].strip() for line in _lines(fragment, "a=ice-ufrag:")]

@@ -18,7 +18,7 @@ from aiortc import RTCPeerConnection
 from clients.client import Performer, Session, Watcher
 from lampio_stream.app import create_app
 from lampio_stream.config import Config
-from media.stage import Stage
+from media.stage import Publication, Stage
 from media.voice import Voices
 from rooms.bus import Bus
 from rooms.bus_memory import MemoryBus
@@ -89,6 +89,10 @@ class Node:
     def viewer_peers(self, show_id: str) -> list[RTCPeerConnection]:
         """The node's peer connections to the show's viewers."""
         return [session.pc for session in self.stage._viewers if session.show_id == show_id]
+
+    def publication(self, show_id: str) -> Publication | None:
+        """The show's publication on air on this node (its performer's session), if any."""
+        return self.stage._publications.get(show_id)
 
     def ingested(self, show_id: str, kind: str = "video") -> int:
         """Frames of ``kind`` the node has received from the show's current performer session."""

@@ -513,3 +513,31 @@ async def test_found_a_boolean_id_is_no_id(node: Node, msg_id: bool) -> None:
 async def create_show_simply(node: Node) -> dict[str, Any]:
     async with aiohttp.ClientSession() as http:
         return await create_show(http, node)
+
+
+@pytest.mark.parametrize("shape", ["player", "voice"])
+async def test_found_a_performer_offer_that_sends_nothing_leaves_the_show_on_air(
+    node: Node, shape: str
+) -> None:
+    """A receive-only offer in ``perform.start`` replaced the performer on air before failing
+    (internal_error); the voice's shape made a second audience-sound listener never closed."""
+    show = await create_show_simply(node)
+    on_air = await node.stage.publish_frames(
+        show["id"], {"video": "video/VP8", "audio": "audio/opus"}
+    )
+    try:
+        sdp = (await offers())[shape]
+        (started,) = await ask_once(
+            node,
+            {
+                "type": "perform.start",
+                "show": show["id"],
+                "token": show["performer_token"],
+                "sdp": sdp,
+            },
+        )
+        assert started["error"]["code"] == "unsupported_codec", started
+        assert node.publication(show["id"]) is on_air
+        assert node.stage.hall_sound(show["id"]) is None
+    finally:
+        await node.stage.unpublish(on_air)

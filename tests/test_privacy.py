@@ -46,7 +46,7 @@ from tests.helpers import eventually
 from tests.media.helpers import MovingPatternTrack, ToneTrack
 from tests.nodes import ORGANISER_KEY
 from tests.redis_server import RedisServer, free_port
-from tests.test_rtmp import RawRtmp
+from tests.rtmp_raw import RawRtmp
 from tests.test_whep import Player
 from tests.test_whip import as_obs_sends_it, obs_like_offer
 
