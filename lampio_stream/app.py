@@ -25,6 +25,7 @@ from rooms.bus_memory import MemoryBus
 from rooms.chat import Chat
 from rooms.foyer import AudienceCounter, Foyer
 from rooms.lobbies import Lobbies
+from rooms.origins import Origins
 from rooms.ratelimit import FailureLimiter
 from rooms.reactions import ReactionTally, publish_totals
 from rooms.relay import EventRelay
@@ -32,7 +33,22 @@ from rooms.screens import Screens
 from rooms.shows import Shows
 from rooms.tasks import cancel_and_wait
 from rooms.voice import VoiceRules, VoiceStates
-from signaling import api, captions, foyer, guard, live, ops, rtmp, screens, voice, whep, whip, ws
+from signaling import (
+    api,
+    captions,
+    cluster,
+    foyer,
+    guard,
+    live,
+    ops,
+    rtmp,
+    screens,
+    voice,
+    whep,
+    whip,
+    ws,
+)
+from signaling.cluster import Cascade
 from signaling.commands import Commands
 from signaling.errors import error_middleware
 from signaling.guard import secret_guesses
@@ -213,6 +229,11 @@ def create_app(config: Config, *, bus: Bus | None = None) -> web.Application:
             stage=stage,
             voices=voices,
             limiters=limiters(the_bus),
+            cascade=Cascade(
+                Origins(the_bus, secrets.token_hex(6), local_url(config)),
+                stage,
+                config.cluster_secret,
+            ),
             commands=registry,
             connections=set(),
             whip_sessions={},
@@ -228,6 +249,7 @@ def create_app(config: Config, *, bus: Bus | None = None) -> web.Application:
         reactions = asyncio.get_running_loop().create_task(
             publish_totals(the_services.tally, the_bus, secrets.token_hex(4)), name="reactions"
         )
+        await the_services.cascade.start()
         yield
         # Connections closed by the shutdown release their seats while the bus is still there.
         finishing = set(the_services.lifecycle.tasks)
@@ -237,6 +259,7 @@ def create_app(config: Config, *, bus: Bus | None = None) -> web.Application:
             await rtmp_server.close()
         await the_services.voice_states.close()
         await voices.close()
+        await the_services.cascade.close()
         await stage.close()
         # State changes from closing peers (show paused) still go out before the bus closes.
         await relay.close()
@@ -269,6 +292,7 @@ def create_app(config: Config, *, bus: Bus | None = None) -> web.Application:
     app.add_routes(api.routes)
     app.add_routes(screens.routes)
     app.add_routes(whip.routes)
+    app.add_routes(cluster.routes)
     app.add_routes(whep.routes)
     app.router.add_get("/ws", ws.websocket)
     app.router.add_get("/", _page("index.html"))

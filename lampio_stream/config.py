@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 from urllib.parse import urlsplit
 
+CLUSTER_SECRET_MIN = 32
 ENV_PREFIX = "LAMPIO_"
 ORGANISER_KEY_MIN = 16  # a key people choose themselves must not be guessable (generated: 43)
 
@@ -106,6 +107,11 @@ SETTINGS: tuple[Setting, ...] = (
         "X-Forwarded-For names the client; default none: the TCP peer is the client",
         _list,
     ),
+    Setting(
+        "cluster_secret",
+        "secret shared by the nodes of one deployment (at least 32 characters): with it, a node "
+        "pulls a show whose performer is on another node from there, once for all its viewers",
+    ),
     Setting("lobby_size", "seats in a lobby (foyer) before a new one opens (default 12)", int),
     Setting(
         "chat_retention",
@@ -159,6 +165,7 @@ class Config:
     organiser_key_generated: bool = False
     allowed_origins: tuple[str, ...] = ()
     trusted_proxies: tuple[str, ...] = ()
+    cluster_secret: str | None = field(default=None, repr=False)
     demo: bool = False
     rtmp_port: int | None = 1935
     lobby_size: int = 12
@@ -174,6 +181,8 @@ class Config:
             raise ValueError("lobby_size must be 1–100")
         if self.media_sender not in {"direct", "aiortc"}:
             raise ValueError("media_sender must be direct or aiortc")
+        if self.cluster_secret is not None and len(self.cluster_secret) < CLUSTER_SECRET_MIN:
+            raise ValueError(f"cluster_secret must be at least {CLUSTER_SECRET_MIN} characters")
         if self.event_loop not in {"asyncio", "uvloop"}:
             raise ValueError("event_loop must be asyncio or uvloop")
         if self.log_format not in {"auto", "json", "console"}:

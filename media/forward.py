@@ -210,6 +210,7 @@ class Ingest:
         self.receivers: list[EncodedReceiver] = []
         self._request_keyframe = request_keyframe
         self._closed = False
+        self.video_arrived = asyncio.Event()  # set by the session's first video frame
 
     @property
     def active(self) -> bool:
@@ -225,6 +226,8 @@ class Ingest:
     def push(self, frame: EncodedFrame) -> None:
         """Hand one encoded frame from the performer to the broadcast."""
         if self.active:
+            if frame.kind == "video" and not self.video_arrived.is_set():
+                self.video_arrived.set()
             self.broadcast._fan_out(frame, self.generation)
 
     def request_keyframe(self) -> bool:

@@ -180,6 +180,7 @@ class ViewerSession:
     pc: RTCPeerConnection
     viewer: Viewer
     player: bool = False  # a standard player (WHEP), not seated in a lobby
+    edge: bool = False  # another node of the deployment, pulling the show for its viewers
     hall: Viewer | None = None  # the audience sound, for viewers who asked for it
     offer_sdp: str = ""
     answer_sdp: str = ""
@@ -207,6 +208,44 @@ class ViewerSession:
         if self.hall is not None:
             self.hall.close()
         await close_peer(self.pc)
+
+
+@dataclass(eq=False)
+class Feed:
+    """This node's one copy of a show whose media enters another node (its origin): a peer that
+    receives the show's video and audio there, feeding this node's broadcast as a performer's
+    session would, for every viewer of this node."""
+
+    show_id: str
+    pc: RTCPeerConnection
+    codecs: dict[str, str]
+    origin: str  # the origin node's id
+    offer_sdp: str = ""
+    publication: Publication | None = None  # once the origin's answer is in
+    closed: bool = False
+
+    @property
+    def frames(self) -> int:
+        """Video frames received from the origin so far."""
+        if self.publication is None:
+            return 0
+        receivers = self.publication.ingest.receivers
+        return sum(r.frames for r in receivers if r.kind == "video")
+
+    @property
+    def failed(self) -> bool:
+        """Whether the link to the origin is gone (closed, failed or refused)."""
+        return self.closed or self.pc.connectionState in ("failed", "closed")
+
+    async def close(self) -> None:
+        """Stop pulling: the ingest ends (viewers stay and wait), the peer closes."""
+        if self.closed:
+            return
+        self.closed = True
+        if self.publication is not None:
+            await self.publication.close()
+        else:
+            await close_peer(self.pc)
 
 
 class _HallFeed:
@@ -254,6 +293,7 @@ class Stage:
         self._direct = direct
         self._broadcasts: dict[str, Broadcast] = {}
         self._publications: dict[str, Publication] = {}
+        self._feeds: dict[str, Feed] = {}  # shows pulled from their origin node
         self._viewers: set[ViewerSession] = set()
         self._peers: set[RTCPeerConnection] = set()
         self._halls: dict[str, tuple[Broadcast, HallSound]] = {}
@@ -335,14 +375,89 @@ class Stage:
         return show_id in self._publications
 
     def codecs(self, show_id: str) -> dict[str, str] | None:
-        """The codecs the show's performer sends, while one is publishing."""
+        """The codecs the show's performer sends, while one is publishing here or a feed from
+        the show's origin node brings its media."""
         publication = self._publications.get(show_id)
-        return None if publication is None else dict(publication.codecs)
+        if publication is not None:
+            return dict(publication.codecs)
+        feed = self._feeds.get(show_id)
+        if feed is not None and feed.publication is not None and not feed.failed:
+            return dict(feed.codecs)
+        return None
+
+    @property
+    def watched(self) -> set[str]:
+        """Shows with viewers on this node (other nodes pulling a show are no viewers)."""
+        return {s.show_id for s in self._viewers if not s.edge and not s.closed}
+
+    def watching(self, show_id: str) -> int:
+        """Viewers of the show on this node (other nodes pulling it are no viewers)."""
+        return sum(1 for s in self._viewers if s.show_id == show_id and not s.edge and not s.closed)
+
+    def feed(self, show_id: str) -> Feed | None:
+        """The feed of the show from its origin node, if this node pulls it."""
+        return self._feeds.get(show_id)
+
+    @property
+    def feeds(self) -> list[Feed]:
+        """Every show this node pulls from another node."""
+        return list(self._feeds.values())
+
+    def edge_streams(self, show_id: str) -> int:
+        """How many other nodes pull the show from this one (one stream each)."""
+        return sum(1 for s in self._viewers if s.show_id == show_id and s.edge and not s.closed)
+
+    async def pull(self, show_id: str, codecs: dict[str, str], origin: str) -> Feed:
+        """A feed of the show from its origin node: this node's offer to receive the show's video
+        and audio once (``feed.offer_sdp``, answered by the origin as a player's); media flows
+        into this node's broadcast once :meth:`feed_from` applies the answer."""
+        pc = self._new_peer()
+        try:
+            for kind in ("video", "audio"):
+                mime_type = codecs.get(kind)
+                if mime_type is None:
+                    raise UnsupportedMedia(f"the show's origin names no {kind} codec")
+                prefer_codec(pc.addTransceiver(kind, direction="recvonly"), mime_type)
+            await pc.setLocalDescription(await pc.createOffer())
+            drop_empty_datagrams(pc)
+        except Exception:
+            await close_peer(pc)
+            raise
+        return Feed(show_id, pc, dict(codecs), origin, offer_sdp=pc.localDescription.sdp)
+
+    async def feed_from(self, feed: Feed, answer_sdp: str) -> None:
+        """Apply the origin's answer: the feed replaces whatever fed the broadcast before (an
+        older feed), unless a performer publishes on this node now."""
+        try:
+            aiortc_sdp.SessionDescription.parse(answer_sdp)
+            await feed.pc.setRemoteDescription(RTCSessionDescription(answer_sdp, "answer"))
+        except Exception as exc:
+            await feed.close()
+            raise InvalidSdp(f"the origin's answer was refused: {exc}") from exc
+        if feed.closed or feed.show_id in self._publications:
+            await feed.close()  # the performer came to this node meanwhile
+            return
+        # No await from here until the taps are in (media cannot flow before DTLS completes).
+        previous = self._feeds.get(feed.show_id)
+        ingest = self.broadcast(feed.show_id).open_ingest()
+        for transceiver in feed.pc.getTransceivers():
+            ingest.attach(transceiver.receiver)
+        feed.publication = Publication(feed.show_id, feed.pc, ingest, feed.codecs)
+        self._feeds[feed.show_id] = feed
+        if previous is not None and previous is not feed:
+            await previous.close()
+
+    async def stop_feed(self, feed: Feed) -> None:
+        """Stop pulling the show (no viewer left here, or its origin moved)."""
+        if self._feeds.get(feed.show_id) is feed:
+            del self._feeds[feed.show_id]
+        await feed.close()
 
     @property
     def viewer_total(self) -> int:
-        """Viewers of every show on this node."""
-        return sum(b.viewers for b in self._broadcasts.values())
+        """Viewers of every show on this node (other nodes pulling a show are not viewers)."""
+        edges = sum(1 for s in self._viewers if s.edge and not s.closed)
+        return sum(b.viewers for b in self._broadcasts.values()) - edges
 
     @property
     def live_count(self) -> int:
@@ -426,6 +541,7 @@ class Stage:
         ingest = self.broadcast(show_id).open_ingest()
         for transceiver in receiving:
             ingest.attach(transceiver.receiver)  # nothing of the performer's gets decoded
+        feed = self._feeds.pop(show_id, None)  # the show's media enters here now
         publication = Publication(show_id, pc, ingest, codecs, hall=hall)
         publication.answer_sdp = pc.localDescription.sdp
         self._publications[show_id] = publication
@@ -444,6 +560,8 @@ class Stage:
         if previous is not None:
             log.info("stage.performer_replaced", show=show_id)
             await previous.close()
+        if feed is not None:
+            await feed.close()
         return publication
 
     async def publish_frames(
@@ -458,6 +576,9 @@ class Stage:
         if previous is not None:
             log.info("stage.performer_replaced", show=show_id)
             await previous.close()
+        feed = self._feeds.pop(show_id, None)  # the show's media enters here now
+        if feed is not None:
+            await feed.close()
         ingest = self.broadcast(show_id).open_ingest()
         publication = Publication(show_id, None, ingest, codecs, "", on_state, on_warning)
         publication.on_state = self._forget_on_close(publication, on_state)
@@ -484,14 +605,14 @@ class Stage:
         await publication.close()
 
     async def watch(
-        self, show_id: str, offer_sdp: str | None = None, *, hall: bool = False
+        self, show_id: str, offer_sdp: str | None = None, *, hall: bool = False, edge: bool = False
     ) -> ViewerSession:
         """A new viewer of a live show, in the performer's codecs.
 
         Without ``offer_sdp`` the stage makes the offer (``session.offer_sdp``; the viewer answers
         through :meth:`ViewerSession.accept`); with ``hall`` it has a third section carrying the
         audience sound. With a viewer's receive-only offer (WHEP) the stage answers it
-        (``session.answer_sdp``).
+        (``session.answer_sdp``); with ``edge`` that offer is another node's feed of the show.
         """
         codecs = self.codecs(show_id)
         if codecs is None:
@@ -501,7 +622,8 @@ class Stage:
         broadcast = self.broadcast(show_id)
         viewer = broadcast.add_viewer(direct=self._direct)
         pc = self._new_peer()
-        session = ViewerSession(show_id, pc, viewer, player=offer_sdp is not None)
+        player = offer_sdp is not None and not edge
+        session = ViewerSession(show_id, pc, viewer, player=player, edge=edge)
         try:
             video = pc.addTransceiver(viewer.video, direction="sendonly")
             prefer_codec(video, codecs.get("video", "video/VP8"))
@@ -581,6 +703,9 @@ class Stage:
             await session.close()
         for publication in list(self._publications.values()):
             await publication.close()
+        for feed in list(self._feeds.values()):
+            await feed.close()
+        self._feeds.clear()
         for broadcast in self._broadcasts.values():
             broadcast.close()
         for show_id in list(self._hall_feeds):

@@ -60,14 +60,26 @@ def follow_publication(services: Services) -> Callable[[Publication, str], None]
     def on_state(publication: Publication, state: str) -> None:
         show_id = publication.show_id
         key = f"show-state:{show_id}"
+        cascade = services.cascade
         if state == "connected":
             live = move_show(services, show_id, ShowState.LIVE, publication.codecs)
             lifecycle.spawn_latest(key, live, "show-live")
+            claim = retrying(
+                lambda: cascade.hosting(show_id, publication.codecs), "origin_claim", show=show_id
+            )
+            lifecycle.spawn_latest(f"origin:{show_id}", claim, "origin-claim")
         elif state in ("failed", "closed") and not services.stage.live(show_id):
-            paused = move_show(services, show_id, ShowState.PAUSED)
-            lifecycle.spawn_latest(key, paused, "show-paused")
+            lifecycle.spawn_latest(key, performer_left(services, show_id), "show-paused")
 
     return on_state
+
+
+async def performer_left(services: Services, show_id: str) -> None:
+    """The show's performer left this node: paused, unless they went on on another node."""
+    cascade = services.cascade
+    if not await retrying(lambda: cascade.on_air_elsewhere(show_id), "origin_find", show=show_id):
+        await move_show(services, show_id, ShowState.PAUSED)
+    await retrying(lambda: cascade.not_hosting(show_id), "origin_release", show=show_id)
 
 
 async def move_show(
@@ -232,12 +244,11 @@ async def watch_join(conn: Connection, services: Services, msg: Message) -> Resu
         if not seating.returning:
             await foyer.forget_session(seating.session)  # the client never got it
         raise
-    stage = services.stage
-    live = stage.live(show.id)
+    codecs = await services.cascade.codecs(show.id)  # on air here, or on another node
     return {
         "show": show.public(),
-        "live": live,
-        "codecs": stage.codecs(show.id) if live else None,
+        "live": codecs is not None,
+        "codecs": codecs,
         "lobby": lobby.public(),
         "me": seating.member.public(),
         "session": seating.session,
@@ -266,6 +277,7 @@ async def watch_start(conn: Connection, services: Services, msg: Message) -> Res
     role = viewer(conn)
     await role.release("broadcast")
     stage = services.stage
+    await services.cascade.ensure(role.show_id)  # pulled from its origin if on another node
     session = await stage.watch(role.show_id, hall=msg["hall"])
     role.session = session
 

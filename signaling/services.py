@@ -25,6 +25,7 @@ from signaling.metrics import Metrics
 from signaling.state import Lifecycle, Site
 
 if TYPE_CHECKING:
+    from signaling.cluster import Cascade
     from signaling.commands import Commands
     from signaling.connection import Connection
     from signaling.whip import HttpSession
@@ -65,6 +66,7 @@ class Services:
     stage: Stage
     voices: Voices
     limiters: Limiters
+    cascade: Cascade
     commands: Commands
     connections: set[Connection]
     whip_sessions: dict[str, HttpSession]

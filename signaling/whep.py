@@ -73,6 +73,7 @@ async def whep_watch(request: web.Request) -> web.StreamResponse:
             {"Retry-After": "10"},
         )
     stage = services(request).stage
+    await services(request).cascade.ensure(show.id)  # pulled from its origin if on another node
     viewer = await stage.watch(show.id, offer)
     log.info("whep.watch", show=show.id)
 

@@ -178,8 +178,10 @@ async def serve(
     app = create_app(make_config(**settings), bus=bus if bus is not None else MemoryBus())
     server = TestServer(app, host="127.0.0.1", port=port)
     await server.start_server()
+    node = Node(server, str(server.make_url("")).rstrip("/"))
+    node.services.cascade.origins.url = node.url  # the port is known only now
     try:
-        yield Node(server, str(server.make_url("")).rstrip("/"))
+        yield node
     finally:
         await server.close()
 

@@ -1,0 +1,239 @@
+"""Many nodes, one show: a show's media enters one node (its origin) and every other node with
+viewers of it pulls it from there once, for all of them (docs/scaling.md).
+
+The origin claims the show on the bus while its performer is connected (:mod:`rooms.origins`).
+A node asked to show a show it does not host finds the claim and opens a **feed**: a peer
+connection to the origin that receives the show's video and audio like a player (WHEP) would,
+offered to ``POST /cluster/feeds/{show}`` with the deployment's cluster secret. The feed feeds the
+node's own broadcast, so its viewers get the same encoded packets, forwarded once more: the origin
+sends one copy per node, never one per remote viewer. Keyframe requests of the node's viewers are
+coalesced by its broadcast into one PLI on the feed, which the origin's broadcast coalesces again
+with its own viewers'. A feed with no viewer left stops after :data:`FEED_IDLE` s; when the
+performer comes back on another node, the claim moves and feeds follow it within
+:data:`SWEEP_EVERY` s, the viewers' tracks carrying on (a new performer session, to them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import time
+from typing import Any
+
+import aiohttp
+import structlog
+from aiohttp import web
+
+from media.stage import MAX_SDP_BYTES, Feed, NotLive, Stage
+from rooms.origins import RENEW_EVERY, Origin, Origins
+from rooms.supervise import every
+from signaling.api import read_json_object
+from signaling.errors import ApiError
+from signaling.services import services
+
+log = structlog.get_logger(__name__)
+
+routes = web.RouteTableDef()
+
+FEED_IDLE = 30.0  # seconds a feed with no viewer on its node keeps pulling
+SWEEP_EVERY = 2.0  # seconds between checks of the feeds (idle, failed, origin moved)
+ASK_TIMEOUT = 10.0  # seconds the origin may take to answer a feed's offer
+FIRST_FRAME_TIMEOUT = 10.0  # seconds a new feed may take to bring its first video frame
+SCHEME = "Cluster"
+
+
+def cluster_token(secret: str) -> str:
+    """What nodes of one deployment show each other (``Authorization: Cluster <token>``): derived
+    from the cluster secret, so the secret itself never travels."""
+    return hmac.new(secret.encode(), b"lampio cluster feed v1", hashlib.sha256).hexdigest()
+
+
+class Cascade:
+    """This node's part in the deployment's media: the shows it hosts, the feeds it pulls."""
+
+    def __init__(
+        self,
+        origins: Origins,
+        stage: Stage,
+        secret: str | None,
+        *,
+        idle: float = FEED_IDLE,
+        sweep_every: float = SWEEP_EVERY,
+    ) -> None:
+        self.origins = origins
+        self.stage = stage
+        self.token = cluster_token(secret) if secret else None
+        self.idle = idle
+        self.sweep_every = sweep_every
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._idle_since: dict[str, float] = {}
+        self._http: aiohttp.ClientSession | None = None
+        self._tasks: list[asyncio.Task[Any]] = []
+
+    @property
+    def enabled(self) -> bool:
+        """Whether this node takes part in a cascade (it has the cluster secret)."""
+        return self.token is not None
+
+    # -- the origin's side ----------------------------------------------------------------------
+
+    async def hosting(self, show_id: str, codecs: dict[str, str]) -> None:
+        """The show's performer connected here: this node is its origin now."""
+        if self.enabled:
+            await self.origins.claim(show_id, codecs)
+
+    async def not_hosting(self, show_id: str) -> None:
+        """The show's performer left this node."""
+        if self.enabled:
+            await self.origins.release(show_id)
+
+    async def on_air_elsewhere(self, show_id: str) -> bool:
+        """Whether another node hosts the show now (its performer went on there)."""
+        if not self.enabled:
+            return False
+        origin = await self.origins.find(show_id)
+        return origin is not None and origin.node != self.origins.node
+
+    # -- the edge's side ------------------------------------------------------------------------
+
+    async def codecs(self, show_id: str) -> dict[str, str] | None:
+        """What viewers of the show get, if it is on air on this node or on another one."""
+        local = self.stage.codecs(show_id)
+        if local is not None or not self.enabled:
+            return local
+        origin = await self.origins.find(show_id)
+        if origin is None or origin.node == self.origins.node:
+            return None
+        return dict(origin.codecs)
+
+    async def ensure(self, show_id: str) -> None:
+        """Make sure the show's media is on this node (pulling it from its origin if need be);
+        :class:`NotLive` if it is on air nowhere, or its origin cannot be reached."""
+        if self.stage.codecs(show_id) is not None:
+            return
+        if not self.enabled:
+            raise NotLive("the show is not live right now")
+        lock = self._locks.setdefault(show_id, asyncio.Lock())
+        async with lock:
+            if self.stage.codecs(show_id) is not None:
+                return  # another viewer's request opened the feed meanwhile
+            origin = await self.origins.find(show_id)
+            if origin is None or origin.node == self.origins.node:
+                raise NotLive("the show is not live right now")
+            await self._pull(show_id, origin)
+
+    async def _pull(self, show_id: str, origin: Origin) -> Feed:
+        feed = await self.stage.pull(show_id, origin.codecs, origin.node)
+        try:
+            answer = await self._ask(origin, show_id, feed.offer_sdp)
+        except BaseException:
+            await feed.close()
+            raise
+        await self.stage.feed_from(feed, answer)
+        if feed.publication is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    feed.publication.ingest.video_arrived.wait(), FIRST_FRAME_TIMEOUT
+                )
+        if feed.frames == 0:
+            await self.stage.stop_feed(feed)
+            log.warning("cluster.feed_silent", show=show_id, origin=origin.node)
+            raise NotLive("the show's origin sends nothing yet")
+        log.info("cluster.feed", show=show_id, origin=origin.node)
+        return feed
+
+    async def _ask(self, origin: Origin, show_id: str, offer_sdp: str) -> str:
+        """The origin's answer to a feed's offer."""
+        if self._http is None:
+            self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=ASK_TIMEOUT))
+        url = f"{origin.url.rstrip('/')}/cluster/feeds/{show_id}"
+        headers = {"Authorization": f"{SCHEME} {self.token}"}
+        try:
+            async with self._http.post(url, json={"sdp": offer_sdp}, headers=headers) as response:
+                body = await response.json(content_type=None)
+                if response.status != 200 or not isinstance(body, dict):
+                    raise NotLive(f"the show's origin refused the feed ({response.status})")
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            log.warning(
+                "cluster.origin_unreachable", show=show_id, origin=origin.node, error=str(exc)
+            )
+            raise NotLive("the show's origin cannot be reached") from None
+        answer = body.get("sdp")
+        if not isinstance(answer, str):
+            raise NotLive("the show's origin gave no answer")
+        return answer
+
+    async def sweep(self) -> None:
+        """Stop feeds nobody here watches any more, follow origins that moved, and pull again
+        for viewers whose feed failed."""
+        now = time.monotonic()
+        for feed in self.stage.feeds:
+            viewers = self.stage.watching(feed.show_id)
+            if viewers == 0:
+                since = self._idle_since.setdefault(feed.show_id, now)
+                if now - since >= self.idle:
+                    log.info("cluster.feed_idle", show=feed.show_id)
+                    await self.stage.stop_feed(feed)
+                    self._idle_since.pop(feed.show_id, None)
+                continue
+            self._idle_since.pop(feed.show_id, None)
+            origin = await self.origins.find(feed.show_id)
+            if feed.failed or (origin is not None and origin.node != feed.origin):
+                await self.stage.stop_feed(feed)
+        for show_id in self.stage.watched:
+            if self.stage.codecs(show_id) is None:
+                with contextlib.suppress(NotLive):
+                    await self.ensure(show_id)  # the viewers wait for the next sweep if not
+
+    async def start(self) -> None:
+        """Renew this node's claims and sweep its feeds, for as long as the node runs."""
+        if not self.enabled:
+            return
+        loop = asyncio.get_running_loop()
+        self._tasks = [
+            loop.create_task(every(RENEW_EVERY, self.origins.renew, "origin_renew")),
+            loop.create_task(every(self.sweep_every, self.sweep, "feed_sweep")),
+        ]
+
+    async def close(self) -> None:
+        """Stop the tasks and let go of the claims (feeds close with the stage)."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+        for show_id in self.origins.hosted:
+            with contextlib.suppress(Exception):
+                await self.origins.release(show_id)
+        if self._http is not None:
+            await self._http.close()
+            self._http = None
+
+
+@routes.post("/cluster/feeds/{show_id}")
+async def open_feed(request: web.Request) -> web.Response:
+    """Another node of the deployment pulls the show from this one: its offer in, our answer out."""
+    cascade = services(request).cascade
+    if cascade.token is None:
+        raise ApiError(404, "not_found", "this node is not part of a cluster")
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    try:
+        right = scheme == SCHEME and hmac.compare_digest(
+            token.strip().encode(), cascade.token.encode()
+        )
+    except UnicodeEncodeError:
+        right = False
+    if not right:
+        raise ApiError(403, "forbidden", "only nodes of this deployment may pull a show")
+    body = await read_json_object(request)
+    sdp = body.get("sdp")
+    if not isinstance(sdp, str) or len(sdp.encode()) > MAX_SDP_BYTES:
+        raise ApiError(
+            400, "invalid_input", f"sdp must be an offer of at most {MAX_SDP_BYTES} bytes"
+        )
+    session = await cascade.stage.watch(request.match_info["show_id"], sdp, edge=True)
+    log.info("cluster.feed_opened", show=session.show_id)
+    return web.json_response({"sdp": session.answer_sdp})
