@@ -177,6 +177,8 @@ def server_argv(port: int, key: str, media_sender: str, event_loop: str = "async
         "warning",
         "--media-sender",
         media_sender,
+        "--rtmp-port",
+        "off",  # the bench publishes over WebRTC; another node on this machine may hold 1935
         "--event-loop",
         event_loop,
     ]

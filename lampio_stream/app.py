@@ -209,6 +209,8 @@ def create_app(config: Config, *, bus: Bus | None = None) -> web.Application:
         metrics.peers.set_function(lambda: stage.peer_count)
         metrics.viewers.set_function(lambda: stage.viewer_total)
         metrics.live_shows.set_function(lambda: stage.live_count)
+        metrics.feeds_out.set_function(lambda: stage.edge_stream_total)
+        metrics.feeds_in.set_function(lambda: len(stage.feeds))
         if isinstance(the_bus, MemoryBus):
             metrics.count_bus_keys(the_bus.families)
         partial = Services(

@@ -403,6 +403,11 @@ class Stage:
         """Every show this node pulls from another node."""
         return list(self._feeds.values())
 
+    @property
+    def edge_stream_total(self) -> int:
+        """Streams to other nodes pulling shows from this one, every show together."""
+        return sum(1 for s in self._viewers if s.edge and not s.closed)
+
     def edge_streams(self, show_id: str) -> int:
         """How many other nodes pull the show from this one (one stream each)."""
         return sum(1 for s in self._viewers if s.show_id == show_id and s.edge and not s.closed)

@@ -48,6 +48,14 @@ class Metrics:
         self.live_shows = Gauge(
             "lampio_live_shows", "Shows with a performer connected to this node", registry=r
         )
+        self.feeds_out = Gauge(
+            "lampio_feeds_out",
+            "Streams this node sends to other nodes that pull its shows (one per node and show)",
+            registry=r,
+        )
+        self.feeds_in = Gauge(
+            "lampio_feeds_in", "Shows this node pulls from their origin node", registry=r
+        )
         self.bus_up = Gauge(
             "lampio_bus_up", "1 when the bus answered the last readiness check", registry=r
         )
