@@ -20,14 +20,15 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@
 
-# Debian's redis-server (the Redis bus tests), chromium (browser tests, driven by Playwright) and
-# strace (tests/test_privacy.py: every file a node opens).
+# Debian's redis-server (the Redis bus tests), chromium (browser tests, driven by Playwright),
+# strace (tests/test_privacy.py: every file a node opens) and haproxy (tests/test_haproxy.py: nodes
+# behind a load balancer; the test runs its own, not the Debian service).
 system-deps:
 	@if ! command -v redis-server >/dev/null || [ ! -x /usr/bin/chromium ] \
-			|| [ ! -x /usr/bin/strace ]; then \
+			|| [ ! -x /usr/bin/strace ] || [ ! -x /usr/sbin/haproxy ]; then \
 		$(SUDO) apt-get update -q && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends \
-			redis-server chromium strace fonts-dejavu-core fonts-noto-color-emoji; \
+			redis-server chromium strace haproxy fonts-dejavu-core fonts-noto-color-emoji; \
 	fi
 
 run: install
