@@ -182,10 +182,14 @@ class Cascade:
             origin = await self.origins.find(feed.show_id)
             if feed.failed or (origin is not None and origin.node != feed.origin):
                 await self.stage.stop_feed(feed)
-        for show_id in self.stage.watched:
+        watched = self.stage.watched
+        for show_id in watched:
             if self.stage.codecs(show_id) is None:
                 with contextlib.suppress(NotLive):
                     await self.ensure(show_id)  # the viewers wait for the next sweep if not
+        for show_id, lock in list(self._locks.items()):
+            if show_id not in watched and not lock.locked():
+                del self._locks[show_id]  # one lock per show being pulled, not per show ever
 
     async def start(self) -> None:
         """Renew this node's claims and sweep its feeds, for as long as the node runs."""
