@@ -34,6 +34,18 @@ class BusUnavailable(BusError):
 
 
 @dataclass(frozen=True, slots=True)
+class Opening:
+    """What :meth:`Bus.group_seat` opens when no listed group has room: the new group's ``name``
+    in the directory, its directory ``value`` and ``ttl``, and a key ``claim``-ed for it (only if
+    nobody holds it; with ``value`` for ``ttl``: a lobby's friends' code)."""
+
+    name: str
+    value: Message
+    ttl: float
+    claim: str
+
+
+@dataclass(frozen=True, slots=True)
 class StreamEntry:
     """One entry of an append-only stream: its id and its message."""
 
@@ -151,6 +163,25 @@ class Bus(Protocol):
 
     async def group_sizes(self, groups: Sequence[str]) -> list[int]:
         """How many live members each group has, in one call for many groups."""
+        ...
+
+    async def group_seat(
+        self,
+        directory: str,
+        prefix: str,
+        member: str,
+        value: Message,
+        *,
+        ttl: float,
+        limit_field: str,
+        opening: Opening,
+    ) -> tuple[str, Message, int]:
+        """Seat ``member`` in one step: where it already is, else in the fullest group with room
+        among those ``directory`` lists (the group of entry ``X`` is ``prefix + X``; its limit
+        is the ``limit_field`` of X's directory value; empty groups are passed over, ties go to
+        the smaller name), else in ``opening``, claimed, listed and opened for it. The entry's
+        name, its directory value and how many are in it now; ``("", {}, 0)`` when
+        ``opening.claim`` is taken."""
         ...
 
     # Keys with expiry (presence, registry).

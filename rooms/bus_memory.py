@@ -15,6 +15,7 @@ from rooms.bus import (
     STREAM_START,
     BusError,
     Message,
+    Opening,
     StreamEntry,
     check_stream_id,
     decode,
@@ -325,6 +326,52 @@ class MemoryBus:
         """Live member counts."""
         self._check_open()
         return [len(self._group(g)) for g in groups]
+
+    async def group_seat(
+        self,
+        directory: str,
+        prefix: str,
+        member: str,
+        value: Message,
+        *,
+        ttl: float,
+        limit_field: str,
+        opening: Opening,
+    ) -> tuple[str, Message, int]:
+        """Choose and seat without awaiting anything in between: nothing else runs meanwhile, so
+        this is one step, as the Redis script is."""
+        self._check_open()
+        self._sweep()
+        if ttl <= 0 or opening.ttl <= 0:
+            raise BusError("ttl must be positive")
+        data = encode(value)
+        listed = self._group(directory)
+        chosen, chosen_seats = "", -1
+        for name in sorted(listed):
+            members = self._group(prefix + name)
+            if member in members:
+                chosen = name
+                break
+            limit = decode(listed[name][0]).get(limit_field)
+            if not isinstance(limit, int) or isinstance(limit, bool):
+                continue  # not a group this call can fill
+            if 0 < len(members) < limit and len(members) > chosen_seats:
+                chosen, chosen_seats = name, len(members)
+        now = time.monotonic()
+        if not chosen:
+            if self._alive(opening.claim):
+                return "", {}, 0
+            if opening.claim in self._streams:
+                raise BusError(f"{opening.claim!r} holds a stream, not a value")
+            chosen = opening.name
+            self._values[opening.claim] = encode(opening.value)
+            self._expire(opening.claim, opening.ttl)
+            listed[chosen] = (encode(opening.value), now + opening.ttl)
+            self._groups[directory] = listed
+        members = self._group(prefix + chosen)
+        members[member] = (data, now + ttl)
+        self._groups[prefix + chosen] = members
+        return chosen, decode(listed[chosen][0]), len(members)
 
     # -- counters -------------------------------------------------------------------------------
 

@@ -28,6 +28,7 @@ from rooms.bus import (
     BusError,
     BusUnavailable,
     Message,
+    Opening,
     StreamEntry,
     check_stream_id,
     decode,
@@ -132,6 +133,65 @@ end
 return out
 """
 )
+# Seating in one step: the groups to choose from are named by the directory's entries, so their
+# keys are built here from the prefixes in ARGV (standalone Redis and Sentinel allow it; Redis
+# Cluster would need every key of one directory under one hash tag). KEYS: the directory's values
+# and expiry, the opening's claim key, the opening group's values and expiry. ARGV: values prefix,
+# expiry prefix, member, value, ttl ms, limit field, opening name, opening value, opening ttl ms.
+_GROUP_SEAT = (
+    _NOW
+    + """
+local function prune(values, expiry)
+  local gone = redis.call('ZRANGEBYSCORE', expiry, '-inf', string.format('%d', now))
+  for i = 1, #gone, 1000 do
+    redis.call('HDEL', values, unpack(gone, i, math.min(i + 999, #gone)))
+  end
+  if #gone > 0 then redis.call('ZREMRANGEBYSCORE', expiry, '-inf', string.format('%d', now)) end
+end
+local function put(values, expiry, member, value, ttl)
+  prune(values, expiry)
+  redis.call('HSET', values, member, value)
+  redis.call('ZADD', expiry, string.format('%d', now + tonumber(ttl)), member)
+  local last = redis.call('ZRANGE', expiry, -1, -1, 'WITHSCORES')
+  if last[2] == 'inf' then
+    redis.call('PERSIST', values)
+    redis.call('PERSIST', expiry)
+  else
+    redis.call('PEXPIREAT', values, last[2])
+    redis.call('PEXPIREAT', expiry, last[2])
+  end
+  return redis.call('ZCARD', expiry)
+end
+local alive = '(' .. string.format('%d', now)
+local names = redis.call('ZRANGEBYSCORE', KEYS[2], alive, '+inf')
+local chosen, chosen_seats = nil, -1
+for _, name in ipairs(names) do
+  local expiry = ARGV[2] .. name
+  local mine = redis.call('ZSCORE', expiry, ARGV[3])
+  if mine and tonumber(mine) > now then
+    chosen = name
+    break
+  end
+  local ok, record = pcall(cmsgpack.unpack, redis.call('HGET', KEYS[1], name) or '')
+  local limit = ok and type(record) == 'table' and record[ARGV[6]]
+  if type(limit) == 'number' then
+    local seats = redis.call('ZCOUNT', expiry, alive, '+inf')
+    if seats > 0 and seats < limit
+        and (seats > chosen_seats or (seats == chosen_seats and name < chosen)) then
+      chosen, chosen_seats = name, seats
+    end
+  end
+end
+if chosen then
+  local seats = put(ARGV[1] .. chosen, ARGV[2] .. chosen, ARGV[3], ARGV[4], ARGV[5])
+  return {chosen, redis.call('HGET', KEYS[1], chosen), seats}
+end
+if not redis.call('SET', KEYS[3], ARGV[8], 'PX', ARGV[9], 'NX') then return {'', '', 0} end
+local seats = put(KEYS[4], KEYS[5], ARGV[3], ARGV[4], ARGV[5])
+put(KEYS[1], KEYS[2], ARGV[7], ARGV[8], ARGV[9])
+return {ARGV[7], ARGV[8], seats}
+"""
+)
 # KEYS: stream, once; ARGV: encoded message, maxlen, stream ttl ms or '', remember ms. The once
 # key holds {"id": <entry id>} in msgpack (a map of one str), like any other value on this bus.
 _APPEND_ONCE = """
@@ -166,6 +226,7 @@ class RedisBus:
         self._group_remove = self._client.register_script(_GROUP_REMOVE)
         self._group_read = self._client.register_script(_GROUP_READ)
         self._append_once = self._client.register_script(_APPEND_ONCE)
+        self._group_seat = self._client.register_script(_GROUP_SEAT)
 
     @classmethod
     async def connect(cls, url: str, *, namespace: str = "lampio:") -> RedisBus:
@@ -463,6 +524,37 @@ class RedisBus:
             return []
         keys = [k for g in groups for k in self._group_keys(g)]
         return [int(n) for n in await self._call(lambda: self._group_read(keys=keys, args=[""]))]
+
+    async def group_seat(
+        self,
+        directory: str,
+        prefix: str,
+        member: str,
+        value: Message,
+        *,
+        ttl: float,
+        limit_field: str,
+        opening: Opening,
+    ) -> tuple[str, Message, int]:
+        """Choose the group and seat the member in one script (the capacity check included)."""
+        keys = [
+            *self._group_keys(directory),
+            self._k(opening.claim),
+            *self._group_keys(prefix + opening.name),
+        ]
+        args: list[bytes | str | int] = [
+            self._k(f"group:{prefix}"),
+            self._k(f"group-expiry:{prefix}"),
+            member,
+            encode(value),
+            _ms(ttl),
+            limit_field,
+            opening.name,
+            encode(opening.value),
+            _ms(opening.ttl),
+        ]
+        name, record, seats = await self._call(lambda: self._group_seat(keys=keys, args=args))
+        return _text(name), (decode(record) if record else {}), int(seats)
 
     # -- counters -------------------------------------------------------------------------------
 

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from rooms.bus import STREAM_START, Bus, BusError, BusUnavailable, stream_id_key
+from rooms.bus import STREAM_START, Bus, BusError, BusUnavailable, Opening, stream_id_key
 from rooms.bus_memory import MemoryBus
 from rooms.bus_redis import RedisBus
 from tests.helpers import eventually
@@ -187,6 +187,99 @@ async def test_group_limit_holds_under_concurrency(bus: Bus) -> None:
     )
     assert sorted(n for n in seated if n) == [1, 2, 3, 4, 5]
     assert await bus.group_sizes(["g:busy"]) == [5]
+
+
+def opening(name: str, limit: int = 2) -> Opening:
+    return Opening(name, {"cap": limit, "n": name}, ttl=30, claim=f"claim:{name}")
+
+
+async def seat(
+    bus: Bus, member: str, new: Opening, value: dict[str, object] | None = None, **where: str
+) -> tuple[str, int]:
+    """``group_seat`` in directory "dir" over groups "g:…" (unless ``where`` says otherwise):
+    where the member sat and how many are there; the entry's value is checked on the way."""
+    directory, prefix = where.get("directory", "dir"), where.get("prefix", "g:")
+    name, record, seats = await bus.group_seat(
+        directory, prefix, member, value or {}, ttl=30, limit_field="cap", opening=new
+    )
+    if name:
+        assert record == (await bus.group_members([directory]))[0][name]
+    else:
+        assert record == {} and seats == 0
+    return name, seats
+
+
+async def test_group_seat_fills_the_fullest_group_with_room_then_opens_one(bus: Bus) -> None:
+    assert await seat(bus, "a", opening("x"), {"n": 1}) == ("x", 1)
+    assert await bus.group_members(["dir", "g:x"]) == [
+        {"x": {"cap": 2, "n": "x"}},
+        {"a": {"n": 1}},
+    ]
+    assert await bus.get("claim:x") == {"cap": 2, "n": "x"}
+    # room in x: the opening offered is not used, nor its claim taken
+    assert await seat(bus, "b", opening("y")) == ("x", 2)
+    assert await bus.get("claim:y") is None
+    # x is full: y opens; then z, offered next, is passed over for y, which has room
+    assert await seat(bus, "c", opening("y")) == ("y", 1)
+    assert await seat(bus, "d", opening("z")) == ("y", 2)
+    # a member already in a full group is refreshed there, with its new value
+    assert await seat(bus, "a", opening("z"), {"n": 2}) == ("x", 2)
+    assert (await bus.group_members(["g:x"]))[0]["a"] == {"n": 2}
+    assert await bus.group_sizes(["g:x", "g:y", "g:z"]) == [2, 2, 0]
+
+
+async def test_group_seat_prefers_the_fullest_passes_over_empty_and_unlimited(bus: Bus) -> None:
+    for name, members in (("a", 1), ("b", 3), ("c", 0), ("d", 2)):
+        await bus.group_put("dir", name, {"cap": 4}, ttl=30)
+        for n in range(members):
+            await bus.group_put(f"g:{name}", f"{name}{n}", {}, ttl=30)
+    await bus.group_put("dir", "e", {"no": "limit"}, ttl=30)  # no limit: never chosen
+    await bus.group_put("g:e", "e0", {}, ttl=30)
+    seated = [await seat(bus, f"m{n}", opening(f"new{n}")) for n in range(6)]
+    # b to 4, then d (3, 4), then a (2, 3, 4): fullest first, never the empty c
+    assert seated == [("b", 4), ("d", 3), ("d", 4), ("a", 2), ("a", 3), ("a", 4)]
+    assert await seat(bus, "m9", opening("new9")) == ("new9", 1)
+    # ties go to the smaller name
+    for name in ("q", "p"):
+        await bus.group_put("dir2", name, {"cap": 3}, ttl=30)
+        await bus.group_put(f"h:{name}", "x", {}, ttl=30)
+    assert await seat(bus, "y", opening("r"), directory="dir2", prefix="h:") == ("p", 2)
+
+
+async def test_group_seat_refuses_a_taken_claim_and_holds_limits_at_once(bus: Bus) -> None:
+    await bus.set("claim:taken", {"someone": "else"}, ttl=30)
+    assert await seat(bus, "a", Opening("taken", {"cap": 5}, ttl=30, claim="claim:taken")) == (
+        "",
+        0,
+    )
+    assert await bus.group_members(["dir", "g:taken"]) == [{}, {}]
+    assert await bus.get("claim:taken") == {"someone": "else"}
+    with pytest.raises(BusError):
+        await bus.group_seat("dir", "g:", "a", {}, ttl=0, limit_field="cap", opening=opening("o"))
+    # 40 at once, 5 to a group: 8 groups of 5, each member in one
+    seated = await asyncio.gather(
+        *(seat(bus, f"m{n}", opening(f"o{n}", 5), directory="busy", prefix="s:") for n in range(40))
+    )
+    groups = sorted({name for name, _ in seated})
+    assert len(groups) == 8 and all(seats <= 5 for _, seats in seated)
+    members = await bus.group_members([f"s:{g}" for g in groups])
+    assert sorted(m for group in members for m in group) == sorted(f"m{n}" for n in range(40))
+    assert [len(group) for group in members] == [5] * 8
+
+
+async def test_group_seat_lets_expired_members_and_entries_go(bus: Bus) -> None:
+    await bus.group_put("dir", "old", {"cap": 2}, ttl=30)
+    await bus.group_put("g:old", "gone", {}, ttl=0.3)
+    await bus.group_put("g:old", "stays", {}, ttl=30)
+    await bus.group_put("dir", "brief", {"cap": 9}, ttl=0.3)
+    await bus.group_put("g:brief", "x", {}, ttl=30)
+
+    async def room_in_old() -> bool:
+        return await bus.group_sizes(["g:old", "dir"]) == [1, 1]
+
+    await eventually(room_in_old, timeout=3)
+    # the expired member's seat is free again; the expired entry is no choice however roomy
+    assert await seat(bus, "new", opening("n")) == ("old", 2)
 
 
 async def test_group_members_expire_one_by_one(bus: Bus) -> None:
