@@ -11,13 +11,12 @@ leaves nothing on the bus for good.
 
 from __future__ import annotations
 
-import contextlib
 import secrets
 import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
-from rooms.bus import Bus, BusError
+from rooms.bus import Bus, Opening
 from rooms.errors import InvalidInput, RoomsError
 
 DEFAULT_CAPACITY = 12
@@ -130,52 +129,35 @@ class Lobbies:
         self.capacity = capacity
 
     async def join(self, show_id: str, member: Member, code: str | None = None) -> Lobby:
-        """Seat ``member`` in a lobby of the show: the friend's lobby by ``code``, or the fullest
-        lobby with a free seat, or a new one."""
+        """Seat ``member`` in a lobby of the show: the friend's lobby by ``code``, else where the
+        member already sits, else the fullest lobby with a free seat, else a new one, chosen and
+        taken in one bus step, so that joins racing on any number of nodes fill lobbies one by
+        one and never past their capacity."""
         if code:
             return await self.join_friend(await self.by_code(show_id, code), member)
-        # Fullest first; the bus refuses a seat taken meanwhile by another join, so try the next.
-        for seats, lobby in sorted(await self._open_lobbies(show_id), key=lambda sl: -sl[0]):
-            if seats < lobby.capacity and await self._seat(lobby, member):
-                return lobby
-        return await self._open(show_id, member)
+        for _ in range(20):
+            new = Lobby(secrets.token_urlsafe(9), show_id, _new_code(), self.capacity)
+            name, record, _ = await self._bus.group_seat(
+                _lobbies(show_id),
+                _members(""),
+                member.id,
+                _presence(member),
+                ttl=PRESENCE_TTL,
+                limit_field="capacity",
+                opening=Opening(new.id, _record(new), LISTING_TTL, _code_key(show_id, new.code)),
+            )
+            if name == new.id:
+                return new
+            if name:
+                return _lobby(record)
+            # that friends' code is another lobby's: draw again
+        raise RoomsError("no free lobby code")
 
     async def join_friend(self, lobby: Lobby, member: Member) -> Lobby:
         """Seat ``member`` in the friend's ``lobby`` (found by its code)."""
         if not await self._seat(lobby, member):
             raise LobbyFull("this lobby is full; join another")
         return lobby
-
-    async def _open(self, show_id: str, founder: Member) -> Lobby:
-        for _ in range(20):
-            code = "".join(secrets.choice(_CODE_ALPHABET) for _ in range(LOBBY_CODE_LENGTH))
-            lobby = Lobby(secrets.token_urlsafe(9), show_id, code, self.capacity)
-            if await self._bus.set(
-                _code_key(show_id, code), _record(lobby), ttl=LISTING_TTL, only_new=True
-            ):
-                try:
-                    # Listed only once its founder is in, so no one closes it as empty meanwhile.
-                    await self._bus.group_put(
-                        _members(lobby.id), founder.id, _presence(founder), ttl=PRESENCE_TTL
-                    )
-                    await self._bus.group_put(
-                        _lobbies(show_id), lobby.id, _record(lobby), ttl=LISTING_TTL
-                    )
-                except BaseException:
-                    await self._abandon(lobby, founder.id)
-                    raise
-                return lobby
-        raise RoomsError("no free lobby code")
-
-    async def _abandon(self, lobby: Lobby, founder_id: str) -> None:
-        """Undo a lobby whose opening failed half-way, as far as the bus lets us now (what it
-        keeps expires: the founder's presence, the code and the listing)."""
-        with contextlib.suppress(BusError):
-            await self._bus.group_remove(_lobbies(lobby.show_id), lobby.id)
-        with contextlib.suppress(BusError):
-            await self._bus.group_remove(_members(lobby.id), founder_id)
-        with contextlib.suppress(BusError):
-            await self._bus.delete(_code_key(lobby.show_id, lobby.code))
 
     async def _seat(
         self, lobby: Lobby, member: Member, limit: bool = True, relist: bool = False
@@ -277,6 +259,10 @@ def _members(lobby_id: str) -> str:
 def _lobbies(show_id: str) -> str:
     """The bus group of a show's open lobbies."""
     return f"lobbies:{show_id}"
+
+
+def _new_code() -> str:
+    return "".join(secrets.choice(_CODE_ALPHABET) for _ in range(LOBBY_CODE_LENGTH))
 
 
 def _code_key(show_id: str, code: str) -> str:

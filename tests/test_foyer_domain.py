@@ -7,10 +7,12 @@ import asyncio
 import pytest
 
 from rooms.bus import Bus
+from rooms.bus_redis import RedisBus
 from rooms.chat import CHAT_MAX, Chat, ChatMuted, ChatTooLong
 from rooms.errors import InvalidInput
 from rooms.lobbies import Lobbies, LobbyFull, LobbyNotFound, Member, NameTaken, clean_name
 from tests.helpers import eventually
+from tests.redis_server import RedisServer
 
 
 def member(n: int, name: str | None = None, **kw: object) -> Member:
@@ -66,7 +68,8 @@ async def test_joins_at_once_never_overfill_a_lobby(bus: Bus) -> None:
     seats = await asyncio.gather(*(lobbies.join("s", member(n)) for n in range(10)))
     ids = [lobby.id for lobby in seats]
     assert [await lobbies.occupancy(i) for i in set(ids)] == [ids.count(i) for i in set(ids)]
-    assert all(ids.count(i) <= 3 for i in ids) and len(set(ids)) >= 4
+    # filled one by one: a burst of joins does not scatter people into lobbies of one
+    assert sorted(ids.count(i) for i in set(ids)) == [1, 3, 3, 3]
     # friends racing for the last seats of one lobby: as many get in as there are seats
     friends = Lobbies(bus, capacity=3)
     first = await friends.join("f", member(100))
@@ -76,6 +79,29 @@ async def test_joins_at_once_never_overfill_a_lobby(bus: Bus) -> None:
     )
     assert sum(isinstance(j, LobbyFull) for j in joined) == 3
     assert await friends.occupancy(first.id) == 3
+
+
+async def test_joins_from_two_nodes_at_once_fill_lobbies_one_by_one(
+    bus: Bus, request: pytest.FixtureRequest
+) -> None:
+    """Two nodes (two connections to the same Redis, or one process's bus) seat 40 viewers in
+    lobbies of 5 at once: 8 full lobbies, each viewer in one of them, in the one it was told."""
+    other = bus
+    if isinstance(bus, RedisBus):
+        server: RedisServer = request.getfixturevalue("redis_server")
+        other = await RedisBus.connect(server.url)
+    try:
+        nodes = [Lobbies(bus, capacity=5), Lobbies(other, capacity=5)]
+        seats = await asyncio.gather(*(nodes[n % 2].join("s", member(n)) for n in range(40)))
+        lobbies = await nodes[0].lobbies("s")
+        assert len(lobbies) == 8 and {lobby.id for lobby in seats} == {lb.id for lb in lobbies}
+        members = {lobby.id: await nodes[1].members(lobby.id) for lobby in lobbies}
+        assert all(len(m) == 5 for m in members.values())
+        told = {f"m{n}": lobby.id for n, lobby in enumerate(seats)}
+        assert {m.id: lid for lid, ms in members.items() for m in ms} == told
+    finally:
+        if other is not bus:
+            await other.close()
 
 
 async def test_a_lobby_closed_as_empty_opens_again_when_its_member_comes_back(
