@@ -17,10 +17,10 @@ from aiohttp import web
 
 from lampio_stream import __version__
 from lampio_stream.app import create_app
-from lampio_stream.config import add_arguments, load_config
+from lampio_stream.config import WILDCARD_HOSTS, add_arguments, advertised_url, load_config
 from lampio_stream.logs import configure_logging
 from media.exceptions import UnsupportedVersionError
-from media.ice import use_host_addresses
+from media.ice import host_addresses, use_host_addresses
 from media.seams import check_versions
 
 log = structlog.get_logger("lampio_stream")
@@ -112,6 +112,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = replace(config, port=port)
         if config.public_url.endswith(":0"):
             config = replace(config, public_url=config.public_url[:-2] + f":{port}")
+    # Other nodes need an address, not "every interface": the first ICE host, else the machine's.
+    wildcard = config.host in WILDCARD_HOSTS and not config.ice_host
+    config = replace(
+        config, advertise_url=advertised_url(config, host_addresses() if wildcard else ())
+    )
     public_url = config.public_url
     app = create_app(config)
 
@@ -121,6 +126,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"  bus: {'Redis' if config.redis_url else 'in this process (no Redis needed)'}",
         f"  health: {public_url}/healthz   metrics: {public_url}/metrics",
     ]
+    if config.redis_url:
+        lines.append(f"  other nodes reach this one at {config.advertise_url}")
     if config.organiser_key_generated:
         lines.append(
             f"  organiser key (shown once; set LAMPIO_ORGANISER_KEY to keep one): "

@@ -13,6 +13,8 @@ from urllib.parse import urlsplit
 CLUSTER_SECRET_MIN = 32
 ENV_PREFIX = "LAMPIO_"
 ORGANISER_KEY_MIN = 16  # a key people choose themselves must not be guessable (generated: 43)
+# Hosts that mean "every interface": not an address another node can reach.
+WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", ""})  # noqa: S104
 
 
 def _list(text: str) -> tuple[str, ...]:
@@ -92,6 +94,12 @@ SETTINGS: tuple[Setting, ...] = (
         "credentials made from it",
     ),
     Setting(
+        "advertise_url",
+        "base URL other nodes reach this node at (default http://HOST:PORT; with a HOST of "
+        "0.0.0.0 or :: the first --ice-host instead, else the machine's first address); set it "
+        "behind NAT or in containers",
+    ),
+    Setting(
         "organiser_key",
         "bearer key for the organiser API; generated and printed once at start when not given",
     ),
@@ -161,6 +169,7 @@ class Config:
     ice_host: tuple[str, ...] = ()
     ice_servers: tuple[str, ...] = ()
     turn_secret: str | None = field(default=None, repr=False)
+    advertise_url: str = ""  # "" until the CLI knows the port: see advertised_url
     organiser_key: str = field(default="", repr=False)
     organiser_key_generated: bool = False
     allowed_origins: tuple[str, ...] = ()
@@ -200,6 +209,17 @@ class Config:
             parts = urlsplit(self.public_url)
             if parts.scheme not in {"http", "https"} or not parts.netloc:
                 raise ValueError("public_url must be an http(s) URL")
+        if self.advertise_url:
+            parts = urlsplit(self.advertise_url)
+            if (
+                parts.scheme not in {"http", "https"}
+                or not parts.hostname
+                or parts.query
+                or parts.fragment
+            ):
+                raise ValueError(
+                    "advertise_url must be an http(s) URL with a host (no query or fragment)"
+                )
 
     @property
     def origins(self) -> frozenset[str]:
@@ -248,10 +268,28 @@ def load_config(args: argparse.Namespace, environ: Mapping[str, str]) -> Config:
         shown_host = f"[{host}]" if ":" in host else host
         values["public_url"] = f"http://{shown_host}:{port}"
     values["public_url"] = values["public_url"].rstrip("/")
+    if values.get("advertise_url"):
+        values["advertise_url"] = values["advertise_url"].rstrip("/")
     if not values.get("organiser_key"):
         values["organiser_key"] = secrets.token_urlsafe(32)
         values["organiser_key_generated"] = True
     return Config(**values)
+
+
+def advertised_url(config: Config, machine_addresses: Sequence[str] = ()) -> str:
+    """The base URL other nodes reach this node at: ``--advertise-url``, else
+    ``http://HOST:PORT``, where a wildcard HOST gives way to the first ``--ice-host`` (of its
+    family, for 0.0.0.0), else to the first of ``machine_addresses``, else to loopback."""
+    if config.advertise_url:
+        return config.advertise_url
+    host = config.host
+    if host in WILDCARD_HOSTS:
+        candidates = [*config.ice_host, *machine_addresses]
+        if host == "0.0.0.0":  # noqa: S104 (IPv4 only: an IPv6 address is not listened on)
+            candidates = [a for a in candidates if ":" not in a]
+        host = candidates[0] if candidates else ("::1" if host == "::" else "127.0.0.1")
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{config.port}"
 
 
 def setting_names() -> Sequence[str]:

@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 
 from lampio_stream.cli import build_parser
-from lampio_stream.config import SETTINGS, Config, load_config
+from lampio_stream.config import SETTINGS, Config, advertised_url, load_config
 
 
 def parse(argv: list[str], env: dict[str, str] | None = None) -> Config:
@@ -82,3 +82,38 @@ def test_every_setting_has_a_field_flag_env_and_help() -> None:
     for setting in SETTINGS:
         assert setting.name in fields
         assert setting.flag in help_text and setting.env in help_text
+
+
+def test_cluster_secret_is_long_kept_out_of_repr_and_optional() -> None:
+    assert parse([]).cluster_secret is None
+    secret = "s" * 32
+    config = parse([], {"LAMPIO_CLUSTER_SECRET": secret})
+    assert config.cluster_secret == secret and secret not in repr(config)
+    with pytest.raises(ValueError, match="cluster_secret must be at least 32"):
+        parse(["--cluster-secret", "s" * 31])
+
+
+def test_advertise_url_defaults_to_host_and_port_and_never_to_a_wildcard() -> None:
+    assert advertised_url(parse(["--port", "9001"])) == "http://127.0.0.1:9001"
+    assert advertised_url(parse(["--host", "::1", "--port", "9001"])) == "http://[::1]:9001"
+    # every interface: the first ICE host of the family listened on, else the machine's address
+    wildcard = parse(["--host", "0.0.0.0", "--ice-host", "::1,10.1.2.3", "--ice-host", "10.9.9.9"])
+    assert advertised_url(wildcard) == "http://10.1.2.3:8080"
+    assert (
+        advertised_url(parse(["--host", "::", "--ice-host", "fd00::5"])) == "http://[fd00::5]:8080"
+    )
+    machine = ("fe80::1", "192.168.1.20")
+    assert advertised_url(parse(["--host", "0.0.0.0"]), machine) == "http://192.168.1.20:8080"
+    assert advertised_url(parse(["--host", "0.0.0.0"])) == "http://127.0.0.1:8080"
+    # given: as given (behind NAT, in a container), without a trailing slash
+    given = parse(["--host", "0.0.0.0", "--advertise-url", "http://node-b.internal:8080/"])
+    assert given.advertise_url == "http://node-b.internal:8080"
+    assert advertised_url(given, machine) == "http://node-b.internal:8080"
+
+
+@pytest.mark.parametrize(
+    "url", ["node-b:8080", "ftp://node-b", "http://", "http://node-b/?x=1", "http://node-b/#top"]
+)
+def test_a_wrong_advertise_url_is_refused(url: str) -> None:
+    with pytest.raises(ValueError, match="advertise_url"):
+        parse(["--advertise-url", url])
