@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
@@ -25,6 +24,7 @@ from rooms.bus_memory import MemoryBus
 from rooms.chat import Chat
 from rooms.foyer import AudienceCounter, Foyer
 from rooms.lobbies import Lobbies
+from rooms.nodes import CpuMeter, NodeRegistry, new_node_id
 from rooms.origins import Origins
 from rooms.ratelimit import FailureLimiter
 from rooms.reactions import ReactionTally, publish_totals
@@ -189,6 +189,7 @@ def create_app(config: Config, *, bus: Bus | None = None) -> web.Application:
         version=__version__,
         ice_servers=config.ice_servers,
         turn_secret=config.turn_secret,
+        cluster_secret=config.cluster_secret,
     )
     registry = commands()
     direct = config.media_sender == "direct"
@@ -198,6 +199,12 @@ def create_app(config: Config, *, bus: Bus | None = None) -> web.Application:
         bus they report to."""
         the_bus = bus if bus is not None else await open_bus(config.redis_url)
         log.info("bus.open", engine=the_bus.name)
+        if config.redis_url and not config.cluster_secret:
+            log.warning(
+                "cluster.no_secret",
+                hint="set --cluster-secret (the same on every node): without it this node "
+                "neither pulls a show from other nodes nor lets them pull one from it",
+            )
         relay = EventRelay(the_bus)
         shows = Shows(the_bus)
         lobbies = Lobbies(the_bus, capacity=config.lobby_size)
@@ -213,6 +220,13 @@ def create_app(config: Config, *, bus: Bus | None = None) -> web.Application:
         metrics.feeds_in.set_function(lambda: len(stage.feeds))
         if isinstance(the_bus, MemoryBus):
             metrics.count_bus_keys(the_bus.families)
+        cpu = CpuMeter()
+        nodes = NodeRegistry(
+            the_bus,
+            new_node_id(),
+            config.advertise_url or local_url(config),
+            load=lambda: (stage.viewer_total, cpu.percent()),
+        )
         partial = Services(
             site=site,
             metrics=metrics,
@@ -230,9 +244,10 @@ def create_app(config: Config, *, bus: Bus | None = None) -> web.Application:
             screens=Screens(the_bus),
             stage=stage,
             voices=voices,
+            nodes=nodes,
             limiters=limiters(the_bus),
             cascade=Cascade(
-                Origins(the_bus, secrets.token_hex(6), local_url(config)),
+                Origins(the_bus, nodes.node_id, nodes.url),  # one id and address per node
                 stage,
                 config.cluster_secret,
             ),
@@ -249,10 +264,12 @@ def create_app(config: Config, *, bus: Bus | None = None) -> web.Application:
             partial = replace(partial, rtmp_port=port)
         the_services = app[SERVICES] = partial
         reactions = asyncio.get_running_loop().create_task(
-            publish_totals(the_services.tally, the_bus, secrets.token_hex(4)), name="reactions"
+            publish_totals(the_services.tally, the_bus, nodes.node_id), name="reactions"
         )
+        await nodes.start()
         await the_services.cascade.start()
         yield
+        await nodes.stop()  # out of every node's list before anything else closes
         # Connections closed by the shutdown release their seats while the bus is still there.
         finishing = set(the_services.lifecycle.tasks)
         if finishing:
@@ -276,6 +293,7 @@ def create_app(config: Config, *, bus: Bus | None = None) -> web.Application:
 
     async def begin_shutdown(app: web.Application) -> None:
         app[SERVICES].lifecycle.draining = True
+        await app[SERVICES].nodes.drain()  # other nodes see it going before its clients do
         await ws.close_all(app[SERVICES])
 
     async def demo_context(app: web.Application) -> AsyncIterator[None]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hmac
 import io
 from typing import Any
@@ -109,6 +110,18 @@ async def programme(request: web.Request) -> web.Response:
         views = [private_view(request, s) for s in shows]
         return web.json_response({"shows": views}, headers={"Cache-Control": "no-store"})
     return web.json_response({"shows": [s.public() for s in shows]})
+
+
+@routes.get("/api/nodes")
+async def nodes(request: web.Request) -> web.Response:
+    """The deployment's live nodes, as the registry on the bus has them (organisers only)."""
+    await require_organiser(request)
+    the = services(request)
+    listed = [
+        {**dataclasses.asdict(node), "self": node.id == the.node_id}
+        for node in await the.nodes.all()
+    ]
+    return web.json_response({"nodes": listed}, headers={"Cache-Control": "no-store"})
 
 
 @routes.get("/api/shows/by-code/{code}")

@@ -15,6 +15,7 @@ from rooms.bus import Bus
 from rooms.chat import Chat
 from rooms.foyer import AudienceCounter, Foyer
 from rooms.lobbies import Lobbies
+from rooms.nodes import NodeRegistry
 from rooms.ratelimit import FailureLimiter
 from rooms.reactions import ReactionTally
 from rooms.relay import EventRelay
@@ -65,6 +66,7 @@ class Services:
     screens: Screens
     stage: Stage
     voices: Voices
+    nodes: NodeRegistry
     limiters: Limiters
     cascade: Cascade
     commands: Commands
@@ -73,6 +75,11 @@ class Services:
     whep_sessions: dict[str, HttpSession]
     sockets_per_address: Counter[str] = field(default_factory=Counter)
     rtmp_port: int | None = None
+
+    @property
+    def node_id(self) -> str:
+        """This node's id in the registry (new for every process)."""
+        return self.nodes.node_id
 
 
 SERVICES: web.AppKey[Services] = web.AppKey("services", Services)

@@ -22,6 +22,7 @@ class Site:
     version: str = "dev"
     ice_servers: tuple[str, ...] = ()
     turn_secret: str | None = field(default=None, repr=False)
+    cluster_secret: str | None = field(default=None, repr=False)  # node-to-node requests
 
 
 @dataclass(slots=True)

@@ -85,6 +85,7 @@ SECRETS = {
     "/api/shows": "organiser_key",
     "/api/staff-keys": "organiser_key",
     "/api/staff-keys/{key_id}": "organiser_key",
+    "/api/nodes": "organiser_key",
     "/api/shows/{show_id}": "show_secret",
     "/api/shows/{show_id}/stream-key": "show_secret",
     "/whip": "stream_key",

@@ -4,7 +4,9 @@ the cluster token."""
 from __future__ import annotations
 
 import time
+from typing import Any
 
+import aiohttp
 import pytest
 
 from rooms.bus import Bus, BusUnavailable
@@ -19,8 +21,10 @@ from rooms.nodes import (
     new_node_id,
 )
 from tests.helpers import eventually
-from tests.redis_server import free_port
+from tests.nodes import ORGANISER_KEY, Node, error_of, serve
+from tests.redis_server import RedisServer, free_port
 
+AUTH = {"Authorization": f"Bearer {ORGANISER_KEY}"}
 SECRET = "a-cluster-secret-of-32-characters-or-more"
 
 
@@ -142,3 +146,58 @@ def test_cpu_meter_measures_this_process() -> None:
         pass
     assert meter.percent() > 10
     assert meter.percent() >= 0
+
+
+async def test_api_nodes_lists_this_node_for_organisers_only(bus: Bus) -> None:
+    async with (
+        serve(bus, advertise_url="http://127.0.0.1:9101") as node,
+        aiohttp.ClientSession() as http,
+    ):
+        async with http.get(f"{node.url}/api/nodes", headers=AUTH) as response:
+            assert response.status == 200
+            assert response.headers["Cache-Control"] == "no-store"
+            listed = (await response.json())["nodes"]
+        assert listed == [
+            {
+                "id": node.services.node_id,
+                "url": "http://127.0.0.1:9101",
+                "viewers": 0,
+                "cpu_pct": listed[0]["cpu_pct"],
+                "started": listed[0]["started"],
+                "seen": listed[0]["seen"],
+                "draining": False,
+                "self": True,
+            }
+        ]
+        async with http.get(f"{node.url}/api/nodes") as response:
+            assert await error_of(response) == (401, "unauthorized")
+        async with http.get(
+            f"{node.url}/api/nodes", headers={"Authorization": "Bearer not-the-key"}
+        ) as response:
+            assert await error_of(response) == (403, "forbidden")
+
+
+async def test_api_nodes_lists_every_node_on_one_redis(redis_server: RedisServer) -> None:
+    """Two nodes (each with its own connection) on one Redis list each other, each marking
+    itself; one that stops is out of the other's list at once."""
+    redis_server.flush()
+    bus_a, bus_b = [await RedisBus.connect(redis_server.url) for _ in range(2)]
+    async with (
+        serve(bus_a, advertise_url="http://127.0.0.1:9101") as a,
+        aiohttp.ClientSession() as http,
+    ):
+
+        async def listed_by(node: Node) -> list[dict[str, Any]]:
+            async with http.get(f"{node.url}/api/nodes", headers=AUTH) as response:
+                assert response.status == 200
+                nodes: list[dict[str, Any]] = (await response.json())["nodes"]
+                return nodes
+
+        async with serve(bus_b, advertise_url="http://127.0.0.1:9102") as b:
+            by_a, by_b = await listed_by(a), await listed_by(b)
+            ids = sorted([a.services.node_id, b.services.node_id])
+            assert [n["id"] for n in by_a] == [n["id"] for n in by_b] == ids
+            assert {n["url"] for n in by_a} == {"http://127.0.0.1:9101", "http://127.0.0.1:9102"}
+            assert [n["id"] for n in by_a if n["self"]] == [a.services.node_id]
+            assert [n["id"] for n in by_b if n["self"]] == [b.services.node_id]
+        assert [n["id"] for n in await listed_by(a)] == [a.services.node_id]

@@ -80,6 +80,8 @@ KEPT: dict[str, float | None] = {
     "screenstatus:": 30,
     "voice:": 7 * 24 * 3600,
     "showlock:": 5,
+    "group:nodes": 15,  # the node registry: each node's URL and load, its heartbeat renews it
+    "group-expiry:nodes": 15,
     "show:": None,  # an open show's record (an ended one's: 30 days)
     **dict.fromkeys(buskeys.UNTIL_ACTION, None),
 }
