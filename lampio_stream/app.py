@@ -259,7 +259,19 @@ def create_app(config: Config, *, bus: Bus | None = None) -> web.Application:
         rtmp_server: RtmpServer | None = None
         if config.rtmp_port is not None:
             rtmp_server = RtmpServer(rtmp.authoriser(partial))
-            port = await rtmp_server.start(config.host, config.rtmp_port)
+            try:
+                port = await rtmp_server.start(config.host, config.rtmp_port)
+            except OSError as exc:
+                if not config.rtmp_port_default:
+                    raise
+                # Not asked for: a second node on this machine takes any free port instead.
+                log.warning(
+                    "rtmp.default_port_taken",
+                    port=config.rtmp_port,
+                    error=str(exc),
+                    hint="RTMP listens on a free port instead; choose one with --rtmp-port",
+                )
+                port = await rtmp_server.start(config.host, 0)
             log.info("rtmp.listening", port=port)
             partial = replace(partial, rtmp_port=port)
         the_services = app[SERVICES] = partial

@@ -94,8 +94,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     port = sock.getsockname()[1]
     sock.listen(128)  # listening before "is running" is printed: scripts may connect at once
-    if config.rtmp_port:
-        # Fail now, with a clear word, rather than with a traceback once the app starts.
+    if config.rtmp_port and not config.rtmp_port_default:
+        # Fail now, with a clear word, rather than with a traceback once the app starts. (The
+        # default port, not asked for, gives way to a free one in the app instead.)
         with socket.socket(family, socket.SOCK_STREAM) as probe:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:

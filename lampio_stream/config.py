@@ -128,8 +128,8 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "rtmp_port",
-        "port of the RTMP ingest for OBS's RTMP output (default 1935; 0 picks a free one; "
-        "'off' disables it)",
+        "port of the RTMP ingest for OBS's RTMP output (default 1935, or a free one when 1935 "
+        "is taken, as by another node on this machine; 0 picks a free one; 'off' disables it)",
         lambda text: None if text.strip().lower() == "off" else _port(text),
     ),
     Setting(
@@ -177,6 +177,7 @@ class Config:
     cluster_secret: str | None = field(default=None, repr=False)
     demo: bool = False
     rtmp_port: int | None = 1935
+    rtmp_port_default: bool = False  # not asked for: if taken, any free port will do
     lobby_size: int = 12
     chat_retention: float = 24 * 3600.0
     media_sender: str = "direct"
@@ -270,6 +271,7 @@ def load_config(args: argparse.Namespace, environ: Mapping[str, str]) -> Config:
     values["public_url"] = values["public_url"].rstrip("/")
     if values.get("advertise_url"):
         values["advertise_url"] = values["advertise_url"].rstrip("/")
+    values["rtmp_port_default"] = "rtmp_port" not in values
     if not values.get("organiser_key"):
         values["organiser_key"] = secrets.token_urlsafe(32)
         values["organiser_key_generated"] = True

@@ -160,6 +160,39 @@ def test_busy_rtmp_port_fails_fast_with_a_clear_message() -> None:
     assert b"cannot listen for RTMP" in result.stderr and b"--rtmp-port off" in result.stderr
 
 
+def _serve_without_rtmp_port(port: int) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [str(EXE), "serve", "--port", str(port), "--organiser-key", "K3y-for-the-cli-test"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "LAMPIO_LOG_FORMAT": "json"},
+    )
+
+
+async def test_a_taken_default_rtmp_port_gives_way_to_a_free_one() -> None:
+    """The RTMP port not asked for (a second node on one machine): a free one, said in the log;
+    the node serves as usual."""
+    import contextlib
+    import socket
+
+    with socket.socket() as holder:
+        with contextlib.suppress(OSError):  # held by someone else already: taken just the same
+            holder.bind(("127.0.0.1", 1935))
+            holder.listen()
+        port = free_port()
+        proc = _serve_without_rtmp_port(port)
+        try:
+            async with aiohttp.ClientSession() as session:
+                await eventually(
+                    lambda: up(session, f"http://127.0.0.1:{port}"), timeout=20, interval=0.1
+                )
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            _, err = await asyncio.to_thread(proc.communicate, None, 15)
+    assert proc.returncode == 0
+    assert b'"event": "rtmp.default_port_taken"' in err and b'"port": 1935' in err
+
+
 def test_bad_setting_is_refused_naming_the_variable() -> None:
     result = subprocess.run(
         [str(EXE), "serve"],
