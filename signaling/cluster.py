@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import hmac
 import time
 from typing import Any
 
@@ -27,6 +25,7 @@ import structlog
 from aiohttp import web
 
 from media.stage import MAX_SDP_BYTES, Feed, NotLive, Stage
+from rooms.nodes import check_cluster_token, cluster_token
 from rooms.origins import RENEW_EVERY, Origin, Origins
 from rooms.supervise import every
 from signaling.api import read_json_object
@@ -44,12 +43,6 @@ FIRST_FRAME_TIMEOUT = 10.0  # seconds a new feed may take to bring its first vid
 SCHEME = "Cluster"
 
 
-def cluster_token(secret: str) -> str:
-    """What nodes of one deployment show each other (``Authorization: Cluster <token>``): derived
-    from the cluster secret, so the secret itself never travels."""
-    return hmac.new(secret.encode(), b"lampio cluster feed v1", hashlib.sha256).hexdigest()
-
-
 class Cascade:
     """This node's part in the deployment's media: the shows it hosts, the feeds it pulls."""
 
@@ -64,6 +57,7 @@ class Cascade:
     ) -> None:
         self.origins = origins
         self.stage = stage
+        self._secret = secret
         self.token = cluster_token(secret) if secret else None
         self.idle = idle
         self.sweep_every = sweep_every
@@ -71,6 +65,10 @@ class Cascade:
         self._idle_since: dict[str, float] = {}
         self._http: aiohttp.ClientSession | None = None
         self._tasks: list[asyncio.Task[Any]] = []
+
+    def admits(self, authorization: str | None) -> bool:
+        """Whether a request's ``Authorization`` is another node's of this deployment."""
+        return check_cluster_token(self._secret, authorization)
 
     @property
     def enabled(self) -> bool:
@@ -223,14 +221,7 @@ async def open_feed(request: web.Request) -> web.Response:
     cascade = services(request).cascade
     if cascade.token is None:
         raise ApiError(404, "not_found", "this node is not part of a cluster")
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    try:
-        right = scheme == SCHEME and hmac.compare_digest(
-            token.strip().encode(), cascade.token.encode()
-        )
-    except UnicodeEncodeError:
-        right = False
-    if not right:
+    if not cascade.admits(request.headers.get("Authorization")):
         raise ApiError(403, "forbidden", "only nodes of this deployment may pull a show")
     body = await read_json_object(request)
     sdp = body.get("sdp")
