@@ -38,6 +38,7 @@ class Origins:
     """This node's claims on the shows it hosts, and everyone's claims to read."""
 
     def __init__(self, bus: Bus, node: str, url: str) -> None:
+        self.bus = bus
         self._bus = bus
         self.node = node
         self.url = url

@@ -36,6 +36,8 @@ log = structlog.get_logger(__name__)
 
 routes = web.RouteTableDef()
 
+PLAYERS_EVERY = 2.0  # seconds between this node's counts of standard players, per show
+PLAYERS_TTL = 10.0  # a node's count is forgotten this long after its last renewal
 FEED_IDLE = 30.0  # seconds a feed with no viewer on its node keeps pulling
 SWEEP_EVERY = 2.0  # seconds between checks of the feeds (idle, failed, origin moved)
 ASK_TIMEOUT = 10.0  # seconds the origin may take to answer a feed's offer
@@ -65,6 +67,7 @@ class Cascade:
         self._idle_since: dict[str, float] = {}
         self._http: aiohttp.ClientSession | None = None
         self._tasks: list[asyncio.Task[Any]] = []
+        self._counted: set[str] = set()  # shows whose players this node counted last time
 
     def admits(self, authorization: str | None) -> bool:
         """Whether a request's ``Authorization`` is another node's of this deployment."""
@@ -93,6 +96,29 @@ class Cascade:
             return False
         origin = await self.origins.find(show_id)
         return origin is not None and origin.node != self.origins.node
+
+    async def players(self, show_id: str) -> int:
+        """Standard players (WHEP) of the show on every node (this node's counted now)."""
+        here = self.stage.players(show_id)
+        if not self.enabled:
+            return here
+        (members,) = await self.origins.bus.group_members([_players_group(show_id)])
+        node = self.origins.node
+        elsewhere = sum(
+            int(value.get("count", 0)) for member, value in members.items() if member != node
+        )
+        return here + elsewhere
+
+    async def count_players(self) -> None:
+        """Tell the other nodes how many standard players each show has here."""
+        bus, node = self.origins.bus, self.origins.node
+        now = {show_id for show_id in self.stage.watched if self.stage.players(show_id)}
+        for show_id in now:
+            count = {"count": self.stage.players(show_id)}
+            await bus.group_put(_players_group(show_id), node, count, ttl=PLAYERS_TTL)
+        for show_id in self._counted - now:
+            await bus.group_remove(_players_group(show_id), node)
+        self._counted = now
 
     # -- the edge's side ------------------------------------------------------------------------
 
@@ -197,6 +223,7 @@ class Cascade:
         self._tasks = [
             loop.create_task(every(RENEW_EVERY, self.origins.renew, "origin_renew")),
             loop.create_task(every(self.sweep_every, self.sweep, "feed_sweep")),
+            loop.create_task(every(PLAYERS_EVERY, self.count_players, "players_count")),
         ]
 
     async def close(self) -> None:
@@ -213,6 +240,10 @@ class Cascade:
         if self._http is not None:
             await self._http.close()
             self._http = None
+
+
+def _players_group(show_id: str) -> str:
+    return f"players:{show_id}"
 
 
 @routes.post("/cluster/feeds/{show_id}")

@@ -170,12 +170,12 @@ async def report_audience(conn: Connection, services: Services, show_id: str) ->
     """Send the performer the size of the audience whenever it changes: heads in the lobbies (a
     care-home screen counts its residents) plus standard players (WHEP), across nodes. While the
     count fails (the bus away) the performer keeps the last figure and counting is retried."""
-    stage, counter = services.stage, services.audience
+    cascade, counter = services.cascade, services.audience
     last = -1
 
     async def report() -> None:
         nonlocal last
-        count = await counter.count(show_id) + stage.players(show_id)
+        count = await counter.count(show_id) + await cascade.players(show_id)
         if count != last:
             conn.send(events.audience(show_id, count))
             last = count

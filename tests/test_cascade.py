@@ -11,12 +11,14 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
+from aiortc import RTCSessionDescription
 
 from clients.client import Performer, Watcher
 from rooms.bus_redis import RedisBus
-from tests.helpers import eventually
+from tests.helpers import eventually, post
 from tests.nodes import Node, serve, start_performer, start_viewer
 from tests.redis_server import RedisServer
+from tests.test_whep import Player
 
 pytestmark = pytest.mark.usefixtures("loopback_ice")
 
@@ -175,3 +177,34 @@ async def test_a_node_without_the_secret_pulls_nothing(redis_server: RedisServer
     finally:
         for bus in buses:
             await bus.close()
+
+
+async def test_a_player_on_another_node_watches_and_counts_for_the_performer(
+    nodes: list[Node],
+) -> None:
+    """A standard player (WHEP) on B watches a show performed on A, and the performer's audience
+    figure counts it (each node tells the others how many players it has)."""
+    a, b, _ = nodes
+    show = await a.create_show()
+    performer = await start_performer(a, show, "video/VP8")
+    player = Player()
+    try:
+        # A player asked too early gets 503 with Retry-After, as for a show not yet on air.
+        async def on_air_for_b() -> bool:
+            return await b.services.cascade.codecs(show["id"]) is not None
+
+        await eventually(on_air_for_b, 10, "B knows the show is on air on A")
+        status, _, answer = await post(
+            f"{b.url}/whep/{show['code']}",
+            await player.offer(),
+            **{"Content-Type": "application/sdp"},
+        )
+        assert status == 201, answer
+        await player.pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
+        await eventually(lambda: player.frames["video"] >= 10, 30, "the player's frames")
+        event = await performer.session.next_event("audience")
+        while event["viewers"] != 1:
+            event = await performer.session.next_event("audience")
+    finally:
+        await player.close()
+        await stop(performer)
