@@ -250,6 +250,7 @@ def create_app(config: Config, *, bus: Bus | None = None) -> web.Application:
                 Origins(the_bus, nodes.node_id, nodes.url),  # one id and address per node
                 stage,
                 config.cluster_secret,
+                voices=voices,
             ),
             commands=registry,
             connections=set(),

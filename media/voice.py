@@ -86,6 +86,7 @@ class VoiceSeat:
     on_gone: Callable[[VoiceSeat], None] | None = None  # its connection failed or was closed
     deadline: asyncio.Task[None] | None = None
     lobby_told_on: bool = False  # what the lobby was last told of this microphone (signaling)
+    remote: bool = False  # another node, listening to this node's speakers of the lobby for its own
     _window: tuple[int, int] = (0, 0)  # (second, frames in it): the speaker's frame budget
 
     def within_budget(self, frame: EncodedFrame, now: float) -> bool:
@@ -102,6 +103,33 @@ class VoiceSeat:
     def slots(self) -> int:
         """How many voices this seat can hear at once."""
         return len(self.outputs)
+
+
+@dataclass(eq=False)
+class VoiceFeed:
+    """One lobby's voices from another node: a peer receiving that node's speakers of the lobby,
+    one slot section each, handed on to this node's listeners (never mixed)."""
+
+    show_id: str
+    lobby_id: str
+    node: str  # the node it pulls from
+    pc: RTCPeerConnection
+    offer_sdp: str = ""
+    taps: list[EncodedReceiver] = field(default_factory=list)
+    closed: bool = False
+
+    @property
+    def failed(self) -> bool:
+        """Whether the link to the other node is gone."""
+        return self.closed or self.pc.connectionState in ("failed", "closed")
+
+    async def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        for tap in self.taps:
+            tap.close()
+        await close_peer(self.pc)
 
 
 @dataclass
@@ -138,6 +166,11 @@ class Voices:
         self._policies: dict[str, VoicePolicy] = {}  # closed until signaling says otherwise
         self._generations = itertools.count(1)
 
+    @property
+    def max_slots(self) -> int:
+        """Voice slots a member may ask for (speakers heard at once in one lobby)."""
+        return self._max_slots
+
     def seats(self, show_id: str, lobby_id: str | None = None) -> list[VoiceSeat]:
         """The voice seats of a show on this node (of one lobby, if given)."""
         show = self._shows.get(show_id)
@@ -164,8 +197,12 @@ class Voices:
         key: str,
         offer_sdp: str,
         on_gone: Callable[[VoiceSeat], None] | None = None,
+        *,
+        remote: bool = False,
     ) -> VoiceSeat:
-        """Answer a member's voice offer: an optional microphone, then receive-only slots.
+        """Answer a member's voice offer: an optional microphone, then receive-only slots. With
+        ``remote`` the offer is another node's, pulling the lobby's voices for its own members
+        (slots only; it hears this node's speakers of that lobby alone).
 
         ``on_gone`` is called when the connection fails, is closed by the member or does not
         connect within :data:`CONNECT_TIMEOUT` (the seat has then left).
@@ -198,6 +235,7 @@ class Voices:
         ]
         seat = VoiceSeat(show_id, lobby_id, key, pc, outputs, has_mic, next(self._generations))
         seat.on_gone = on_gone
+        seat.remote = remote
         try:
             mic = None
             if has_mic:
@@ -257,16 +295,106 @@ class Voices:
             slot = seat.slot
             assert slot is not None
             for listener in listeners:
-                if listener is not seat and slot < len(listener.outputs):
-                    listener.outputs[slot].offer(frame, seat.generation, now)
+                if listener is seat or slot >= len(listener.outputs):
+                    continue
+                if listener.remote and listener.lobby_id != seat.lobby_id:
+                    continue  # another node hears the stage lobby through that lobby's own pull
+                listener.outputs[slot].offer(frame, seat.generation, now)
 
         return forward
 
-    def set_mic(self, seat: VoiceSeat, on: bool) -> bool:
-        """Turn a member's microphone on (taking a free slot of the lobby) or off (giving it
-        back); True if they are heard now. Without a free slot the microphone stays off."""
+    def from_elsewhere(
+        self, show_id: str, lobby_id: str, slot: int, frame: EncodedFrame, generation: int
+    ) -> None:
+        """A frame of a speaker of the lobby on another node, on its slot: to this node's own
+        listeners who hear that lobby now (its members; everyone of the show when it is on stage).
+        The speaker's node has held it to the policy and the budget already."""
+        show = self._shows.get(show_id)
+        if show is None or not self.policy(show_id).may_speak(lobby_id):
+            return
+        on_stage = self.policy(show_id).stage == lobby_id
+        now = time.monotonic()
+        for listener in show.seats if on_stage else show.lobby(lobby_id):
+            if not listener.remote and slot < len(listener.outputs):
+                listener.outputs[slot].offer(frame, generation, now)
+
+    async def pull(self, show_id: str, lobby_id: str, node: str) -> VoiceFeed:
+        """An offer to hear the lobby's speakers on ``node`` (``feed.offer_sdp``, answered there
+        as a member who only listens); their frames go to this node's listeners once
+        :meth:`VoiceFeed` has the answer (:meth:`hear_from`)."""
+        pc = RTCPeerConnection(rtc_configuration(self._ice_servers, max_bundle=True))
+        feed = VoiceFeed(show_id, lobby_id, node, pc)
+        try:
+            for _ in range(self._max_slots):
+                prefer_codec(pc.addTransceiver("audio", direction="recvonly"), "audio/opus")
+            await pc.setLocalDescription(await pc.createOffer())
+            drop_empty_datagrams(pc)
+        except Exception:
+            await feed.close()
+            raise
+        feed.offer_sdp = pc.localDescription.sdp
+        return feed
+
+    def _elsewhere(
+        self, show_id: str, lobby_id: str, slot: int, generation: int
+    ) -> Callable[[EncodedFrame], None]:
+        def on_frame(frame: EncodedFrame) -> None:
+            self.from_elsewhere(show_id, lobby_id, slot, frame, generation)
+
+        return on_frame
+
+    async def hear_from(self, feed: VoiceFeed, answer_sdp: str) -> None:
+        """Apply the other node's answer: its speakers' frames start coming."""
+        try:
+            aiortc_sdp.SessionDescription.parse(answer_sdp)
+            await feed.pc.setRemoteDescription(RTCSessionDescription(answer_sdp, "answer"))
+            # No await from here until the taps are in (media cannot flow before DTLS is up).
+            for slot, transceiver in enumerate(feed.pc.getTransceivers()):
+                on_frame = self._elsewhere(feed.show_id, feed.lobby_id, slot, self.new_generation())
+                feed.taps.append(EncodedReceiver(transceiver.receiver, on_frame=on_frame))
+        except Exception as exc:
+            await feed.close()
+            raise InvalidSdp(f"the other node's voice answer was refused: {exc}") from exc
+
+    def new_generation(self) -> int:
+        """A timeline of its own for a voice that comes from elsewhere."""
+        return next(self._generations)
+
+    def lobbies_heard(self, show_id: str) -> set[str]:
+        """The lobbies whose voices this node's own members (and performer) hear now: their own
+        lobbies, and the lobby on stage."""
+        show = self._shows.get(show_id)
+        if show is None:
+            return set()
+        lobbies = {s.lobby_id for s in show.seats if not s.remote and s.lobby_id is not None}
+        stage = self.policy(show_id).stage
+        if stage is not None and any(not s.remote for s in show.seats):
+            lobbies.add(stage)
+        return lobbies
+
+    def lobbies_spoken(self) -> set[tuple[str, str]]:
+        """(show, lobby) of every lobby with a member in this node's voice (its speakers may be
+        heard on other nodes)."""
+        return {
+            (s.show_id, s.lobby_id)
+            for show in self._shows.values()
+            for s in show.seats
+            if not s.remote and s.lobby_id is not None
+        }
+
+    @property
+    def shows(self) -> list[str]:
+        """Shows with voice seats on this node."""
+        return list(self._shows)
+
+    def set_mic(self, seat: VoiceSeat, on: bool, slot: int | None = None) -> bool:
+        """Turn a member's microphone on (on ``slot``, claimed for the lobby across nodes, else
+        a free slot among this node's seats) or off (giving it back); True if they are heard
+        now. Without a free slot the microphone stays off."""
         if on and seat.has_mic and not seat.closed:
-            if seat.slot is None:
+            if slot is not None:
+                seat.slot = slot
+            elif seat.slot is None:
                 taken = {s.slot for s in self.seats(seat.show_id, seat.lobby_id)}
                 seat.slot = next((n for n in range(self._max_slots) if n not in taken), None)
             seat.mic_on = seat.slot is not None

@@ -248,3 +248,43 @@ class VoiceStates:
             self._shows[show_id].users = 1
             await self.unwatch(show_id)
         await cancel_and_wait(*self._tasks)
+
+
+SLOT_TTL = 30.0  # seconds a speaker's claim on a slot outlives its last renewal
+
+
+def slot_key(show_id: str, lobby_id: str, slot: int) -> str:
+    return f"voiceslot:{show_id}:{lobby_id}:{slot}"
+
+
+class VoiceSlots:
+    """Which member speaks on which voice slot of a lobby, across nodes: a speaker's node claims
+    the lowest free slot on the bus (members of one lobby may sit on different nodes, and every
+    listener hears each speaker on the same slot number), renews it while the microphone is on
+    and gives it back when it goes off."""
+
+    def __init__(self, bus: Bus, slots: int) -> None:
+        self._bus = bus
+        self.slots = slots
+
+    async def claim(self, show_id: str, lobby_id: str, member: str) -> int | None:
+        """The lowest slot free in the lobby, now the member's; None if every slot is taken."""
+        for slot in range(self.slots):
+            key = slot_key(show_id, lobby_id, slot)
+            if await self._bus.set(key, {"member": member}, ttl=SLOT_TTL, only_new=True):
+                return slot
+            held = await self._bus.get(key)
+            if held is not None and held.get("member") == member:
+                return slot  # the member's already (a second claim, or a node that came back)
+        return None
+
+    async def renew(self, show_id: str, lobby_id: str, slot: int, member: str) -> None:
+        """Keep the member's slot while their microphone stays on."""
+        await self._bus.set(slot_key(show_id, lobby_id, slot), {"member": member}, ttl=SLOT_TTL)
+
+    async def release(self, show_id: str, lobby_id: str, slot: int, member: str) -> None:
+        """Give the slot back, if the member still holds it."""
+        key = slot_key(show_id, lobby_id, slot)
+        held = await self._bus.get(key)
+        if held is not None and held.get("member") == member:
+            await self._bus.delete(key)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 import time
 from typing import Any
 
@@ -24,10 +25,12 @@ import aiohttp
 import structlog
 from aiohttp import web
 
-from media.stage import MAX_SDP_BYTES, Feed, NotLive, Stage
+from media.stage import MAX_SDP_BYTES, Feed, InvalidSdp, NotLive, Stage
+from media.voice import SLOTS, VoiceFeed, Voices
 from rooms.nodes import check_cluster_token, cluster_token
 from rooms.origins import RENEW_EVERY, Origin, Origins
 from rooms.supervise import every
+from rooms.voice import VoiceSlots
 from signaling.api import read_json_object
 from signaling.errors import ApiError
 from signaling.services import services
@@ -38,6 +41,8 @@ routes = web.RouteTableDef()
 
 PLAYERS_EVERY = 2.0  # seconds between this node's counts of standard players, per show
 PLAYERS_TTL = 10.0  # a node's count is forgotten this long after its last renewal
+VOICE_EVERY = 1.0  # seconds between checks of the lobby voices heard from other nodes
+VOICE_TTL = 10.0  # a node's word that it has voices of a lobby outlives its last renewal
 FEED_IDLE = 30.0  # seconds a feed with no viewer on its node keeps pulling
 SWEEP_EVERY = 2.0  # seconds between checks of the feeds (idle, failed, origin moved)
 ASK_TIMEOUT = 10.0  # seconds the origin may take to answer a feed's offer
@@ -56,9 +61,14 @@ class Cascade:
         *,
         idle: float = FEED_IDLE,
         sweep_every: float = SWEEP_EVERY,
+        voices: Voices | None = None,
     ) -> None:
         self.origins = origins
         self.stage = stage
+        self.voices = voices
+        self.voice_slots = VoiceSlots(origins.bus, voices.max_slots if voices else SLOTS)
+        self._voice_feeds: dict[tuple[str, str, str], VoiceFeed] = {}
+        self._spoken: set[tuple[str, str]] = set()  # lobbies this node last said it has voices of
         self._secret = secret
         self.token = cluster_token(secret) if secret else None
         self.idle = idle
@@ -170,23 +180,25 @@ class Cascade:
 
     async def _ask(self, origin: Origin, show_id: str, offer_sdp: str) -> str:
         """The origin's answer to a feed's offer."""
+        url = f"{origin.url.rstrip('/')}/cluster/feeds/{show_id}"
+        return await self._ask_url(url, offer_sdp, show_id)
+
+    async def _ask_url(self, url: str, offer_sdp: str, show_id: str) -> str:
+        """Another node's answer to an offer of ours."""
         if self._http is None:
             self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=ASK_TIMEOUT))
-        url = f"{origin.url.rstrip('/')}/cluster/feeds/{show_id}"
         headers = {"Authorization": f"{SCHEME} {self.token}"}
         try:
             async with self._http.post(url, json={"sdp": offer_sdp}, headers=headers) as response:
                 body = await response.json(content_type=None)
                 if response.status != 200 or not isinstance(body, dict):
-                    raise NotLive(f"the show's origin refused the feed ({response.status})")
+                    raise NotLive(f"the other node refused ({response.status})")
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-            log.warning(
-                "cluster.origin_unreachable", show=show_id, origin=origin.node, error=str(exc)
-            )
-            raise NotLive("the show's origin cannot be reached") from None
+            log.warning("cluster.node_unreachable", show=show_id, url=url, error=str(exc))
+            raise NotLive("the other node cannot be reached") from None
         answer = body.get("sdp")
         if not isinstance(answer, str):
-            raise NotLive("the show's origin gave no answer")
+            raise NotLive("the other node gave no answer")
         return answer
 
     async def sweep(self) -> None:
@@ -215,6 +227,63 @@ class Cascade:
             if show_id not in watched and not lock.locked():
                 del self._locks[show_id]  # one lock per show being pulled, not per show ever
 
+    # -- lobby voice across nodes ---------------------------------------------------------------
+
+    async def voice_sweep(self) -> None:
+        """Say which lobbies have voices on this node, keep this node's speakers' slots, and hear
+        every lobby this node's members hear from each other node that has voices of it."""
+        voices = self.voices
+        if voices is None:
+            return
+        bus, node = self.origins.bus, self.origins.node
+        spoken = voices.lobbies_spoken()
+        for show_id, lobby_id in spoken:
+            record = {"url": self.origins.url}
+            await bus.group_put(_voice_group(show_id, lobby_id), node, record, ttl=VOICE_TTL)
+        for show_id, lobby_id in self._spoken - spoken:
+            await bus.group_remove(_voice_group(show_id, lobby_id), node)
+        self._spoken = spoken
+        for show_id, lobby_id in spoken:
+            for seat in voices.seats(show_id, lobby_id):
+                if seat.mic_on and seat.slot is not None and not seat.remote:
+                    await self.voice_slots.renew(show_id, lobby_id, seat.slot, seat.key)
+        wanted: dict[tuple[str, str, str], str] = {}
+        for show_id in voices.shows:
+            heard = sorted(voices.lobbies_heard(show_id))
+            groups = await bus.group_members([_voice_group(show_id, lobby) for lobby in heard])
+            for lobby_id, members in zip(heard, groups, strict=True):
+                for other, record in members.items():
+                    if other != node and isinstance(record.get("url"), str):
+                        wanted[(show_id, lobby_id, other)] = record["url"]
+        for key, feed in list(self._voice_feeds.items()):
+            if key not in wanted or feed.failed:
+                del self._voice_feeds[key]
+                await feed.close()
+        for key, url in wanted.items():
+            if key not in self._voice_feeds:
+                with contextlib.suppress(NotLive, InvalidSdp):
+                    self._voice_feeds[key] = await self._hear(voices, *key, url)
+
+    async def _hear(
+        self, voices: Voices, show_id: str, lobby_id: str, other: str, url: str
+    ) -> VoiceFeed:
+        feed = await voices.pull(show_id, lobby_id, other)
+        try:
+            answer = await self._ask_url(
+                f"{url.rstrip('/')}/cluster/voice/{show_id}/{lobby_id}", feed.offer_sdp, show_id
+            )
+        except BaseException:
+            await feed.close()
+            raise
+        await voices.hear_from(feed, answer)
+        log.info("cluster.voice_feed", show=show_id, lobby=lobby_id, node=other)
+        return feed
+
+    @property
+    def voice_feeds(self) -> list[VoiceFeed]:
+        """The lobby voices this node hears from other nodes."""
+        return list(self._voice_feeds.values())
+
     async def start(self) -> None:
         """Renew this node's claims and sweep its feeds, for as long as the node runs."""
         if not self.enabled:
@@ -224,6 +293,7 @@ class Cascade:
             loop.create_task(every(RENEW_EVERY, self.origins.renew, "origin_renew")),
             loop.create_task(every(self.sweep_every, self.sweep, "feed_sweep")),
             loop.create_task(every(PLAYERS_EVERY, self.count_players, "players_count")),
+            loop.create_task(every(VOICE_EVERY, self.voice_sweep, "voice_sweep")),
         ]
 
     async def close(self) -> None:
@@ -240,6 +310,10 @@ class Cascade:
         if self._http is not None:
             await self._http.close()
             self._http = None
+
+
+def _voice_group(show_id: str, lobby_id: str) -> str:
+    return f"voicenodes:{show_id}:{lobby_id}"
 
 
 def _players_group(show_id: str) -> str:
@@ -263,3 +337,29 @@ async def open_feed(request: web.Request) -> web.Response:
     session = await cascade.stage.watch(request.match_info["show_id"], sdp, edge=True)
     log.info("cluster.feed_opened", show=session.show_id)
     return web.json_response({"sdp": session.answer_sdp})
+
+
+@routes.post("/cluster/voice/{show_id}/{lobby_id}")
+async def open_voice_feed(request: web.Request) -> web.Response:
+    """Another node hears this node's speakers of a lobby for its own members: its offer (slots
+    only) in, our answer out."""
+    cascade = services(request).cascade
+    voices = cascade.voices
+    if cascade.token is None or voices is None:
+        raise ApiError(404, "not_found", "this node is not part of a cluster")
+    if not cascade.admits(request.headers.get("Authorization")):
+        raise ApiError(403, "forbidden", "only nodes of this deployment may hear a lobby")
+    body = await read_json_object(request)
+    sdp = body.get("sdp")
+    if not isinstance(sdp, str) or len(sdp.encode()) > MAX_SDP_BYTES:
+        raise ApiError(
+            400, "invalid_input", f"sdp must be an offer of at most {MAX_SDP_BYTES} bytes"
+        )
+    show_id, lobby_id = request.match_info["show_id"], request.match_info["lobby_id"]
+    key = f"node-{secrets.token_hex(6)}"
+    seat = await voices.join(show_id, lobby_id, key, sdp, remote=True)
+    if seat.has_mic:
+        await voices.leave(seat)
+        raise ApiError(400, "invalid_input", "another node only listens: offer slots only")
+    log.info("cluster.voice_feed_opened", show=show_id, lobby=lobby_id)
+    return web.json_response({"sdp": seat.answer_sdp})

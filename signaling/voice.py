@@ -63,7 +63,9 @@ async def voice_join(conn: Connection, services: Services, msg: Message) -> Resu
 
     async def leave() -> None:
         role.voice = None
+        slot = seat.slot
         await voices.leave(seat)
+        await _give_back(services, seat, slot)
         await states.unwatch(show_id)
         states.tell_lobbies([seat])  # its microphone is off now (retried while the bus is away)
 
@@ -76,6 +78,12 @@ async def voice_join(conn: Connection, services: Services, msg: Message) -> Resu
         "talking": talking,
         **state.public(),
     }
+
+
+async def _give_back(services: Services, seat: VoiceSeat, slot: int | None) -> None:
+    """Free the lobby's slot the seat spoke on, for every node."""
+    if slot is not None and seat.lobby_id is not None and services.cascade.enabled:
+        await services.cascade.voice_slots.release(seat.show_id, seat.lobby_id, slot, seat.key)
 
 
 async def _release_voice(role: Speaking) -> None:
@@ -95,8 +103,18 @@ async def voice_mic(conn: Connection, services: Services, msg: Message) -> Resul
             raise InvalidInput("this voice connection has no microphone")
         if not voices.may_speak(seat):
             raise VoiceClosed("the show is on: the foyer talks in the intermission")
-    heard = voices.set_mic(seat, on)
+    cascade, slot = services.cascade, None
+    if on and cascade.enabled and seat.lobby_id is not None and seat.slot is None:
+        # Members of one lobby may sit on different nodes: the slot is claimed on the bus.
+        slot = await cascade.voice_slots.claim(seat.show_id, seat.lobby_id, seat.key)
+        if slot is None:
+            raise VoiceFull("every voice slot of this lobby is taken; you can listen")
+    previous = seat.slot
+    heard = voices.set_mic(seat, on, slot)
+    if not on:
+        await _give_back(services, seat, previous)
     if on and not seat.mic_on:
+        await _give_back(services, seat, slot)
         raise VoiceFull("every voice slot of this lobby is taken; you can listen")
     await announce_mic(services.bus, seat, on=seat.mic_on)
     return {"on": seat.mic_on, "heard": heard, "slot": seat.slot}

@@ -13,11 +13,13 @@ import aiohttp
 import pytest
 from aiortc import RTCSessionDescription
 
-from clients.client import Performer, Watcher
+from clients.client import Performer, Session, Voice, Watcher
+from media.sources import TestPatternTrack, ToneTrack
 from rooms.bus_redis import RedisBus
 from tests.helpers import eventually, post
 from tests.nodes import Node, serve, start_performer, start_viewer
 from tests.redis_server import RedisServer
+from tests.test_voice import close_all, hears, member, slots_heard
 from tests.test_whep import Player
 
 pytestmark = pytest.mark.usefixtures("loopback_ice")
@@ -207,4 +209,59 @@ async def test_a_player_on_another_node_watches_and_counts_for_the_performer(
             event = await performer.session.next_event("audience")
     finally:
         await player.close()
+        await stop(performer)
+
+
+async def test_members_of_one_lobby_on_two_nodes_hear_each_other(nodes: list[Node]) -> None:
+    """Lobby voice across nodes: each speaker's slot is claimed for the lobby on the bus, and
+    each node hears the other's speakers of the lobby through one voice feed (never mixed)."""
+    a, b, _ = nodes
+    show = await a.create_show()
+    ann = await member(a, show["code"], "Ann", 440)
+    bo = await member(b, show["code"], "Bo", 660)
+    try:
+        assert ann.joined["lobby"]["id"] == bo.joined["lobby"]["id"]  # seated across nodes
+        assert (await ann.mic(True))["slot"] == 0
+        assert (await bo.mic(True))["slot"] == 1  # not 0: Ann's node holds it
+        await hears(bo, 0)  # Ann, from A
+        await hears(ann, 1)  # Bo, from B
+        assert slots_heard(ann) == {1} and slots_heard(bo) == {0}, "nobody hears themselves"
+        assert len(a.services.cascade.voice_feeds) == len(b.services.cascade.voice_feeds) == 1
+        # Bo goes quiet and gives the slot back: a newcomer's microphone takes it.
+        assert (await bo.mic(False))["slot"] is None
+        cai = await member(b, show["code"], "Cai", 550)
+        try:
+            assert (await cai.mic(True))["slot"] == 1
+        finally:
+            await close_all(cai)
+    finally:
+        await close_all(ann, bo)
+
+
+async def test_a_lobby_on_stage_is_heard_by_the_performer_on_another_node(
+    nodes: list[Node],
+) -> None:
+    """The performer on C invites a lobby whose speaker is on A: the invitation reaches A (the
+    policy is on the bus) and C hears the lobby through a voice feed from A."""
+    a, _, c = nodes
+    show = await a.create_show()
+    performer = Performer(await Session.connect(c.url))
+    listener = Voice(performer.session)
+    cai = await member(a, show["code"], "Cai", 550)
+    try:
+        await performer.start(
+            show["id"], show["performer_token"], [TestPatternTrack(160, 120), ToneTrack()]
+        )
+        await listener.join(None, slots=4)
+        state = await performer.session.request("voice.stage", lobby=cai.joined["lobby"]["id"])
+        assert state["stage"] == cai.joined["lobby"]["id"]
+
+        async def heard_on_a() -> bool:
+            return (await cai.mic(True))["heard"] is True  # A follows the policy on the bus
+
+        await eventually(heard_on_a, 10, "the stage invitation reaches A")
+        await hears(listener, 0)
+    finally:
+        await close_all(cai)
+        await listener.close()
         await stop(performer)
