@@ -1,8 +1,10 @@
-"""The bus contract: every test runs on the in-process engine and on a real redis-server."""
+"""The bus contract: every test runs on the in-process engine, on a real redis-server and on the
+master of a real Redis Sentinel deployment (a master, its replica, three sentinels)."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -10,7 +12,29 @@ from rooms.bus import STREAM_START, Bus, BusError, BusUnavailable, Opening, stre
 from rooms.bus_memory import MemoryBus
 from rooms.bus_redis import RedisBus
 from tests.helpers import eventually
+from tests.redis_sentinel import MASTER, Sentinels
 from tests.redis_server import RedisServer
+
+
+@pytest.fixture(params=["memory", "redis", pytest.param("sentinel", marks=pytest.mark.sentinel)])
+async def bus(request: pytest.FixtureRequest) -> AsyncIterator[Bus]:
+    """The bus, once per engine (conftest's two, and the Redis engine through Sentinel, with
+    the password and database its URL gives)."""
+    engine: Bus
+    if request.param == "memory":
+        engine = MemoryBus()
+    elif request.param == "redis":
+        server: RedisServer = request.getfixturevalue("redis_server")
+        server.flush()
+        engine = await RedisBus.connect(server.url)
+    else:
+        sentinels: Sentinels = request.getfixturevalue("redis_sentinels")
+        sentinels.flush()
+        await sentinels.ready()
+        engine = await RedisBus.connect_sentinel(sentinels.addresses, MASTER, url=sentinels.url)
+    yield engine
+    await engine.close()
+
 
 # -- publish / subscribe ----------------------------------------------------------------------
 
