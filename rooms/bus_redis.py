@@ -316,6 +316,10 @@ class RedisBus:
         except _UNAVAILABLE as exc:
             raise BusUnavailable(f"redis unavailable: {exc}") from exc
         except RedisError as exc:
+            if "NOREPLICAS" in str(exc):
+                # A master with min-replicas-to-write that lost its replicas (cut off from them
+                # and the sentinels, say) refuses writes that a failover would drop: an outage.
+                raise BusUnavailable(f"redis refuses writes: {exc}") from exc
             raise BusError(str(exc)) from exc
 
     # -- pub/sub --------------------------------------------------------------------------------

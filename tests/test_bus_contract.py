@@ -7,6 +7,7 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
+import redis.asyncio as redis
 
 from rooms.bus import STREAM_START, Bus, BusError, BusUnavailable, Opening, stream_id_key
 from rooms.bus_memory import MemoryBus
@@ -446,6 +447,32 @@ async def test_redis_subscription_survives_a_redis_restart() -> None:
     finally:
         await bus.close()
         server.close()
+
+
+async def test_redis_writes_refused_for_want_of_replicas_are_an_outage(
+    redis_server: RedisServer,
+) -> None:
+    # min-replicas-to-write (docs/operations.md, Redis Sentinel): a master without its replica
+    # refuses writes; the bus says "unavailable", as clients retry then, and reads go on.
+    redis_server.flush()
+    bus = await RedisBus.connect(redis_server.url)
+    admin = redis.Redis.from_url(redis_server.url)
+    try:
+        await bus.set("show:a", {"n": 1})
+        await admin.config_set("min-replicas-to-write", 1)
+        for write in (
+            lambda: bus.set("show:b", {"n": 2}),
+            lambda: bus.group_put("members:l", "a", {}, ttl=30),
+            lambda: bus.append_once("chat:l", {"n": 1}, once="o:l", remember=60, maxlen=5),
+            lambda: bus.incr("rl:x", ttl=60),
+        ):
+            with pytest.raises(BusUnavailable):
+                await write()
+        assert await bus.get("show:a") == {"n": 1}
+    finally:
+        await admin.config_set("min-replicas-to-write", 0)
+        await admin.aclose()
+        await bus.close()
 
 
 async def test_redis_bus_waits_for_a_free_connection_instead_of_failing() -> None:
