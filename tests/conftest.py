@@ -14,6 +14,7 @@ from rooms.bus_memory import MemoryBus
 from rooms.bus_redis import RedisBus
 from tests.helpers import check_needs
 from tests.nodes import Node, make_config, serve
+from tests.redis_sentinel import PASSWORD as SENTINEL_PASSWORD
 from tests.redis_sentinel import Sentinels, check_sentinel
 from tests.redis_server import RedisServer
 
@@ -39,7 +40,7 @@ def redis_server() -> Iterator[RedisServer]:
 def redis_sentinels() -> Iterator[Sentinels]:
     """A master, its replica and three sentinels for the session, flushed by each test that uses
     them (a test that kills the master has its own); Redis with a password."""
-    deployment = Sentinels(password="sentinel-tests-password")
+    deployment = Sentinels(password=SENTINEL_PASSWORD)
     deployment.start()
     yield deployment
     deployment.close()

@@ -20,6 +20,7 @@ MASTER = "lampio"  # the master's name in Sentinel
 QUORUM = 2
 DOWN_AFTER_MS = 1000  # a master silent this long is down for a sentinel
 FAILOVER_TIMEOUT_MS = 5000
+PASSWORD = "sentinel-tests-password"  # Redis's, in the session's deployment (tests/conftest.py)
 
 
 class SentinelServer:
