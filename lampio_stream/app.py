@@ -205,7 +205,7 @@ def create_app(config: Config, *, bus: Bus | None = None) -> web.Application:
             )
         )
         log.info("bus.open", engine=the_bus.name)
-        if config.redis_url and not config.cluster_secret:
+        if config.uses_redis and not config.cluster_secret:
             log.warning(
                 "cluster.no_secret",
                 hint="set --cluster-secret (the same on every node): without it this node "

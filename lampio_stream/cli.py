@@ -58,7 +58,7 @@ def _bus_words(config: Config) -> str:
     """Which bus the node uses, for the start banner (never a password)."""
     if config.redis_sentinel:
         return f"Redis, the master Sentinel names {config.redis_master!r}"
-    return "Redis" if config.redis_url else "in this process (no Redis needed)"
+    return "Redis" if config.uses_redis else "in this process (no Redis needed)"
 
 
 # Young collections every 20,000 allocations (Python: 700) and the middle one every 50 of them:
@@ -140,7 +140,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"  bus: {_bus_words(config)}",
         f"  health: {public_url}/healthz   metrics: {public_url}/metrics",
     ]
-    if config.redis_url:
+    if config.uses_redis:
         lines.append(f"  other nodes reach this one at {config.advertise_url}")
     if config.organiser_key_generated:
         lines.append(
@@ -152,7 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "serve.start",
         host=config.host,
         port=port,
-        bus="redis" if config.redis_url or config.redis_sentinel else "memory",
+        bus="redis" if config.uses_redis else "memory",
     )
     tune_garbage_collector()
     if config.event_loop == "uvloop":

@@ -257,6 +257,11 @@ class Config:
                 )
 
     @property
+    def uses_redis(self) -> bool:
+        """Whether the bus is Redis (by URL, or the master Sentinel names): shared by nodes."""
+        return bool(self.redis_url or self.redis_sentinel)
+
+    @property
     def origins(self) -> frozenset[str]:
         """Origins whose pages may open WebSockets to this server."""
         parts = urlsplit(self.public_url)

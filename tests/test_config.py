@@ -124,6 +124,7 @@ def test_redis_sentinels_and_the_master_name() -> None:
     config = parse(argv)
     assert config.redis_sentinel == (("10.0.0.1", 26379), ("::1", 26380))
     assert config.redis_master == "lampio" and config.redis_url is None
+    assert config.uses_redis and not parse([]).uses_redis
     env = {
         "LAMPIO_REDIS_SENTINEL": "sentinel-1:26379,sentinel-2:26379",
         "LAMPIO_REDIS_MASTER": "live",
