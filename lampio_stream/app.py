@@ -197,9 +197,15 @@ def create_app(config: Config, *, bus: Bus | None = None) -> web.Application:
     async def services_context(app: web.Application) -> AsyncIterator[None]:
         """The node's services, opened in order and closed in reverse: peers close before the
         bus they report to."""
-        the_bus = bus if bus is not None else await open_bus(config.redis_url)
+        the_bus = (
+            bus
+            if bus is not None
+            else await open_bus(
+                config.redis_url, sentinels=config.redis_sentinel, master=config.redis_master
+            )
+        )
         log.info("bus.open", engine=the_bus.name)
-        if config.redis_url and not config.cluster_secret:
+        if config.uses_redis and not config.cluster_secret:
             log.warning(
                 "cluster.no_secret",
                 hint="set --cluster-secret (the same on every node): without it this node "

@@ -17,7 +17,13 @@ from aiohttp import web
 
 from lampio_stream import __version__
 from lampio_stream.app import create_app
-from lampio_stream.config import WILDCARD_HOSTS, add_arguments, advertised_url, load_config
+from lampio_stream.config import (
+    WILDCARD_HOSTS,
+    Config,
+    add_arguments,
+    advertised_url,
+    load_config,
+)
 from lampio_stream.logs import configure_logging
 from media.exceptions import UnsupportedVersionError
 from media.ice import host_addresses, use_host_addresses
@@ -46,6 +52,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _exit_cleanly(_signum: int, _frame: object) -> None:
     raise SystemExit(0)
+
+
+def _bus_words(config: Config) -> str:
+    """Which bus the node uses, for the start banner (never a password)."""
+    if config.redis_sentinel:
+        return f"Redis, the master Sentinel names {config.redis_master!r}"
+    return "Redis" if config.uses_redis else "in this process (no Redis needed)"
 
 
 # Young collections every 20,000 allocations (Python: 700) and the middle one every 50 of them:
@@ -124,10 +137,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     lines = [
         f"Lämpiö Live {__version__} is running at {public_url}/",
         f"  programme and code entry: {public_url}/",
-        f"  bus: {'Redis' if config.redis_url else 'in this process (no Redis needed)'}",
+        f"  bus: {_bus_words(config)}",
         f"  health: {public_url}/healthz   metrics: {public_url}/metrics",
     ]
-    if config.redis_url:
+    if config.uses_redis:
         lines.append(f"  other nodes reach this one at {config.advertise_url}")
     if config.organiser_key_generated:
         lines.append(
@@ -136,7 +149,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     print("\n".join(lines), flush=True)
     log.info(
-        "serve.start", host=config.host, port=port, bus="redis" if config.redis_url else "memory"
+        "serve.start",
+        host=config.host,
+        port=port,
+        bus="redis" if config.uses_redis else "memory",
     )
     tune_garbage_collector()
     if config.event_loop == "uvloop":

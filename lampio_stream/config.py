@@ -37,6 +37,20 @@ def _port(text: str) -> int:
     return port
 
 
+def _sentinels(text: str) -> tuple[tuple[str, int], ...]:
+    """``host:port,host:port``; an IPv6 address in brackets (``[::1]:26379``)."""
+    addresses = []
+    for part in _list(text):
+        host, sep, port = part.rpartition(":")
+        host = host.removeprefix("[").removesuffix("]")
+        if not sep or not host or _port(port) == 0:
+            raise ValueError(f"not host:port: {part!r}")
+        addresses.append((host, int(port)))
+    if not addresses:
+        raise ValueError("no sentinel given")
+    return tuple(addresses)
+
+
 def _positive(text: str) -> float:
     value = float(text)
     if value <= 0:
@@ -71,6 +85,13 @@ SETTINGS: tuple[Setting, ...] = (
         "Redis URL for a deployment of several nodes, e.g. redis://redis:6379/0; "
         "without it everything runs in this process",
     ),
+    Setting(
+        "redis_sentinel",
+        "Redis Sentinels to ask for the master, host:port comma-separated (instead of a host in "
+        "--redis-url, which may then give only the password and database: redis://:secret@/0)",
+        _sentinels,
+    ),
+    Setting("redis_master", "the master's name in Redis Sentinel (required with --redis-sentinel)"),
     Setting(
         "public_url",
         "the address people open, used in links (default http://HOST:PORT)",
@@ -165,6 +186,8 @@ class Config:
     host: str = "127.0.0.1"
     port: int = 8080
     redis_url: str | None = None
+    redis_sentinel: tuple[tuple[str, int], ...] = ()
+    redis_master: str | None = None
     public_url: str = ""
     ice_host: tuple[str, ...] = ()
     ice_servers: tuple[str, ...] = ()
@@ -187,6 +210,17 @@ class Config:
     shutdown_timeout: float = 5.0
 
     def __post_init__(self) -> None:
+        if bool(self.redis_sentinel) != bool(self.redis_master):
+            raise ValueError(
+                "--redis-sentinel needs --redis-master (LAMPIO_REDIS_MASTER), and only it does"
+            )
+        if self.redis_sentinel and self.redis_url:
+            parts = urlsplit(self.redis_url)
+            if parts.scheme != "redis" or parts.hostname:
+                raise ValueError(
+                    "with --redis-sentinel, --redis-url gives only the password and database, "
+                    "as redis://:secret@/0 (the sentinels name the master)"
+                )
         if not 1 <= self.lobby_size <= 100:
             raise ValueError("lobby_size must be 1–100")
         if self.media_sender not in {"direct", "aiortc"}:
@@ -221,6 +255,11 @@ class Config:
                 raise ValueError(
                     "advertise_url must be an http(s) URL with a host (no query or fragment)"
                 )
+
+    @property
+    def uses_redis(self) -> bool:
+        """Whether the bus is Redis (by URL, or the master Sentinel names): shared by nodes."""
+        return bool(self.redis_url or self.redis_sentinel)
 
     @property
     def origins(self) -> frozenset[str]:

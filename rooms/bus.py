@@ -222,8 +222,20 @@ class Bus(Protocol):
         ...
 
 
-async def open_bus(redis_url: str | None) -> Bus:
-    """The in-process bus without a URL, else a Redis bus on ``redis_url``."""
+async def open_bus(
+    redis_url: str | None,
+    *,
+    sentinels: Sequence[tuple[str, int]] = (),
+    master: str | None = None,
+) -> Bus:
+    """The in-process bus without Redis; a Redis bus on ``redis_url``; or, with ``sentinels``, a
+    Redis bus on the master they name ``master`` (``redis_url`` then gives only password and db)."""
+    if sentinels:
+        from rooms.bus_redis import RedisBus
+
+        if not master:
+            raise BusError("a master name is needed with sentinels")
+        return await RedisBus.connect_sentinel(sentinels, master, url=redis_url)
     if not redis_url:
         from rooms.bus_memory import MemoryBus
 

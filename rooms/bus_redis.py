@@ -5,6 +5,10 @@ streams use Redis Streams (so acknowledged chat survives a node restart); keys a
 plain keys with expiry. A group is a hash of values beside a sorted set of expiry times (Redis's
 clock), both changed by small Lua scripts, so that a group is read or changed in one round trip and
 a seat limit holds however many nodes seat viewers at once.
+
+Redis is one server (a URL) or the master a Redis Sentinel deployment names, followed through
+failovers: every command and the pub/sub connection go to the master (never to a replica), and a
+connection made after a failover asks the sentinels where the master is now.
 """
 
 from __future__ import annotations
@@ -13,11 +17,13 @@ import asyncio
 import contextlib
 import math
 import re
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import redis.asyncio as redis
 import structlog
+from redis.asyncio.connection import parse_url
+from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -46,6 +52,14 @@ SUBSCRIBE_CONFIRM_TIMEOUT = 5.0
 RECONNECT_DELAYS = (0.1, 0.25, 0.5, 1.0, 2.0)
 POOL_CONNECTIONS = 50  # per node, the pub/sub listener's included
 POOL_WAIT = 5.0  # seconds a command waits for a free connection before the bus is "unavailable"
+SENTINEL_TIMEOUT = 1.0  # seconds a sentinel has to answer before the next one is asked
+# Every connection to Redis, to a server named by URL or to the master a sentinel names.
+_CONNECTION: Mapping[str, Any] = {
+    "health_check_interval": 10,
+    "socket_connect_timeout": 2,
+    "socket_timeout": 5,
+    "socket_keepalive": True,
+}
 _UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, OSError)
 
 
@@ -205,13 +219,20 @@ return {id, 0}
 """
 
 
+class _SentinelPool(SentinelConnectionPool, redis.BlockingConnectionPool):
+    """Connections to the master the sentinels name, waiting for a free one like the plain pool."""
+
+
 class RedisBus:
-    """The bus on a Redis server."""
+    """The bus on a Redis server, or on the master of a Redis Sentinel deployment."""
 
     name = "redis"
 
-    def __init__(self, client: redis.Redis, *, namespace: str = "lampio:") -> None:
+    def __init__(
+        self, client: redis.Redis, *, namespace: str = "lampio:", sentinel: Sentinel | None = None
+    ) -> None:
         self._client: Any = client  # redis-py's response types are unions of bytes, str and None
+        self._sentinel = sentinel
         self._ns = namespace
         self._subscribers: dict[str, set[QueueSubscription]] = {}
         self._confirmed: dict[str, asyncio.Event] = {}
@@ -234,22 +255,53 @@ class RedisBus:
         # A pool that waits for a free connection: the default one raises "Too many connections"
         # as soon as 100 commands are in flight, which a burst of joins or a short stall reaches.
         pool = redis.BlockingConnectionPool.from_url(
-            url,
+            url, max_connections=POOL_CONNECTIONS, timeout=POOL_WAIT, **_CONNECTION
+        )
+        bus = cls(redis.Redis.from_pool(pool), namespace=namespace)
+        await bus._first_ping(url=_safe_url(url))
+        return bus
+
+    @classmethod
+    async def connect_sentinel(
+        cls,
+        sentinels: Sequence[tuple[str, int]],
+        master: str,
+        *,
+        url: str | None = None,
+        namespace: str = "lampio:",
+    ) -> RedisBus:
+        """Open a bus on the master that ``sentinels`` know as ``master``, following it through
+        failovers; ``url`` (without a host) gives the password and database."""
+        known = parse_url(url) if url else {}
+        auth: dict[str, Any] = {
+            k: v for k, v in known.items() if k in ("username", "password", "db")
+        }
+        sentinel = Sentinel(
+            list(sentinels),
+            sentinel_kwargs={
+                "socket_connect_timeout": SENTINEL_TIMEOUT,
+                "socket_timeout": SENTINEL_TIMEOUT,
+                "socket_keepalive": True,
+            },
+        )
+        client = sentinel.master_for(
+            master,
+            connection_pool_class=_SentinelPool,
             max_connections=POOL_CONNECTIONS,
             timeout=POOL_WAIT,
-            health_check_interval=10,
-            socket_connect_timeout=2,
-            socket_timeout=5,
-            socket_keepalive=True,
+            **_CONNECTION,
+            **auth,
         )
-        client = redis.Redis.from_pool(pool)
-        bus = cls(client, namespace=namespace)
-        try:
-            await bus.ping()
-        except BusUnavailable:
-            bus._lost = True
-            log.warning("bus.redis_unavailable", url=_safe_url(url), at="start")
+        bus = cls(client, namespace=namespace, sentinel=sentinel)
+        await bus._first_ping(sentinels=",".join(f"{h}:{p}" for h, p in sentinels), master=master)
         return bus
+
+    async def _first_ping(self, **where: str) -> None:
+        try:
+            await self.ping()
+        except BusUnavailable:
+            self._lost = True
+            log.warning("bus.redis_unavailable", **where, at="start")
 
     # -- helpers --------------------------------------------------------------------------------
 
@@ -264,6 +316,10 @@ class RedisBus:
         except _UNAVAILABLE as exc:
             raise BusUnavailable(f"redis unavailable: {exc}") from exc
         except RedisError as exc:
+            if "NOREPLICAS" in str(exc):
+                # A master with min-replicas-to-write that lost its replicas (cut off from them
+                # and the sentinels, say) refuses writes that a failover would drop: an outage.
+                raise BusUnavailable(f"redis refuses writes: {exc}") from exc
             raise BusError(str(exc)) from exc
 
     # -- pub/sub --------------------------------------------------------------------------------
@@ -605,6 +661,8 @@ class RedisBus:
                 sub.end()
         self._subscribers.clear()
         await self._client.aclose()
+        if self._sentinel is not None:
+            await self._sentinel.aclose()
 
 
 def _ms(seconds: float) -> int:

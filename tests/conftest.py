@@ -14,13 +14,17 @@ from rooms.bus_memory import MemoryBus
 from rooms.bus_redis import RedisBus
 from tests.helpers import check_needs
 from tests.nodes import Node, make_config, serve
+from tests.redis_sentinel import PASSWORD as SENTINEL_PASSWORD
+from tests.redis_sentinel import Sentinels, check_sentinel
 from tests.redis_server import RedisServer
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    """A test marked ``needs`` skips without what it needs, or fails in CI (tests/helpers.py)."""
+    """A test marked ``needs`` or ``sentinel`` skips without what it needs, or fails in CI
+    (tests/helpers.py, tests/redis_sentinel.py)."""
     check_needs(item)
+    check_sentinel(item)
 
 
 @pytest.fixture(scope="session")
@@ -30,6 +34,16 @@ def redis_server() -> Iterator[RedisServer]:
     server.start()
     yield server
     server.close()
+
+
+@pytest.fixture(scope="session")
+def redis_sentinels() -> Iterator[Sentinels]:
+    """A master, its replica and three sentinels for the session, flushed by each test that uses
+    them (a test that kills the master has its own); Redis with a password."""
+    deployment = Sentinels(password=SENTINEL_PASSWORD)
+    deployment.start()
+    yield deployment
+    deployment.close()
 
 
 @pytest.fixture(params=["memory", "redis"])

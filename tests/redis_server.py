@@ -20,10 +20,42 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-class RedisServer:
-    """One redis-server process: no persistence, loopback only."""
+def wait_answering(
+    proc: subprocess.Popen[bytes], port: int, ask: bytes = b"PING\r\n", answer: bytes = b"+PONG"
+) -> None:
+    """Wait until the server ``proc`` started answers ``ask`` on ``port`` with a reply that starts
+    with ``answer``; RuntimeError if it exits, answers otherwise or does not within 10 s."""
+    # A blocking wait, not tests.helpers.eventually: servers are started from (synchronous)
+    # session fixtures as well as from async tests, and have no event loop of their own to use.
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2) as s:
+                s.sendall(ask)
+                reply = s.recv(64)
+                if reply.startswith(answer):
+                    return
+                if reply.startswith(b"-ERR"):  # not -LOADING: that one passes
+                    raise RuntimeError(f"redis-server answered {reply!r}")
+        except OSError:
+            pass
+        if proc.poll() is not None:
+            raise RuntimeError(f"redis-server exited with {proc.returncode}")
+        time.sleep(0.05)
+    raise RuntimeError("redis-server did not start within 10 s")
 
-    def __init__(self, port: int | None = None) -> None:
+
+class RedisServer:
+    """One redis-server process: no persistence, loopback only; with ``replica_of``, a replica of
+    the server on that port; with ``password``, clients and replicas must give it."""
+
+    def __init__(
+        self,
+        port: int | None = None,
+        *,
+        replica_of: int | None = None,
+        password: str | None = None,
+    ) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError("redis-server is not installed: run `make test` (it installs it)")
@@ -32,10 +64,14 @@ class RedisServer:
         self.dir = Path(tempfile.mkdtemp(prefix="lampio-redis-"))
         self.proc: subprocess.Popen[bytes] | None = None
         self.frozen = False
+        self.replica_of = replica_of
+        self.password = password
+        self._auth = f"AUTH {password}\r\n".encode() if password else b""
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        auth = f":{self.password}@" if self.password else ""
+        return f"redis://{auth}127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
@@ -53,25 +89,23 @@ class RedisServer:
                 str(self.dir),
                 "--protected-mode",
                 "yes",
+                "--repl-diskless-sync-delay",  # a replica gets its first copy at once, not in 5 s
+                "0",
+                *(
+                    ()
+                    if self.replica_of is None
+                    else ("--replicaof", "127.0.0.1", str(self.replica_of))
+                ),
+                *(() if not self.password else ("--requirepass", self.password)),
+                *(() if not self.password else ("--masterauth", self.password)),
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        # A blocking wait, not tests.helpers.eventually: start() is called from the (synchronous)
-        # session fixture as well as from async tests, and has no event loop of its own to use.
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as s:
-                    s.sendall(b"PING\r\n")
-                    if s.recv(16).startswith(b"+PONG"):
-                        return
-            except OSError:
-                pass
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"redis-server exited with {self.proc.returncode}")
-            time.sleep(0.05)
-        raise RuntimeError("redis-server did not start within 10 s")
+        if self.password:
+            wait_answering(self.proc, self.port, self._auth, b"+OK")
+        else:
+            wait_answering(self.proc, self.port)
 
     def freeze(self) -> None:
         """Stop the process (SIGSTOP), as a stalled host: its connections stay open, the kernel
@@ -113,7 +147,7 @@ class RedisServer:
 
     def flush(self) -> None:
         with socket.create_connection(("127.0.0.1", self.port), timeout=2) as s:
-            s.sendall(b"FLUSHALL\r\n")
+            s.sendall(self._auth + b"FLUSHALL\r\n")
             s.recv(16)
 
     def close(self) -> None:

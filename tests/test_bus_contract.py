@@ -1,16 +1,41 @@
-"""The bus contract: every test runs on the in-process engine and on a real redis-server."""
+"""The bus contract: every test runs on the in-process engine, on a real redis-server and on the
+master of a real Redis Sentinel deployment (a master, its replica, three sentinels)."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 
 import pytest
+import redis.asyncio as redis
 
 from rooms.bus import STREAM_START, Bus, BusError, BusUnavailable, Opening, stream_id_key
 from rooms.bus_memory import MemoryBus
 from rooms.bus_redis import RedisBus
 from tests.helpers import eventually
+from tests.redis_sentinel import MASTER, Sentinels
 from tests.redis_server import RedisServer
+
+
+@pytest.fixture(params=["memory", "redis", pytest.param("sentinel", marks=pytest.mark.sentinel)])
+async def bus(request: pytest.FixtureRequest) -> AsyncIterator[Bus]:
+    """The bus, once per engine (conftest's two, and the Redis engine through Sentinel, with
+    the password and database its URL gives)."""
+    engine: Bus
+    if request.param == "memory":
+        engine = MemoryBus()
+    elif request.param == "redis":
+        server: RedisServer = request.getfixturevalue("redis_server")
+        server.flush()
+        engine = await RedisBus.connect(server.url)
+    else:
+        sentinels: Sentinels = request.getfixturevalue("redis_sentinels")
+        sentinels.flush()
+        await sentinels.ready()
+        engine = await RedisBus.connect_sentinel(sentinels.addresses, MASTER, url=sentinels.url)
+    yield engine
+    await engine.close()
+
 
 # -- publish / subscribe ----------------------------------------------------------------------
 
@@ -422,6 +447,32 @@ async def test_redis_subscription_survives_a_redis_restart() -> None:
     finally:
         await bus.close()
         server.close()
+
+
+async def test_redis_writes_refused_for_want_of_replicas_are_an_outage(
+    redis_server: RedisServer,
+) -> None:
+    # min-replicas-to-write (docs/operations.md, Redis Sentinel): a master without its replica
+    # refuses writes; the bus says "unavailable", as clients retry then, and reads go on.
+    redis_server.flush()
+    bus = await RedisBus.connect(redis_server.url)
+    admin = redis.Redis.from_url(redis_server.url)
+    try:
+        await bus.set("show:a", {"n": 1})
+        await admin.config_set("min-replicas-to-write", 1)
+        for write in (
+            lambda: bus.set("show:b", {"n": 2}),
+            lambda: bus.group_put("members:l", "a", {}, ttl=30),
+            lambda: bus.append_once("chat:l", {"n": 1}, once="o:l", remember=60, maxlen=5),
+            lambda: bus.incr("rl:x", ttl=60),
+        ):
+            with pytest.raises(BusUnavailable):
+                await write()
+        assert await bus.get("show:a") == {"n": 1}
+    finally:
+        await admin.config_set("min-replicas-to-write", 0)
+        await admin.aclose()
+        await bus.close()
 
 
 async def test_redis_bus_waits_for_a_free_connection_instead_of_failing() -> None:

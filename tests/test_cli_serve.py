@@ -15,6 +15,7 @@ import aiohttp
 import pytest
 
 from tests.helpers import eventually
+from tests.redis_sentinel import MASTER, PASSWORD, Sentinels
 from tests.redis_server import RedisServer, free_port
 
 EXE = Path(sys.executable).parent / "lampio-stream"
@@ -55,6 +56,19 @@ def served(request: pytest.FixtureRequest) -> Iterator[Served]:
         server: RedisServer = request.getfixturevalue("redis_server")
         server.flush()
         extra = ["--redis-url", server.url]
+    elif extra == ["sentinel"]:
+        sentinels: Sentinels = request.getfixturevalue("redis_sentinels")
+        sentinels.flush()
+        addresses = ",".join(f"{host}:{port}" for host, port in sentinels.addresses)
+        assert sentinels.url is not None  # the password, and database 1
+        extra = [
+            "--redis-sentinel",
+            addresses,
+            "--redis-master",
+            MASTER,
+            "--redis-url",
+            sentinels.url,
+        ]
     s = Served("--organiser-key", "K3y-for-the-cli-test", *extra)
     yield s
     if s.proc.poll() is None:
@@ -80,7 +94,12 @@ async def up(session: aiohttp.ClientSession, url: str) -> bool:
         return False
 
 
-@pytest.mark.parametrize("served", [[], ["redis"]], indirect=True, ids=["memory", "redis"])
+@pytest.mark.parametrize(
+    "served",
+    [[], ["redis"], pytest.param(["sentinel"], marks=pytest.mark.sentinel)],
+    indirect=True,
+    ids=["memory", "redis", "sentinel"],
+)
 async def test_serve_answers_creates_finds_limits_and_stops_on_sigterm(served: Served) -> None:
     async with aiohttp.ClientSession() as session:
         await eventually(lambda: up(session, served.url), timeout=20, interval=0.1)
@@ -114,6 +133,7 @@ async def test_serve_answers_creates_finds_limits_and_stops_on_sigterm(served: S
     out, err = served.proc.communicate()
     assert b"is running at" in out
     assert b"K3y-for-the-cli-test" not in out + err  # a given key is never printed or logged
+    assert PASSWORD.encode() not in out + err  # nor Redis's password
     assert b'"event": "serve.start"' in err
 
 

@@ -117,3 +117,43 @@ def test_advertise_url_defaults_to_host_and_port_and_never_to_a_wildcard() -> No
 def test_a_wrong_advertise_url_is_refused(url: str) -> None:
     with pytest.raises(ValueError, match="advertise_url"):
         parse(["--advertise-url", url])
+
+
+def test_redis_sentinels_and_the_master_name() -> None:
+    argv = ["--redis-sentinel", "10.0.0.1:26379, [::1]:26380", "--redis-master", "lampio"]
+    config = parse(argv)
+    assert config.redis_sentinel == (("10.0.0.1", 26379), ("::1", 26380))
+    assert config.redis_master == "lampio" and config.redis_url is None
+    assert config.uses_redis and not parse([]).uses_redis
+    env = {
+        "LAMPIO_REDIS_SENTINEL": "sentinel-1:26379,sentinel-2:26379",
+        "LAMPIO_REDIS_MASTER": "live",
+        "LAMPIO_REDIS_URL": "redis://:secret@/2",  # the password and database only
+    }
+    config = parse([], env)
+    assert config.redis_sentinel == (("sentinel-1", 26379), ("sentinel-2", 26379))
+    assert (config.redis_master, config.redis_url) == ("live", "redis://:secret@/2")
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--redis-sentinel", "10.0.0.1:26379"], "--redis-master"),
+        (["--redis-master", "lampio"], "--redis-master"),
+        (["--redis-sentinel", "10.0.0.1", "--redis-master", "lampio"], "--redis-sentinel"),
+        (["--redis-sentinel", "10.0.0.1:0", "--redis-master", "lampio"], "--redis-sentinel"),
+        (["--redis-sentinel", ":26379", "--redis-master", "lampio"], "--redis-sentinel"),
+        (["--redis-sentinel", ",", "--redis-master", "lampio"], "--redis-sentinel"),
+        (
+            ["--redis-sentinel", "s:26379", "--redis-master", "m", "--redis-url", "redis://r:6379"],
+            "--redis-url",
+        ),
+        (
+            ["--redis-sentinel", "s:26379", "--redis-master", "m", "--redis-url", "rediss://:x@/0"],
+            "--redis-url",
+        ),
+    ],
+)
+def test_bad_sentinel_settings_are_refused(argv: list[str], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        parse(argv)
