@@ -28,6 +28,7 @@ from lampio_stream.logs import configure_logging
 from media.exceptions import UnsupportedVersionError
 from media.ice import host_addresses, use_host_addresses
 from media.seams import check_versions
+from signaling import ws
 
 log = structlog.get_logger("lampio_stream")
 
@@ -159,16 +160,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         import uvloop  # optional: only with --event-loop uvloop
 
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-    web.run_app(
-        app,
-        sock=sock,
-        shutdown_timeout=config.shutdown_timeout,
-        print=None,
-        handle_signals=True,
-        access_log=None,
-    )
+    asyncio.run(serve(app, sock, config.shutdown_timeout))
     log.info("serve.stopped")
     return 0
+
+
+async def serve(app: web.Application, sock: socket.socket, shutdown_timeout: float) -> None:
+    """Run ``app`` on ``sock`` until SIGTERM (or SIGINT), then stop in order: stop accepting
+    (a load balancer's new connections are refused, so it sends them to another node), let
+    clients move (:func:`signaling.ws.drain`, most of ``shutdown_timeout``), then aiohttp's
+    shutdown (the rest closed with ``1001``, requests given what is left of the timeout)."""
+    runner = web.AppRunner(app, shutdown_timeout=shutdown_timeout, access_log=None)
+    await runner.setup()
+    try:
+        site = web.SockSite(runner, sock)
+        await site.start()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        await stop.wait()
+        await site.stop()
+        await ws.drain(app, ws.drain_window(shutdown_timeout))
+    finally:
+        await runner.cleanup()
 
 
 if __name__ == "__main__":

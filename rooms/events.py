@@ -48,6 +48,12 @@ def hello(protocol: int, server: str, ice_servers: list[dict[str, Any]]) -> Even
     return {"type": "hello", "protocol": protocol, "server": server, "ice_servers": ice_servers}
 
 
+def node_draining(within: float) -> Event:
+    """This node is shutting down: open a new connection to the same address (another node takes
+    it), carry on there and only then let go of this one, within ``within`` seconds."""
+    return {"type": "node.draining", "within": round(within, 1)}
+
+
 # -- the show -------------------------------------------------------------------------------------
 
 

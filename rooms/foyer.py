@@ -143,8 +143,15 @@ class Foyer:
         await self.announce(lobby)
         return renamed
 
-    async def keep_present(self, lobby: Lobby, member: Callable[[], Member]) -> None:
-        """Refresh the member's presence for as long as they sit there (run as a task).
+    async def keep_present(
+        self,
+        lobby: Lobby,
+        member: Callable[[], Member],
+        paused: Callable[[], bool] = lambda: False,
+    ) -> None:
+        """Refresh the member's presence for as long as they sit there (run as a task), except
+        while ``paused()`` says so: a node that drains leaves the seat to the connection the
+        member moves to, which a refresh from here would take back.
 
         The bus may go away for a while: the refresh is retried with growing pauses (at most
         :data:`RETRY_MAX` apart) and said once in the log, and the seat is kept (written again, if
@@ -156,6 +163,8 @@ class Foyer:
 
         async def refresh() -> None:
             nonlocal listed
+            if paused():
+                return
             relist = loop.time() - listed >= RELIST_INTERVAL
             await self.lobbies.refresh(lobby, member(), relist=relist)  # a rename must stick
             if relist:

@@ -81,6 +81,12 @@ class Connection:
         await role.close()
         return True
 
+    @property
+    def has_media(self) -> bool:
+        """Whether a role of this connection sends or receives a show's media now (a viewer's
+        broadcast, a performer's publication): what a drain waits for to move elsewhere."""
+        return any(r.holds("broadcast") or r.holds("publication") for r in self._roles.values())
+
     async def release_all(self) -> None:
         """Stop commands under way, then release every role (the last taken first)."""
         await cancel_and_wait(*self._commands)
@@ -172,6 +178,10 @@ class Role:
             await self._run(name, release)
             return
         self._held[name] = release
+
+    def holds(self, name: str) -> bool:
+        """Whether this role holds something under ``name`` now."""
+        return name in self._held
 
     async def release(self, name: str) -> bool:
         """Release ``name`` now; False if nothing was held under it."""

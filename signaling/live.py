@@ -232,7 +232,10 @@ async def watch_join(conn: Connection, services: Services, msg: Message) -> Resu
         # of the show's chat, both before the history is read, so that nothing falls between.
         await role.hold("lobby-events", await relay.follow_lobby(lobby.id, _LobbyEvents(role)))
         await role.hold("chat", await relay.follow_chat(show.id, conn, lobby.id))
-        role.spawn(foyer.keep_present(lobby, lambda: role.member), "presence")
+        lifecycle = services.lifecycle
+        role.spawn(
+            foyer.keep_present(lobby, lambda: role.member, lambda: lifecycle.draining), "presence"
+        )
         members = await foyer.announce(lobby)
         history = await services.chat.history(lobby)
         await role.hold("events", await relay.follow_show(show.id, conn, performer=False))

@@ -204,6 +204,41 @@ async def handle_text(conn: Connection, services: Services, text: str, bucket: T
         conn.send(error(msg_id, "rate_limited", "too many offers at once", retry_after=1.0))
 
 
+DRAIN_CHECK = 0.1  # seconds between looks at who is still here while draining
+CLOSING_TIME = 2.0  # seconds of the shutdown timeout kept for closing what is left after a drain
+
+
+def drain_window(shutdown_timeout: float) -> float:
+    """How long clients get to move on SIGTERM: the shutdown timeout (``--shutdown-timeout``)
+    less what closing the rest takes, so the node still exits within the timeout."""
+    return max(0.0, shutdown_timeout - CLOSING_TIME)
+
+
+async def drain(app: web.Application, within: float) -> None:
+    """On SIGTERM, once the node no longer accepts connections: tell every client to move
+    (``node.draining``) and give those with media up to ``within`` seconds to start again on
+    another node and let go of this one (make before break). The shutdown then closes whoever
+    is left with ``1001 going away``. Runs before aiohttp's own shutdown, which stops reading
+    every connection: a client's goodbye would go unheard."""
+    services = app[SERVICES]
+    services.lifecycle.draining = True
+    if within <= 0 or not services.connections:
+        return
+    text = json.dumps(events.node_draining(within), separators=(",", ":"))
+    for conn in tuple(services.connections):
+        conn.send_text(text)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    log.info("ws.draining", connections=len(services.connections), within=within)
+    # Media ends in many ways (the client closes, leaves, stops): a look every tenth of a second
+    # is simpler than an event from each of them, and it is only for these seconds.
+    while loop.time() < deadline and any(  # noqa: ASYNC110
+        c.has_media for c in services.connections
+    ):
+        await asyncio.sleep(DRAIN_CHECK)
+    log.info("ws.drained", connections=len(services.connections))
+
+
 async def close_all(services: Services) -> None:
     """On shutdown: tell every client we are going away (they reconnect to another node)."""
     for conn in tuple(services.connections):

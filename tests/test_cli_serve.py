@@ -128,8 +128,10 @@ async def test_serve_answers_creates_finds_limits_and_stops_on_sigterm(served: S
         receiving = asyncio.create_task(ws.receive(timeout=12))
         code, seconds = await asyncio.to_thread(served.stop)
         assert code == 0 and seconds < 10
-        msg = await receiving
-        assert msg.type is aiohttp.WSMsgType.CLOSE and ws.close_code == 1001
+        told = await receiving  # first told to move, then closed
+        assert told.type is aiohttp.WSMsgType.TEXT and told.json()["type"] == "node.draining"
+        msg = await ws.receive(timeout=12)
+        assert msg.type is aiohttp.WSMsgType.CLOSE and msg.data == 1001
     out, err = served.proc.communicate()
     assert b"is running at" in out
     assert b"K3y-for-the-cli-test" not in out + err  # a given key is never printed or logged
