@@ -1,0 +1,190 @@
+"""Three ``lampio-stream serve`` processes behind a real HAProxy on one real redis-server, for the
+tests that watch a show across nodes and lose nodes (tests/test_haproxy.py,
+tests/test_failover.py): every client knows only HAProxy's address and lands on whichever node it
+picks; media goes straight to each node's own ICE address (docs/operations.md)."""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from tests.helpers import eventually
+from tests.redis_server import RedisServer, free_port
+
+HAPROXY = Path("/usr/sbin/haproxy")
+EXE = Path(sys.executable).parent / "lampio-stream"
+KEY = secrets.token_urlsafe(24)
+SECRET = secrets.token_urlsafe(32)
+SHUTDOWN_TIMEOUT = 5.0  # the nodes' --shutdown-timeout (the default)
+
+
+@dataclass
+class NodeProcess:
+    """One ``lampio-stream serve`` process; its output goes to a file (a pipe nobody reads would
+    fill up and stall the node)."""
+
+    port: int
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def running(self) -> bool:
+        return self.proc.poll() is None
+
+    def kill(self) -> None:
+        """SIGKILL: the node vanishes at once, as a crashed machine does."""
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+    def terminate(self) -> None:
+        """SIGTERM: the node drains (returns at once; see :attr:`running`)."""
+        self.proc.send_signal(signal.SIGTERM)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def start_node(redis_url: str, public_url: str, log_dir: Path) -> NodeProcess:
+    port = free_port()
+    log = log_dir / f"node-{port}.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [
+                str(EXE),
+                "serve",
+                "--host=127.0.0.1",
+                f"--port={port}",
+                "--rtmp-port=off",
+                "--ice-host=127.0.0.1",
+                f"--redis-url={redis_url}",
+                f"--cluster-secret={SECRET}",
+                f"--organiser-key={KEY}",
+                f"--public-url={public_url}",
+                f"--shutdown-timeout={SHUTDOWN_TIMEOUT}",
+                "--log-level=warning",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "LAMPIO_LOG_FORMAT": "json"},
+        )
+    return NodeProcess(port, proc, log)
+
+
+def haproxy_config(port: int, nodes: list[NodeProcess]) -> str:
+    """Round robin over the nodes, WebSocket upgrades passed through, health checks on /readyz;
+    a connection a node refuses (killed, or draining: it no longer listens) is tried again on
+    another node at once (``redispatch 1``) instead of failing until the checks notice."""
+    servers = "\n".join(
+        f"    server n{i} 127.0.0.1:{node.port} check inter 500 fall 2 rise 1"
+        for i, node in enumerate(nodes)
+    )
+    return f"""
+global
+    maxconn 512
+
+defaults
+    mode http
+    timeout connect 2s
+    timeout client 60s
+    timeout server 60s
+    timeout tunnel 1h
+    option http-server-close
+    retries 3
+    option redispatch 1
+
+frontend audience
+    bind 127.0.0.1:{port}
+    default_backend nodes
+
+backend nodes
+    balance roundrobin
+    option httpchk GET /readyz
+    http-check expect status 200
+{servers}
+"""
+
+
+@dataclass
+class Deployment:
+    url: str  # HAProxy's: the one address clients know
+    nodes: list[NodeProcess]
+
+
+@contextmanager
+def deployment(redis_server: RedisServer, tmp_path: Path) -> Iterator[Deployment]:
+    """Three nodes on a flushed Redis behind HAProxy, stopped afterwards."""
+    redis_server.flush()
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    nodes = [start_node(redis_server.url, url, tmp_path) for _ in range(3)]
+    config = tmp_path / "haproxy.cfg"
+    config.write_text(haproxy_config(port, nodes))
+    with open(tmp_path / "haproxy.log", "wb") as out:
+        proxy = subprocess.Popen(
+            [str(HAPROXY), "-db", "-f", str(config)], stdout=out, stderr=subprocess.STDOUT
+        )
+    try:
+        yield Deployment(url, nodes)
+    finally:
+        proxy.terminate()
+        proxy.wait(timeout=10)
+        for node in nodes:
+            node.stop()
+
+
+async def ready(http: aiohttp.ClientSession, url: str) -> bool:
+    try:
+        async with http.get(url + "/readyz") as response:
+            return response.status == 200
+    except aiohttp.ClientError:
+        return False
+
+
+async def all_ready(http: aiohttp.ClientSession, deployment: Deployment) -> None:
+    """Every node answers ready, and HAProxy passes requests on."""
+    for node in deployment.nodes:
+        await eventually(lambda node=node: ready(http, node.url), 30, "node ready")  # type: ignore[misc]
+    await eventually(lambda: ready(http, deployment.url), 30, "HAProxy passes requests on")
+
+
+async def metric(http: aiohttp.ClientSession, node: NodeProcess, name: str) -> float:
+    async with http.get(node.url + "/metrics") as response:
+        text = await response.text()
+    found = re.search(rf"^{name} ([0-9.e+]+)$", text, flags=re.MULTILINE)
+    assert found is not None, f"{name} not in {node.url}/metrics"
+    return float(found.group(1))
+
+
+async def create_show(http: aiohttp.ClientSession, url: str, title: str) -> dict[str, Any]:
+    """A new show through the organiser API."""
+    headers = {"Authorization": f"Bearer {KEY}"}
+    async with http.post(url + "/api/shows", json={"title": title}, headers=headers) as response:
+        assert response.status == 201
+        show: dict[str, Any] = await response.json()
+        return show
+
+
+def elapsed_since(start: float) -> float:
+    return time.monotonic() - start
