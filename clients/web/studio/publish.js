@@ -3,13 +3,17 @@
  * Going live from the studio page: the camera and microphone published to the show with
  * `perform.start` (one peer connection, with a receive-only section for the audience sound made from
  * the reactions), paused with `perform.stop`, the audience sound on or off (`hall.mute`), and the
- * show ended with `perform.end` after asking. The big buttons: one at a time.
+ * show ended with `perform.end` after asking. The big buttons: one at a time. A lost connection
+ * does not stop the show: the page publishes again by itself (a performer on stage cannot press
+ * a button), and moves to another node when its node drains; only pause and end stop it.
  *
  * `?codec=H264` (or `VP8`) makes the browser offer only that video codec.
  */
 import { t } from '../i18n.js';
 import { byId } from '../dom.js';
-import { Connection, iceGatheringComplete } from '../protocol.js';
+import {
+  Connection, iceGatheringComplete, openWithRetry, retryDelay, sleep,
+} from '../protocol.js';
 
 /** @typedef {import('./status.js').Status} Status */
 /** @typedef {import('./status.js').Phase} Phase */
@@ -21,9 +25,13 @@ import { Connection, iceGatheringComplete } from '../protocol.js';
  * @property {Connection | null} connection the connection that sends (none when not live)
  * @property {RTCPeerConnection | null} pc
  * @property {Record<string, string> | null} codecs the codecs the server took
- * @property {() => void} hangUp close the peer connection and the socket (the server pauses the show)
+ * @property {() => void} hangUp stop sending: close the peer connection and the socket (the server
+ *   pauses the show) and do not come back by itself
  * @property {() => void} render the big buttons for the current phase
  */
+
+/** Seconds a moved publication may take to connect before the old one goes anyway. */
+const MOVE_WAIT = 5;
 
 /**
  * Offer only this video codec (`VP8`, `H264`), with RTX for resending lost packets.
@@ -76,6 +84,9 @@ export function initPublish({
     /** @type {Record<string, string> | null} */ codecs: null,
     /** The performer hears the audience sound (applause, laughter made from the reactions). */
     hallOn: true,
+    /** @type {AbortController | null} set while publishing is wanted: cleared by pause and end */
+    wanted: null,
+    /** A move to another node is under way (the node drains). */ moving: false,
   };
 
   function render() {
@@ -84,9 +95,10 @@ export function initPublish({
     const key = status.showState === 'paused' ? 'resume_live' : 'go_live';
     el.button.dataset.t = key;
     el.button.textContent = t(key);
-    el.button.hidden = !['ready', 'starting', 'failed', 'lost'].includes(phase);
+    el.button.hidden = !['ready', 'starting', 'failed'].includes(phase);
     el.button.disabled = phase === 'starting';
-    el.pause.hidden = phase !== 'publishing';
+    // while coming back by itself the performer can still pause (and so stop trying)
+    el.pause.hidden = phase !== 'publishing' && phase !== 'reconnecting';
     el.hall.hidden = el.hallHelp.hidden = phase !== 'publishing';
     el.hall.setAttribute('aria-pressed', String(live.hallOn));
     const { open } = status;
@@ -95,7 +107,7 @@ export function initPublish({
   }
 
   /** Close the peer connection and the socket (the server then pauses the show). */
-  function hangUp() {
+  function letGo() {
     const { connection, pc } = live;
     live.connection = null;
     live.pc = null;
@@ -105,36 +117,68 @@ export function initPublish({
     connection?.close();  // the host connection goes on counting the audience
   }
 
+  /** Stop publishing for good (pause, end, leaving the page): no coming back by itself. */
+  function hangUp() {
+    live.wanted?.abort();
+    live.wanted = null;
+    letGo();
+  }
+
   async function goLive() {
     if (!preview.stream) return;
     setPhase('starting');
+    live.wanted?.abort();
+    live.wanted = new AbortController();
     try {
-      const connection = await Connection.open();
-      live.connection = connection;
-      connection.on('show.state', (event) => {
-        status.showState = event.state;
-        if (event.state === 'ended') {
-          hangUp();
-          setPhase('ended');
-        } else {
-          renderPage();
-        }
-      });
-      connection.on('audience', (event) => {
-        onViewers(event.viewers);
-        renderPage();
-      });
-      connection.on('closed', () => {
-        if (live.connection !== connection) return; // we hung up ourselves
-        hangUp();
-        if (status.showState === 'live') status.showState = 'paused';
-        setPhase('lost');
-      });
+      await publishVia(await Connection.open());
+      if (status.phase === 'starting') setPhase('publishing');
+    } catch (error) {
+      console.error('going live failed', error);
+      hangUp();
+      status.errorCode = /** @type {{code?: string}} */ (error).code ?? 'error';
+      setPhase(status.errorCode === 'show_not_found' ? 'ended' : 'failed');
+    }
+  }
 
+  /**
+   * Publish the camera and microphone chosen now on `connection` and make it the one that sends.
+   * With `keep`, the connection sending until now goes on until the new one has connected (a move
+   * to another node), else it is let go at once.
+   * @param {Connection} connection
+   * @param {boolean} [keep]
+   */
+  async function publishVia(connection, keep = false) {
+    const wanted = live.wanted;
+    connection.on('show.state', (event) => {
+      if (live.connection !== connection) return;
+      status.showState = event.state;
+      if (event.state === 'ended') {
+        hangUp();
+        setPhase('ended');
+      } else {
+        renderPage();
+      }
+    });
+    connection.on('audience', (event) => {
+      if (live.connection !== connection) return;
+      onViewers(event.viewers);
+      renderPage();
+    });
+    connection.on('node.draining', () => move(connection));
+    connection.on('closed', () => {
+      // hung up ourselves, replaced, or being replaced (a move that fails comes back itself)
+      if (live.connection !== connection || live.moving) return;
+      comeBack();
+    });
+    if (!keep) letGo();
+    try {
       const pc = new RTCPeerConnection({
         iceServers: connection.iceServers, bundlePolicy: 'max-bundle',
       });
-      live.pc = pc;
+      if (!keep) {
+        live.connection = connection;
+        live.pc = pc;
+      }
       const stream = /** @type {MediaStream} */ (preview.stream);  // the devices chosen now
       for (const track of stream.getTracks()) {
         pc.addTransceiver(track, { direction: 'sendonly', streams: [stream] });
@@ -147,11 +191,11 @@ export function initPublish({
         el.hallAudio.play().catch(() => { /* the go-live press unlocked sound; if not, silence */ });
       });
       if (wantedCodec) preferVideoCodec(pc, wantedCodec);
-      pc.addEventListener('connectionstatechange', () => {
-        if (live.pc === pc && pc.connectionState === 'failed') {
-          hangUp();
-          setPhase('lost');
-        }
+      const connected = new Promise((resolve) => {
+        pc.addEventListener('connectionstatechange', () => {
+          if (pc.connectionState === 'connected') resolve(undefined);
+          if (live.pc === pc && pc.connectionState === 'failed') comeBack();
+        });
       });
       await pc.setLocalDescription(await pc.createOffer());
       await iceGatheringComplete(pc);
@@ -161,18 +205,90 @@ export function initPublish({
         sdp: pc.localDescription?.sdp ?? '',
       });
       await pc.setRemoteDescription({ type: 'answer', sdp: answer.sdp });
+      if (keep) {
+        await Promise.race([connected, sleep(MOVE_WAIT * 1000)]);
+        if (wanted !== live.wanted || !wanted) {
+          pc.close();
+          connection.close();
+          return;
+        }
+        letGo();  // the old connection and its peer: the new one sends now
+        live.connection = connection;
+        live.pc = pc;
+      }
       live.codecs = answer.codecs;
-      if (status.phase === 'starting') setPhase('publishing');
       if (!live.hallOn) setHall(false);
     } catch (error) {
-      console.error('going live failed', error);
-      hangUp();
-      status.errorCode = /** @type {{code?: string}} */ (error).code ?? 'error';
-      setPhase(status.errorCode === 'show_not_found' ? 'ended' : 'failed');
+      if (keep) connection.close();
+      throw error;
+    }
+  }
+
+  /**
+   * The connection was lost while sending: say so calmly and publish again by itself, on a new
+   * connection to the same address, with the same camera and microphone, until it works or the
+   * performer pauses or ends the show.
+   */
+  async function comeBack() {
+    const wanted = live.wanted;
+    if (!wanted || wanted.signal.aborted) return;
+    letGo();
+    if (status.showState === 'live') status.showState = 'paused';
+    setPhase('reconnecting');
+    for (let attempt = 1; !wanted.signal.aborted; attempt++) {
+      try {
+        const connection = await openWithRetry({ signal: wanted.signal, maxDelay: 5 });
+        if (wanted.signal.aborted) {
+          connection.close();
+          return;
+        }
+        await publishVia(connection);
+        if (live.wanted === wanted) setPhase('publishing');
+        return;
+      } catch (error) {
+        if (wanted.signal.aborted) return;
+        const code = /** @type {{code?: string}} */ (error).code ?? '';
+        if (code === 'show_not_found' || code === 'forbidden') {
+          hangUp();
+          status.errorCode = code;
+          setPhase(code === 'show_not_found' ? 'ended' : 'failed');
+          return;
+        }
+        console.warn('publishing again failed', error);
+        letGo();
+        await sleep(retryDelay(attempt, error, 5));
+      }
+    }
+  }
+
+  /**
+   * The node is shutting down (`node.draining`): publish through a new connection to the same
+   * address (the load balancer sends it to another node), and let go of this one only once the
+   * new one sends. If that cannot be done before this one closes, coming back takes over.
+   * @param {Connection} connection
+   */
+  async function move(connection) {
+    if (connection !== live.connection || live.moving || !live.wanted) return;
+    live.moving = true;
+    try {
+      for (let attempt = 1; attempt <= 3 && !connection.closed && live.wanted; attempt++) {
+        try {
+          await publishVia(await Connection.open(), true);
+          return;
+        } catch (error) {
+          console.warn('moving to another node failed', error);
+          await sleep(retryDelay(attempt, error, 1));
+        }
+      }
+    } finally {
+      live.moving = false;
+      if (live.connection === connection && connection.closed) comeBack();
     }
   }
 
   async function stop() {
+    live.wanted?.abort();  // first: the peer closing below must not bring it back
+    live.wanted = null;
     const connection = live.connection;
     if (connection) {
       try {
@@ -207,6 +323,8 @@ export function initPublish({
   el.endYes.addEventListener('click', async () => {
     const connection = host() ?? live.connection;
     el.endYes.disabled = true;
+    const wanted = live.wanted;
+    live.wanted = null;  // the publication ending must not be taken for a lost connection
     try {
       if (!connection) throw new Error('offline');
       await connection.request('perform.end', { show: link.showId, token: link.token });
@@ -215,6 +333,7 @@ export function initPublish({
       setPhase('ended');
       preview.stop();
     } catch {
+      if (wanted && !wanted.signal.aborted && live.pc) live.wanted = wanted;  // still on air
       status.say(t('error'));
     } finally {
       el.endYes.disabled = false;

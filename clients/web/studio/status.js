@@ -1,6 +1,6 @@
 // @ts-check
 /**
- * The studio's phase (loading, asking for the camera, ready, live, lost…) and the show's state as
+ * The studio's phase (loading, asking for the camera, ready, live, coming back…) and the show's state as
  * the server last told it: the status line and the show's state in words.
  */
 import { t } from '../i18n.js';
@@ -8,7 +8,7 @@ import { byId } from '../dom.js';
 
 /**
  * @typedef {'loading' | 'no-link' | 'invalid' | 'asking' | 'no-camera' | 'ready' | 'starting'
- *   | 'publishing' | 'failed' | 'lost' | 'ended'} Phase
+ *   | 'publishing' | 'failed' | 'reconnecting' | 'ended'} Phase
  */
 
 /**
@@ -45,7 +45,7 @@ export function initStatus() {
       case 'starting': return t('perform_starting');
       case 'publishing': return now.showState === 'live' ? t('perform_live') : t('perform_starting');
       case 'failed': return t('perform_failed', { code: now.errorCode });
-      case 'lost': return t('perform_lost');
+      case 'reconnecting': return t('perform_reconnecting');
       case 'ended': return t('perform_ended');
     }
   }
