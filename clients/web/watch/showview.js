@@ -16,6 +16,8 @@ import { keep, readNumber } from './settings.js';
 const VOLUME_KEY = 'lampio.volume';
 /** How much the show's sound is lowered while people in the lobby talk. */
 const DUCKED = 0.3;
+/** Seconds a moved picture may take to show on the new connection before the old one goes anyway. */
+const MOVE_WAIT = 5;
 
 /**
  * @typedef {object} ShowView
@@ -25,6 +27,8 @@ const DUCKED = 0.3;
  * @property {(state: WatchState) => void} setState
  * @property {(connection: Connection, codecs?: Codecs | null) => void} showLive the show is live:
  *   start media, or again if the codecs changed
+ * @property {(connection: Connection) => Promise<void>} move start media on another connection
+ *   (the node drains), the current picture shown until the new one has a frame
  * @property {() => void} close close the peer connection and empty the picture
  * @property {() => void} hideSound hide the "sound on" button
  * @property {() => void} render the status line in the page's language
@@ -77,17 +81,20 @@ export function initShowView({ current, onSoundOn, ducked }) {
   /**
    * Ask for the server's offer, answer it and let media flow (again, if codecs changed).
    * @param {Connection} connection
+   * @param {boolean} [keep] keep showing the current picture until the new one has a frame
+   * @returns {Promise<void>} done starting
    */
-  function start(connection) {
+  function start(connection, keep = false) {
     if (media.starting) {
       media.again = true;
-      return;
+      return media.starting;
     }
     media.starting = (async () => {
       try {
         do {
           media.again = false;
-          await negotiate(connection);
+          await negotiate(connection, keep);
+          keep = false;
         } while (media.again && connection === current());
       } catch (error) {
         if (connection !== current()) return;
@@ -103,18 +110,25 @@ export function initShowView({ current, onSoundOn, ducked }) {
         media.starting = null;
       }
     })();
+    return media.starting;
   }
 
-  /** @param {Connection} connection */
-  async function negotiate(connection) {
+  /**
+   * @param {Connection} connection
+   * @param {boolean} keep the current peer connection goes on until the new one has a frame
+   */
+  async function negotiate(connection, keep) {
     const offer = await connection.request('watch.start');
     if (connection !== current()) return;
-    close();
+    const old = keep ? media.pc : null;
+    if (!old) close();
     const pc = new RTCPeerConnection({ iceServers: connection.iceServers });
-    media.pc = pc;
-    media.codecs = offer.codecs;
-    media.picture = false;
-    setState('live');
+    if (!old) {
+      media.pc = pc;
+      media.codecs = offer.codecs;
+      media.picture = false;
+      setState('live');
+    }
     pc.addEventListener('connectionstatechange', () => {
       if (pc === media.pc && pc.connectionState === 'failed') {
         close();
@@ -123,12 +137,46 @@ export function initShowView({ current, onSoundOn, ducked }) {
       }
     });
     await pc.setRemoteDescription({ type: 'offer', sdp: offer.sdp });
-    el.video.srcObject = new MediaStream(pc.getReceivers().map((receiver) => receiver.track));
-    play();
+    const stream = new MediaStream(pc.getReceivers().map((receiver) => receiver.track));
+    if (!old) {
+      el.video.srcObject = stream;
+      play();
+    }
     await pc.setLocalDescription(await pc.createAnswer());
     await iceGatheringComplete(pc);
-    if (pc !== media.pc) return;
+    if (!old && pc !== media.pc) return;
     await connection.request('watch.answer', { sdp: pc.localDescription?.sdp ?? '' });
+    if (!old) return;
+    await decoded(pc, MOVE_WAIT);
+    if (connection !== current() || media.pc !== old) {
+      pc.close();  // left, or lost meanwhile: that path starts over
+      return;
+    }
+    media.pc = pc;  // the new picture has a frame: show it, let go of the old one
+    media.codecs = offer.codecs;
+    const muted = el.video.muted;
+    el.video.srcObject = stream;
+    el.video.muted = muted;
+    el.video.play().catch(() => { /* shown again by the next frame or the sound button */ });
+    old.close();
+  }
+
+  /**
+   * Resolve once `pc` has decoded a video frame, or after `timeout` seconds.
+   * @param {RTCPeerConnection} pc
+   * @param {number} timeout
+   */
+  async function decoded(pc, timeout) {
+    const until = Date.now() + timeout * 1000;
+    while (Date.now() < until && pc.connectionState !== 'closed') {
+      const stats = await pc.getStats();
+      let frames = 0;
+      stats.forEach((report) => {
+        if (report.type === 'inbound-rtp' && report.kind === 'video') frames += report.framesDecoded ?? 0;
+      });
+      if (frames > 0) return;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
   }
 
   /** Play with sound if the browser allows it; otherwise silently, with a big "sound on" button. */
@@ -208,6 +256,9 @@ export function initShowView({ current, onSoundOn, ducked }) {
         || codecs.video !== media.codecs.video || codecs.audio !== media.codecs.audio;
       if (!media.pc || changed) start(connection);
       else setState('live');
+    },
+    move(connection) {
+      return start(connection, Boolean(media.pc));
     },
     close,
     hideSound() {

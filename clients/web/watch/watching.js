@@ -3,7 +3,8 @@
  * Watching one show (docs/protocol.md): `watch.join` in the wanted lobby (or any, if it is full or
  * gone), the show's and the lobby's events handed to the parts of the page they concern, coming back
  * by itself after a lost connection as the same member of the same lobby (`session`, kept for a
- * reload of the tab), and `watch.leave`.
+ * reload of the tab), moving to another node before this one lets go when it drains
+ * (`node.draining`), and `watch.leave`.
  */
 import { Connection, ProtocolError, openWithRetry, retryDelay, sleep } from '../protocol.js';
 import { displayName } from './namestep.js';
@@ -49,6 +50,7 @@ export function initWatching({ view, foyer, captions, reactions, voice }) {
     code: '',
     /** @type {Connection | null} */ connection: null,
     /** @type {AbortController | null} aborts reconnecting when the viewer leaves */ leaving: null,
+    /** A move to another node is under way. */ moving: false,
   };
 
   /**
@@ -96,17 +98,23 @@ export function initWatching({ view, foyer, captions, reactions, voice }) {
    * Make `connection` the current one and act on the show's and the lobby's events from now on.
    * @param {Connection} connection
    * @param {Joined} joined
+   * @param {boolean} [moving] from another connection that still shows the picture
+   * @returns {Promise<void>} media started, when moving
    */
-  function follow(connection, joined) {
+  function follow(connection, joined, moving = false) {
     const showState = joined.live ? 'live' : joined.show.state;
     watch.connection = connection;
     connection.on('*', (event) => onEvent(connection, event));
-    if (joined.live) onShowState(connection, 'live', joined.codecs);
+    let started = Promise.resolve();
+    if (moving && !joined.live) view.close();  // the old node's picture would never come back
+    if (joined.live && moving) started = view.move(connection);
+    else if (joined.live) onShowState(connection, 'live', joined.codecs);
     else onShowState(connection, joined.show.state === 'live' ? 'scheduled' : joined.show.state);
     foyer.enter(connection, joined);
     keepSeat();
     for (const event of joined.early) onEvent(connection, event);
     voice.start(connection, showState);
+    return started;
   }
 
   /**
@@ -121,6 +129,9 @@ export function initWatching({ view, foyer, captions, reactions, voice }) {
         break;
       case 'closed':
         onLost(connection, event.code);
+        break;
+      case 'node.draining':
+        move(connection);
         break;
       case 'chat.message':
       case 'chat.deleted':
@@ -199,6 +210,46 @@ export function initWatching({ view, foyer, captions, reactions, voice }) {
         }
       }
     } catch { /* aborted: the viewer left */ }
+  }
+
+  /**
+   * The node is shutting down (`node.draining`): take the same seat through a new connection to the
+   * same address (the load balancer sends it to another node), start the picture there while this
+   * one still shows it, and only then let go of the old connection. If the new one cannot be had
+   * before the old one closes, coming back after a lost connection takes over.
+   * @param {Connection} connection
+   */
+  async function move(connection) {
+    if (connection !== watch.connection || !watch.leaving || watch.moving) return;
+    const signal = watch.leaving.signal;
+    watch.moving = true;
+    try {
+      for (let attempt = 1; attempt <= 3 && !connection.closed && !signal.aborted; attempt++) {
+        /** @type {Connection | null} */
+        let next = null;
+        try {
+          next = await Connection.open();
+          const { joined } = await joinSeat(next, watch.code, {
+            name: foyer.me?.name ?? displayName(),
+            lobby: foyer.lobby?.code ?? '',
+            session: foyer.session,
+          });
+          if (signal.aborted || connection !== watch.connection) {
+            next.close();
+            return;
+          }
+          await follow(next, joined, true);
+          connection.close();
+          return;
+        } catch (error) {
+          if (next && next === watch.connection) return;  // moved; its own troubles are its own
+          next?.close();
+          await sleep(retryDelay(attempt, error, 1));
+        }
+      }
+    } finally {
+      watch.moving = false;
+    }
   }
 
   /** Remember this tab's seat, so a reload comes back to the same lobby as the same member. */
