@@ -41,6 +41,7 @@ FIRST_PAUSE = 0.25  # seconds before connecting again after the first failed att
 LONGEST_PAUSE = 5.0  # at most this far apart
 CONNECT_TIMEOUT = 5.0  # seconds to open a WebSocket and hear the server's hello
 MOVE_WAIT = 5.0  # seconds new media may take to arrive before the old is let go anyway
+LINGER_MARGIN = 2.0  # seconds past a draining node's window before a lingering socket is closed
 # Closes after which coming back makes no sense: the performer removed this viewer.
 FINAL_CLOSES = frozenset({4003})
 # Refusals that end coming back: the show ended, the link is not valid any more.
@@ -129,6 +130,11 @@ class Link:
         result: dict[str, Any] = reply.get("result", {})
         return result
 
+    async def wait_closed(self) -> None:
+        """Return once the WebSocket has closed (whoever closed it)."""
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await asyncio.shield(self._reader)
+
     async def close(self) -> None:
         """Close the WebSocket and its HTTP session."""
         await self.ws.close()
@@ -150,7 +156,10 @@ class Session:
     works. Either way each registered resumer (see :meth:`on_resume`: a watcher's, a performer's)
     carries on over the new connection before it becomes the session's, and then the old one is
     closed (make before break). Events of the new connection meanwhile wait and follow then (an
-    event near the switch may come twice: chat ids tell). ``reconnects`` counts the switches,
+    event near the switch may come twice: chat ids tell). With ``linger_on_move`` (a performer's
+    session) the old one is left to its node to close, at the end of its drain window, so that
+    nodes pulling the show from it have time to follow it to the new one. ``reconnects`` counts
+    the switches,
     ``moves`` those a draining node asked for; the queue gets ``{"type": "resumed", "moved"}``
     after each, and ``{"type": "closed"}`` only when the session ends.
     """
@@ -174,6 +183,9 @@ class Session:
         self._held: list[Event] = []
         self._replacing: asyncio.Task[None] | None = None
         self._closing = False
+        self.linger_on_move = False
+        self._drain_within = 0.0  # seconds the draining node gave, as it said
+        self._lingering: set[asyncio.Task[None]] = set()
 
     @classmethod
     async def connect(
@@ -272,6 +284,7 @@ class Session:
         for listener in tuple(self._listeners):
             listener(event)
         if event.get("type") == "node.draining" and self.resume and not self._closing:
+            self._drain_within = float(event.get("within") or 0)
             self._replace(moving=True)
         self.events.put_nowait(event)
 
@@ -319,8 +332,20 @@ class Session:
             for event in held:
                 self._dispatch(event)
             self.events.put_nowait({"type": "resumed", "moved": moving})
-            await old.close()
+            if moving and self.linger_on_move:
+                task = asyncio.get_running_loop().create_task(
+                    self._let_go_later(old, self._drain_within + LINGER_MARGIN)
+                )
+                self._lingering.add(task)
+                task.add_done_callback(self._lingering.discard)
+            else:
+                await old.close()
             return
+
+    async def _let_go_later(self, old: Link, within: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(old.wait_closed(), within)
+        await old.close()
 
     async def _drop_next(self, link: Link) -> None:
         self._next, self._held = None, []
@@ -333,6 +358,9 @@ class Session:
             self._replacing.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._replacing
+        for task in tuple(self._lingering):
+            task.cancel()
+        await asyncio.gather(*self._lingering, return_exceptions=True)
         if self._next is not None:
             await self._next.close()
         if self._link is not None:
@@ -749,6 +777,7 @@ class Performer:
         await self._close_copies()
         if self.session.resume:
             self._copies = [TrackCopies(track) for track in tracks]
+            self.session.linger_on_move = True  # see _publish
             if self._unresume is None:
                 self._unresume = self.session.on_resume(self._resume)
         self._publishing = (show_id, token, tracks, video_codec, hall)
@@ -756,9 +785,15 @@ class Performer:
 
     async def _resume(self, link: Link, moving: bool) -> None:
         if self._publishing is not None:
-            await self._publish(link, keep_old=moving)
+            await self._publish(link, keep_old=moving, old_link=self.session.link)
 
-    async def _publish(self, channel: Channel, *, keep_old: bool) -> dict[str, str]:
+    async def _publish(
+        self, channel: Channel, *, keep_old: bool, old_link: Link | None = None
+    ) -> dict[str, str]:
+        """Publish over ``channel``. With ``keep_old`` the current peer connection goes on until
+        the new one connects, and then until its WebSocket (``old_link``) closes: the nodes that
+        pull the show from the old node follow it to the new one meanwhile, and their viewers'
+        picture never stops."""
         assert self._publishing is not None
         show_id, token, tracks, video_codec, hall = self._publishing
         old, old_tasks = self.pc, self._tasks
@@ -806,8 +841,23 @@ class Performer:
         if old is not None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(connected.wait(), MOVE_WAIT)
-            await _close_peer(old, old_tasks)
+            if old_link is None:
+                await _close_peer(old, old_tasks)
+            else:
+                task = asyncio.get_running_loop().create_task(
+                    self._close_after(old_link, old, old_tasks)
+                )
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
         return self.codecs
+
+    async def _close_after(
+        self, link: Link, pc: RTCPeerConnection, tasks: set[asyncio.Task[None]]
+    ) -> None:
+        try:
+            await link.wait_closed()
+        finally:
+            await _close_peer(pc, tasks)
 
     async def _listen(self, track: MediaStreamTrack) -> None:
         # The audience sound, kept as mono s16 for measuring its level.

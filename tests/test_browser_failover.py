@@ -105,6 +105,40 @@ async def test_the_studio_publishes_again_by_itself_when_its_node_is_killed(
     print(f"test run: {time.monotonic() - began:.1f} s")
 
 
+async def test_the_studio_moves_when_its_node_drains(
+    deployment: Deployment, http: aiohttp.ClientSession, browser: Browser
+) -> None:
+    began = time.monotonic()
+    await all_ready(http, deployment)
+    show = await create_show(http, deployment.url, "Lauluhetki")
+    performer = await go_live(browser, show)
+    origin = await eventually(lambda: node_with(http, deployment, "lampio_live_shows"), 10)
+    edge = next(node for node in deployment.nodes if node is not origin)
+    viewer = Watcher(await Session.connect(edge.url), decode=False)
+    try:
+        await viewer.join(show["code"])
+        await viewer.start()
+        await eventually(lambda: viewer.video.frames >= 10, 20, "the viewer receives frames")
+        viewer.video.longest_gap = 0.0
+        origin.terminate()
+        await eventually(lambda: not origin.running, 10, "the drained node exits")
+        assert origin.proc.returncode == 0
+        frames = viewer.video.frames
+        await eventually(lambda: viewer.video.frames > frames + 20, 10, "frames go on")
+        assert await node_with(http, deployment, "lampio_live_shows") not in (None, origin)
+        assert (
+            await performer.eval("() => document.getElementById('perform-status').dataset.phase")
+            == "live"
+        )
+        print(f"\nstudio moved: the viewer's longest gap {viewer.video.longest_gap:.2f} s")
+        assert viewer.video.longest_gap <= 2.0
+    finally:
+        await viewer.close()
+        await viewer.session.close()
+        await performer.context.close()
+    print(f"test run: {time.monotonic() - began:.1f} s")
+
+
 async def chat_texts(tab: Tab) -> list[str]:
     """The texts of the chat messages the Watch page shows, oldest first."""
     texts: list[str] = await tab.page.locator("#chat li .text").all_text_contents()

@@ -215,3 +215,37 @@ async def test_viewers_of_a_draining_node_move_without_a_gap(
         assert max(w.video.longest_gap for w in watchers) <= LONGEST_GAP
         assert [w.me["id"] for w in watchers] == members
     print(f"test run: {time.monotonic() - began:.1f} s")
+
+
+async def test_the_performer_moves_when_its_node_drains(
+    deployment: Deployment, http: aiohttp.ClientSession
+) -> None:
+    """The performer's own node drains: the performer publishes on another node (which becomes
+    the show's origin) before it lets go, and the old connection stays until the node closes it,
+    so the nodes pulling the show follow the new origin while the old one still sends."""
+    began = time.monotonic()
+    async with audience(deployment, http, 9) as (performer, watchers):
+        live = [await metric(http, node, "lampio_live_shows") for node in deployment.nodes]
+        origin = deployment.nodes[live.index(1)]
+        for watcher in watchers:
+            watcher.video.longest_gap = 0.0
+        drained_at = time.monotonic()
+        origin.terminate()
+        await eventually(lambda: not origin.running, SHUTDOWN_TIMEOUT + 10, "the node exits")
+        exited = time.monotonic() - drained_at
+        assert origin.proc.returncode == 0
+        assert exited < SHUTDOWN_TIMEOUT, exited
+        assert performer.session.moves == 1
+        counts = [w.video.frames for w in watchers]
+        await eventually(
+            lambda: all(w.video.frames > c + 20 for w, c in zip(watchers, counts, strict=True)),
+            15,
+            "every viewer receives frames after the drain",
+        )
+        gaps = [w.video.longest_gap for w in watchers]
+        print(
+            f"\nperformer's node drained: exited in {exited:.2f} s, largest gap "
+            f"{max(gaps):.2f} s over {len(gaps)} viewers"
+        )
+        assert max(gaps) <= LONGEST_GAP, sorted(gaps)
+    print(f"test run: {time.monotonic() - began:.1f} s")

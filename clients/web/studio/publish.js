@@ -32,6 +32,8 @@ import {
 
 /** Seconds a moved publication may take to connect before the old one goes anyway. */
 const MOVE_WAIT = 5;
+/** Seconds past a draining node's window before the page closes the old connection itself. */
+const LINGER_MARGIN = 2;
 
 /**
  * Offer only this video codec (`VP8`, `H264`), with RTX for resending lost packets.
@@ -87,6 +89,8 @@ export function initPublish({
     /** @type {AbortController | null} set while publishing is wanted: cleared by pause and end */
     wanted: null,
     /** A move to another node is under way (the node drains). */ moving: false,
+    /** @type {Set<() => void>} how to let go of old connections still sending after a move */
+    lingering: new Set(),
   };
 
   function render() {
@@ -121,6 +125,7 @@ export function initPublish({
   function hangUp() {
     live.wanted?.abort();
     live.wanted = null;
+    for (const letGoOfIt of [...live.lingering]) letGoOfIt();
     letGo();
   }
 
@@ -146,8 +151,9 @@ export function initPublish({
    * to another node), else it is let go at once.
    * @param {Connection} connection
    * @param {boolean} [keep]
+   * @param {number} [within] seconds the draining node gave (when moving)
    */
-  async function publishVia(connection, keep = false) {
+  async function publishVia(connection, keep = false, within = 0) {
     const wanted = live.wanted;
     connection.on('show.state', (event) => {
       if (live.connection !== connection) return;
@@ -164,7 +170,7 @@ export function initPublish({
       onViewers(event.viewers);
       renderPage();
     });
-    connection.on('node.draining', () => move(connection));
+    connection.on('node.draining', (event) => move(connection, Number(event.within) || 0));
     connection.on('closed', () => {
       // hung up ourselves, replaced, or being replaced (a move that fails comes back itself)
       if (live.connection !== connection || live.moving) return;
@@ -212,7 +218,7 @@ export function initPublish({
           connection.close();
           return;
         }
-        letGo();  // the old connection and its peer: the new one sends now
+        lingerOn(live.connection, live.pc, within);  // the new one sends now
         live.connection = connection;
         live.pc = pc;
       }
@@ -222,6 +228,27 @@ export function initPublish({
       if (keep) connection.close();
       throw error;
     }
+  }
+
+  /**
+   * After a move: the old connection and its peer go on sending until the draining node closes
+   * them (or a little after it said it would), so that the nodes pulling the show from it follow
+   * it to the new node while it still sends, and their viewers' picture never stops.
+   * @param {Connection | null} connection
+   * @param {RTCPeerConnection | null} pc
+   * @param {number} within
+   */
+  function lingerOn(connection, pc, within) {
+    const done = () => {
+      clearTimeout(timer);
+      live.lingering.delete(done);
+      pc?.close();
+      connection?.close();
+    };
+    const timer = setTimeout(done, (within + LINGER_MARGIN) * 1000);
+    live.lingering.add(done);
+    if (!connection || connection.closed) done();
+    else connection.on('closed', done);
   }
 
   /**
@@ -266,14 +293,15 @@ export function initPublish({
    * address (the load balancer sends it to another node), and let go of this one only once the
    * new one sends. If that cannot be done before this one closes, coming back takes over.
    * @param {Connection} connection
+   * @param {number} within the seconds the node gave
    */
-  async function move(connection) {
+  async function move(connection, within) {
     if (connection !== live.connection || live.moving || !live.wanted) return;
     live.moving = true;
     try {
       for (let attempt = 1; attempt <= 3 && !connection.closed && live.wanted; attempt++) {
         try {
-          await publishVia(await Connection.open(), true);
+          await publishVia(await Connection.open(), true, within);
           return;
         } catch (error) {
           console.warn('moving to another node failed', error);
