@@ -92,7 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(config.log_format, config.log_level)
     if config.ice_host:
         use_host_addresses(config.ice_host)
-    # A SIGTERM while starting is a clean stop too; run_app takes the signal over later.
+    # A SIGTERM while starting is a clean stop too; serve() takes the signal over later.
     signal.signal(signal.SIGTERM, _exit_cleanly)
 
     # Bind first, so a taken port fails at once and port 0 can print the port it got.

@@ -222,6 +222,7 @@ async def drain(app: web.Application, within: float) -> None:
     every connection: a client's goodbye would go unheard."""
     services = app[SERVICES]
     services.lifecycle.draining = True
+    await services.nodes.drain()  # other nodes see it going before its clients do
     if within <= 0 or not services.connections:
         return
     text = json.dumps(events.node_draining(within), separators=(",", ":"))
