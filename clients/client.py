@@ -39,7 +39,7 @@ Listener = Callable[[Event], None]
 
 FIRST_PAUSE = 0.25  # seconds before connecting again after the first failed attempt; doubling
 LONGEST_PAUSE = 5.0  # at most this far apart
-CONNECT_TIMEOUT = 5.0  # seconds to open a WebSocket and hear the server's hello
+CONNECT_TIMEOUT = 10.0  # seconds to open a WebSocket and hear the server's hello (as before)
 MOVE_WAIT = 5.0  # seconds new media may take to arrive before the old is let go anyway
 LINGER_MARGIN = 2.0  # seconds past a draining node's window before a lingering socket is closed
 # Closes after which coming back makes no sense: the performer removed this viewer.
