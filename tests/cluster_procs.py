@@ -28,6 +28,7 @@ EXE = Path(sys.executable).parent / "lampio-stream"
 KEY = secrets.token_urlsafe(24)
 SECRET = secrets.token_urlsafe(32)
 SHUTDOWN_TIMEOUT = 5.0  # the nodes' --shutdown-timeout (the default)
+ALL_UP = "/haproxy/all-up"  # answered by HAProxy itself (see haproxy_config)
 
 
 @dataclass
@@ -116,6 +117,8 @@ defaults
 
 frontend audience
     bind 127.0.0.1:{port}
+    # for the tests: 200 once HAProxy counts every node up (else the request goes to a node: 404)
+    http-request return status 200 if {{ path {ALL_UP} }} {{ nbsrv(nodes) ge {len(nodes)} }}
     default_backend nodes
 
 backend nodes
@@ -163,10 +166,19 @@ async def ready(http: aiohttp.ClientSession, url: str) -> bool:
 
 
 async def all_ready(http: aiohttp.ClientSession, deployment: Deployment) -> None:
-    """Every node answers ready, and HAProxy passes requests on."""
+    """Every node answers ready, and HAProxy counts every one up (else its round robin would
+    send every client to the first node it saw up)."""
     for node in deployment.nodes:
         await eventually(lambda node=node: ready(http, node.url), 30, "node ready")  # type: ignore[misc]
-    await eventually(lambda: ready(http, deployment.url), 30, "HAProxy passes requests on")
+    await eventually(lambda: _all_up(http, deployment.url), 30, "HAProxy counts every node up")
+
+
+async def _all_up(http: aiohttp.ClientSession, url: str) -> bool:
+    try:
+        async with http.get(url + ALL_UP) as response:
+            return response.status == 200
+    except aiohttp.ClientError:
+        return False
 
 
 async def metric(http: aiohttp.ClientSession, node: NodeProcess, name: str) -> float:

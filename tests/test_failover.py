@@ -75,7 +75,8 @@ async def audience(
         joined = await watcher.join(show["code"], name=f"Katsoja {n}")
         if not joined["live"]:
             await watcher.session.next_event("show.state")
-        await watcher.start()
+        # `live` can come just before the origin's claim is stored: an edge answers not_live then
+        await eventually(lambda: started(watcher), 10, "the viewer's media starts")
         return watcher
 
     try:
@@ -95,6 +96,17 @@ async def audience(
             await watcher.session.close()
         await performer.stop()
         await performer.session.close()
+
+
+async def started(watcher: Watcher) -> bool:
+    """Start the viewer's media; False if the show is not live on its node yet."""
+    try:
+        await watcher.start()
+    except ProtocolError as exc:
+        if exc.code != "not_live":
+            raise
+        return False
+    return True
 
 
 async def busiest_edge(
