@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import functools
 import itertools
+import socket
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -125,6 +126,22 @@ class Session:
             RTCIceServer(urls=s["urls"], username=s.get("username"), credential=s.get("credential"))
             for s in self.hello.get("ice_servers", [])
         ]
+
+    def stall(self) -> None:
+        """Stop reading, and so answering the server's pings, as a client whose network went
+        away without a word: the server finds out by its heartbeat. Only :meth:`close` is of use
+        afterwards."""
+        if self._reader is not None:
+            self._reader.cancel()
+
+    async def drop(self) -> None:
+        """End the connection without a close frame, as a failing network does (the server sees
+        the socket end), then close the HTTP session."""
+        sock = self.ws.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+        await self.close()
 
     async def close(self) -> None:
         """Close the WebSocket and the HTTP session."""
