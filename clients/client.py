@@ -104,7 +104,10 @@ class Session:
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._pending[msg_id] = future
         await self.ws.send_json({"id": msg_id, "type": type_, **fields})
-        reply = await asyncio.wait_for(future, timeout)
+        # Not asyncio.wait_for: on Python 3.11 it returns a reply that came as the caller was
+        # cancelled and drops the cancellation (CPython gh-86296), so a cancelled caller ran on.
+        async with asyncio.timeout(timeout):
+            reply = await future
         if not reply.get("success"):
             error = reply.get("error", {})
             raise ProtocolError(error.get("code", "error"), error.get("message", ""), error)
