@@ -174,8 +174,7 @@ class Worker:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.leave_now.wait(), stay)
             if exit_by == "cut" and not self.leave_now.is_set():
-                activity.cancel()
-                watching.cancel()
+                await self.stop_tasks(activity, watching)
                 if watcher is not None:
                     await watcher.close()  # its media went with the network
                     watcher = None
@@ -188,11 +187,20 @@ class Worker:
                     await asyncio.wait_for(self.leave_now.wait(), stay)
                 exit_by = "close"
         finally:
-            for task in (activity, watching):
-                if task is not None:
-                    task.cancel()
+            await self.stop_tasks(activity, watching)
             await self.end(session, watcher, exit_by)
             self.open_visits -= 1
+
+    async def stop_tasks(self, *tasks: asyncio.Task[None] | None) -> None:
+        """Cancel a visit's tasks and wait for them: one that runs on would be sending on the
+        socket being closed."""
+        running = [task for task in tasks if task is not None]
+        for task in running:
+            task.cancel()
+        if running:
+            _, late = await asyncio.wait(running, timeout=5)
+            if late:
+                self.tally.error("visit", "task_ran_on_after_cancel")
 
     def seated(self, viewer: Viewer, joined: dict[str, Any]) -> None:
         self.tally.counts["joins"] += 1

@@ -166,6 +166,7 @@ class Run:
     start: Snapshot | None = None
     end: Snapshot | None = None
     load_rss: list[tuple[float, float]] = field(default_factory=list)  # (s since go, MiB)
+    load_samples: list[dict[str, Any]] = field(default_factory=list)
     results: list[dict[str, Any]] = field(default_factory=list)
     warmup_results: list[dict[str, Any]] = field(default_factory=list)
     cpu: dict[str, float] = field(default_factory=dict)
@@ -339,17 +340,38 @@ async def measure(args: argparse.Namespace, work: Path) -> Run:
         )
 
         async def load(seconds: float) -> None:
-            """The audience comes and goes for this long; RSS sampled meanwhile."""
+            """The audience comes and goes for this long; every 10 s the node's RSS, how long its
+            /metrics took to answer (its event loop's lag, roughly), and CPU since the last
+            sample (the node's, Redis's, and the machine's load that is not this bench's)."""
             end = time.monotonic() + seconds
+            before = sample_cpu(pids)
             while (left := end - time.monotonic()) > 0:
                 await asyncio.sleep(min(SAMPLE_SECONDS, left))
+                asked = time.monotonic()
                 figures = await scrape(node.http, node.url)
+                answered_ms = 1000 * (time.monotonic() - asked)
                 rss = resident_mb(server.pid)
-                run.load_rss.append((round(time.monotonic() - go, 1), round(rss, 2)))
+                now = sample_cpu(pids)
+                use = cpu_between(before, now)
+                before = now
+                other = max(0.0, use.machine_busy_pct - sum(use.per_process.values()))
+                at = round(time.monotonic() - go, 1)
+                run.load_rss.append((at, round(rss, 2)))
+                run.load_samples.append(
+                    {
+                        "at": at,
+                        "rss_mb": round(rss, 2),
+                        "metrics_ms": round(answered_ms, 1),
+                        "server_cpu_pct": round(use.per_process.get("server", 0.0), 1),
+                        "other_load_pct": round(other, 1),
+                        **{k: figures.get(k) for k in ("websockets", "viewers", "tasks")},
+                    }
+                )
                 log(
-                    f"  {time.monotonic() - go:5.0f} s: RSS {rss:.1f} MiB, "
-                    f"{figures.get('websockets')} sockets, {figures.get('viewers')} with media, "
-                    f"{figures.get('tasks')} tasks"
+                    f"  {at:5.0f} s: RSS {rss:.1f} MiB, {figures.get('websockets')} sockets, "
+                    f"{figures.get('viewers')} with media, {figures.get('tasks')} tasks; "
+                    f"/metrics {answered_ms:.0f} ms; node CPU "
+                    f"{use.per_process.get('server', 0.0):.0f} %, other load {other:.0f} %"
                 )
 
         async def drain(kind: str) -> list[dict[str, Any]]:
@@ -497,6 +519,8 @@ def summary(args: argparse.Namespace, run: Run) -> dict[str, Any]:
         "redis_cpu_pct": round(run.cpu["redis"], 1) if "redis" in run.cpu else None,
         "clients_cpu_pct": round(workers, 1),
         "machine_busy_pct": round(run.machine_busy_pct, 1),
+        "other_load_pct": round(max(0.0, run.machine_busy_pct - sum(run.cpu.values())), 1),
+        "metrics_ms_max": max((s["metrics_ms"] for s in run.load_samples), default=None),
         "soak_seconds": round(run.soak_seconds, 1),
         "node_pinned": run.pinned,
         "machine": f"{cpu_model()}, {os.cpu_count()} cores",
@@ -511,7 +535,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         run = await measure(args, work)
         result = summary(args, run)
         if args.keep:
-            raw = {"summary": result, "load_rss": run.load_rss, "workers": run.results}
+            raw = {"summary": result, "load": run.load_samples, "workers": run.results}
             (work / "soak-raw.json").write_text(json.dumps(raw))
         log(
             f"total {time.monotonic() - started:.0f} s" + (f"; logs in {work}" if args.keep else "")
