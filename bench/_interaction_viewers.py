@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from _interaction_plan import CHAT_PREFIX, Plan
-from _procs import emit, stdin_lines
+from _procs import emit, loopback_address, stdin_lines
 
 from clients.client import ProtocolError, Session
 
@@ -62,7 +62,9 @@ class Worker:
 
     async def join(self, index: int, lobby_code: str | None) -> Viewer:
         viewer = self.viewers.setdefault(index, Viewer(index))
-        session = viewer.session = await Session.connect(self.url)
+        session = viewer.session = await Session.connect(
+            self.url, local_address=loopback_address(index)
+        )
         fields: dict[str, Any] = {"code": self.code, "name": f"Katsoja {index}"}
         if lobby_code is not None:
             fields["lobby"] = lobby_code

@@ -15,8 +15,20 @@ from pathlib import Path
 from typing import Any, TextIO
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+# Bench viewers sharing one loopback address, as a care home's tablets share one; the node allows
+# 64 WebSockets per address (signaling.ws.MAX_SOCKETS_PER_ADDRESS), so 8 leave room for
+# reconnects.
+VIEWERS_PER_ADDRESS = 8
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_DIR = BENCH_DIR.parent
+
+
+def loopback_address(viewer: int, per_address: int = VIEWERS_PER_ADDRESS) -> str:
+    """The loopback address bench viewer ``viewer`` connects from: 127.0.0.2 for the first
+    ``per_address`` viewers, 127.0.0.3 for the next, and on into 127.0.1.x after 127.0.0.251.
+    The node's limits are per client address, and every address in 127.0.0.0/8 is this machine."""
+    group = viewer // per_address
+    return f"127.0.{group // 250}.{2 + group % 250}"
 
 
 def _die_with_parent() -> None:

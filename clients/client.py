@@ -16,6 +16,7 @@ import contextlib
 import functools
 import itertools
 import random
+import socket
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -95,6 +96,10 @@ class Link:
         """Whether the WebSocket has closed."""
         return self.ws.closed
 
+    def stall(self) -> None:
+        """Stop reading (and so answering pings)."""
+        self._reader.cancel()
+
     async def _read(self) -> None:
         try:
             async for raw in self.ws:
@@ -123,7 +128,10 @@ class Link:
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._pending[msg_id] = future
         await self.ws.send_json({"id": msg_id, "type": type_, **fields})
-        reply = await asyncio.wait_for(future, timeout)
+        # Not asyncio.wait_for: on Python 3.11 it returns a reply that came as the caller was
+        # cancelled and drops the cancellation (CPython gh-86296), so a cancelled caller ran on.
+        async with asyncio.timeout(timeout):
+            reply = await future
         if not reply.get("success"):
             error = reply.get("error", {})
             raise ProtocolError(error.get("code", "error"), error.get("message", ""), error)
@@ -350,6 +358,23 @@ class Session:
     async def _drop_next(self, link: Link) -> None:
         self._next, self._held = None, []
         await link.close()
+
+    def stall(self) -> None:
+        """Stop reading, and so answering the server's pings, as a client whose network went
+        away without a word: the server finds out by its heartbeat. Only :meth:`close` is of use
+        afterwards (the session does not resume)."""
+        self.resume = False
+        self.link.stall()
+
+    async def drop(self) -> None:
+        """End the connection without a close frame, as a failing network does (the server sees
+        the socket end), then close the session (it does not resume)."""
+        self.resume = False
+        sock = self.ws.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+        await self.close()
 
     async def close(self) -> None:
         """Close the WebSocket (and any new one on its way) and end the session."""

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import ctypes
 import gc
 import os
 import signal
 import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
 
 import structlog
@@ -75,6 +77,52 @@ def tune_garbage_collector() -> None:
     gc.freeze()  # modules, classes, the app: they live as long as the process
 
 
+# asyncio reads every socket into a fresh 256 KiB buffer (the transports' max_size) and shrinks it
+# to what arrived. glibc maps a block that big when its heap has no room for it, but raises that
+# threshold (up to 32 MiB), and the one for trimming the heap's top with it, whenever a mapped
+# block is freed; after that the buffers grow the heap, which fills with holes it does not give
+# back: the soak's node grew by ~3 MB a minute while the memory in use stayed flat
+# (docs/benchmarks.md). Setting the threshold fixes both where they started.
+M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
+MMAP_THRESHOLD = 128 * 1024  # glibc's own starting value
+
+
+def tune_allocator() -> bool:
+    """Fix the C allocator's threshold for mapping large blocks (glibc); False where there is no
+    ``mallopt`` or it refuses."""
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False
+    return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD))
+
+
+# What is freed inside the heap stays resident until the allocator is asked to give it back: with
+# connections coming and going all the time the heap's holes grow however little is in use.
+TRIM_INTERVAL = 60.0
+
+
+async def trim_memory(app: web.Application) -> AsyncIterator[None]:
+    """Once a minute, give the C allocator's free pages back to the system (glibc's
+    ``malloc_trim``; nothing where there is none). A cleanup context of the app."""
+    try:
+        malloc_trim = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):
+        yield
+        return
+
+    async def trim() -> None:
+        while True:
+            await asyncio.sleep(TRIM_INTERVAL)
+            malloc_trim(0)
+
+    task = asyncio.get_running_loop().create_task(trim(), name="memory-trim")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point."""
     parser = build_parser()
@@ -134,6 +182,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     public_url = config.public_url
     app = create_app(config)
+    app.cleanup_ctx.append(trim_memory)
 
     lines = [
         f"Lämpiö Live {__version__} is running at {public_url}/",
@@ -156,6 +205,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         bus="redis" if config.uses_redis else "memory",
     )
     tune_garbage_collector()
+    tune_allocator()
     if config.event_loop == "uvloop":
         import uvloop  # optional: only with --event-loop uvloop
 

@@ -335,6 +335,9 @@ def _method(target: object, name: str) -> Callable[..., Any]:
 # that reads data[0] unguarded, so one empty datagram (anyone may send one to a peer's port) raised
 # IndexError, ended the DTLS transport and with it the peer connection. data_received is looked up
 # on the connection for every datagram, so shadowing it on the instance drops empty ones first.
+# The shadow holds the connection's own method weakly: held strongly, it kept every closed
+# connection (its candidate pairs, consent task and sockets) in a cycle with itself until a full
+# collection (bench/soak.py).
 _GUARDED = "_lampio_drops_empty"
 
 
@@ -345,11 +348,11 @@ def drop_empty_datagrams(pc: RTCPeerConnection) -> int:
     for connection in _ice_connections(pc):
         if getattr(connection, _GUARDED, False):
             continue
-        receive: Callable[[bytes, int], None] = _method(connection, "data_received")
+        receive = weakref.WeakMethod(_method(connection, "data_received"))
 
         def data_received(data: bytes, component: int, receive: Any = receive) -> None:
-            if data:
-                receive(data, component)
+            if data and (method := receive()) is not None:
+                method(data, component)
 
         connection.data_received = data_received  # type: ignore[method-assign]
         setattr(connection, _GUARDED, True)

@@ -311,8 +311,10 @@ class RedisBus:
     async def _call(self, op: Callable[[], Awaitable[T]]) -> T:
         if self._closed:
             raise BusError("bus is closed")
+        task = asyncio.current_task()
+        cancels = 0 if task is None else task.cancelling()
         try:
-            return await op()
+            result = await op()
         except _UNAVAILABLE as exc:
             raise BusUnavailable(f"redis unavailable: {exc}") from exc
         except RedisError as exc:
@@ -321,6 +323,14 @@ class RedisBus:
                 # and the sentinels, say) refuses writes that a failover would drop: an outage.
                 raise BusUnavailable(f"redis refuses writes: {exc}") from exc
             raise BusError(str(exc)) from exc
+        # redis-py writes under asyncio.wait_for (its socket timeout), which on Python 3.11
+        # returns the result of a write that finished as the task was cancelled and drops the
+        # cancellation (CPython gh-86296, fixed in 3.12): a seat's presence loop cancelled so
+        # ran on for good, holding the seat and its connection. A cancellation requested during
+        # the call that did not end it is raised here.
+        if task is not None and task.cancelling() > cancels:
+            raise asyncio.CancelledError
+        return result
 
     # -- pub/sub --------------------------------------------------------------------------------
 

@@ -22,6 +22,7 @@ from signaling.connection import Connection
 from signaling.errors import ApiError, failure
 from signaling.iceservers import client_ice_servers
 from signaling.lookup import show_for_code
+from signaling.seams import release_websocket
 from signaling.services import SERVICES, Services
 
 log = structlog.get_logger(__name__)
@@ -124,14 +125,16 @@ async def _serve(request: web.Request, services: Services, remote: str) -> web.W
             conn.log.info("ws.message_too_big")
         # Shielded: a handler cancelled by a vanished client still releases what it held; and
         # the node's shutdown waits for it before it closes the bus.
-        await asyncio.shield(services.lifecycle.spawn(finish(conn), "ws-finish"))
+        await asyncio.shield(services.lifecycle.spawn(finish(conn, request), "ws-finish"))
     return ws
 
 
-async def finish(conn: Connection) -> None:
-    """Release a connection's roles, then close its socket."""
+async def finish(conn: Connection, request: web.Request) -> None:
+    """Release a connection's roles, close its socket, then free the socket of the cycles
+    aiohttp leaves it in (however the handler ended, a vanished client's cancelled one too)."""
     await conn.release_all()
     await conn.close()
+    release_websocket(request, conn.ws)
 
 
 def _readable_id(msg_id: object) -> int | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import os
 import signal
 import subprocess
@@ -13,7 +14,9 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from aiohttp import web
 
+from lampio_stream.cli import trim_memory, tune_allocator
 from tests.helpers import eventually
 from tests.redis_sentinel import MASTER, PASSWORD, Sentinels
 from tests.redis_server import RedisServer, free_port
@@ -263,3 +266,18 @@ async def test_demo_show_is_live_and_watchable(event_loop: str) -> None:
         use_host_addresses(None)
         code_, seconds = await asyncio.to_thread(served.stop)
     assert code_ == 0 and seconds < 10
+
+
+@pytest.mark.skipif(not hasattr(ctypes.CDLL(None), "malloc_trim"), reason="glibc's allocator only")
+async def test_the_allocator_is_tuned_and_trimmed() -> None:
+    # glibc raised its threshold for mapping large blocks whenever one was freed, and the heap
+    # then filled with holes it did not give back (bench/soak.py): serve fixes the threshold and
+    # trims the heap once a minute.
+    assert tune_allocator()
+    app = web.Application()
+    trimming = trim_memory(app)
+    await anext(trimming)
+    (task,) = [t for t in asyncio.all_tasks() if t.get_name() == "memory-trim"]
+    with pytest.raises(StopAsyncIteration):
+        await anext(trimming)
+    assert task.cancelled()

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import weakref
 from typing import Any
 
 import aiohttp
 from aiohttp import WSMsgType
 from aiohttp.test_utils import TestClient, TestServer
 
+from clients.client import Session
 from lampio_stream.app import create_app
 from rooms.bus_memory import MemoryBus
-from tests.nodes import ORGANISER_KEY, make_config
+from tests.helpers import eventually
+from tests.nodes import ORGANISER_KEY, make_config, serve
 
 
 async def connect(client: TestClient, **kwargs: Any) -> aiohttp.ClientWebSocketResponse:  # type: ignore[type-arg]
@@ -170,3 +174,36 @@ async def test_hello_offers_no_ice_servers_by_default(client: TestClient) -> Non
     ws = await client.ws_connect("/ws")
     assert (await ws.receive_json(timeout=2))["ice_servers"] == []
     await ws.close()
+
+
+async def test_a_closed_websocket_is_freed_without_the_cyclic_collector() -> None:
+    """However a client leaves (a close frame, its socket ending without one, the socket ending
+    while the node writes to it), the node's side of its WebSocket (response, request, protocol,
+    transport, socket) is freed by reference counting: aiohttp leaves it in reference cycles
+    (signaling/seams.py), and the node runs full collections seldom (bench/soak.py)."""
+    async with serve() as node:
+        show = await node.create_show()
+        gc.collect()
+        gc.disable()
+        try:
+            for leave in ("close", "drop", "drop while written to"):
+                session = await Session.connect(node.url)
+                await session.request("watch.join", code=show["code"])
+                await eventually(lambda: node.open_sockets == 1, 5)
+                ws = next(iter(node.services.connections)).ws
+                held = [weakref.ref(ws), weakref.ref(ws._writer.transport)]  # type: ignore[union-attr]
+                del ws
+                if leave == "close":
+                    await session.close()
+                elif leave == "drop":
+                    await session.drop()
+                else:
+                    session.stall()
+                    pinged = [session.ws.ping() for _ in range(3)]
+                    await asyncio.gather(*pinged)
+                    await session.drop()
+                await eventually(lambda: node.idle, 5, f"the node lets go ({leave})")
+                freed = f"the socket is freed ({leave})"
+                await eventually(lambda held=held: all(r() is None for r in held), 5, freed)
+        finally:
+            gc.enable()

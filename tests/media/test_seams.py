@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fractions
+import gc
+import weakref
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,6 +37,7 @@ from media.seams import (
     installed_versions,
     offer_host_addresses,
     on_keyframe_request,
+    release_peer,
     rtp_path,
     rtx_ssrcs,
     send_pli,
@@ -320,6 +323,25 @@ async def test_empty_datagrams_never_reach_the_dtls_transport() -> None:
         assert connection._queue.qsize() == 1
     finally:
         await pc.close()
+
+
+async def test_a_guarded_connection_is_freed_without_the_cyclic_collector() -> None:
+    # The guard shadows a method of the connection on the connection itself: held strongly, it
+    # left every closed one in a cycle until a full collection, which the node runs seldom.
+    gc.collect()
+    gc.disable()
+    try:
+        pc = RTCPeerConnection(rtc_configuration(max_bundle=True))
+        pc.addTransceiver("audio", direction="sendonly")
+        await pc.setLocalDescription(await pc.createOffer())
+        assert drop_empty_datagrams(pc) == 1
+        connection = weakref.ref(pc.getTransceivers()[0].sender.transport.transport._connection)
+        await pc.close()
+        release_peer(pc)
+        del pc
+        assert connection() is None
+    finally:
+        gc.enable()
 
 
 def test_vp8_payloads_cut_a_frame_as_aiortc_sends_it() -> None:
