@@ -60,6 +60,9 @@ KEPT_BY_DESIGN = {
     "ratelimit": "attempts under way per address, 1 minute",
 }
 SAMPLE_SECONDS = 10.0
+# Other work on the machine beyond this (% of one core, over the soak) flags the run as disturbed,
+# as in the fan-out bench: on 2 cores it takes the node's CPU, and errors and memory follow.
+DISTURBED_PCT = 25.0
 
 
 def log(message: str) -> None:
@@ -521,6 +524,7 @@ def summary(args: argparse.Namespace, run: Run) -> dict[str, Any]:
         "machine_busy_pct": round(run.machine_busy_pct, 1),
         "other_load_pct": round(max(0.0, run.machine_busy_pct - sum(run.cpu.values())), 1),
         "metrics_ms_max": max((s["metrics_ms"] for s in run.load_samples), default=None),
+        "disturbed": max(0.0, run.machine_busy_pct - sum(run.cpu.values())) > DISTURBED_PCT,
         "soak_seconds": round(run.soak_seconds, 1),
         "node_pinned": run.pinned,
         "machine": f"{cpu_model()}, {os.cpu_count()} cores",
