@@ -320,20 +320,26 @@ def _players_group(show_id: str) -> str:
     return f"players:{show_id}"
 
 
-@routes.post("/cluster/feeds/{show_id}")
-async def open_feed(request: web.Request) -> web.Response:
-    """Another node of the deployment pulls the show from this one: its offer in, our answer out."""
+async def _node_offer(request: web.Request, refused: str) -> tuple[Cascade, str]:
+    """This node's cascade and the SDP offer another node of the deployment sent: 404 outside a
+    cluster, 403 (``refused``) without the cluster token, 400 for a body that is no offer."""
     cascade = services(request).cascade
-    if cascade.token is None:
+    if cascade.token is None or cascade.voices is None:
         raise ApiError(404, "not_found", "this node is not part of a cluster")
     if not cascade.admits(request.headers.get("Authorization")):
-        raise ApiError(403, "forbidden", "only nodes of this deployment may pull a show")
-    body = await read_json_object(request)
-    sdp = body.get("sdp")
+        raise ApiError(403, "forbidden", refused)
+    sdp = (await read_json_object(request)).get("sdp")
     if not isinstance(sdp, str) or len(sdp.encode()) > MAX_SDP_BYTES:
         raise ApiError(
             400, "invalid_input", f"sdp must be an offer of at most {MAX_SDP_BYTES} bytes"
         )
+    return cascade, sdp
+
+
+@routes.post("/cluster/feeds/{show_id}")
+async def open_feed(request: web.Request) -> web.Response:
+    """Another node of the deployment pulls the show from this one: its offer in, our answer out."""
+    cascade, sdp = await _node_offer(request, "only nodes of this deployment may pull a show")
     session = await cascade.stage.watch(request.match_info["show_id"], sdp, edge=True)
     log.info("cluster.feed_opened", show=session.show_id)
     return web.json_response({"sdp": session.answer_sdp})
@@ -343,23 +349,13 @@ async def open_feed(request: web.Request) -> web.Response:
 async def open_voice_feed(request: web.Request) -> web.Response:
     """Another node hears this node's speakers of a lobby for its own members: its offer (slots
     only) in, our answer out."""
-    cascade = services(request).cascade
-    voices = cascade.voices
-    if cascade.token is None or voices is None:
-        raise ApiError(404, "not_found", "this node is not part of a cluster")
-    if not cascade.admits(request.headers.get("Authorization")):
-        raise ApiError(403, "forbidden", "only nodes of this deployment may hear a lobby")
-    body = await read_json_object(request)
-    sdp = body.get("sdp")
-    if not isinstance(sdp, str) or len(sdp.encode()) > MAX_SDP_BYTES:
-        raise ApiError(
-            400, "invalid_input", f"sdp must be an offer of at most {MAX_SDP_BYTES} bytes"
-        )
+    cascade, sdp = await _node_offer(request, "only nodes of this deployment may hear a lobby")
+    assert cascade.voices is not None  # _node_offer answers 404 otherwise
     show_id, lobby_id = request.match_info["show_id"], request.match_info["lobby_id"]
     key = f"node-{secrets.token_hex(6)}"
-    seat = await voices.join(show_id, lobby_id, key, sdp, remote=True)
+    seat = await cascade.voices.join(show_id, lobby_id, key, sdp, remote=True)
     if seat.has_mic:
-        await voices.leave(seat)
+        await cascade.voices.leave(seat)
         raise ApiError(400, "invalid_input", "another node only listens: offer slots only")
     log.info("cluster.voice_feed_opened", show=show_id, lobby=lobby_id)
     return web.json_response({"sdp": seat.answer_sdp})
