@@ -43,6 +43,9 @@ LONGEST_PAUSE = 5.0  # at most this far apart
 CONNECT_TIMEOUT = 10.0  # seconds to open a WebSocket and hear the server's hello (as before)
 MOVE_WAIT = 5.0  # seconds new media may take to arrive before the old is let go anyway
 LINGER_MARGIN = 2.0  # seconds past a draining node's window before a lingering socket is closed
+HISTORY_OVERLAP_MS = 10_000  # chat history after coming back starts this long before the newest
+# message seen: two messages said at once may arrive in either order, and a node that dies between
+# them takes the older one with it (its id is below the newest seen); repeats are dropped by id
 # Closes after which coming back makes no sense: the performer removed this viewer.
 FINAL_CLOSES = frozenset({4003})
 # Refusals that end coming back: the show ended, the link is not valid any more.
@@ -463,6 +466,26 @@ def _chat_order(message_id: str) -> tuple[int, int]:
     return int(ms), int(seq or 0)
 
 
+def history_start(newest_seen: str) -> str:
+    """Where chat history resumes after a lost connection: :data:`HISTORY_OVERLAP_MS` before
+    the newest message seen."""
+    ms, _ = _chat_order(newest_seen)
+    return f"{max(0, ms - HISTORY_OVERLAP_MS)}-0"
+
+
+async def chat_since(channel: Channel, after: str) -> list[Event]:
+    """Every chat event after ``after``, page by page."""
+    events: list[Event] = []
+    while True:
+        reply = await channel.request("chat.history", after=after)
+        page = reply["messages"]
+        events.extend(page)
+        if not reply.get("more") or not page:
+            return events
+        last = page[-1]
+        after = str(last.get("at_id", last["id"]))
+
+
 class Watcher:
     """A viewer: joins a show by code and receives its media, decoding or only counting frames.
 
@@ -575,7 +598,7 @@ class Watcher:
             joined = await link.request("watch.join", code=self._code, **fields)
         chat = joined["chat"]
         if joined["lobby"]["id"] == lobby.get("id") and self.last_chat_id is not None:
-            chat = (await link.request("chat.history", after=self.last_chat_id))["messages"]
+            chat = await chat_since(link, history_start(self.last_chat_id))
         self._took(joined, chat)
         if not self._watching:
             return

@@ -133,9 +133,10 @@ class Bus(Protocol):
         ...
 
     async def read(
-        self, stream: str, after: str = STREAM_START, count: int = 100
+        self, stream: str, after: str = STREAM_START, count: int = 100, *, newest: bool = False
     ) -> list[StreamEntry]:
-        """Entries of ``stream`` with ids after ``after``, oldest first, at most ``count``."""
+        """Entries of ``stream`` with ids after ``after``, oldest first, at most ``count``: the
+        first ``count`` of them, or with ``newest`` the last ``count``."""
         ...
 
     # Groups whose members expire one by one (who is in a lobby, a show's lobbies): one structure

@@ -215,20 +215,24 @@ class MemoryBus:
         return entry_id, False
 
     async def read(
-        self, stream: str, after: str = STREAM_START, count: int = 100
+        self, stream: str, after: str = STREAM_START, count: int = 100, *, newest: bool = False
     ) -> list[StreamEntry]:
         """Entries after ``after``."""
         self._check_open()
         after_key = stream_id_key(check_stream_id(after))
-        if not self._alive(stream) or stream not in self._streams:
+        if not self._alive(stream) or stream not in self._streams or count <= 0:
             return []
+        entries = self._streams[stream].entries
         out: list[StreamEntry] = []
-        for entry_id, data in self._streams[stream].entries:
-            if stream_id_key(entry_id) > after_key:
-                out.append(StreamEntry(entry_id, decode(data)))
-                if len(out) >= count:
+        for entry_id, data in reversed(entries) if newest else entries:
+            if stream_id_key(entry_id) <= after_key:
+                if newest:
                     break
-        return out
+                continue
+            out.append(StreamEntry(entry_id, decode(data)))
+            if len(out) >= count:
+                break
+        return out[::-1] if newest else out
 
     # -- keys -----------------------------------------------------------------------------------
 

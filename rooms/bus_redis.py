@@ -505,14 +505,21 @@ class RedisBus:
         return _text(found), False
 
     async def read(
-        self, stream: str, after: str = STREAM_START, count: int = 100
+        self, stream: str, after: str = STREAM_START, count: int = 100, *, newest: bool = False
     ) -> list[StreamEntry]:
-        """XRANGE from just after ``after``."""
-        if check_stream_id(after) == STREAM_LAST:
+        """XRANGE from just after ``after`` (XREVRANGE down to it, with ``newest``)."""
+        if check_stream_id(after) == STREAM_LAST or count <= 0:
             return []  # Redis refuses an interval starting after the last possible id
-        rows = await self._call(
-            lambda: self._client.xrange(self._k(stream), min=f"({after}", max="+", count=count)
-        )
+        key = self._k(stream)
+        if newest:
+            rows = await self._call(
+                lambda: self._client.xrevrange(key, max="+", min=f"({after}", count=count)
+            )
+            rows.reverse()
+        else:
+            rows = await self._call(
+                lambda: self._client.xrange(key, min=f"({after}", max="+", count=count)
+            )
         return [StreamEntry(_text(entry_id), decode(fields[b"d"])) for entry_id, fields in rows]
 
     # -- keys -----------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rooms import events
-from rooms.bus import STREAM_START, Bus
+from rooms.bus import STREAM_START, Bus, StreamEntry
 from rooms.errors import InvalidInput, RoomsError
 from rooms.lobbies import Lobby, Member
 
@@ -99,7 +99,26 @@ class Chat:
         """What happened after ``after``, oldest first: messages, and deletions of messages the
         client may already show (``chat.deleted``). Messages deleted in the same page are left out.
         """
-        entries = await self._bus.read(f"chat:{lobby.id}", after, min(count, HISTORY_MAX))
+        return (await self.page(lobby, after, count))[0]
+
+    async def page(
+        self, lobby: Lobby, after: str = STREAM_START, count: int = HISTORY_MAX
+    ) -> tuple[list[dict[str, Any]], bool]:
+        """:meth:`history`, and whether more came after this page."""
+        count = min(count, HISTORY_MAX)
+        entries = await self._bus.read(f"chat:{lobby.id}", after, count)
+        return self._events(lobby, entries), len(entries) >= count
+
+    async def recent(self, lobby: Lobby, count: int = HISTORY_MAX) -> list[dict[str, Any]]:
+        """The newest ``count`` entries' messages and deletions, oldest first: what a newcomer
+        sees."""
+        entries = await self._bus.read(
+            f"chat:{lobby.id}", count=min(count, HISTORY_MAX), newest=True
+        )
+        return self._events(lobby, entries)
+
+    @staticmethod
+    def _events(lobby: Lobby, entries: list[StreamEntry]) -> list[dict[str, Any]]:
         deleted = {e.message["deleted"] for e in entries if "deleted" in e.message}
         result = []
         for e in entries:

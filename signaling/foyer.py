@@ -39,7 +39,8 @@ async def chat_send(conn: Connection, services: Services, msg: Message) -> Resul
 async def chat_history(conn: Connection, services: Services, msg: Message) -> Result:
     """What the lobby said after ``after`` (a message id the client saw), to resume."""
     role = viewer(conn)
-    return {"messages": await services.chat.history(role.lobby, msg["after"])}
+    messages, more = await services.chat.page(role.lobby, msg["after"])
+    return {"messages": messages, "more": more}
 
 
 async def chat_delete(conn: Connection, services: Services, msg: Message) -> Result:

@@ -237,7 +237,7 @@ async def watch_join(conn: Connection, services: Services, msg: Message) -> Resu
             foyer.keep_present(lobby, lambda: role.member, lambda: lifecycle.draining), "presence"
         )
         members = await foyer.announce(lobby)
-        history = await services.chat.history(lobby)
+        history = await services.chat.recent(lobby)
         await role.hold("events", await relay.follow_show(show.id, conn, performer=False))
     except BaseException:
         if conn.role(Viewer) is role:

@@ -119,6 +119,10 @@ async def test_stream_append_returns_increasing_ids_and_reads_after_an_id(bus: B
     assert await bus.read("chat:l1", after=ids[-1]) == []
     limited = await bus.read("chat:l1", after=STREAM_START, count=3)
     assert [e.message["n"] for e in limited] == [0, 1, 2]
+    newest = await bus.read("chat:l1", count=3, newest=True)
+    assert [e.message["n"] for e in newest] == [7, 8, 9]
+    assert [e.message["n"] for e in await bus.read("chat:l1", ids[7], 5, newest=True)] == [8, 9]
+    assert await bus.read("chat:l1", after=ids[-1], newest=True) == []
 
 
 async def test_stream_is_bounded_to_maxlen(bus: Bus) -> None:

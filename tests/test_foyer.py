@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from clients.client import ProtocolError, Session
+from clients.client import ProtocolError, Session, Watcher
 from rooms.bus import Bus
 from rooms.bus_redis import RedisBus
 from tests.helpers import eventually
@@ -88,6 +88,26 @@ async def test_acked_chat_survives_reconnect_and_duplicates_are_dropped(node: No
     finally:
         await a.close()
         await b.close()
+
+
+async def test_a_watcher_coming_back_gets_an_older_message_it_never_heard(node: Node) -> None:
+    """Two messages said at once may be heard in either order; a node that dies between them
+    takes the older one with it. Coming back, the watcher still gets it, and nothing twice."""
+    show = await node.create_show()
+    aino, _ = await join(node, show["code"], "Aino")
+    eino = Watcher(await Session.connect(node.url, resume=True))
+    try:
+        await eino.join(show["code"], name="Eino")
+        older = await aino.request("chat.send", text="ensin", client_id="m-1")
+        newer = await aino.request("chat.send", text="sitten", client_id="m-2")
+        await eventually(lambda: newer["id"] in eino.chat, 5, "Eino hears both")
+        del eino.chat[older["id"]]  # as if its delivery died with the node, the newer one heard
+        await eino.session.link.ws.close(code=1011)  # the connection is lost
+        await eventually(lambda: eino.session.reconnects == 1, 10, "Eino is back")
+        assert set(eino.chat) == {older["id"], newer["id"]}  # a dict by id: nothing twice
+    finally:
+        await aino.close()
+        await eino.session.close()
 
 
 async def test_chat_limits_give_their_codes_and_disturb_nothing(node: Node) -> None:

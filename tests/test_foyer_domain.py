@@ -176,6 +176,22 @@ async def test_chat_is_stored_acknowledged_resumable_and_deduplicated(bus: Bus) 
     assert await chat.history(lobby, after=second.id) == []
 
 
+async def test_a_newcomer_sees_the_newest_chat_and_a_returner_pages_through_the_rest(
+    bus: Bus,
+) -> None:
+    lobbies, chat = Lobbies(bus), Chat(bus)
+    lobby = await lobbies.join("s", member(1, "Aino"))
+    ids = [
+        (await chat.post(lobby, member(1, "Aino"), f"viesti {n}", f"c{n}")).id for n in range(250)
+    ]
+    recent = await chat.recent(lobby)
+    assert [m["text"] for m in recent] == [f"viesti {n}" for n in range(50, 250)]
+    first, more = await chat.page(lobby)
+    assert len(first) == 200 and more
+    rest, more = await chat.page(lobby, first[-1]["id"])
+    assert [m["id"] for m in first + rest] == ids and not more
+
+
 async def test_chat_limits_and_moderation(bus: Bus) -> None:
     lobbies, chat = Lobbies(bus), Chat(bus)
     lobby = await lobbies.join("s", member(1))

@@ -69,6 +69,23 @@ export function compareIds(a, b) {
   return am - bm || (as || 0) - (bs || 0);
 }
 
+/**
+ * How far back (ms) chat history resumes before the newest message seen: two messages said at
+ * once may arrive in either order, and a node that dies between them takes the older one with
+ * it. Repeats are dropped by id.
+ */
+export const HISTORY_OVERLAP_MS = 10000;
+
+/**
+ * Where `chat.history` resumes after a lost connection.
+ * @param {string} newestSeen a chat id ("milliseconds-sequence")
+ * @returns {string}
+ */
+export function historyStart(newestSeen) {
+  const ms = Number((newestSeen || '0-0').split('-')[0]) || 0;
+  return `${Math.max(0, ms - HISTORY_OVERLAP_MS)}-0`;
+}
+
 /** A new id for a chat message, kept for resending it after a lost connection. */
 export function newClientId() {
   if (typeof crypto.randomUUID === 'function') return crypto.randomUUID();

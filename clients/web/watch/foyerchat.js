@@ -8,7 +8,7 @@
 import { t } from '../i18n.js';
 import { byId } from '../dom.js';
 import { ProtocolError } from '../protocol.js';
-import { clock, compareIds, newClientId } from '../foyer.js';
+import { clock, compareIds, historyStart, newClientId } from '../foyer.js';
 import { keep } from './settings.js';
 
 /** @typedef {import('../protocol.js').Connection} Connection */
@@ -112,11 +112,7 @@ export function initFoyerChat({ current, showCode }) {
     renderMembers();
     renderFriend();
     if (sameLobby) {
-      const after = foyer.lastSeen ? { after: foyer.lastSeen } : {};
-      connection.request('chat.history', after).then((reply) => {
-        if (connection !== current()) return;
-        for (const event of reply.messages ?? []) onChat(event);
-      }, (error) => console.warn('no chat history', error));
+      catchUp(connection, historyStart(foyer.lastSeen));
     } else {
       clearChat();
       for (const event of joined.chat ?? []) onChat(event);
@@ -181,6 +177,21 @@ export function initFoyerChat({ current, showCode }) {
     el.friendCode.textContent = foyer.lobby.code;
     el.friendLink.href = friendUrl();
     el.friendLink.textContent = friendUrl();
+  }
+
+  /**
+   * What was said while we were away, page by page.
+   * @param {Connection} connection
+   * @param {string} after
+   */
+  function catchUp(connection, after) {
+    connection.request('chat.history', { after }).then((reply) => {
+      if (connection !== current()) return;
+      const messages = reply.messages ?? [];
+      for (const event of messages) onChat(event);
+      const last = messages[messages.length - 1];
+      if (reply.more && last) catchUp(connection, last.at_id ?? last.id);
+    }, (error) => console.warn('no chat history', error));
   }
 
   el.copy.addEventListener('click', async () => {
