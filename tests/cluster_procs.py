@@ -39,6 +39,7 @@ class NodeProcess:
     port: int
     proc: subprocess.Popen[bytes]
     log: Path
+    rtmp_port: int
 
     @property
     def url(self) -> str:
@@ -68,7 +69,7 @@ class NodeProcess:
 
 
 def start_node(redis_url: str, public_url: str, log_dir: Path) -> NodeProcess:
-    port = free_port()
+    port, rtmp_port = free_port(), free_port()
     log = log_dir / f"node-{port}.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(
@@ -77,7 +78,7 @@ def start_node(redis_url: str, public_url: str, log_dir: Path) -> NodeProcess:
                 "serve",
                 "--host=127.0.0.1",
                 f"--port={port}",
-                "--rtmp-port=off",
+                f"--rtmp-port={rtmp_port}",
                 "--ice-host=127.0.0.1",
                 f"--redis-url={redis_url}",
                 f"--cluster-secret={SECRET}",
@@ -90,15 +91,20 @@ def start_node(redis_url: str, public_url: str, log_dir: Path) -> NodeProcess:
             stderr=subprocess.STDOUT,
             env={**os.environ, "LAMPIO_LOG_FORMAT": "json"},
         )
-    return NodeProcess(port, proc, log)
+    return NodeProcess(port, proc, log, rtmp_port)
 
 
-def haproxy_config(port: int, nodes: list[NodeProcess]) -> str:
+def haproxy_config(port: int, rtmp_port: int, nodes: list[NodeProcess]) -> str:
     """Round robin over the nodes, WebSocket upgrades passed through, health checks on /readyz;
     a connection a node refuses (killed, or draining: it no longer listens) is tried again on
-    another node at once (``redispatch 1``) instead of failing until the checks notice."""
+    another node at once (``redispatch 1``) instead of failing until the checks notice. RTMP
+    (an encoder such as OBS) on ``rtmp_port``, passed through as TCP."""
     servers = "\n".join(
         f"    server n{i} 127.0.0.1:{node.port} check inter 500 fall 2 rise 1"
+        for i, node in enumerate(nodes)
+    )
+    rtmp_servers = "\n".join(
+        f"    server n{i} 127.0.0.1:{node.rtmp_port} check inter 500 fall 2 rise 1"
         for i, node in enumerate(nodes)
     )
     return f"""
@@ -126,6 +132,16 @@ backend nodes
     option httpchk GET /readyz
     http-check expect status 200
 {servers}
+
+frontend encoders
+    mode tcp
+    bind 127.0.0.1:{rtmp_port}
+    default_backend rtmp_nodes
+
+backend rtmp_nodes
+    mode tcp
+    balance roundrobin
+{rtmp_servers}
 """
 
 
@@ -133,23 +149,24 @@ backend nodes
 class Deployment:
     url: str  # HAProxy's: the one address clients know
     nodes: list[NodeProcess]
+    rtmp_url: str  # HAProxy's too: where an encoder sends RTMP (``/live/<stream key>`` after it)
 
 
 @contextmanager
 def deployment(redis_server: RedisServer, tmp_path: Path) -> Iterator[Deployment]:
     """Three nodes on a flushed Redis behind HAProxy, stopped afterwards."""
     redis_server.flush()
-    port = free_port()
+    port, rtmp_port = free_port(), free_port()
     url = f"http://127.0.0.1:{port}"
     nodes = [start_node(redis_server.url, url, tmp_path) for _ in range(3)]
     config = tmp_path / "haproxy.cfg"
-    config.write_text(haproxy_config(port, nodes))
+    config.write_text(haproxy_config(port, rtmp_port, nodes))
     with open(tmp_path / "haproxy.log", "wb") as out:
         proxy = subprocess.Popen(
             [str(HAPROXY), "-db", "-f", str(config)], stdout=out, stderr=subprocess.STDOUT
         )
     try:
-        yield Deployment(url, nodes)
+        yield Deployment(url, nodes, f"rtmp://127.0.0.1:{rtmp_port}/live")
     finally:
         proxy.terminate()
         proxy.wait(timeout=10)

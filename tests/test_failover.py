@@ -20,7 +20,7 @@ import pytest
 from clients.client import Performer, ProtocolError, Session, Watcher
 from media.sources import TestPatternTrack, ToneTrack
 from signaling.ws import drain_window
-from tests import cluster_procs
+from tests import cluster_procs, rtmp_push
 from tests.cluster_procs import (
     HAPROXY,
     SHUTDOWN_TIMEOUT,
@@ -261,3 +261,52 @@ async def test_the_performer_moves_when_its_node_drains(
         )
         assert max(gaps) <= LONGEST_GAP, sorted(gaps)
     print(f"test run: {time.monotonic() - began:.1f} s")
+
+
+async def test_an_encoder_reconnecting_through_haproxy_lands_on_a_live_node(
+    deployment: Deployment, http: aiohttp.ClientSession
+) -> None:
+    """OBS over RTMP through HAProxy (RTMP passed through as TCP): its node is killed, OBS
+    connects again to the same address after its retry delay, and HAProxy sends it to a live
+    node, which becomes the show's origin; a viewer elsewhere sees frames again unaided."""
+    began = time.monotonic()
+    await all_ready(http, deployment)
+    show = await create_show(http, deployment.url, "Iltakonsertti")
+    pusher = await rtmp_push.push(f"{deployment.rtmp_url}/{show['stream_key']}", 60, "--reconnect")
+    viewer: Watcher | None = None
+    try:
+        origin = await eventually(lambda: live_on(http, deployment), 20, "the show is live")
+        edge = next(node for node in deployment.nodes if node is not origin)
+        viewer = Watcher(await Session.connect(edge.url), decode=False)
+        await viewer.join(show["code"])
+        await eventually(lambda: started(viewer), 10, "the viewer's media starts")
+        await eventually(lambda: viewer.video.frames >= 10, 20, "the viewer receives frames")
+
+        killed_at = time.monotonic()
+        origin.kill()
+        frames = viewer.video.frames
+        await eventually(
+            lambda: viewer.video.frames > frames + 20, 30, "frames reach the viewer again"
+        )
+        back = time.monotonic() - killed_at
+        new_origin = await live_on(http, deployment)
+        assert new_origin is not None and new_origin is not origin
+        assert pusher.returncode is None  # the encoder rode through the drop
+        print(f"\nencoder reconnected through HAProxy: frames again {back:.2f} s after the kill")
+        assert back <= rtmp_push.RECONNECT_DELAY + WATCH_AGAIN_WITHIN
+    finally:
+        if pusher.returncode is None:
+            pusher.kill()
+        await pusher.wait()
+        if viewer is not None:
+            await viewer.close()
+            await viewer.session.close()
+    print(f"test run: {time.monotonic() - began:.1f} s")
+
+
+async def live_on(http: aiohttp.ClientSession, deployment: Deployment) -> NodeProcess | None:
+    """The running node the show is live on (its origin), if any."""
+    for node in deployment.nodes:
+        if node.running and await metric(http, node, "lampio_live_shows"):
+            return node
+    return None
