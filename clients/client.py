@@ -41,6 +41,9 @@ Listener = Callable[[Event], None]
 FIRST_PAUSE = 0.25  # seconds before connecting again after the first failed attempt; doubling
 LONGEST_PAUSE = 5.0  # at most this far apart
 CONNECT_TIMEOUT = 10.0  # seconds to open a WebSocket and hear the server's hello (as before)
+SILENCE = 3.0  # seconds without a word from the node before the client asks it (`ping`)
+PING_TIMEOUT = 3.0  # seconds it has to answer, else the connection counts as lost: a host that
+# vanished silently (power, network) closes nothing, and nothing else would notice for minutes
 MOVE_WAIT = 5.0  # seconds new media may take to arrive before the old is let go anyway
 LINGER_MARGIN = 2.0  # seconds past a draining node's window before a lingering socket is closed
 HISTORY_OVERLAP_MS = 10_000  # chat history after coming back starts this long before the newest
@@ -87,7 +90,10 @@ class Link:
         self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self._on_event = on_event
         self._on_closed = on_closed
-        self._reader = asyncio.get_running_loop().create_task(self._read())
+        self.heard_at = time.monotonic()  # the node's last word
+        loop = asyncio.get_running_loop()
+        self._reader = loop.create_task(self._read())
+        self._heartbeat = loop.create_task(self._listen_for_silence())
 
     @property
     def ice_servers(self) -> list[RTCIceServer]:
@@ -100,12 +106,39 @@ class Link:
         return self.ws.closed
 
     def stall(self) -> None:
-        """Stop reading (and so answering pings)."""
+        """Stop reading (and so answering pings), and asking whether the node is there."""
+        self._heartbeat.cancel()
         self._reader.cancel()
+
+    async def _listen_for_silence(self) -> None:
+        """After :data:`SILENCE` seconds without a word from the node, ``ping`` it; no answer
+        within :data:`PING_TIMEOUT`: end the socket, so that the session comes back elsewhere."""
+        while not self.ws.closed:
+            wait = self.heard_at + SILENCE - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+                continue
+            try:
+                await self.request("ping", timeout=PING_TIMEOUT)
+            except ProtocolError:
+                pass  # an answer (rate_limited, say) all the same: the node is there
+            except TimeoutError:
+                self.abandon()
+                return
+            except ConnectionError:
+                return
+
+    def abandon(self) -> None:
+        """End the socket at once, without a closing handshake (the other end may be gone)."""
+        sock = self.ws.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
 
     async def _read(self) -> None:
         try:
             async for raw in self.ws:
+                self.heard_at = time.monotonic()
                 if raw.type is not aiohttp.WSMsgType.TEXT:
                     continue
                 message = raw.json()
@@ -115,6 +148,7 @@ class Link:
                 elif message.get("type") != "result":
                     self._on_event(self, message)
         finally:
+            self._heartbeat.cancel()
             for future in self._pending.values():
                 if not future.done():
                     future.set_exception(ConnectionError("the connection closed"))
@@ -148,6 +182,7 @@ class Link:
 
     async def close(self) -> None:
         """Close the WebSocket and its HTTP session."""
+        self._heartbeat.cancel()
         await self.ws.close()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await self._reader
@@ -373,10 +408,7 @@ class Session:
         """End the connection without a close frame, as a failing network does (the server sees
         the socket end), then close the session (it does not resume)."""
         self.resume = False
-        sock = self.ws.get_extra_info("socket")
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
+        self.link.abandon()
         await self.close()
 
     async def close(self) -> None:

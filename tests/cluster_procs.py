@@ -54,12 +54,18 @@ class NodeProcess:
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait(timeout=10)
 
+    def freeze(self) -> None:
+        """SIGSTOP: the node goes silent with every connection still open, as a host that lost
+        its power or network does (nothing is closed; only the clients' heartbeats notice)."""
+        self.proc.send_signal(signal.SIGSTOP)
+
     def terminate(self) -> None:
         """SIGTERM: the node drains (returns at once; see :attr:`running`)."""
         self.proc.send_signal(signal.SIGTERM)
 
     def stop(self) -> None:
         if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)  # a frozen node hears nothing else
             self.proc.terminate()
             try:
                 self.proc.wait(timeout=15)

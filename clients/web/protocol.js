@@ -17,6 +17,15 @@ export const PROTOCOL_VERSION = 1;
 const REQUEST_TIMEOUT = 15;
 
 /**
+ * Seconds without a word from the server before the connection asks it (`ping`), and seconds it
+ * has to answer; else the connection counts as lost (`closed` with code 1006) and the page comes
+ * back elsewhere. A host that vanished silently (power, network) closes nothing: without this,
+ * nothing would notice for minutes.
+ */
+export const SILENCE = 3;
+export const PING_TIMEOUT = 3;
+
+/**
  * @typedef {{type: 'hello', protocol: number, server: string, ice_servers: RTCIceServer[]}} Hello
  * @typedef {{type: string, [field: string]: any}} ServerEvent
  *   A message the server sends on its own (no `id`): `show.state`, `audience`, …; the connection
@@ -68,8 +77,30 @@ export class Connection {
     this.pending = new Map();
     /** @private @type {Map<string, Set<(event: ServerEvent) => void>>} */
     this.handlers = new Map();
+    /** @private the server's last word (ms, `performance.now()`) */
+    this.heardAt = performance.now();
+    /** @private */
+    this.asking = false;
+    /** @private */
+    this.heartbeat = setInterval(() => this.listenForSilence(), 500);
     socket.addEventListener('message', (message) => this.receive(message.data));
     socket.addEventListener('close', (close) => this.closedBy(close.code, close.reason));
+  }
+
+  /** @private Ask a silent server whether it is there; no answer: the connection is lost. */
+  listenForSilence() {
+    if (this.closed || this.asking || performance.now() - this.heardAt < SILENCE * 1000) return;
+    this.asking = true;
+    this.request('ping', {}, { timeout: PING_TIMEOUT }).then(
+      () => { this.asking = false; },
+      (/** @type {unknown} */ error) => {
+        this.asking = false;
+        if (error instanceof ProtocolError && error.code === 'timeout') {
+          this.socket.close(); // its close event may come much later, or never: lost now
+          this.closedBy(1006, 'the server stopped answering');
+        }
+      },
+    );
   }
 
   /**
@@ -162,6 +193,7 @@ export class Connection {
 
   /** @private @param {string} data */
   receive(data) {
+    this.heardAt = performance.now();
     let message;
     try {
       message = JSON.parse(data);
@@ -202,6 +234,7 @@ export class Connection {
   closedBy(code, reason) {
     if (this.closed) return;
     this.closed = true;
+    clearInterval(this.heartbeat);
     for (const waiting of this.pending.values()) {
       clearTimeout(waiting.timer);
       waiting.reject(new ProtocolError('closed', 'the connection closed'));
