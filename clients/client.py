@@ -52,7 +52,7 @@ HISTORY_OVERLAP_MS = 10_000  # chat history after coming back starts this long b
 # Closes after which coming back makes no sense: the performer removed this viewer.
 FINAL_CLOSES = frozenset({4003})
 # Refusals that end coming back: the show ended, the link is not valid any more.
-FINAL_ERRORS = frozenset({"show_not_found", "forbidden"})
+FINAL_ERRORS = frozenset({"show_not_found", "show_cancelled", "forbidden"})
 
 
 class ProtocolError(Exception):

@@ -25,12 +25,13 @@ from rooms.chat import Chat
 from rooms.foyer import AudienceCounter, Foyer
 from rooms.lobbies import Lobbies
 from rooms.nodes import CpuMeter, NodeRegistry, new_node_id
+from rooms.organisers import DEFAULT_ID, Organiser, Organisers
 from rooms.origins import Origins
 from rooms.ratelimit import FailureLimiter
 from rooms.reactions import ReactionTally, publish_totals
 from rooms.relay import EventRelay
 from rooms.screens import Screens
-from rooms.shows import Shows
+from rooms.shows import CATEGORIES, Shows
 from rooms.tasks import cancel_and_wait
 from rooms.voice import VoiceRules, VoiceStates
 from signaling import (
@@ -190,6 +191,7 @@ def create_app(config: Config, *, bus: Bus | None = None) -> web.Application:
         ice_servers=config.ice_servers,
         turn_secret=config.turn_secret,
         cluster_secret=config.cluster_secret,
+        admin_key=config.admin_key,
     )
     registry = commands()
     direct = config.media_sender == "direct"
@@ -212,7 +214,8 @@ def create_app(config: Config, *, bus: Bus | None = None) -> web.Application:
                 "neither pulls a show from other nodes nor lets them pull one from it",
             )
         relay = EventRelay(the_bus)
-        shows = Shows(the_bus)
+        shows = Shows(the_bus, (*CATEGORIES, *config.categories))
+        default_organiser = Organiser(DEFAULT_ID, config.default_city, config.default_city, "")
         lobbies = Lobbies(the_bus, capacity=config.lobby_size)
         chat = Chat(the_bus, retention=config.chat_retention)
         stage = Stage(server_ice_servers(config), direct=direct, relay=relay)
@@ -240,6 +243,7 @@ def create_app(config: Config, *, bus: Bus | None = None) -> web.Application:
             bus=the_bus,
             relay=relay,
             shows=shows,
+            organisers=Organisers(the_bus, default_organiser),
             lobbies=lobbies,
             chat=chat,
             foyer=Foyer(the_bus, lobbies, chat),

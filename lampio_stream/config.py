@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import re
 import secrets
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
@@ -125,6 +126,21 @@ SETTINGS: tuple[Setting, ...] = (
         "bearer key for the organiser API; generated and printed once at start when not given",
     ),
     Setting(
+        "admin_key",
+        "bearer key of the admin, who creates and revokes organisers (POST /api/organisers) and "
+        "manages every show; default none: no admin",
+    ),
+    Setting(
+        "default_city",
+        "the city of the organiser that --organiser-key stands for (default Helsinki)",
+    ),
+    Setting(
+        "categories",
+        "show categories beyond concert, theatre, sing-along, exercise, talk, quiz and other, "
+        "comma-separated",
+        _list,
+    ),
+    Setting(
         "allowed_origins",
         "extra origins allowed to open WebSockets, comma-separated (the public URL's origin is "
         "always allowed)",
@@ -195,6 +211,9 @@ class Config:
     advertise_url: str = ""  # "" until the CLI knows the port: see advertised_url
     organiser_key: str = field(default="", repr=False)
     organiser_key_generated: bool = False
+    admin_key: str | None = field(default=None, repr=False)
+    default_city: str = "Helsinki"
+    categories: tuple[str, ...] = ()
     allowed_origins: tuple[str, ...] = ()
     trusted_proxies: tuple[str, ...] = ()
     cluster_secret: str | None = field(default=None, repr=False)
@@ -235,6 +254,17 @@ class Config:
             raise ValueError("log_level must be debug, info, warning or error")
         if self.organiser_key and len(self.organiser_key) < ORGANISER_KEY_MIN:
             raise ValueError(f"organiser_key must be at least {ORGANISER_KEY_MIN} characters")
+        if self.admin_key is not None and len(self.admin_key) < ORGANISER_KEY_MIN:
+            raise ValueError(f"admin_key must be at least {ORGANISER_KEY_MIN} characters")
+        if self.admin_key is not None and self.admin_key == self.organiser_key:
+            raise ValueError("admin_key and organiser_key must differ")
+        if not self.default_city.strip() or len(self.default_city) > 60:
+            raise ValueError("default_city must be 1–60 characters")
+        for category in self.categories:
+            if not re.fullmatch(r"[a-z][a-z0-9-]{0,29}", category):
+                raise ValueError(
+                    "categories must be lowercase words (a–z, digits, '-'), like 'dance'"
+                )
         for proxy in self.trusted_proxies:
             try:
                 ipaddress.ip_network(proxy, strict=False)

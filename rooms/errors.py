@@ -28,6 +28,12 @@ class ShowNotFound(RoomsError):
     code = "show_not_found"
 
 
+class ShowCancelled(ShowNotFound):
+    """The show this code led to was called off (its code says so for a week)."""
+
+    code = "show_cancelled"
+
+
 class CodeSpaceExhausted(RoomsError):
     """No free audience code could be found; too many shows are open at once."""
 

@@ -57,12 +57,23 @@ def node_draining(within: float) -> Event:
 # -- the show -------------------------------------------------------------------------------------
 
 
-def show_state(show_id: str, state: str, codecs: Mapping[str, str] | None = None) -> Event:
-    """The show moved to ``state`` (with the performer's codecs when it goes live)."""
+def show_state(
+    show_id: str, state: str, codecs: Mapping[str, str] | None = None, *, cancelled: bool = False
+) -> Event:
+    """The show moved to ``state`` (with the performer's codecs when it goes live; ``cancelled``
+    when it ended before it was given)."""
     event: Event = {"type": "show.state", "show": show_id, "state": state}
     if codecs is not None:
         event["codecs"] = dict(codecs)
+    if cancelled:
+        event["cancelled"] = True
     return event
+
+
+def show_updated(show: Mapping[str, Any], changed: list[str]) -> Event:
+    """An organiser changed the show (its public view now, and which fields changed: a new
+    ``starts_at`` is a rescheduled show)."""
+    return {"type": "show.updated", "show": show["id"], "public": dict(show), "changed": changed}
 
 
 def show_warning(show_id: str, code: str, message: str) -> Event:

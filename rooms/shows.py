@@ -7,6 +7,7 @@ import contextlib
 import enum
 import hashlib
 import hmac
+import re
 import secrets
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import asdict, dataclass, replace
@@ -16,17 +17,39 @@ from typing import Any
 from rooms import events
 from rooms.bus import Bus, BusUnavailable
 from rooms.codes import format_code, new_code, new_token, normalise_code
-from rooms.errors import CodeSpaceExhausted, InvalidInput, ShowNotFound
+from rooms.errors import (
+    CodeSpaceExhausted,
+    InvalidInput,
+    RoomsError,
+    ShowCancelled,
+    ShowNotFound,
+)
+from rooms.organisers import CITY_MAX, DEFAULT_ID, clean_text, same_city
 
 TITLE_MAX = 200
 DESCRIPTION_MAX = 2000
 PERFORMER_MAX = 200
 CODE_ATTEMPTS = 50
 ENDED_RETENTION = 30 * 24 * 3600.0  # an ended show stays readable for organisers' reports
+CANCELLED_CODE_TTL = 7 * 24 * 3600.0  # a cancelled show's code says so this long, then is free
 # A change of a show's record holds its lock this long at most (a node dying mid-change frees it).
 CHANGE_LOCK_TTL = 5.0
 CHANGE_RETRY = 0.01
 CHANGE_ATTEMPTS = 300  # 3 s of waiting for another change to finish
+CATEGORIES = ("concert", "theatre", "sing-along", "exercise", "talk", "quiz", "other")
+ACCESS = ("open", "ticket")  # anyone with the show's code, or ticket holders only
+QUERY_MAX = 100
+_LANGUAGE = re.compile(r"[a-z]{2,3}(-[A-Za-z0-9]{2,8})?")
+# What an organiser may change in a show (PATCH), each checked by :meth:`Shows.checked`.
+EDITABLE = frozenset(
+    {"title", "description", "starts_at", "performer", "category", "language", "listed", "access"}
+)
+
+
+class ShowIsLive(RoomsError):
+    """The show is on air: end it from the studio rather than cancel it."""
+
+    code = "show_live"
 
 
 class ShowState(enum.StrEnum):
@@ -52,6 +75,13 @@ class Show:
     stream_key: str
     created_at: datetime
     performer: str = ""  # who performs, as the programme names them
+    organiser: str = DEFAULT_ID  # the organiser's id: who manages it
+    city: str = ""
+    category: str = "other"
+    language: str = "fi"  # what the show is spoken or sung in (BCP 47, short)
+    listed: bool = True  # in the public programme; unlisted: reachable by its code only
+    access: str = "open"  # "ticket": only ticket holders take part
+    cancelled: bool = False  # ended before it was given
 
     def __post_init__(self) -> None:
         if not self.title or len(self.title) > TITLE_MAX:
@@ -72,6 +102,12 @@ class Show:
             "state": self.state.value,
             "code": self.code,
             "code_display": format_code(self.code),
+            "city": self.city,
+            "category": self.category,
+            "language": self.language,
+            "listed": self.listed,
+            "access": self.access,
+            "cancelled": self.cancelled,
         }
 
     def to_record(self) -> dict[str, Any]:
@@ -97,7 +133,40 @@ class Show:
             stream_key=record["stream_key"],
             created_at=datetime.fromisoformat(record["created_at"]),
             performer=record.get("performer", ""),
+            organiser=record.get("organiser", DEFAULT_ID),
+            city=record.get("city", ""),
+            category=record.get("category", "other"),
+            language=record.get("language", "fi"),
+            listed=bool(record.get("listed", True)),
+            access=record.get("access", "open"),
+            cancelled=bool(record.get("cancelled", False)),
         )
+
+    def matches(
+        self,
+        *,
+        city: str | None = None,
+        category: str | None = None,
+        after: datetime | None = None,
+        before: datetime | None = None,
+        query: str | None = None,
+    ) -> bool:
+        """Whether the programme's filters let this show through (a show with no start time
+        passes any time window: it may start whenever its performer is ready)."""
+        if city is not None and not same_city(self.city, city):
+            return False
+        if category is not None and self.category != category:
+            return False
+        if self.starts_at is not None:
+            if after is not None and self.starts_at < after:
+                return False
+            if before is not None and self.starts_at >= before:
+                return False
+        if query:
+            words = query.casefold().split()
+            text = " ".join((self.title, self.description, self.performer, self.city)).casefold()
+            return all(word in text for word in words)
+        return True
 
 
 def _stream_key_index(stream_key: str) -> str:
@@ -125,8 +194,46 @@ def parse_starts_at(value: object) -> datetime | None:
 class Shows:
     """The show registry, kept on the bus so every node sees the same shows and codes."""
 
-    def __init__(self, bus: Bus) -> None:
+    def __init__(self, bus: Bus, categories: tuple[str, ...] = CATEGORIES) -> None:
         self._bus = bus
+        self.categories = categories
+
+    def checked(self, fields: Mapping[str, object]) -> dict[str, Any]:
+        """The editable fields given, each validated and in its stored form (InvalidInput)."""
+        unknown = set(fields) - EDITABLE
+        if unknown:
+            raise InvalidInput(f"unknown fields: {', '.join(sorted(unknown))}")
+        out: dict[str, Any] = {}
+        for name, value in fields.items():
+            if name == "title":
+                if not isinstance(value, str) or not value.strip():
+                    raise InvalidInput("title is required")
+                out[name] = value.strip()
+            elif name in ("description", "performer"):
+                if value is None:
+                    value = ""
+                if not isinstance(value, str):
+                    raise InvalidInput(f"{name} must be text")
+                out[name] = value.strip() if name == "description" else " ".join(value.split())
+            elif name == "starts_at":
+                out[name] = parse_starts_at(value)
+            elif name == "category":
+                if value not in self.categories:
+                    raise InvalidInput(f"category must be one of: {', '.join(self.categories)}")
+                out[name] = value
+            elif name == "language":
+                if not isinstance(value, str) or not _LANGUAGE.fullmatch(value):
+                    raise InvalidInput("language must be a language tag, like fi, sv or en")
+                out[name] = value
+            elif name == "listed":
+                if not isinstance(value, bool):
+                    raise InvalidInput("listed must be true or false")
+                out[name] = value
+            elif name == "access":
+                if value not in ACCESS:
+                    raise InvalidInput(f"access must be one of: {', '.join(ACCESS)}")
+                out[name] = value
+        return out
 
     async def create(
         self,
@@ -134,35 +241,70 @@ class Shows:
         description: object = "",
         starts_at: object = None,
         performer: object = "",
+        *,
+        organiser: str = DEFAULT_ID,
+        city: object = "",
+        **details: object,
     ) -> Show:
-        """Create a scheduled show with a fresh code, performer token and stream key."""
-        if not isinstance(title, str) or not title.strip():
-            raise InvalidInput("title is required")
-        if description is None:
-            description = ""
-        if not isinstance(description, str):
-            raise InvalidInput("description must be text")
-        if performer is None:
-            performer = ""
-        if not isinstance(performer, str):
-            raise InvalidInput("performer must be text")
+        """Create a scheduled show with a fresh code, performer token and stream key
+        (``details``: ``category``, ``language``, ``listed``, ``access``)."""
+        fields = self.checked(
+            {
+                "title": title,
+                "description": description,
+                "starts_at": starts_at,
+                "performer": performer,
+                **details,
+            }
+        )
         show_id = secrets.token_urlsafe(12)
         draft = Show(
             id=show_id,
-            title=title.strip(),
-            description=description.strip(),
-            starts_at=parse_starts_at(starts_at),
             state=ShowState.SCHEDULED,
             code="000000",
             performer_token=new_token(),
             stream_key=new_token(),
             created_at=datetime.now(UTC),
-            performer=" ".join(performer.split()),
+            organiser=organiser,
+            city="" if city in ("", None) else clean_text(city, CITY_MAX, "city"),
+            **fields,
         )
         code = await self._reserve_code(show_id)
         show = replace(draft, code=code)
         await self._bus.set(f"show:{show.id}", show.to_record())
         await self._bus.set(_stream_key_index(show.stream_key), {"show": show.id})
+        return show
+
+    async def edit(self, show_id: str, changes: Mapping[str, object]) -> tuple[Show, set[str]]:
+        """Change what an organiser may change; the show as it is now and the fields that
+        changed. Everyone following the show hears of it (``show.updated``)."""
+        fields = self.checked(changes)
+        async with self._changing(show_id):
+            old = await self.get(show_id)
+            if old.state is ShowState.ENDED:
+                raise ShowNotFound("this show has ended")
+            show = replace(old, **fields)
+            changed = {name for name in fields if getattr(old, name) != getattr(show, name)}
+            if changed:
+                await self._bus.set(f"show:{show.id}", show.to_record())
+        if changed:
+            event = events.show_updated(show.public(), sorted(changed))
+            await self._bus.publish(events.show_channel(show.id), event)
+        return show, changed
+
+    async def cancel(self, show_id: str) -> Show:
+        """Call a show off before it is given: it ends, marked cancelled, and everyone who
+        joined it hears so (``show.state`` ``ended`` with ``cancelled``). A live show is ended
+        from the studio instead (:class:`ShowIsLive`)."""
+        async with self._changing(show_id):
+            current = await self.get(show_id)
+            if current.state is ShowState.ENDED:
+                raise ShowNotFound("this show has ended")
+            if current.state is ShowState.LIVE:
+                raise ShowIsLive("the show is on air: its performer ends it from the studio")
+            show = await self._store_state(replace(current, cancelled=True), ShowState.ENDED)
+        event = events.show_state(show.id, show.state.value, cancelled=True)
+        await self._bus.publish(events.show_channel(show.id), event)
         return show
 
     async def by_stream_key(self, stream_key: str) -> Show:
@@ -198,17 +340,28 @@ class Shows:
             raise ShowNotFound("no show has this code")
         show = await self.get(str(entry["show"]))
         if show.state is ShowState.ENDED:
+            if show.cancelled:
+                raise ShowCancelled("this show was cancelled")
             raise ShowNotFound("this show has ended")
         return show
 
-    async def programme(self) -> list[Show]:
-        """Shows that have not ended, live ones first, then by start time."""
+    async def programme(
+        self, *, listed_only: bool = True, organiser: str | None = None, **filters: Any
+    ) -> list[Show]:
+        """Shows that have not ended, live ones first, then by start time: the listed ones
+        (``listed_only``) or all, of one ``organiser`` or every one, through the filters of
+        :meth:`Show.matches`."""
         shows = []
         for key in await self._bus.keys("show:"):
             record = await self._bus.get(key)
             if record is not None:
                 show = Show.from_record(record)
-                if show.state is not ShowState.ENDED:
+                if (
+                    show.state is not ShowState.ENDED
+                    and (show.listed or not listed_only)
+                    and (organiser is None or show.organiser == organiser)
+                    and show.matches(**filters)
+                ):
                     shows.append(show)
         far = datetime.max.replace(tzinfo=UTC)
         return sorted(
@@ -252,7 +405,10 @@ class Shows:
         show = replace(current, state=state)
         if state is ShowState.ENDED:
             await self._bus.set(f"show:{show.id}", show.to_record(), ttl=ENDED_RETENTION)
-            await self._bus.delete(f"code:{show.code}")
+            if show.cancelled:  # whoever types the code hears why, for a while
+                await self._bus.set(f"code:{show.code}", {"show": show.id}, ttl=CANCELLED_CODE_TTL)
+            else:
+                await self._bus.delete(f"code:{show.code}")
             await self._bus.delete(_stream_key_index(show.stream_key))
         else:
             await self._bus.set(f"show:{show.id}", show.to_record())

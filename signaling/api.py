@@ -12,7 +12,8 @@ import structlog
 from aiohttp import web
 
 from rooms.errors import InvalidInput, ShowNotFound
-from rooms.shows import Show, ShowState
+from rooms.organisers import CITY_MAX, Actor, Organiser
+from rooms.shows import QUERY_MAX, Show, ShowState, parse_starts_at
 from signaling import wirejson
 from signaling.bodies import read_body
 from signaling.errors import ApiError
@@ -28,13 +29,36 @@ routes = web.RouteTableDef()
 MAX_JSON_BODY = 32 * 1024  # a show with a 2,000-character description, each character escaped
 
 
-async def require_organiser(request: web.Request) -> None:
-    """Check ``Authorization: Bearer <organiser key>``: 401 when absent, 403 when wrong."""
-    refused = "this organiser key is not valid"
-    token = bearer_token(request, "the organiser key", "lampio", refused)
-    if not hmac.compare_digest(token.encode(), services(request).site.organiser_key.encode()):
-        raise ApiError(403, "forbidden", refused)
+async def require_organiser(request: web.Request) -> Actor:
+    """Who ``Authorization: Bearer <key>`` is: the admin (``--admin-key``), the node's own
+    organiser (``--organiser-key``) or an organiser the admin created; 401 when absent, 403
+    when no one's."""
+    actor = await _actor(request, bearer_token(request, "the organiser key", "lampio", REFUSED))
+    if actor is None:
+        raise ApiError(403, "forbidden", REFUSED)
     await secret_right(request)
+    return actor
+
+
+REFUSED = "this organiser key is not valid"
+
+
+async def _actor(request: web.Request, token: str) -> Actor | None:
+    the = services(request)
+    key = token.encode()
+    if the.site.admin_key is not None and hmac.compare_digest(key, the.site.admin_key.encode()):
+        return Actor(None)
+    if hmac.compare_digest(key, the.site.organiser_key.encode()):
+        return Actor(the.organisers.default)
+    organiser = await the.organisers.by_key(token)
+    return None if organiser is None else Actor(organiser)
+
+
+async def require_admin(request: web.Request) -> None:
+    """Only the admin: 403 for an organiser's key too (and when no admin key is set)."""
+    actor = await require_organiser(request)
+    if not actor.admin:
+        raise ApiError(403, "forbidden", "only the admin key may do this")
 
 
 async def read_json_object(request: web.Request) -> dict[str, Any]:
@@ -80,17 +104,30 @@ def private_view(request: web.Request, show: Show) -> dict[str, Any]:
 
 @routes.post("/api/shows")
 async def create_show(request: web.Request) -> web.Response:
-    """Create a show (organisers only)."""
-    await require_organiser(request)
+    """Create a show (organisers only; the admin names the organiser, else the node's own)."""
+    actor = await require_organiser(request)
     body = await read_json_object(request)
-    unknown = set(body) - {"title", "description", "starts_at", "performer"}
-    if unknown:
-        raise InvalidInput(f"unknown fields: {', '.join(sorted(unknown))}")
-    show = await services(request).shows.create(
-        body.get("title"), body.get("description", ""), body.get("starts_at"), body.get("performer")
+    the = services(request)
+    organiser: Organiser | None = actor.organiser
+    if "organiser" in body:
+        wanted = body.pop("organiser")
+        if not isinstance(wanted, str) or (not actor.admin and actor.organiser_id != wanted):
+            raise InvalidInput("organiser: only the admin names the organiser of a show")
+        organiser = await the.organisers.get(wanted)
+    if organiser is None:
+        organiser = the.organisers.default
+    assert organiser is not None
+    show = await the.shows.create(
+        body.pop("title", None),
+        body.pop("description", ""),
+        body.pop("starts_at", None),
+        body.pop("performer", ""),
+        organiser=organiser.id,
+        city=organiser.city,
+        **body,
     )
-    services(request).metrics.shows_created.inc()
-    log.info("show.created", show=show.id)
+    the.metrics.shows_created.inc()
+    log.info("show.created", show=show.id, organiser=organiser.id)
     return web.json_response(
         private_view(request, show),
         status=201,
@@ -98,18 +135,57 @@ async def create_show(request: web.Request) -> web.Response:
     )
 
 
+def programme_filters(request: web.Request) -> dict[str, Any]:
+    """The programme's query: ``city``, ``category``, ``from``/``to`` (ISO 8601 times with a
+    zone: shows starting from ``from``, before ``to``) and ``q`` (words in the title, the
+    description, the performer or the city)."""
+    query = request.query
+    unknown = set(query) - {"city", "category", "from", "to", "q"}
+    if unknown:
+        raise InvalidInput(f"unknown parameters: {', '.join(sorted(unknown))}")
+    filters: dict[str, Any] = {}
+    if "city" in query:
+        if not 0 < len(query["city"].strip()) <= CITY_MAX:
+            raise InvalidInput(f"city must be 1–{CITY_MAX} characters")
+        filters["city"] = " ".join(query["city"].split())
+    if "category" in query:
+        categories = services(request).shows.categories
+        if query["category"] not in categories:
+            raise InvalidInput(f"category must be one of: {', '.join(categories)}")
+        filters["category"] = query["category"]
+    for name, key in (("from", "after"), ("to", "before")):
+        if name in query:
+            try:
+                filters[key] = parse_starts_at(query[name])
+            except InvalidInput as exc:
+                raise InvalidInput(f"{name}: {exc}") from None
+    if "q" in query:
+        if len(query["q"]) > QUERY_MAX:
+            raise InvalidInput(f"q must be at most {QUERY_MAX} characters")
+        filters["query"] = query["q"]
+    return filters
+
+
 @routes.get("/api/shows")
 async def programme(request: web.Request) -> web.Response:
-    """The public programme: shows that have not ended, without secrets (with the organiser key:
-    with their secrets and links, for the organiser's page)."""
-    organiser = "Authorization" in request.headers
-    if organiser:
-        await require_organiser(request)
-    shows = await services(request).shows.programme()
-    if organiser:
-        views = [private_view(request, s) for s in shows]
+    """The public programme: listed shows that have not ended, without secrets. With an
+    organiser's key: its own shows, unlisted too, with their secrets and links (the admin:
+    every organiser's), for the organiser's page."""
+    filters = programme_filters(request)
+    shows = services(request).shows
+    if "Authorization" in request.headers:
+        actor = await require_organiser(request)
+        found = await shows.programme(listed_only=False, organiser=actor.organiser_id, **filters)
+        views = [private_view(request, s) for s in found]
         return web.json_response({"shows": views}, headers={"Cache-Control": "no-store"})
-    return web.json_response({"shows": [s.public() for s in shows]})
+    found = await shows.programme(**filters)
+    return web.json_response({"shows": [s.public() for s in found]})
+
+
+@routes.get("/api/categories")
+async def categories(request: web.Request) -> web.Response:
+    """The categories a show may have."""
+    return web.json_response({"categories": list(services(request).shows.categories)})
 
 
 @routes.get("/api/nodes")
@@ -134,7 +210,7 @@ async def show_by_code(request: web.Request) -> web.Response:
 
 
 async def authorised_show(request: web.Request) -> Show:
-    """The show in the path, for its performer (performer token) or an organiser (key)."""
+    """The show in the path, for its performer (performer token), its organiser or the admin."""
     refused = "this token is not valid for this show"
     what = "the performer token or organiser key"
     token = bearer_token(request, what, "lampio", refused)
@@ -142,16 +218,26 @@ async def authorised_show(request: web.Request) -> Show:
         show = await services(request).shows.get(request.match_info["show_id"])
     except ShowNotFound:
         show = None
-    allowed = hmac.compare_digest(
-        token.encode(), services(request).site.organiser_key.encode()
-    ) or (show is not None and hmac.compare_digest(token.encode(), show.performer_token.encode()))
-    if not allowed:
+    actor = await _actor(request, token)
+    performer = show is not None and hmac.compare_digest(
+        token.encode(), show.performer_token.encode()
+    )
+    if actor is None and not performer:
         # The same answer for a wrong token and an unknown show: ids cannot be probed.
         raise ApiError(403, "forbidden", refused)
     await secret_right(request)
-    if show is None:
-        raise ShowNotFound("no such show")
+    if show is None or not (performer or (actor is not None and actor.may_manage(show.organiser))):
+        raise ShowNotFound("no such show")  # another organiser's show is none of this one's
     return show
+
+
+async def organisers_show(request: web.Request) -> tuple[Actor, Show]:
+    """The show in the path, for its organiser or the admin only (not its performer)."""
+    actor = await require_organiser(request)
+    show = await services(request).shows.get(request.match_info["show_id"])
+    if not actor.may_manage(show.organiser):
+        raise ShowNotFound("no such show")
+    return actor, show
 
 
 @routes.get("/api/shows/{show_id}")
@@ -159,6 +245,61 @@ async def show_detail(request: web.Request) -> web.Response:
     """One show with its secrets, for its performer (performer token) or an organiser (key)."""
     show = await authorised_show(request)
     return web.json_response(private_view(request, show), headers={"Cache-Control": "no-store"})
+
+
+@routes.patch("/api/shows/{show_id}")
+async def edit_show(request: web.Request) -> web.Response:
+    """Change a show's title, description, time, performer, category, language, listing or
+    access; everyone who joined it hears of it at once (``show.updated``)."""
+    _, show = await organisers_show(request)
+    body = await read_json_object(request)
+    show, changed = await services(request).shows.edit(show.id, body)
+    log.info("show.edited", show=show.id, changed=sorted(changed))
+    return web.json_response(private_view(request, show), headers={"Cache-Control": "no-store"})
+
+
+@routes.post("/api/shows/{show_id}/cancel")
+async def cancel_show(request: web.Request) -> web.Response:
+    """Call the show off: it ends, marked cancelled; its code stops working; everyone who
+    joined it is told (a live show is ended from the studio instead: 409)."""
+    _, show = await organisers_show(request)
+    show = await services(request).shows.cancel(show.id)
+    log.info("show.cancelled", show=show.id)
+    return web.json_response(private_view(request, show), headers={"Cache-Control": "no-store"})
+
+
+@routes.post("/api/organisers")
+async def create_organiser(request: web.Request) -> web.Response:
+    """A new organiser and its key, shown this once (the admin only)."""
+    await require_admin(request)
+    body = await read_json_object(request)
+    unknown = set(body) - {"name", "city"}
+    if unknown:
+        raise InvalidInput(f"unknown fields: {', '.join(sorted(unknown))}")
+    organiser, key = await services(request).organisers.create(body.get("name"), body.get("city"))
+    log.info("organiser.created", organiser=organiser.id)
+    return web.json_response(
+        {**organiser.public(), "key": key},
+        status=201,
+        headers={"Location": f"/api/organisers/{organiser.id}", "Cache-Control": "no-store"},
+    )
+
+
+@routes.get("/api/organisers")
+async def list_organisers(request: web.Request) -> web.Response:
+    """Every organiser (the admin only); keys are never shown again."""
+    await require_admin(request)
+    listed = [o.public() for o in await services(request).organisers.all()]
+    return web.json_response({"organisers": listed}, headers={"Cache-Control": "no-store"})
+
+
+@routes.delete("/api/organisers/{organiser_id}")
+async def revoke_organiser(request: web.Request) -> web.Response:
+    """Revoke an organiser's key at once; its shows stay, for the admin (the admin only)."""
+    await require_admin(request)
+    organiser = await services(request).organisers.revoke(request.match_info["organiser_id"])
+    log.info("organiser.revoked", organiser=organiser.id)
+    return web.Response(status=204)
 
 
 @routes.post("/api/shows/{show_id}/stream-key")

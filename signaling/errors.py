@@ -17,10 +17,13 @@ from rooms.errors import (
     InvalidInput,
     RateLimited,
     RoomsError,
+    ShowCancelled,
     ShowNotFound,
 )
 from rooms.lobbies import LobbyFull, LobbyNotFound
+from rooms.organisers import OrganiserNotFound
 from rooms.screens import PairingNotFound, ScreenNotFound, StaffKeyInvalid, StaffKeyNotFound
+from rooms.shows import ShowIsLive
 from signaling.services import SERVICES
 
 log = structlog.get_logger(__name__)
@@ -34,11 +37,14 @@ _STATUS: dict[type[Exception], int] = {
     Forbidden: 403,
     StaffKeyInvalid: 403,
     ShowNotFound: 404,
+    ShowCancelled: 410,
     LobbyNotFound: 404,
     ScreenNotFound: 404,
     StaffKeyNotFound: 404,
     PairingNotFound: 404,
+    OrganiserNotFound: 404,
     LobbyFull: 409,
+    ShowIsLive: 409,
     RateLimited: 429,
     CodeSpaceExhausted: 503,
     StageError: 400,

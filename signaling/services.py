@@ -16,6 +16,7 @@ from rooms.chat import Chat
 from rooms.foyer import AudienceCounter, Foyer
 from rooms.lobbies import Lobbies
 from rooms.nodes import NodeRegistry
+from rooms.organisers import Organisers
 from rooms.ratelimit import FailureLimiter
 from rooms.reactions import ReactionTally
 from rooms.relay import EventRelay
@@ -56,6 +57,7 @@ class Services:
     bus: Bus
     relay: EventRelay
     shows: Shows
+    organisers: Organisers
     lobbies: Lobbies
     chat: Chat
     foyer: Foyer

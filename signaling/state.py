@@ -17,12 +17,13 @@ class Site:
     """The settings the endpoints need, filled in by the app factory from the configuration."""
 
     public_url: str
-    organiser_key: str = field(repr=False)
+    organiser_key: str = field(repr=False)  # the node's own organiser (rooms.organisers)
     origins: frozenset[str]
     version: str = "dev"
     ice_servers: tuple[str, ...] = ()
     turn_secret: str | None = field(default=None, repr=False)
     cluster_secret: str | None = field(default=None, repr=False)  # node-to-node requests
+    admin_key: str | None = field(default=None, repr=False)  # creates organisers; sees all
 
 
 @dataclass(slots=True)

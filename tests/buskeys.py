@@ -19,6 +19,8 @@ UNTIL_ACTION = {
     "staffkey:": "the organiser revokes the staff key",
     "staffkeydigest:": "the organiser revokes the staff key",
     "screen:": "staff forget the screen, or its staff key is revoked",
+    "organiser:": "the admin revokes the organiser",
+    "organiserkey:": "the admin revokes the organiser",
     "screentoken:": "staff forget the screen, or its staff key is revoked",
 }
 

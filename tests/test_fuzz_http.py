@@ -67,13 +67,36 @@ OTHER_ROUTES = [r for r in ROUTES if r not in MEDIA_ROUTES and r not in API_ROUT
 FILE_ROUTES = frozenset(OTHER_ROUTES) - {"/healthz", "/readyz", "/metrics"}
 METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "PROPFIND"]
 JSON_FIELDS = {
-    "/api/shows": ["title", "description", "starts_at", "performer"],
+    "/api/shows": [
+        "title",
+        "description",
+        "starts_at",
+        "performer",
+        "category",
+        "language",
+        "listed",
+        "access",
+    ],
+    "/api/shows/{show_id}": [
+        "title",
+        "description",
+        "starts_at",
+        "performer",
+        "category",
+        "language",
+        "listed",
+        "access",
+    ],
     "/api/staff-keys": ["label"],
+    "/api/organisers": ["name", "city"],
 }
 # What a stranger mostly sends to each route, and the secret that opens it.
 MAIN_METHOD = {
     "/api/shows": "POST",
     "/api/shows/{show_id}/stream-key": "POST",
+    "/api/shows/{show_id}/cancel": "POST",
+    "/api/organisers": "POST",
+    "/api/organisers/{organiser_id}": "DELETE",
     "/api/staff-keys": "POST",
     "/api/staff-keys/{key_id}": "DELETE",
     "/whip": "POST",
@@ -88,9 +111,13 @@ SECRETS = {
     "/api/nodes": "organiser_key",
     "/api/shows/{show_id}": "show_secret",
     "/api/shows/{show_id}/stream-key": "show_secret",
+    "/api/shows/{show_id}/cancel": "organiser_key",
+    "/api/organisers": "admin_key",
+    "/api/organisers/{organiser_id}": "admin_key",
     "/whip": "stream_key",
 }
 SHUTDOWN_WITHIN = 15.0  # seconds
+ADMIN_KEY = "fuzz-admin-key-0123456789"
 MAX_PARAMETER = 2000  # bytes
 
 
@@ -102,7 +129,7 @@ async def fuzzed(bus: Bus, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Nod
     hang (a peer left open would hold it)."""
     monkeypatch.setattr(app_module, "CODE_FAILURES_ALLOWED", 10**6)
     monkeypatch.setattr(guard, "FAILURES_ALLOWED", 10**6)
-    serving = serve(bus, trusted_proxies=("127.0.0.0/8",))
+    serving = serve(bus, trusted_proxies=("127.0.0.0/8",), admin_key=ADMIN_KEY)
     running = await serving.__aenter__()
     try:
         yield running
@@ -273,6 +300,8 @@ async def build(node: Node, route: str) -> World:
     await node.services.shows.set_state(ended["id"], ShowState.ENDED)
     codecs = {"video": "video/VP8", "audio": "audio/opus"}
     publication = await node.stage.publish_frames(live["id"], codecs)
+    await node.services.shows.set_state(live["id"], ShowState.LIVE)  # on air, as media makes it
+    organiser, _ = await node.services.organisers.create("Fuzz-kaupunki", "Fuzz")
     world = World(node, route, live, publication)
     staff = await api(node, "POST", "/api/staff-keys", {"label": "Koivukoti"})
     sdp = await offers()
@@ -281,14 +310,22 @@ async def build(node: Node, route: str) -> World:
     world.know("show", live["id"], live["code"], scheduled["id"], ended["id"])
     world.know("code", live["code"], live["code_display"], scheduled["code"], ended["code"])
     world.know("key_id", staff["id"])
+    world.know("organiser_id", organiser.id, "default")
+    world.know("name", "Oulun kaupunki")
+    world.know("city", "Oulu", "")
+    world.know("category", "concert", "wrestling")
+    world.know("language", "fi", "suomi")
+    world.know("listed", True, False, "no")
+    world.know("access", "open", "ticket", "vip")
     world.know("filename", "protocol.js", "watch/", "../pyproject.toml")
     world.know("title", "Kevätkonsertti")
     world.know("label", "Koivukoti")
     world.know("starts_at", "2026-12-13T15:00:00+02:00", "2026-12-13T15:00:00")
     world.know("description", "")
     world.know("performer", "Esa")
-    world.know("secret", ORGANISER_KEY, staff["key"])
-    world.know("organiser_key", ORGANISER_KEY)
+    world.know("secret", ORGANISER_KEY, staff["key"], ADMIN_KEY)
+    world.know("organiser_key", ORGANISER_KEY, ADMIN_KEY)
+    world.know("admin_key", ADMIN_KEY)
     world.know("show_secret", ORGANISER_KEY)
     for show in (live, scheduled, ended):
         world.know("secret", show["performer_token"], show["stream_key"])

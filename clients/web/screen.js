@@ -370,7 +370,7 @@ async function goTo(connection, show) {
       joined = await connection.request('watch.join', fields);
     }
   } catch (error) {
-    if (error instanceof ProtocolError && error.code === 'show_not_found') {
+    if (error instanceof ProtocolError && ['show_not_found', 'show_cancelled'].includes(error.code)) {
       tv.target = '';  // it ended meanwhile: the next report finds the next one
       tv.show = null;
       setPhase('waiting');

@@ -67,6 +67,7 @@ export function initKeypad({ onFound }) {
     try {
       const response = await fetch(`/api/shows/by-code/${code}`);
       if (response.status === 404) problem(t('code_wrong'));
+      else if (response.status === 410) problem(t('code_cancelled'));
       else if (response.status === 429) problem(t('code_wait'));
       else if (!response.ok) el.codeStatus.textContent = t('error');
       else onFound(code, (await response.json()).title);

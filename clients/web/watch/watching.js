@@ -125,7 +125,7 @@ export function initWatching({ view, foyer, captions, reactions, voice }) {
     if (connection !== watch.connection) return;
     switch (event.type) {
       case 'show.state':
-        onShowState(connection, event.state, event.codecs);
+        onShowState(connection, event.cancelled ? 'cancelled' : event.state, event.codecs);
         break;
       case 'closed':
         onLost(connection, event.code);
@@ -157,10 +157,10 @@ export function initWatching({ view, foyer, captions, reactions, voice }) {
     if (connection !== watch.connection) return;
     if (state === 'live') {
       view.showLive(connection, codecs);
-    } else if (state === 'ended') {
+    } else if (state === 'ended' || state === 'cancelled') {
       view.close();
       captions.show('');
-      view.setState('ended');
+      view.setState(state);
     } else if (state === 'paused' || state === 'scheduled') {
       view.setState(state);  // a paused show keeps its peer connection: frames simply continue later
     }
@@ -202,6 +202,10 @@ export function initWatching({ view, foyer, captions, reactions, voice }) {
           return;
         } catch (error) {
           next.close();
+          if (error instanceof ProtocolError && error.code === 'show_cancelled') {
+            view.setState('cancelled');
+            return;
+          }
           if (error instanceof ProtocolError && error.code === 'show_not_found') {
             view.setState('ended');
             return;

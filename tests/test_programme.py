@@ -1,0 +1,247 @@
+"""A programme of several organisers over real HTTP, on both bus engines: the admin creates and
+revokes organisers; each organiser manages only its own shows; shows are edited, rescheduled and
+cancelled (everyone who joined hears so), filtered, and unlisted."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import pytest
+
+from clients.client import ProtocolError, Session
+from rooms.bus import Bus
+from tests.nodes import ORGANISER_KEY, Node, error_of, serve
+
+ADMIN_KEY = "test-admin-key-for-the-programme"
+
+
+@pytest.fixture
+async def node(bus: Bus) -> AsyncIterator[Node]:
+    async with serve(bus, admin_key=ADMIN_KEY, default_city="Turku") as running:
+        yield running
+
+
+@pytest.fixture
+async def http(node: Node) -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession(node.url) as session:
+        yield session
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+async def new_organiser(http: aiohttp.ClientSession, name: str, city: str) -> dict[str, Any]:
+    response = await http.post(
+        "/api/organisers", json={"name": name, "city": city}, headers=bearer(ADMIN_KEY)
+    )
+    assert response.status == 201, await response.text()
+    return await response.json()  # type: ignore[no-any-return]
+
+
+async def new_show(http: aiohttp.ClientSession, key: str, **body: Any) -> dict[str, Any]:
+    response = await http.post(
+        "/api/shows", json={"title": "Konsertti", **body}, headers=bearer(key)
+    )
+    assert response.status == 201, await response.text()
+    return await response.json()  # type: ignore[no-any-return]
+
+
+async def titles(http: aiohttp.ClientSession, query: str = "", key: str | None = None) -> list[str]:
+    response = await http.get(f"/api/shows{query}", headers=bearer(key) if key else None)
+    assert response.status == 200, await response.text()
+    return [s["title"] for s in (await response.json())["shows"]]
+
+
+async def test_the_admin_creates_organisers_who_each_manage_only_their_own_shows(
+    http: aiohttp.ClientSession,
+) -> None:
+    oulu = await new_organiser(http, "Oulun kaupunki", "Oulu")
+    tampere = await new_organiser(http, "Tampere-talo", "Tampere")
+    assert len(oulu["key"]) >= 43 and oulu["key"] != tampere["key"]
+    listed = await (await http.get("/api/organisers", headers=bearer(ADMIN_KEY))).json()
+    assert [o["name"] for o in listed["organisers"]] == ["Turku", "Oulun kaupunki", "Tampere-talo"]
+    assert oulu["key"] not in str(listed)  # shown once, never again
+    # only the admin creates or lists organisers
+    for key in (oulu["key"], ORGANISER_KEY):
+        response = await http.post(
+            "/api/organisers", json={"name": "x", "city": "y"}, headers=bearer(key)
+        )
+        assert await error_of(response) == (403, "forbidden")
+        assert await error_of(await http.get("/api/organisers", headers=bearer(key))) == (
+            403,
+            "forbidden",
+        )
+
+    mine = await new_show(http, oulu["key"], title="Oulun laulut", listed=False)
+    assert (mine["city"], mine["listed"]) == ("Oulu", False)
+    theirs = await new_show(http, tampere["key"], title="Tampereen tanssit")
+    legacy = await new_show(http, ORGANISER_KEY, title="Turun tuokio")
+    assert legacy["city"] == "Turku"  # the node's own key: an organiser of its default city
+
+    assert await titles(http, key=oulu["key"]) == ["Oulun laulut"]  # its own, unlisted too
+    assert sorted(await titles(http, key=ADMIN_KEY)) == [
+        "Oulun laulut",
+        "Tampereen tanssit",
+        "Turun tuokio",
+    ]
+    assert sorted(await titles(http)) == ["Tampereen tanssit", "Turun tuokio"]  # the public
+
+    # another organiser's show is none of this one's: not found, not changed
+    url = f"/api/shows/{theirs['id']}"
+    assert await error_of(await http.get(url, headers=bearer(oulu["key"]))) == (
+        404,
+        "show_not_found",
+    )
+    patch = await http.patch(url, json={"title": "Vallattu"}, headers=bearer(oulu["key"]))
+    assert await error_of(patch) == (404, "show_not_found")
+    cancel = await http.post(f"{url}/cancel", headers=bearer(oulu["key"]))
+    assert await error_of(cancel) == (404, "show_not_found")
+    # the admin may; a performer token may read its show but not edit it
+    edited = await http.patch(url, json={"title": "Tanssit"}, headers=bearer(ADMIN_KEY))
+    assert edited.status == 200 and (await edited.json())["title"] == "Tanssit"
+    performer = bearer(theirs["performer_token"])
+    assert (await http.get(url, headers=performer)).status == 200
+    refused = await http.patch(url, json={"title": "Oma"}, headers=performer)
+    assert await error_of(refused) == (403, "forbidden")
+    # an organiser cannot put its show under another organiser
+    stolen = await http.post(
+        "/api/shows", json={"title": "x", "organiser": tampere["id"]}, headers=bearer(oulu["key"])
+    )
+    assert await error_of(stolen) == (400, "invalid_input")
+    by_admin = await new_show(http, ADMIN_KEY, title="Tampereelle", organiser=tampere["id"])
+    assert by_admin["city"] == "Tampere"
+    assert "Tampereelle" in await titles(http, key=tampere["key"])
+
+
+async def test_a_revoked_organiser_is_refused_at_once_and_its_shows_stay(
+    http: aiohttp.ClientSession,
+) -> None:
+    jkl = await new_organiser(http, "Jyväskylän kaupunki", "Jyväskylä")
+    await new_show(http, jkl["key"], title="Jyväskylän jazz")
+    gone = await http.delete(f"/api/organisers/{jkl['id']}", headers=bearer(ADMIN_KEY))
+    assert gone.status == 204
+    assert await error_of(await http.get("/api/shows", headers=bearer(jkl["key"]))) == (
+        403,
+        "forbidden",
+    )
+    assert "Jyväskylän jazz" in await titles(http, key=ADMIN_KEY)
+    again = await http.delete(f"/api/organisers/{jkl['id']}", headers=bearer(ADMIN_KEY))
+    assert await error_of(again) == (404, "organiser_not_found")
+    own = await http.delete("/api/organisers/default", headers=bearer(ADMIN_KEY))
+    assert await error_of(own) == (400, "invalid_input")
+
+
+async def test_without_an_admin_key_nobody_is_the_admin(bus: Bus) -> None:
+    async with serve(bus) as node, aiohttp.ClientSession(node.url) as http:
+        response = await http.get("/api/organisers", headers=bearer(ORGANISER_KEY))
+        assert await error_of(response) == (403, "forbidden")
+        response = await http.get("/api/organisers", headers=bearer(ADMIN_KEY))
+        assert await error_of(response) == (403, "forbidden")
+
+
+async def test_editing_a_show_checks_every_field_and_tells_who_joined(
+    node: Node, http: aiohttp.ClientSession
+) -> None:
+    show = await new_show(http, ORGANISER_KEY, starts_at="2026-12-20T14:00:00+02:00")
+    url = f"/api/shows/{show['id']}"
+    for body in (
+        {"code": "123456"},
+        {"category": "wrestling"},
+        {"language": "suomi"},
+        {"listed": "no"},
+        {"access": "vip"},
+        {"starts_at": "2026-12-20T14:00:00"},
+        {"title": ""},
+        {"title": "x" * 201},
+    ):
+        response = await http.patch(url, json=body, headers=bearer(ORGANISER_KEY))
+        assert await error_of(response) == (400, "invalid_input"), body
+    viewer = await Session.connect(node.url)
+    try:
+        await viewer.request("watch.join", code=show["code"], name="Aino")
+        moved = {"starts_at": "2026-12-21T15:00:00+02:00", "category": "sing-along"}
+        response = await http.patch(url, json=moved, headers=bearer(ORGANISER_KEY))
+        assert response.status == 200
+        heard = await viewer.next_event("show.updated")
+        assert heard["changed"] == ["category", "starts_at"]
+        assert heard["public"]["starts_at"] == "2026-12-21T15:00:00+02:00"
+        assert "performer_token" not in heard["public"]
+        programme = await (await http.get("/api/shows")).json()
+        assert programme["shows"][0]["category"] == "sing-along"
+    finally:
+        await viewer.close()
+
+
+async def test_a_cancelled_show_tells_who_joined_and_its_code_stops_working(
+    node: Node, http: aiohttp.ClientSession
+) -> None:
+    show = await new_show(http, ORGANISER_KEY, title="Peruttava")
+    viewer = await Session.connect(node.url)
+    try:
+        await viewer.request("watch.join", code=show["code"], name="Aino")
+        response = await http.post(f"/api/shows/{show['id']}/cancel", headers=bearer(ORGANISER_KEY))
+        assert response.status == 200 and (await response.json())["cancelled"] is True
+        heard = await viewer.next_event("show.state")
+        assert (heard["state"], heard.get("cancelled")) == ("ended", True)
+        found = await http.get(f"/api/shows/by-code/{show['code']}")
+        assert await error_of(found) == (410, "show_cancelled")  # a senior typing it hears why
+        late = await Session.connect(node.url)
+        try:
+            with pytest.raises(ProtocolError) as refused:
+                await late.request("watch.join", code=show["code"], name="Eino")
+            assert refused.value.code == "show_cancelled"
+        finally:
+            await late.close()
+        assert "Peruttava" not in await titles(http)
+        again = await http.post(f"/api/shows/{show['id']}/cancel", headers=bearer(ORGANISER_KEY))
+        assert await error_of(again) == (404, "show_not_found")
+    finally:
+        await viewer.close()
+
+
+async def test_the_programme_filters_by_city_category_time_and_words(
+    http: aiohttp.ClientSession,
+) -> None:
+    oulu = await new_organiser(http, "Oulun kaupunki", "Oulu")
+    await new_show(
+        http,
+        oulu["key"],
+        title="Joululauluja",
+        category="sing-along",
+        starts_at="2026-12-20T14:00:00+02:00",
+        performer="Oulun kuoro",
+    )
+    await new_show(
+        http,
+        ORGANISER_KEY,
+        title="Tuolijumppa",
+        category="exercise",
+        starts_at="2026-12-21T10:00:00+02:00",
+    )
+    await new_show(http, ORGANISER_KEY, title="Salainen", listed=False)
+    assert await titles(http, "?city=oulu") == ["Joululauluja"]
+    assert await titles(http, "?category=exercise") == ["Tuolijumppa"]
+    window = "?from=2026-12-21T00:00:00%2B02:00&to=2026-12-22T00:00:00%2B02:00"
+    assert await titles(http, window) == ["Tuolijumppa"]
+    assert await titles(http, "?q=oulun%20KUORO") == ["Joululauluja"]
+    assert "Salainen" not in await titles(http, "?q=salainen")
+    for query in (
+        "?category=wrestling",
+        "?from=tomorrow",
+        "?city=",
+        "?colour=red",
+        "?q=" + "x" * 101,
+    ):
+        assert await error_of(await http.get(f"/api/shows{query}")) == (400, "invalid_input"), query
+    categories = await (await http.get("/api/categories")).json()
+    assert "sing-along" in categories["categories"]
+
+
+async def test_an_unlisted_show_is_reached_by_its_code_only(http: aiohttp.ClientSession) -> None:
+    show = await new_show(http, ORGANISER_KEY, title="Hoivakodin oma", listed=False)
+    assert "Hoivakodin oma" not in await titles(http)
+    found = await http.get(f"/api/shows/by-code/{show['code']}")
+    assert found.status == 200 and (await found.json())["title"] == "Hoivakodin oma"
