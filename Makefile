@@ -21,14 +21,16 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 # Debian's redis-server (the Redis bus tests), chromium (browser tests, driven by Playwright),
-# strace (tests/test_privacy.py: every file a node opens) and haproxy (tests/test_haproxy.py: nodes
-# behind a load balancer; the test runs its own, not the Debian service).
+# strace (tests/test_privacy.py: every file a node opens), haproxy (tests/test_haproxy.py: nodes
+# behind a load balancer) and coturn (tests/test_turn.py: viewers through TURN over TCP and TLS);
+# the tests run their own haproxy and turnserver, not the Debian services.
 system-deps:
 	@if ! command -v redis-server >/dev/null || [ ! -x /usr/bin/chromium ] \
-			|| [ ! -x /usr/bin/strace ] || [ ! -x /usr/sbin/haproxy ]; then \
+			|| [ ! -x /usr/bin/strace ] || [ ! -x /usr/sbin/haproxy ] \
+			|| [ ! -x /usr/bin/turnserver ]; then \
 		$(SUDO) apt-get update -q && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends \
-			redis-server chromium strace haproxy fonts-dejavu-core fonts-noto-color-emoji; \
+			redis-server chromium strace haproxy coturn fonts-dejavu-core fonts-noto-color-emoji; \
 	fi
 
 run: install

@@ -526,6 +526,9 @@ class Watcher:
     jitter buffer completes them, so many viewers cost one process little (no ``sizes`` then, and
     no audience sound kept as PCM, only counted).
 
+    With ``relay_only`` the viewer's peer connection offers relayed candidates alone (through the
+    first TURN server of the node's hello), as a viewer on a network that blocks everything else.
+
     The chat of its lobby is kept as it comes (``chat``, by id). On a session that resumes, the
     watcher comes back by itself: ``watch.join`` with its session token (the same member, the same
     lobby if it has room), ``chat.history`` after the newest message it saw, and ``watch.start``
@@ -533,9 +536,10 @@ class Watcher:
     came, ``restarts`` how often media started again.
     """
 
-    def __init__(self, session: Session, *, decode: bool = True) -> None:
+    def __init__(self, session: Session, *, decode: bool = True, relay_only: bool = False) -> None:
         self.session = session
         self.decode = decode
+        self.relay_only = relay_only
         self.show: dict[str, Any] = {}
         self.joined: dict[str, Any] = {}
         self.video = TrackStats()
@@ -659,7 +663,7 @@ class Watcher:
         if old is not None and not keep_old:
             await old.close()
             old = None
-        config = rtc_configuration(channel.ice_servers, max_bundle=True)
+        config = rtc_configuration(channel.ice_servers, max_bundle=True, relay_only=self.relay_only)
         peer = self._peer = _Peer(RTCPeerConnection(config))
         pc = peer.pc
 

@@ -53,7 +53,6 @@ from signaling.cluster import Cascade
 from signaling.commands import Commands
 from signaling.errors import error_middleware
 from signaling.guard import secret_guesses
-from signaling.iceservers import client_ice_servers
 from signaling.metrics import Metrics
 from signaling.proxies import forwarded_for, parse_networks
 from signaling.services import SERVICES, Limiters, Services
@@ -117,11 +116,16 @@ def _page(name: str) -> Callable[[web.Request], Awaitable[web.FileResponse]]:
 
 
 def server_ice_servers(config: Config) -> list[RTCIceServer]:
-    """The STUN/TURN servers this node's own peers use: the configured ones, never a default."""
-    return [
-        RTCIceServer(urls=s["urls"], username=s.get("username"), credential=s.get("credential"))
-        for s in client_ice_servers(config.ice_servers, config.turn_secret)
-    ]
+    """The STUN servers this node's own peers use (the configured ones, never a default), and no
+    TURN server: the node gathers no relayed candidates of its own.
+
+    A viewer whose network blocks UDP relays through TURN to the node's host candidate
+    (``--ice-host``), which the TURN server reaches over UDP. A relayed candidate on the node's
+    side as well would cost the TURN server a second allocation per viewer, and put the node's
+    packets through aioice's TURN client instead of straight onto its UDP socket (media.direct).
+    """
+    stun = [url for url in config.ice_servers if url.startswith(("stun:", "stuns:"))]
+    return [RTCIceServer(urls=stun)] if stun else []
 
 
 def local_url(config: Config) -> str:

@@ -22,6 +22,34 @@ def _list(text: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in text.split(",") if part.strip())
 
 
+# STUN and TURN URLs as browsers and aiortc both read them (RFC 7064, RFC 7065): a host name or
+# IPv4 address (aiortc cannot parse an IPv6 literal in brackets), an optional port, and for TURN an
+# optional transport.
+_ICE_URL = re.compile(
+    r"(?P<scheme>stuns?|turns?):(?P<host>[A-Za-z0-9.-]+)(?::(?P<port>[0-9]{1,5}))?"
+    r"(?:\?transport=(?P<transport>udp|tcp))?"
+)
+
+
+def ice_url_problem(url: str) -> str | None:
+    """Why ``url`` is no STUN/TURN URL this service can hand out, or None if it is one."""
+    match = _ICE_URL.fullmatch(url)
+    if match is None:
+        return (
+            f"not a STUN/TURN URL: {url!r} (stun:HOST[:PORT], "
+            "turn:HOST[:PORT][?transport=udp|tcp], turns:HOST[:PORT]?transport=tcp; a host name "
+            "or IPv4 address)"
+        )
+    scheme, port, transport = match["scheme"], match["port"], match["transport"]
+    if port is not None and not 1 <= int(port) <= 65535:
+        return f"port out of range in {url!r}"
+    if scheme.startswith("stun") and transport is not None:
+        return f"a STUN URL has no transport: {url!r}"
+    if scheme == "turns" and transport == "udp":
+        return f"turns: with transport=udp is TURN over DTLS, which browsers do not speak: {url!r}"
+    return None
+
+
 def _bool(text: str) -> bool:
     lowered = text.strip().lower()
     if lowered in {"1", "true", "yes", "on"}:
@@ -106,8 +134,10 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "ice_servers",
-        "STUN/TURN URLs offered to browsers, comma-separated (default none: no outside server is "
-        "ever contacted)",
+        "STUN/TURN URLs offered to browsers, comma-separated, e.g. "
+        "turn:turn.example.fi:3478?transport=udp,turn:turn.example.fi:3478?transport=tcp,"
+        "turns:turn.example.fi:443?transport=tcp (default none: no outside server is ever "
+        "contacted)",
         _list,
     ),
     Setting(
@@ -265,6 +295,15 @@ class Config:
                 raise ValueError(
                     "categories must be lowercase words (a–z, digits, '-'), like 'dance'"
                 )
+        for url in self.ice_servers:
+            if (problem := ice_url_problem(url)) is not None:
+                raise ValueError(f"--ice-servers (LAMPIO_ICE_SERVERS): {problem}")
+        if not self.turn_secret and any(u.startswith("turn") for u in self.ice_servers):
+            raise ValueError(
+                "--ice-servers has TURN URLs but no --turn-secret (LAMPIO_TURN_SECRET, coturn's "
+                "static-auth-secret): TURN credentials are made from it, and without it no TURN "
+                "server would be offered"
+            )
         for proxy in self.trusted_proxies:
             try:
                 ipaddress.ip_network(proxy, strict=False)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Sequence
 
-from aiortc import RTCBundlePolicy, RTCConfiguration, RTCIceServer
+from aiortc import RTCBundlePolicy, RTCConfiguration, RTCIceServer, RTCIceTransportPolicy
 
 from .seams import host_addresses_now, offer_host_addresses
 
@@ -33,7 +33,7 @@ def host_addresses() -> list[str]:
 
 
 def rtc_configuration(
-    ice_servers: Sequence[RTCIceServer] = (), *, max_bundle: bool = False
+    ice_servers: Sequence[RTCIceServer] = (), *, max_bundle: bool = False, relay_only: bool = False
 ) -> RTCConfiguration:
     """RTCConfiguration with an explicit server list: aiortc never falls back to public STUN.
 
@@ -42,6 +42,13 @@ def rtc_configuration(
     a second transceiver of one kind shares the first one's *own* transport, is marked bundled,
     and is then skipped when the answer moves bundled media onto the primary transport, so it never
     connects (aiortc 1.16; see :mod:`media.seams` for what to re-check on an upgrade).
+
+    ``relay_only`` gathers relayed candidates alone (``iceTransportPolicy: relay``), as a peer
+    behind a network that lets nothing but its TURN server through. aiortc (aioice) uses only the
+    first TURN URL it finds in ``ice_servers``.
     """
     policy = RTCBundlePolicy.MAX_BUNDLE if max_bundle else RTCBundlePolicy.BALANCED
-    return RTCConfiguration(iceServers=list(ice_servers), bundlePolicy=policy)
+    transport = RTCIceTransportPolicy.RELAY if relay_only else RTCIceTransportPolicy.ALL
+    return RTCConfiguration(
+        iceServers=list(ice_servers), bundlePolicy=policy, iceTransportPolicy=transport
+    )

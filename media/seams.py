@@ -13,6 +13,7 @@ from typing import Any, Protocol, cast
 
 import aioice
 import aioice.ice
+import aioice.turn
 import aiortc
 import pylibsrtp
 from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender
@@ -28,6 +29,7 @@ __all__ = [
     "TESTED_SERIES",
     "DatagramSocket",
     "HostAddresses",
+    "NominatedPair",
     "RtpPath",
     "SenderReportCounters",
     "answer_nacks",
@@ -36,6 +38,7 @@ __all__ = [
     "drop_empty_datagrams",
     "host_addresses_now",
     "installed_versions",
+    "nominated_pairs",
     "offer_host_addresses",
     "on_keyframe_request",
     "release_peer",
@@ -439,6 +442,47 @@ def _ice_connections_and_dtls(pc: RTCPeerConnection) -> list[tuple[aioice.Connec
             raise UnsupportedVersionError("RTCDtlsTransport has no _rx_srtp")
         connections[id(connection)] = (connection, transport)
     return list(connections.values())
+
+
+# --- Which path ICE chose --------------------------------------------------------------------
+# aiortc has no getStats entry for candidate pairs. The aioice Connection keeps the pair it chose
+# per component in _nominated; a pair's protocol holds its local candidate. For a relayed
+# candidate that protocol's transport is aioice.turn.TurnTransport, whose private
+# __inner_protocol is the TURN client (TurnClientTcpProtocol or TurnClientUdpProtocol) on the
+# connection to the TURN server; over TLS that connection's transport has an ssl_object.
+# tests/test_turn.py pins the relayed branch against a real coturn.
+_TURN_CLIENT = "_TurnTransport__inner_protocol"
+
+
+@dataclass(frozen=True, slots=True)
+class NominatedPair:
+    """The candidate pair ICE chose, and how a relayed one reaches its TURN server."""
+
+    local: aioice.Candidate
+    remote: aioice.Candidate
+    turn_transport: str | None  # "udp", "tcp" or "tls" for a relayed local candidate, else None
+
+
+def nominated_pairs(pc: RTCPeerConnection) -> list[NominatedPair]:
+    """The pair ICE nominated (component 1) on each of ``pc``'s transports that has one."""
+    pairs = []
+    for connection in _ice_connections(pc):
+        pair = connection._nominated.get(1)
+        if pair is None:
+            continue
+        local: aioice.Candidate = pair.protocol.local_candidate
+        turn_transport = None
+        if local.type == "relay":
+            client = getattr(pair.protocol.transport, _TURN_CLIENT, None)
+            if isinstance(client, aioice.turn.TurnClientTcpProtocol):
+                tls = client.transport.get_extra_info("ssl_object") is not None
+                turn_transport = "tls" if tls else "tcp"
+            elif isinstance(client, aioice.turn.TurnClientUdpProtocol):
+                turn_transport = "udp"
+            else:
+                raise UnsupportedVersionError("a relayed candidate's transport has no TURN client")
+        pairs.append(NominatedPair(local, pair.remote_candidate, turn_transport))
+    return pairs
 
 
 # --- Closing: what a closed peer connection leaves behind ------------------------------------

@@ -103,11 +103,16 @@ class Tab:
         return path
 
 
-async def open_tab(browser: Browser, url: str, *, locale: str = "fi-FI") -> Tab:
-    """A new context (own cookies, storage and permissions) with one page at ``url``."""
+async def open_tab(
+    browser: Browser, url: str, *, locale: str = "fi-FI", init_script: str | None = None
+) -> Tab:
+    """A new context (own cookies, storage and permissions) with one page at ``url``; with
+    ``init_script``, JavaScript that runs in every page before the page's own."""
     context = await browser.new_context(
         locale=locale, viewport={"width": 1024, "height": 900}, service_workers="block"
     )
+    if init_script is not None:
+        await context.add_init_script(init_script)
     page = await context.new_page()
     tab = Tab(context, page)
     page.on("console", lambda message: tab.log.append(f"{message.type}: {message.text}"))

@@ -200,10 +200,13 @@ async def start_performer(node: Node, show: dict[str, Any], codec: str) -> Perfo
     return performer
 
 
-async def start_viewer(node: Node, code: str, *, decode: bool = True) -> Watcher:
+async def start_viewer(
+    node: Node, code: str, *, decode: bool = True, relay_only: bool = False
+) -> Watcher:
     """A Python viewer watching the show of ``code`` (once it is live); with ``decode=False`` it
-    counts encoded frames and decodes none (many viewers in one test)."""
-    watcher = Watcher(await Session.connect(node.url), decode=decode)
+    counts encoded frames and decodes none (many viewers in one test); with ``relay_only`` it
+    offers relayed candidates alone (through the node's first TURN server)."""
+    watcher = Watcher(await Session.connect(node.url), decode=decode, relay_only=relay_only)
     joined = await watcher.join(code)
     if not joined["live"]:
         await watcher.session.next_event("show.state")

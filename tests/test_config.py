@@ -6,6 +6,7 @@ import dataclasses
 
 import pytest
 
+from lampio_stream.app import server_ice_servers
 from lampio_stream.cli import build_parser
 from lampio_stream.config import SETTINGS, Config, advertised_url, load_config
 
@@ -31,6 +32,7 @@ def test_environment_is_read_and_flags_win() -> None:
         "LAMPIO_ORGANISER_KEY": "from-env-0123456789",
         "LAMPIO_ICE_HOST": "127.0.0.1, ::1",
         "LAMPIO_ICE_SERVERS": "stun:127.0.0.1:3478,turn:127.0.0.1:3478",
+        "LAMPIO_TURN_SECRET": "s3cret",
     }
     config = parse(["--port", "9100", "--ice-host", "127.0.0.2"], env)
     assert config.port == 9100
@@ -157,3 +159,49 @@ def test_redis_sentinels_and_the_master_name() -> None:
 def test_bad_sentinel_settings_are_refused(argv: list[str], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         parse(argv)
+
+
+# TURN over UDP, TCP and TLS side by side, as docs/operations.md configures coturn.
+TURN_URLS = (
+    "stun:turn.example.fi:3478",
+    "turn:turn.example.fi:3478?transport=udp",
+    "turn:turn.example.fi:3478?transport=tcp",
+    "turns:turn.example.fi:443?transport=tcp",
+)
+
+
+def test_turn_over_udp_tcp_and_tls_side_by_side() -> None:
+    config = parse(["--ice-servers", ",".join(TURN_URLS), "--turn-secret", "s3cret"])
+    assert config.ice_servers == TURN_URLS
+    assert parse(["--ice-servers", "turn:127.0.0.1,turns:127.0.0.1"], {"LAMPIO_TURN_SECRET": "s"})
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("turn.example.fi:3478", "not a STUN/TURN URL"),
+        ("http://turn.example.fi", "not a STUN/TURN URL"),
+        ("turn:[::1]:3478", "not a STUN/TURN URL"),  # aiortc cannot parse it
+        ("turn:turn.example.fi:3478?transport=sctp", "not a STUN/TURN URL"),
+        ("turn:turn.example.fi:70000", "port out of range"),
+        ("stun:turn.example.fi:3478?transport=tcp", "a STUN URL has no transport"),
+        ("turns:turn.example.fi:443?transport=udp", "DTLS"),
+    ],
+)
+def test_a_wrong_ice_server_url_is_refused(url: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        parse(["--ice-servers", url, "--turn-secret", "s3cret"])
+
+
+def test_turn_urls_without_a_turn_secret_are_refused() -> None:
+    # Without the secret no credentials can be made, and the TURN URLs would silently vanish.
+    with pytest.raises(ValueError, match="no --turn-secret"):
+        parse(["--ice-servers", "turn:turn.example.fi:3478?transport=tcp"])
+    assert parse(["--ice-servers", "stun:turn.example.fi:3478"]).ice_servers
+
+
+def test_the_nodes_own_peers_use_stun_and_no_turn() -> None:
+    config = parse(["--ice-servers", ",".join(TURN_URLS), "--turn-secret", "s3cret"])
+    ((server,),) = [server_ice_servers(config)]
+    assert server.urls == ["stun:turn.example.fi:3478"]
+    assert server_ice_servers(parse([])) == []

@@ -153,16 +153,18 @@ async def test_hello_offers_configured_ice_servers_with_turn_credentials(
     import hmac
     import time
 
-    config = make_config(
-        ice_servers=("stun:127.0.0.1:3478", "turn:127.0.0.1:3478?transport=udp"),
-        turn_secret="s3cret",
-    )
+    turn_urls = [
+        "turn:127.0.0.1:3478?transport=udp",
+        "turn:127.0.0.1:3478?transport=tcp",
+        "turns:127.0.0.1:443?transport=tcp",
+    ]
+    config = make_config(ice_servers=("stun:127.0.0.1:3478", *turn_urls), turn_secret="s3cret")
     client: TestClient = await aiohttp_client(create_app(config, bus=MemoryBus()))  # type: ignore[operator,type-arg]
     ws = await client.ws_connect("/ws")
     hello = await ws.receive_json(timeout=2)
     stun, turn = hello["ice_servers"]
     assert stun == {"urls": ["stun:127.0.0.1:3478"]}
-    assert turn["urls"] == ["turn:127.0.0.1:3478?transport=udp"]
+    assert turn["urls"] == turn_urls  # one set of credentials for UDP, TCP and TLS, in this order
     expiry = int(turn["username"].split(":")[0])
     assert time.time() + 3600 < expiry < time.time() + 86400
     expected = hmac.new(b"s3cret", turn["username"].encode(), hashlib.sha1).digest()

@@ -12,7 +12,7 @@ from typing import cast
 import aioice.ice
 import av
 import pytest
-from aiortc import RTCIceServer
+from aiortc import RTCIceServer, RTCIceTransportPolicy
 
 from media.buffer import FrameQueue
 from media.codecs import ask_for_opus_dtx, codec_capabilities
@@ -172,6 +172,10 @@ def test_rtc_configuration_never_defaults_to_public_stun() -> None:
     assert rtc_configuration().iceServers == []
     server = RTCIceServer("turn:127.0.0.1:3478", username="u", credential="p")
     assert rtc_configuration([server]).iceServers == [server]
+    assert rtc_configuration().iceTransportPolicy == RTCIceTransportPolicy.ALL
+    assert rtc_configuration([server], relay_only=True).iceTransportPolicy == (
+        RTCIceTransportPolicy.RELAY
+    )
 
 
 def test_codec_capabilities() -> None:

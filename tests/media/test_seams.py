@@ -35,6 +35,7 @@ from media.seams import (
     drop_empty_datagrams,
     host_addresses_now,
     installed_versions,
+    nominated_pairs,
     offer_host_addresses,
     on_keyframe_request,
     release_peer,
@@ -306,6 +307,22 @@ async def test_host_address_seam_makes_aioice_offer_loopback() -> None:
         await pc.close()
     offer_host_addresses(None)
     assert "127.0.0.1" not in host_addresses_now()  # aioice's own rule leaves loopback out
+
+
+async def test_nominated_pair_names_both_candidates() -> None:
+    # The relayed branch (how the TURN server is reached) is pinned by tests/test_turn.py, against
+    # a real coturn.
+    async with link() as linked:
+        (pair,) = nominated_pairs(linked.client)
+        assert (pair.local.type, pair.remote.type, pair.turn_transport) == ("host", "host", None)
+        (other,) = nominated_pairs(linked.server)
+        assert (other.local.host, other.local.port) == (pair.remote.host, pair.remote.port)
+    pc = RTCPeerConnection(rtc_configuration())
+    try:
+        pc.addTransceiver("audio")
+        assert nominated_pairs(pc) == []  # nothing nominated before ICE runs
+    finally:
+        await pc.close()
 
 
 async def test_empty_datagrams_never_reach_the_dtls_transport() -> None:
