@@ -195,7 +195,10 @@ def chat_figures(parts: list[dict[str, Any]], feed: Feed, origin: int) -> dict[s
             (cross if message["node"] != origin else same).append(arrived - message["at"])
     for lobby in members.values():
         for member in lobby:
-            for client_id, arrived in dict(member["chat"]).items():
+            first: dict[str, float] = {}
+            for client_id, arrived in member["chat"]:
+                first.setdefault(client_id, arrived)  # a message may come twice near a move
+            for client_id, arrived in first.items():
                 message = said.get(client_id)
                 if message is None or message["viewer"] == member["viewer"]:
                     continue
