@@ -21,7 +21,7 @@ SEQ_MOD = 1 << 16
 MAX_MISORDER = 100
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Piece:
     """One RTP packet's share of a frame: its depacketised payload."""
 
