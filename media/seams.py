@@ -17,12 +17,13 @@ import aioice.turn
 import aiortc
 import pylibsrtp
 from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender
-from aiortc.jitterbuffer import JitterFrame
+from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
-from aiortc.rtcrtpreceiver import RemoteStreamTrack
-from aiortc.rtp import AnyRtcpPacket, RtcpPacket, RtcpSdesPacket, RtcpSrPacket
+from aiortc.rtcrtpreceiver import RemoteStreamTrack, TimestampMapper
+from aiortc.rtp import AnyRtcpPacket, RtcpPacket, RtcpSdesPacket, RtcpSrPacket, RtpPacket
 from pylibsrtp import Session
 
+from .assembler import FrameAssembler, Piece
 from .exceptions import UnsupportedReceiverError, UnsupportedVersionError
 
 __all__ = [
@@ -88,23 +89,58 @@ def _in_series(version: str, series: str) -> bool:
 
 # --- Receiving: the encoded-frame tap ---------------------------------------------------------
 # aiortc has no public way to receive encoded media. RTCRtpReceiver._handle_rtp_packet depayloads
-# RTP into whole frames (jitter buffer, on the event loop) and puts (codec, JitterFrame) into the
-# private queue.Queue __decoder_queue, which the decoder_worker thread started by receive() reads.
-# Swapping that queue for a tap hands the frames on undecoded; the end marker (None, put when the
-# receiver stops) still reaches the real queue so the decoder thread exits.
+# each RTP packet (packet._data), adds it to its jitter buffer (the private __jitter_buffer, on the
+# event loop) and puts what that returns, (codec, JitterFrame) with the timestamp mapped by
+# __timestamp_mapper, into the private queue.Queue __decoder_queue, which the decoder_worker
+# thread started by receive() reads. Swapping that queue for a tap hands the frames on undecoded;
+# the end marker (None, put when the receiver stops) still reaches the real queue so the decoder
+# thread exits.
+#
+# aiortc's JitterBuffer completes a video frame only when the next frame's first packet arrives
+# (one frame interval late) and holds audio for four packets; the tap swaps it too, for a
+# media.assembler.FrameAssembler behind the same add(packet) -> (pli_flag, frame | None). The
+# receiver takes one frame per packet, so when one packet completes several (a retransmission
+# closing a gap) the tap hands on the others right after the first, their timestamps mapped by the
+# receiver's own mapper in the same order.
 _DECODER_QUEUE = "_RTCRtpReceiver__decoder_queue"
+_JITTER_BUFFER = "_RTCRtpReceiver__jitter_buffer"
+_TIMESTAMP_MAPPER = "_RTCRtpReceiver__timestamp_mapper"
 _RTX_SSRC = "_RTCRtpReceiver__rtx_ssrc"
 
 FrameSink = Callable[[RTCRtpCodecParameters, JitterFrame], None]
+
+
+class _AssemblingBuffer:
+    """Stands in for a receiver's JitterBuffer: frames complete on their last packet."""
+
+    def __init__(self, *, video: bool) -> None:
+        self._assembler = FrameAssembler(video=video)
+        self.more: list[JitterFrame] = []  # completed by the last packet after the one returned
+
+    def add(self, packet: RtpPacket) -> tuple[bool, JitterFrame | None]:
+        data: bytes = packet._data  # type: ignore[attr-defined]
+        piece = Piece(packet.sequence_number, packet.timestamp, bool(packet.marker), data)
+        pli, frames = self._assembler.add(piece)
+        # Whatever the receiver did not take at the last packet is gone, as its own frame would be
+        # (it takes none before receive() starts).
+        self.more = [JitterFrame(data=data, timestamp=timestamp) for timestamp, data in frames[1:]]
+        return pli, JitterFrame(data=frames[0][1], timestamp=frames[0][0]) if frames else None
 
 
 class _DecoderInputTap:
     """Stands in for a receiver's decoder queue: frames go to a callback, the end marker on."""
 
     def __init__(
-        self, inner: queue.Queue[Any], on_frame: FrameSink, on_end: Callable[[], None]
+        self,
+        inner: queue.Queue[Any],
+        buffer: _AssemblingBuffer,
+        mapper: TimestampMapper,
+        on_frame: FrameSink,
+        on_end: Callable[[], None],
     ) -> None:
         self._inner = inner
+        self._buffer = buffer
+        self._mapper = mapper
         self._on_frame = on_frame
         self._on_end = on_end
 
@@ -113,8 +149,13 @@ class _DecoderInputTap:
             # The decoder thread (blocked in get()) must see the end marker to exit.
             self._inner.put(None)
             self._on_end()
-        else:
-            self._on_frame(*item)
+            return
+        codec, frame = item
+        self._on_frame(codec, frame)
+        more, self._buffer.more = self._buffer.more, []
+        for frame in more:
+            frame.timestamp = self._mapper.map(frame.timestamp)
+            self._on_frame(codec, frame)
 
     def get(self) -> Any:
         # Called by decoder_worker when the tap was installed before receive() started it.
@@ -124,15 +165,25 @@ class _DecoderInputTap:
 def tap_depayloaded_frames(
     receiver: RTCRtpReceiver, on_frame: FrameSink, on_end: Callable[[], None]
 ) -> None:
-    """Hand the receiver's depayloaded frames to ``on_frame`` (on the loop) instead of decoding."""
+    """Hand the receiver's depayloaded frames to ``on_frame`` (on the loop) instead of decoding,
+    each as soon as its last packet is in (see media/assembler.py)."""
     inner = getattr(receiver, _DECODER_QUEUE, None)
     if isinstance(inner, _DecoderInputTap):
         raise UnsupportedReceiverError("receiver already has an encoded-frame tap")
     if not isinstance(inner, queue.Queue):
         raise UnsupportedReceiverError("RTCRtpReceiver has no decoder queue to tap")
+    if not isinstance(getattr(receiver, _JITTER_BUFFER, None), JitterBuffer):
+        raise UnsupportedVersionError("RTCRtpReceiver has no jitter buffer to replace")
+    mapper = getattr(receiver, _TIMESTAMP_MAPPER, None)
+    if not isinstance(mapper, TimestampMapper):
+        raise UnsupportedVersionError("RTCRtpReceiver has no timestamp mapper")
+    track = receiver.track
+    buffer = _AssemblingBuffer(video=track is not None and track.kind == "video")
+    # Tapped once packets flow, what aiortc's buffer held is dropped: at most a frame or two.
+    setattr(receiver, _JITTER_BUFFER, buffer)
     # Installed after receive() the decoder thread keeps reading the original queue, which from
     # now on only ever gets the end marker.
-    setattr(receiver, _DECODER_QUEUE, _DecoderInputTap(inner, on_frame, on_end))
+    setattr(receiver, _DECODER_QUEUE, _DecoderInputTap(inner, buffer, mapper, on_frame, on_end))
 
 
 def rtx_ssrcs(receiver: RTCRtpReceiver) -> Collection[int]:

@@ -8,9 +8,10 @@ import math
 import os
 import struct
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from aiortc import RTCPeerConnection
+from aiortc import RTCPeerConnection, RTCRtpReceiver
 from aiortc import sdp as aiortc_sdp
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from av import AudioFrame, VideoFrame
@@ -99,6 +100,25 @@ class ToneTrack(MediaStreamTrack):
         return frame
 
 
+class GatedTrack(MediaStreamTrack):
+    """Another track's frames, one each time the test calls :meth:`release`."""
+
+    def __init__(self, source: MediaStreamTrack) -> None:
+        super().__init__()
+        self.kind = source.kind
+        self._source = source
+        self._gate = asyncio.Semaphore(0)
+
+    def release(self) -> None:
+        """Let the next frame go to the sender."""
+        self._gate.release()
+
+    async def recv(self) -> VideoFrame | AudioFrame:
+        await self._gate.acquire()
+        frame: VideoFrame | AudioFrame = await self._source.recv()
+        return frame
+
+
 @dataclass
 class Consumer:
     """Reads (and thereby decodes) a viewer's remote track, keeping what the test checks."""
@@ -166,11 +186,18 @@ class ShowRig:
         self.broadcast = broadcast or Broadcast()
         self.noise = noise
 
-    async def start_publisher(self, *, tap_late: bool = False) -> PublisherRig:
+    async def start_publisher(
+        self,
+        *,
+        tap_late: bool = False,
+        video: MediaStreamTrack | None = None,
+        audio: MediaStreamTrack | None = None,
+    ) -> PublisherRig:
         performer = RTCPeerConnection(rtc_configuration())
-        picture = MovingPatternTrack(noise=self.noise)
+        picture = video or MovingPatternTrack(noise=self.noise)
         prefer_codec(performer.addTransceiver(picture, direction="sendonly"), self.video_codec)
-        prefer_codec(performer.addTransceiver(ToneTrack(), direction="sendonly"), "audio/opus")
+        sound = audio or ToneTrack()
+        prefer_codec(performer.addTransceiver(sound, direction="sendonly"), "audio/opus")
         server = RTCPeerConnection(rtc_configuration())
         ingest = self.broadcast.open_ingest()
         await performer.setLocalDescription(await performer.createOffer())
@@ -193,8 +220,11 @@ class ShowRig:
         await rig.performer.close()
         await rig.server.close()
 
-    async def add_viewer(self, *, direct: bool = True) -> ViewerRig:
-        """A viewer sent to as the stage does it: through direct outputs, or aiortc's senders."""
+    async def add_viewer(
+        self, *, direct: bool = True, tap: Callable[[RTCRtpReceiver], object] | None = None
+    ) -> ViewerRig:
+        """A viewer sent to as the stage does it: through direct outputs, or aiortc's senders;
+        with ``tap``, each of the viewer's receivers is handed to it instead of being decoded."""
         viewer = self.broadcast.add_viewer(direct=direct)
         server = RTCPeerConnection(rtc_configuration(max_bundle=True))
         video = server.addTransceiver(viewer.video, direction="sendonly")
@@ -225,6 +255,9 @@ class ShowRig:
             rig.rtcp = ViewerRtcp(rig.outputs, self.broadcast.request_keyframe)
             take_rtcp(server, rig.rtcp.handle)
         await client.setRemoteDescription(server.localDescription)
+        if tap is not None:
+            for transceiver in client.getTransceivers():
+                tap(transceiver.receiver)
         await client.setLocalDescription(await client.createAnswer())
         await server.setRemoteDescription(client.localDescription)
         return rig

@@ -8,8 +8,20 @@ import itertools
 import weakref
 
 import pytest
-from helpers import HEIGHT, WIDTH, ShowRig, ViewerRig, eventually
+from aiortc import RTCRtpReceiver
+from helpers import (
+    HEIGHT,
+    WIDTH,
+    GatedTrack,
+    MovingPatternTrack,
+    ShowRig,
+    ToneTrack,
+    ViewerRig,
+    eventually,
+)
 
+from media.frame import EncodedFrame
+from media.receiver import EncodedReceiver
 from media.seams import decoded_backlog, send_pli, sender_ssrc
 from media.stage import close_peer
 
@@ -120,6 +132,45 @@ async def test_new_performer_resumes_viewers_without_renegotiation() -> None:
     finally:
         for rig in viewers:
             await show.remove_viewer(rig)
+
+
+@pytest.mark.parametrize("kind", ["video", "audio"])
+async def test_each_frame_crosses_two_ingests_before_the_next_is_sent(kind: str) -> None:
+    # Performer → origin broadcast → a feed as an edge pulls it → edge broadcast → a viewer who
+    # taps her frames undecoded (as bench/cluster.py's do): three receivers, each of which held
+    # a frame until the next one's first packet arrived. Nothing more is sent until the frame is
+    # at the viewer, so under that rule this would wait for ever.
+    video, audio = GatedTrack(MovingPatternTrack(noise=True)), GatedTrack(ToneTrack())
+    origin, edge = ShowRig("video/VP8"), ShowRig("video/VP8")
+    publisher = await origin.start_publisher(video=video, audio=audio)
+    feed_ingest = edge.broadcast.open_ingest()
+    feed = await origin.add_viewer(tap=feed_ingest.attach)
+    frames: dict[str, list[EncodedFrame]] = {"video": [], "audio": []}
+    taps: list[EncodedReceiver] = []
+
+    def watch(receiver: RTCRtpReceiver) -> None:
+        taps.append(EncodedReceiver(receiver, on_frame=lambda f: frames[f.kind].append(f)))
+
+    viewer = await edge.add_viewer(tap=watch)
+    try:
+        peers = (publisher.server, feed.client, viewer.client)
+        await eventually(lambda: all(pc.connectionState == "connected" for pc in peers), 10)
+        track = video if kind == "video" else audio
+        for sent in range(1, 6):
+            track.release()
+            await eventually(
+                lambda sent=sent: len(frames[kind]) == sent, 5, f"{kind} frame {sent} at the viewer"
+            )
+        assert frames[kind][0].keyframe
+        (fed,) = [r for r in feed_ingest.receivers if r.kind == kind]
+        assert fed.frames == 5
+    finally:
+        for tap in taps:
+            tap.close()
+        await edge.remove_viewer(viewer)
+        await origin.remove_viewer(feed)
+        feed_ingest.close()
+        await origin.stop_publisher(publisher)
 
 
 async def test_viewer_keyframe_request_reaches_performer() -> None:

@@ -209,9 +209,15 @@ def vp8_frames(count: int) -> list[tuple[list[bytes], int]]:
 
 
 def send_frame(
-    link: Link, payloads: list[bytes], timestamp: int, seq: int, sent: dict[int, bytes]
+    link: Link,
+    payloads: list[bytes],
+    timestamp: int,
+    seq: int,
+    sent: dict[int, bytes],
+    lose: int | None = None,
 ) -> int:
-    """Protect and send one frame's packets on the sender's RTP path; the next sequence number."""
+    """Protect and send one frame's packets on the sender's RTP path (all but ``lose``, which is
+    only kept in ``sent``); the next sequence number."""
     path = rtp_path(link.sender)
     assert path is not None
     for i, payload in enumerate(payloads):
@@ -225,7 +231,8 @@ def send_frame(
         )
         plain = packet.serialize(HeaderExtensionsMap())
         sent[seq] = plain
-        path.transport.sendto(path.srtp.protect(plain), path.addr)
+        if seq != lose:
+            path.transport.sendto(path.srtp.protect(plain), path.addr)
         seq = (seq + 1) & 0xFFFF
     return seq
 
@@ -257,6 +264,41 @@ async def test_rtp_sent_on_the_path_is_decoded_and_a_gap_is_nacked_to_us() -> No
         send_frame(linked, *frames[3], (seq + 1) & 0xFFFF, sent)
         await eventually(lambda: skipped in nacked, 5)
         assert skipped not in sent
+
+
+async def test_tapped_frames_go_on_at_their_last_packet_and_wait_behind_a_gap() -> None:
+    async with link() as linked:
+        nacked: list[int] = []
+
+        async def retransmit(sequence_number: int) -> None:
+            nacked.append(sequence_number)
+
+        answer_nacks(linked.sender, retransmit)
+        tapped = Tapped()
+        tap_depayloaded_frames(linked.receiver, tapped.frame, tapped.end)
+        sent: dict[int, bytes] = {}
+        frames = vp8_frames(4)
+        seq = 2000
+        # Each frame is handed on as soon as its marker packet is in, before anything follows.
+        for count, (payloads, timestamp) in enumerate(frames[:2], start=1):
+            seq = send_frame(linked, payloads, timestamp, seq, sent)
+            await eventually(lambda count=count: len(tapped.frames) == count, 5)
+        assert is_vp8_keyframe(bytes(tapped.frames[0][1].data))
+
+        # Frame 2 loses its first packet: it waits, and frame 3 (complete) waits behind it.
+        lost = seq
+        seq = send_frame(linked, *frames[2], seq, sent, lose=lost)
+        send_frame(linked, *frames[3], seq, sent)
+        await eventually(lambda: lost in nacked, 5)
+        assert len(tapped.frames) == 2
+        # The retransmission (here a plain resend) completes both at once, in order, their
+        # timestamps mapped by the receiver as the first ones were.
+        path = rtp_path(linked.sender)
+        assert path is not None
+        path.transport.sendto(path.srtp.protect(sent[lost]), path.addr)
+        await eventually(lambda: len(tapped.frames) == 4, 5)
+        assert [f.timestamp for _, f in tapped.frames] == [t - frames[0][1] for _, t in frames]
+        assert linked.decoded == []  # tapped frames are never decoded
 
 
 async def test_sender_report_counters_reach_the_viewer() -> None:
