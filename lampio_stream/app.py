@@ -36,6 +36,7 @@ from rooms.tasks import cancel_and_wait
 from rooms.voice import VoiceRules, VoiceStates
 from signaling import (
     api,
+    calendar,
     captions,
     cluster,
     foyer,
@@ -336,6 +337,7 @@ def create_app(config: Config, *, bus: Bus | None = None) -> web.Application:
         app.cleanup_ctx.append(demo_context)
     app.on_shutdown.append(begin_shutdown)
     app.add_routes(ops.routes)
+    app.add_routes(calendar.routes)
     app.add_routes(api.routes)
     app.add_routes(screens.routes)
     app.add_routes(whip.routes)

@@ -82,6 +82,7 @@ class Show:
     listed: bool = True  # in the public programme; unlisted: reachable by its code only
     access: str = "open"  # "ticket": only ticket holders take part
     cancelled: bool = False  # ended before it was given
+    revision: int = 0  # one more at each change an organiser makes (calendars' SEQUENCE)
 
     def __post_init__(self) -> None:
         if not self.title or len(self.title) > TITLE_MAX:
@@ -140,6 +141,7 @@ class Show:
             listed=bool(record.get("listed", True)),
             access=record.get("access", "open"),
             cancelled=bool(record.get("cancelled", False)),
+            revision=int(record.get("revision", 0)),
         )
 
     def matches(
@@ -286,6 +288,7 @@ class Shows:
             show = replace(old, **fields)
             changed = {name for name in fields if getattr(old, name) != getattr(show, name)}
             if changed:
+                show = replace(show, revision=old.revision + 1)
                 await self._bus.set(f"show:{show.id}", show.to_record())
         if changed:
             event = events.show_updated(show.public(), sorted(changed))
@@ -302,7 +305,8 @@ class Shows:
                 raise ShowNotFound("this show has ended")
             if current.state is ShowState.LIVE:
                 raise ShowIsLive("the show is on air: its performer ends it from the studio")
-            show = await self._store_state(replace(current, cancelled=True), ShowState.ENDED)
+            cancelled = replace(current, cancelled=True, revision=current.revision + 1)
+            show = await self._store_state(cancelled, ShowState.ENDED)
         event = events.show_state(show.id, show.state.value, cancelled=True)
         await self._bus.publish(events.show_channel(show.id), event)
         return show
@@ -346,18 +350,23 @@ class Shows:
         return show
 
     async def programme(
-        self, *, listed_only: bool = True, organiser: str | None = None, **filters: Any
+        self,
+        *,
+        listed_only: bool = True,
+        organiser: str | None = None,
+        with_cancelled: bool = False,
+        **filters: Any,
     ) -> list[Show]:
         """Shows that have not ended, live ones first, then by start time: the listed ones
         (``listed_only``) or all, of one ``organiser`` or every one, through the filters of
-        :meth:`Show.matches`."""
+        :meth:`Show.matches`; ``with_cancelled``: cancelled ones too (for 30 days)."""
         shows = []
         for key in await self._bus.keys("show:"):
             record = await self._bus.get(key)
             if record is not None:
                 show = Show.from_record(record)
                 if (
-                    show.state is not ShowState.ENDED
+                    (show.state is not ShowState.ENDED or (with_cancelled and show.cancelled))
                     and (show.listed or not listed_only)
                     and (organiser is None or show.organiser == organiser)
                     and show.matches(**filters)

@@ -5,10 +5,12 @@ cancelled (everyone who joined hears so), filtered, and unlisted."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
 from typing import Any
 
 import aiohttp
 import pytest
+from icalendar import Calendar
 
 from clients.client import ProtocolError, Session
 from rooms.bus import Bus
@@ -245,3 +247,57 @@ async def test_an_unlisted_show_is_reached_by_its_code_only(http: aiohttp.Client
     assert "Hoivakodin oma" not in await titles(http)
     found = await http.get(f"/api/shows/by-code/{show['code']}")
     assert found.status == 200 and (await found.json())["title"] == "Hoivakodin oma"
+
+
+async def test_calendar_files_parse_and_follow_the_show(http: aiohttp.ClientSession) -> None:
+    oulu = await new_organiser(http, "Oulun kaupunki", "Oulu")
+    show = await new_show(
+        http,
+        oulu["key"],
+        title="Joulukonsertti",
+        description="Kuoro laulaa",
+        starts_at="2026-12-20T14:00:00+02:00",
+        category="concert",
+    )
+    await new_show(http, ORGANISER_KEY, title="Turun jumppa", starts_at="2026-12-21T10:00:00+02:00")
+    await new_show(http, oulu["key"], title="Ei aikaa")  # no start time: in no calendar
+    await new_show(
+        http, oulu["key"], title="Salainen", listed=False, starts_at="2026-12-22T10:00:00+02:00"
+    )
+
+    response = await http.get(f"/api/shows/{show['id']}.ics")
+    assert response.status == 200 and response.content_type == "text/calendar"
+    (event,) = Calendar.from_ical(await response.read()).walk("VEVENT")
+    assert str(event["summary"]) == "Joulukonsertti"
+    assert event.decoded("dtstart") == datetime.fromisoformat("2026-12-20T14:00:00+02:00")
+    assert event.decoded("dtend") - event.decoded("dtstart") == timedelta(hours=1)
+    assert show["code_display"] in str(event["description"])
+    assert str(event["status"]) == "CONFIRMED" and int(event["sequence"]) == 0
+    (alarm,) = event.walk("VALARM")
+    assert alarm.decoded("trigger") == -timedelta(minutes=30)
+
+    feed = await http.get("/api/calendar.ics?city=Oulu")
+    assert feed.status == 200
+    summaries = [str(e["summary"]) for e in Calendar.from_ical(await feed.read()).walk("VEVENT")]
+    assert summaries == ["Joulukonsertti"]  # not Turku's, not the untimed, not the unlisted
+    everyone = Calendar.from_ical(await (await http.get("/api/calendar.ics")).read())
+    assert sorted(str(e["summary"]) for e in everyone.walk("VEVENT")) == [
+        "Joulukonsertti",
+        "Turun jumppa",
+    ]
+
+    # rescheduled, then cancelled: the calendar that added it sees both
+    url = f"/api/shows/{show['id']}"
+    moved = {"starts_at": "2026-12-27T14:00:00+02:00"}
+    assert (await http.patch(url, json=moved, headers=bearer(oulu["key"]))).status == 200
+    (event,) = Calendar.from_ical(await (await http.get(f"{url}.ics")).read()).walk("VEVENT")
+    assert event.decoded("dtstart").day == 27 and int(event["sequence"]) == 1
+    assert (await http.post(f"{url}/cancel", headers=bearer(oulu["key"]))).status == 200
+    feed = Calendar.from_ical(await (await http.get("/api/calendar.ics?city=oulu")).read())
+    (event,) = feed.walk("VEVENT")
+    assert str(event["status"]) == "CANCELLED" and int(event["sequence"]) == 2
+
+    untimed = await http.get("/api/shows/nosuchshow.ics")
+    assert await error_of(untimed) == (404, "show_not_found")
+    bad = await http.get("/api/calendar.ics?category=wrestling")
+    assert await error_of(bad) == (400, "invalid_input")
