@@ -33,6 +33,7 @@ from rooms.relay import EventRelay
 from rooms.screens import Screens
 from rooms.shows import CATEGORIES, Shows
 from rooms.tasks import cancel_and_wait
+from rooms.tickets import Tickets
 from rooms.voice import VoiceRules, VoiceStates
 from signaling import (
     api,
@@ -249,6 +250,7 @@ def create_app(config: Config, *, bus: Bus | None = None) -> web.Application:
             relay=relay,
             shows=shows,
             organisers=Organisers(the_bus, default_organiser),
+            tickets=Tickets(the_bus),
             lobbies=lobbies,
             chat=chat,
             foyer=Foyer(the_bus, lobbies, chat),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import hmac
 import io
@@ -14,6 +15,7 @@ from aiohttp import web
 from rooms.errors import InvalidInput, ShowNotFound
 from rooms.organisers import CITY_MAX, Actor, Organiser
 from rooms.shows import QUERY_MAX, Show, ShowState, parse_starts_at
+from rooms.tickets import format_ticket
 from signaling import wirejson
 from signaling.bodies import read_body
 from signaling.errors import ApiError
@@ -266,6 +268,63 @@ async def cancel_show(request: web.Request) -> web.Response:
     show = await services(request).shows.cancel(show.id)
     log.info("show.cancelled", show=show.id)
     return web.json_response(private_view(request, show), headers={"Cache-Control": "no-store"})
+
+
+def _cell(text: str) -> str:
+    """Text a spreadsheet shows as text: one starting as a formula would run as one."""
+    return f"'{text}" if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+@routes.post("/api/shows/{show_id}/tickets")
+async def mint_tickets(request: web.Request) -> web.Response:
+    """New tickets for the show (its organiser or the admin): ``{"count", "label"?,
+    "head_count"?}``; the codes are shown this once, as JSON or (``Accept: text/csv``) as CSV
+    for printing a sheet."""
+    _, show = await organisers_show(request)
+    if show.state is ShowState.ENDED:
+        raise ShowNotFound("this show has ended")
+    body = await read_json_object(request)
+    unknown = set(body) - {"count", "label", "head_count"}
+    if unknown:
+        raise InvalidInput(f"unknown fields: {', '.join(sorted(unknown))}")
+    minted = await services(request).tickets.mint(
+        show.id, body.get("count"), body.get("label"), body.get("head_count", 1)
+    )
+    log.info("tickets.minted", show=show.id, count=len(minted))
+    rows = [
+        {
+            "code": code,
+            "code_display": format_ticket(code),
+            "label": ticket.label,
+            "head_count": ticket.head_count,
+        }
+        for code, ticket in minted
+    ]
+    headers = {"Cache-Control": "no-store"}
+    if "text/csv" in request.headers.get("Accept", ""):
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(["code", "show", "starts_at", "label", "head_count"])
+        starts = "" if show.starts_at is None else show.starts_at.isoformat()
+        for row in rows:
+            writer.writerow(
+                [
+                    row["code_display"],
+                    _cell(show.title),
+                    starts,
+                    _cell(str(row["label"])),
+                    row["head_count"],
+                ]
+            )
+        headers["Content-Disposition"] = 'attachment; filename="liput.csv"'
+        return web.Response(
+            text=out.getvalue(),
+            content_type="text/csv",
+            charset="utf-8",
+            status=201,
+            headers=headers,
+        )
+    return web.json_response({"show": show.id, "tickets": rows}, status=201, headers=headers)
 
 
 @routes.post("/api/organisers")

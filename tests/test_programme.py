@@ -4,6 +4,8 @@ cancelled (everyone who joined hears so), filtered, and unlisted."""
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import Any
@@ -301,3 +303,67 @@ async def test_calendar_files_parse_and_follow_the_show(http: aiohttp.ClientSess
     assert await error_of(untimed) == (404, "show_not_found")
     bad = await http.get("/api/calendar.ics?category=wrestling")
     assert await error_of(bad) == (400, "invalid_input")
+
+
+async def test_a_ticketed_show_admits_its_ticket_holders_one_seat_per_ticket(
+    node: Node, http: aiohttp.ClientSession
+) -> None:
+    show = await new_show(http, ORGANISER_KEY, title="=Lippukonsertti", access="ticket")
+    url = f"/api/shows/{show['id']}/tickets"
+    for body in (
+        {"count": 0},
+        {"count": 501},
+        {"count": True},
+        {"count": 2, "head_count": 0},
+        {"count": 1, "price": 10},
+    ):
+        response = await http.post(url, json=body, headers=bearer(ORGANISER_KEY))
+        assert await error_of(response) == (400, "invalid_input"), body
+    minted = await http.post(url, json={"count": 3}, headers=bearer(ORGANISER_KEY))
+    assert minted.status == 201
+    codes = [t["code"] for t in (await minted.json())["tickets"]]
+    assert len(set(codes)) == 3 and all(len(c) == 16 and c.isdigit() for c in codes)
+    sheet = await http.post(
+        url,
+        json={"count": 2, "label": "Hoivakoti Kuusela", "head_count": 12},
+        headers={**bearer(ORGANISER_KEY), "Accept": "text/csv"},
+    )
+    assert sheet.status == 201 and sheet.content_type == "text/csv"
+    rows = list(csv.reader(io.StringIO(await sheet.text())))
+    assert rows[0] == ["code", "show", "starts_at", "label", "head_count"] and len(rows) == 3
+    assert rows[1][1] == "'=Lippukonsertti"  # a spreadsheet shows it, never runs it
+    room = rows[1][0]
+    other = await new_organiser(http, "Oulun kaupunki", "Oulu")
+    refused = await http.post(url, json={"count": 1}, headers=bearer(other["key"]))
+    assert await error_of(refused) == (404, "show_not_found")
+
+    sessions: list[Session] = []
+
+    async def take_part(code: str, name: str) -> tuple[Session, dict[str, Any]]:
+        session = await Session.connect(node.url)
+        sessions.append(session)
+        return session, await session.request("watch.join", code=code, name=name)
+
+    try:
+        # the show's own code is not enough; a ticket is, typed as people type it
+        with pytest.raises(ProtocolError) as refused_join:
+            await take_part(show["code"], "Aino")
+        assert refused_join.value.code == "ticket_required"
+        spaced = " ".join(codes[0][i : i + 4] for i in range(0, 16, 4))
+        first, joined = await take_part(spaced, "Aino")
+        assert joined["show"]["id"] == show["id"]
+        found = await http.get(f"/api/shows/by-code/{codes[1]}")
+        assert found.status == 200 and (await found.json())["access"] == "ticket"
+        wrong = await http.get(f"/api/shows/by-code/{'9' * 16}")
+        assert await error_of(wrong) == (404, "show_not_found")
+        # a care home's ticket counts its room
+        _, room_joined = await take_part(room, "Kuusela")
+        assert room_joined["me"]["head_count"] == 12
+        # the same ticket on a second device takes the seat over; the first is let go
+        _, again = await take_part(codes[0], "Aino tabletilla")
+        closed = await first.next_event("closed", timeout=5)
+        assert closed["code"] == 4009
+        assert again["me"]["id"] != joined["me"]["id"]
+    finally:
+        for session in sessions:
+            await session.close()
