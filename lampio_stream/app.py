@@ -42,6 +42,7 @@ from signaling import (
     cluster,
     foyer,
     guard,
+    hooks,
     live,
     ops,
     rtmp,
@@ -341,6 +342,7 @@ def create_app(config: Config, *, bus: Bus | None = None) -> web.Application:
     app.add_routes(ops.routes)
     app.add_routes(calendar.routes)
     app.add_routes(api.routes)
+    app.add_routes(hooks.routes)
     app.add_routes(screens.routes)
     app.add_routes(whip.routes)
     app.add_routes(cluster.routes)

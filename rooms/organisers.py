@@ -145,6 +145,7 @@ class Organisers:
         if record is None:
             raise OrganiserNotFound("no such organiser")
         await self._bus.delete(f"organiserkey:{record['digest']}")
+        await self._bus.delete(f"hooksecret:{organiser_id}")  # its shop mints no more
         await self._bus.delete(f"organiser:{organiser_id}")
         return _organiser(record)
 

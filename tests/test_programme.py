@@ -5,7 +5,11 @@ cancelled (everyone who joined hears so), filtered, and unlisted."""
 from __future__ import annotations
 
 import csv
+import hashlib
+import hmac
 import io
+import json
+import time
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import Any
@@ -367,3 +371,80 @@ async def test_a_ticketed_show_admits_its_ticket_holders_one_seat_per_ticket(
     finally:
         for session in sessions:
             await session.close()
+
+
+def signed(secret: str, body: dict[str, Any]) -> tuple[bytes, dict[str, str]]:
+    raw = json.dumps(body).encode()
+    mac = hmac.new(secret.encode(), raw, hashlib.sha256).hexdigest()
+    return raw, {"Content-Type": "application/json", "X-Signature": f"sha256={mac}"}
+
+
+async def test_a_shop_mints_tickets_through_a_signed_webhook(http: aiohttp.ClientSession) -> None:
+    oulu = await new_organiser(http, "Oulun kaupunki", "Oulu")
+    show = await new_show(http, oulu["key"], title="Lippukonsertti", access="ticket")
+    issued = await http.post("/api/hook-secret", headers=bearer(oulu["key"]))
+    assert issued.status == 201
+    secret = (await issued.json())["secret"]
+    order = {
+        "organiser": oulu["id"],
+        "id": "tilaus-1001",
+        "timestamp": int(time.time()),
+        "show": show["id"],
+        "count": 2,
+        "label": "Tilaus 1001",
+    }
+    raw, headers = signed(secret, order)
+    response = await http.post("/api/hooks/tickets", data=raw, headers=headers)
+    assert response.status == 201, await response.text()
+    tickets = (await response.json())["tickets"]
+    assert len(tickets) == 2 and all(len(t["code"]) == 16 for t in tickets)
+    found = await http.get(f"/api/shows/by-code/{tickets[0]['code']}")
+    assert found.status == 200 and (await found.json())["id"] == show["id"]
+
+    again = await http.post("/api/hooks/tickets", data=raw, headers=headers)
+    assert await error_of(again) == (409, "replayed")
+    tampered = raw.replace(b'"count": 2', b'"count": 9')
+    refused = await http.post("/api/hooks/tickets", data=tampered, headers=headers)
+    assert await error_of(refused) == (401, "bad_signature")
+    unsigned = await http.post(
+        "/api/hooks/tickets", data=raw, headers={"Content-Type": "application/json"}
+    )
+    assert await error_of(unsigned) == (401, "bad_signature")
+    stale = signed(secret, {**order, "id": "tilaus-1002", "timestamp": int(time.time()) - 3600})
+    assert await error_of(
+        await http.post("/api/hooks/tickets", data=stale[0], headers=stale[1])
+    ) == (
+        401,
+        "stale_timestamp",
+    )
+    # another organiser's secret does not mint for this organiser's show
+    tampere = await new_organiser(http, "Tampere-talo", "Tampere")
+    theirs = (await (await http.post("/api/hook-secret", headers=bearer(tampere["key"]))).json())[
+        "secret"
+    ]
+    forged = signed(theirs, {**order, "id": "tilaus-1003"})
+    assert await error_of(
+        await http.post("/api/hooks/tickets", data=forged[0], headers=forged[1])
+    ) == (
+        401,
+        "bad_signature",
+    )
+    as_them = signed(theirs, {**order, "organiser": tampere["id"], "id": "tilaus-1004"})
+    answer = await http.post("/api/hooks/tickets", data=as_them[0], headers=as_them[1])
+    assert await error_of(answer) == (404, "show_not_found")
+    # a refused order may be sent again, corrected; a new secret retires the old one
+    wrong = signed(secret, {**order, "id": "tilaus-1005", "count": 0})
+    assert await error_of(
+        await http.post("/api/hooks/tickets", data=wrong[0], headers=wrong[1])
+    ) == (
+        400,
+        "invalid_input",
+    )
+    fixed = signed(secret, {**order, "id": "tilaus-1005", "count": 1})
+    assert (await http.post("/api/hooks/tickets", data=fixed[0], headers=fixed[1])).status == 201
+    await http.post("/api/hook-secret", headers=bearer(oulu["key"]))
+    old = signed(secret, {**order, "id": "tilaus-1006"})
+    assert await error_of(await http.post("/api/hooks/tickets", data=old[0], headers=old[1])) == (
+        401,
+        "bad_signature",
+    )
