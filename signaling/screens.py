@@ -63,12 +63,13 @@ SOUND_STATES = frozenset({"on", "blocked", "off"})
 @routes.post("/api/staff-keys")
 async def issue_staff_key(request: web.Request) -> web.Response:
     """A new staff key for a care home; the key is in this answer only."""
-    await require_organiser(request)
+    actor = await require_organiser(request)
     body = await read_json_object(request)
     unknown = set(body) - {"label"}
     if unknown:
         raise InvalidInput(f"unknown fields: {', '.join(sorted(unknown))}")
-    staff, secret = await services(request).screens.issue_key(body.get("label"))
+    organiser = actor.organiser_id or services(request).organisers.default_id
+    staff, secret = await services(request).screens.issue_key(body.get("label"), organiser)
     log.info("staff_key.issued", staff_key=staff.id)
     return web.json_response(
         {**staff.public(), "key": secret, "screens": 0},
@@ -79,12 +80,14 @@ async def issue_staff_key(request: web.Request) -> web.Response:
 
 @routes.get("/api/staff-keys")
 async def list_staff_keys(request: web.Request) -> web.Response:
-    """Every staff key (never the keys themselves) with how many screens each has paired."""
-    await require_organiser(request)
+    """The organiser's staff keys (the admin: everyone's), never the keys themselves, with how
+    many screens each has paired."""
+    actor = await require_organiser(request)
     screens = services(request).screens
     keys = [
         {**k.public(), "screens": len(await screens.of_staff(k.id))}
         for k in await screens.staff_keys()
+        if actor.may_manage(k.organiser)
     ]
     return web.json_response({"staff_keys": keys}, headers={"Cache-Control": "no-store"})
 
@@ -92,10 +95,16 @@ async def list_staff_keys(request: web.Request) -> web.Response:
 @routes.delete("/api/staff-keys/{key_id}")
 async def revoke_staff_key(request: web.Request) -> web.Response:
     """Revoke a staff key: it stops working and the screens it paired show a new pairing code."""
-    await require_organiser(request)
+    actor = await require_organiser(request)
     key_id = request.match_info["key_id"]
     svc = services(request)
     try:
+        try:
+            owner = (await svc.screens.staff_key_by_id(key_id)).organiser
+        except StaffKeyInvalid:
+            raise StaffKeyNotFound("no staff key has this id") from None
+        if not actor.may_manage(owner):
+            raise StaffKeyNotFound("no staff key has this id")  # another organiser's
         forgotten = await svc.screens.revoke_key(key_id)
     except StaffKeyNotFound as exc:
         raise ApiError(404, exc.code, str(exc)) from None

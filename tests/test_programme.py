@@ -448,3 +448,29 @@ async def test_a_shop_mints_tickets_through_a_signed_webhook(http: aiohttp.Clien
         401,
         "bad_signature",
     )
+
+
+async def test_each_organiser_sees_and_revokes_only_its_own_staff_keys(
+    http: aiohttp.ClientSession,
+) -> None:
+    oulu = await new_organiser(http, "Oulun kaupunki", "Oulu")
+    tampere = await new_organiser(http, "Tampere-talo", "Tampere")
+    made = await http.post(
+        "/api/staff-keys", json={"label": "Koivukoti"}, headers=bearer(oulu["key"])
+    )
+    assert made.status == 201
+    key = await made.json()
+    await http.post(
+        "/api/staff-keys", json={"label": "Hervannan koti"}, headers=bearer(tampere["key"])
+    )
+
+    async def labels(who: str) -> list[str]:
+        listed = await (await http.get("/api/staff-keys", headers=bearer(who))).json()
+        return sorted(k["label"] for k in listed["staff_keys"])
+
+    assert await labels(oulu["key"]) == ["Koivukoti"]
+    assert await labels(ADMIN_KEY) == ["Hervannan koti", "Koivukoti"]
+    refused = await http.delete(f"/api/staff-keys/{key['id']}", headers=bearer(tampere["key"]))
+    assert await error_of(refused) == (404, "staff_key_not_found")
+    gone = await http.delete(f"/api/staff-keys/{key['id']}", headers=bearer(oulu["key"]))
+    assert gone.status == 200 and await labels(oulu["key"]) == []
