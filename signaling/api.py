@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import dataclasses
 import hmac
@@ -12,6 +13,7 @@ import segno
 import structlog
 from aiohttp import web
 
+from rooms import images
 from rooms.errors import InvalidInput, ShowNotFound
 from rooms.organisers import CITY_MAX, Actor, Organiser
 from rooms.shows import QUERY_MAX, Show, ShowState, parse_starts_at
@@ -273,6 +275,47 @@ async def cancel_show(request: web.Request) -> web.Response:
 def _cell(text: str) -> str:
     """Text a spreadsheet shows as text: one starting as a formula would run as one."""
     return f"'{text}" if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/webp"})
+IMAGE_BODY_TIMEOUT = 60.0  # seconds: 8 MiB from an office's uplink
+
+
+@routes.put("/api/shows/{show_id}/image")
+async def put_image(request: web.Request) -> web.Response:
+    """The show's picture for the programme (its organiser or the admin): JPEG, PNG or WebP,
+    at most 8 MiB; made to fit 1280×720 and saved as a JPEG without metadata."""
+    _, show = await organisers_show(request)
+    if request.content_type not in IMAGE_TYPES:
+        raise ApiError(415, "unsupported_media_type", "send image/jpeg, image/png or image/webp")
+    data = await read_body(request, images.BYTES_MAX, IMAGE_BODY_TIMEOUT)
+    picture = await asyncio.to_thread(images.prepare, data)
+    show = await services(request).shows.set_image(show.id, picture)
+    log.info("show.image", show=show.id, width=picture.width, height=picture.height)
+    return web.json_response(private_view(request, show), headers={"Cache-Control": "no-store"})
+
+
+@routes.delete("/api/shows/{show_id}/image")
+async def delete_image(request: web.Request) -> web.Response:
+    """Take the show's picture away (its organiser or the admin)."""
+    _, show = await organisers_show(request)
+    show = await services(request).shows.set_image(show.id, None)
+    return web.json_response(private_view(request, show), headers={"Cache-Control": "no-store"})
+
+
+@routes.get("/api/shows/{show_id}/image.jpg")
+async def get_image(request: web.Request) -> web.Response:
+    """The show's picture (public, like the programme); its URL names its version, so it may
+    be kept a long time."""
+    found = await services(request).shows.image(request.match_info["show_id"])
+    if found is None:
+        raise ApiError(404, "not_found", "this show has no picture")
+    jpeg, version = found
+    etag = f'"{version}"'
+    headers = {"ETag": etag, "Cache-Control": "public, max-age=86400"}
+    if request.headers.get("If-None-Match") == etag:
+        return web.Response(status=304, headers=headers)
+    return web.Response(body=jpeg, content_type="image/jpeg", headers=headers)
 
 
 @routes.post("/api/shows/{show_id}/tickets")

@@ -17,6 +17,7 @@ from typing import Any
 import aiohttp
 import pytest
 from icalendar import Calendar
+from PIL import Image
 
 from clients.client import ProtocolError, Session
 from rooms.bus import Bus
@@ -474,3 +475,57 @@ async def test_each_organiser_sees_and_revokes_only_its_own_staff_keys(
     assert await error_of(refused) == (404, "staff_key_not_found")
     gone = await http.delete(f"/api/staff-keys/{key['id']}", headers=bearer(oulu["key"]))
     assert gone.status == 200 and await labels(oulu["key"]) == []
+
+
+def picture(size: tuple[int, int], fmt: str, **save: Any) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB" if fmt != "PNG" else "1", size, "white").save(out, fmt, **save)
+    return out.getvalue()
+
+
+async def test_a_show_gets_a_picture_made_small_without_its_metadata(
+    node: Node, http: aiohttp.ClientSession
+) -> None:
+    show = await new_show(http, ORGANISER_KEY, title="Kuvakonsertti")
+    url = f"/api/shows/{show['id']}/image"
+    exif = Image.Exif()
+    exif[0x0110] = "Kamera 3000"  # the camera model: must not leave the organiser's file
+    photo = picture((3000, 2000), "JPEG", exif=exif.tobytes())
+    viewer = await Session.connect(node.url)
+    try:
+        await viewer.request("watch.join", code=show["code"], name="Aino")
+        headers = {**bearer(ORGANISER_KEY), "Content-Type": "image/jpeg"}
+        response = await http.put(url, data=photo, headers=headers)
+        assert response.status == 200, await response.text()
+        image_url = (await response.json())["image_url"]
+        heard = await viewer.next_event("show.updated")
+        assert heard["changed"] == ["image"] and heard["public"]["image_url"] == image_url
+    finally:
+        await viewer.close()
+    served = await http.get(image_url)
+    assert served.status == 200 and served.content_type == "image/jpeg"
+    with Image.open(io.BytesIO(await served.read())) as shown:
+        assert shown.size == (1080, 720) and not shown.getexif()
+    again = await http.get(image_url, headers={"If-None-Match": served.headers["ETag"]})
+    assert again.status == 304
+    programme = await (await http.get("/api/shows")).json()
+    assert programme["shows"][0]["image_url"] == image_url
+
+    gif = picture((10, 10), "GIF")
+    refused = await http.put(
+        url, data=gif, headers={**bearer(ORGANISER_KEY), "Content-Type": "image/png"}
+    )
+    assert await error_of(refused) == (415, "unsupported_image")
+    bomb = picture((20000, 20000), "PNG")  # 400 million pixels in a few kilobytes
+    assert len(bomb) < 100_000
+    refused = await http.put(
+        url, data=bomb, headers={**bearer(ORGANISER_KEY), "Content-Type": "image/png"}
+    )
+    assert await error_of(refused) == (400, "invalid_input")
+    wrong_type = await http.put(
+        url, data=photo, headers={**bearer(ORGANISER_KEY), "Content-Type": "text/plain"}
+    )
+    assert await error_of(wrong_type) == (415, "unsupported_media_type")
+    gone = await http.delete(url, headers=bearer(ORGANISER_KEY))
+    assert gone.status == 200 and (await gone.json())["image_url"] is None
+    assert await error_of(await http.get(image_url)) == (404, "not_found")
