@@ -105,6 +105,7 @@ class Screen:
     head_count: int
     volume: int  # 0–100
     paired_at: str
+    ticket: str | None = None  # a ticket staff gave it for its chosen (ticketed) show: the code
 
     def public(self) -> dict[str, Any]:
         """What the screen and the staff's phones see."""
@@ -114,6 +115,7 @@ class Screen:
             "show": self.show,
             "head_count": self.head_count,
             "volume": self.volume,
+            "ticket": self.ticket,
         }
 
 
@@ -403,6 +405,7 @@ def _screen(record: dict[str, Any]) -> Screen:
         head_count=int(record["head_count"]),
         volume=int(record["volume"]),
         paired_at=record["paired_at"],
+        ticket=record.get("ticket"),
     )
 
 

@@ -14,6 +14,7 @@ import structlog
 from aiohttp import web
 
 from rooms import events
+from rooms.codes import digits_of
 from rooms.errors import InvalidInput, ShowNotFound
 from rooms.reactions import KINDS
 from rooms.screens import (
@@ -31,6 +32,7 @@ from rooms.screens import (
     next_show,
 )
 from rooms.shows import ShowState
+from rooms.tickets import normalise_ticket
 from signaling import commands as c
 from signaling.api import read_json_object, require_organiser
 from signaling.commands import Commands, Message, Result
@@ -255,9 +257,19 @@ async def _their_screen(conn: Connection, services: Services, msg: Message) -> S
 
 
 async def remote_control(conn: Connection, services: Services, msg: Message) -> Result:
-    """Change a screen's show (``null``: the next in the programme), head count or volume."""
+    """Change a screen's show (``null``: the next in the programme), head count or volume, or
+    give it a ticket (a ticketed show's: the screen's show becomes the ticket's; ``null``: none)."""
     screen = await _their_screen(conn, services, msg)
     changes: dict[str, Any] = {}
+    if msg.get("ticket") is not None:
+        ticket_code = normalise_ticket(digits_of(msg["ticket"]))
+        ticket = None if ticket_code is None else await services.tickets.find(ticket_code)
+        if ticket is None:
+            raise ShowNotFound("no show has this ticket")
+        msg = {**msg, "show": ticket.show}
+        changes["ticket"] = ticket_code
+    elif "ticket" in msg:
+        changes["ticket"] = None
     if "show" in msg:
         show_id = msg["show"]
         if show_id is not None:
@@ -272,7 +284,7 @@ async def remote_control(conn: Connection, services: Services, msg: Message) -> 
     if "name" in msg:
         changes["name"] = clean_label(msg["name"], NAME_MAX, "name")
     if not changes:
-        raise InvalidInput("nothing to change: give show, head_count, volume or name")
+        raise InvalidInput("nothing to change: give show, head_count, volume, name or ticket")
     screen = await services.screens.update(screen, **changes)
     await services.bus.publish(
         events.screen_channel(screen.id), events.screen_control(screen.public())
@@ -327,6 +339,7 @@ def register(commands: Commands) -> None:
             c.Optional("head_count"): object,  # checked by the domain (rooms.screens)
             c.Optional("volume"): object,
             c.Optional("name"): label,
+            c.Optional("ticket"): c.Nullable(c.Text(40)),
         },
     )
     commands.add("remote.react", remote_react, {**screen_id, c.Required("kind"): c.OneOf(*KINDS)})
