@@ -164,7 +164,9 @@ async def test_wrong_code_is_explained_in_finnish(node: Node, browser: Browser) 
     await field.fill("12 34")
     assert await field.input_value() == "123 4"  # shown as the posters print codes
     await viewer.page.keyboard.press("Enter")
-    await wait_text(viewer, "#code-status", "Koodissa on kuusi numeroa. Tarkista numerot.")
+    await wait_text(
+        viewer, "#code-status", "Koodissa on kuusi numeroa ja lipussa 16. Tarkista numerot."
+    )
     assert await viewer.page.locator("#name-step").is_hidden()
 
 

@@ -481,7 +481,7 @@ async def test_found_a_history_after_the_last_possible_id_is_empty(node: Node) -
         {"type": "watch.join", "code": show["code"]},
         {"type": "chat.history", "after": last},
     )
-    assert history["result"] == {"messages": []}, history
+    assert history["result"] == {"messages": [], "more": False}, history
 
 
 async def test_found_a_deletion_of_no_message_id_is_invalid_input(node: Node) -> None:
