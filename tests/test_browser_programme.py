@@ -235,6 +235,7 @@ async def test_admin_adds_an_organiser_who_moves_and_cancels_a_show_a_viewer_wai
     )
     await page.locator("#edit-time").fill(local)
     await page.get_by_label("Näkyy julkisessa ohjelmassa").uncheck()
+    await desk.screenshot("organise-edit")
     await page.get_by_role("button", name="Tallenna muutokset").click()
     await wait_text(desk, "#shows-status", "Muutokset on tallennettu: ”Yhteislaulu puistossa”.")
     await wait_text(desk, "#org-shows", "Vain koodilla: ei julkisessa ohjelmassa")
@@ -244,6 +245,7 @@ async def test_admin_adds_an_organiser_who_moves_and_cancels_a_show_a_viewer_wai
     await wait_text(viewer, "#watch-news", "Esitys siirtyi: huomenna klo 11.30.")
     await wait_text(viewer, "#watch-when", "Alkaa huomenna klo 11.30.")
     await accessible_in_every_language(viewer, "watching, the show moved")
+    await viewer.screenshot("watch-moved")
 
     # a live show cannot be cancelled: the page says so plainly
     live = page.locator(".org-show", has_text="Suora tanssiesitys")
@@ -256,6 +258,7 @@ async def test_admin_adds_an_organiser_who_moves_and_cancels_a_show_a_viewer_wai
     # cancelled after a second question: the viewer is told, and the code says so
     await item.get_by_role("button", name="Peru esitys").click()
     await accessible_in_every_language(desk, "/organise asking before cancelling")
+    await desk.screenshot("organise-cancel")
     await item.get_by_role("button", name="Kyllä, peru esitys").click()
     await wait_text(desk, "#shows-status", "Esitys ”Yhteislaulu puistossa” on peruttu.")
     await wait_text(viewer, "#watch-status", "Esitys on peruttu.")
