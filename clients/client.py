@@ -49,8 +49,9 @@ LINGER_MARGIN = 2.0  # seconds past a draining node's window before a lingering 
 HISTORY_OVERLAP_MS = 10_000  # chat history after coming back starts this long before the newest
 # message seen: two messages said at once may arrive in either order, and a node that dies between
 # them takes the older one with it (its id is below the newest seen); repeats are dropped by id
-# Closes after which coming back makes no sense: the performer removed this viewer.
-FINAL_CLOSES = frozenset({4003})
+# Closes after which coming back makes no sense: the performer removed this viewer (4003), or
+# its ticket is in use on another device (4009: coming back would take it back, and so on).
+FINAL_CLOSES = frozenset({4003, 4009})
 # Refusals that end coming back: the show ended, the link is not valid any more.
 FINAL_ERRORS = frozenset({"show_not_found", "show_cancelled", "forbidden"})
 

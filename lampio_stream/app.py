@@ -33,6 +33,7 @@ from rooms.relay import EventRelay
 from rooms.screens import Screens
 from rooms.shows import CATEGORIES, Shows
 from rooms.tasks import cancel_and_wait
+from rooms.tickets import Tickets
 from rooms.voice import VoiceRules, VoiceStates
 from signaling import (
     api,
@@ -41,6 +42,7 @@ from signaling import (
     cluster,
     foyer,
     guard,
+    hooks,
     live,
     ops,
     rtmp,
@@ -249,6 +251,7 @@ def create_app(config: Config, *, bus: Bus | None = None) -> web.Application:
             relay=relay,
             shows=shows,
             organisers=Organisers(the_bus, default_organiser),
+            tickets=Tickets(the_bus),
             lobbies=lobbies,
             chat=chat,
             foyer=Foyer(the_bus, lobbies, chat),
@@ -339,6 +342,7 @@ def create_app(config: Config, *, bus: Bus | None = None) -> web.Application:
     app.add_routes(ops.routes)
     app.add_routes(calendar.routes)
     app.add_routes(api.routes)
+    app.add_routes(hooks.routes)
     app.add_routes(screens.routes)
     app.add_routes(whip.routes)
     app.add_routes(cluster.routes)

@@ -21,6 +21,11 @@ def format_code(code: str) -> str:
     return f"{code[:3]} {code[3:]}"
 
 
+def digits_of(text: str) -> str:
+    """What someone typed, without the spaces, dashes and dots people put between digits."""
+    return _SEPARATORS.sub("", text)
+
+
 def normalise_code(text: str) -> str:
     """The six digits someone typed, forgiving spaces, dashes and dots; else InvalidInput."""
     digits = _SEPARATORS.sub("", text)

@@ -115,9 +115,10 @@ def lobby_members(lobby_id: str, members: list[dict[str, Any]]) -> Event:
     return {"type": "lobby.members", "lobby": lobby_id, "members": members}
 
 
-def member_removed(lobby_id: str, member_id: str) -> Event:
-    """The performer removed a viewer from the show."""
-    return {"type": "member.removed", "lobby": lobby_id, "member": member_id}
+def member_removed(lobby_id: str, member_id: str, reason: str = "performer") -> Event:
+    """A viewer is let go: the performer removed them, or their ticket (``reason`` ``ticket``)
+    was taken into use on another device."""
+    return {"type": "member.removed", "lobby": lobby_id, "member": member_id, "reason": reason}
 
 
 def voice_mic(lobby_id: str, member_id: str, on: bool) -> Event:

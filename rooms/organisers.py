@@ -92,6 +92,11 @@ class Organisers:
         self._bus = bus
         self.default = default
 
+    @property
+    def default_id(self) -> str:
+        """Whose shows and staff keys the admin makes unless it names someone."""
+        return DEFAULT_ID if self.default is None else self.default.id
+
     async def create(self, name: object, city: object) -> tuple[Organiser, str]:
         """A new organiser and its key (returned this once only)."""
         organiser = Organiser(
@@ -145,6 +150,7 @@ class Organisers:
         if record is None:
             raise OrganiserNotFound("no such organiser")
         await self._bus.delete(f"organiserkey:{record['digest']}")
+        await self._bus.delete(f"hooksecret:{organiser_id}")  # its shop mints no more
         await self._bus.delete(f"organiser:{organiser_id}")
         return _organiser(record)
 

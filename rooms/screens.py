@@ -82,10 +82,16 @@ class StaffKey:
     id: str
     label: str
     created_at: str
+    organiser: str = "default"  # who gave it (rooms.organisers): they alone list and revoke it
 
     def public(self) -> dict[str, Any]:
         """What the organiser and the staff see (never the key itself)."""
-        return {"id": self.id, "label": self.label, "created_at": self.created_at}
+        return {
+            "id": self.id,
+            "label": self.label,
+            "created_at": self.created_at,
+            "organiser": self.organiser,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +105,7 @@ class Screen:
     head_count: int
     volume: int  # 0–100
     paired_at: str
+    ticket: str | None = None  # a ticket staff gave it for its chosen (ticketed) show: the code
 
     def public(self) -> dict[str, Any]:
         """What the screen and the staff's phones see."""
@@ -108,6 +115,7 @@ class Screen:
             "show": self.show,
             "head_count": self.head_count,
             "volume": self.volume,
+            "ticket": self.ticket,
         }
 
 
@@ -175,12 +183,13 @@ class Screens:
 
     # -- staff keys -------------------------------------------------------------------------------
 
-    async def issue_key(self, label: object) -> tuple[StaffKey, str]:
+    async def issue_key(self, label: object, organiser: str = "default") -> tuple[StaffKey, str]:
         """A new staff key for a care home; the secret is returned this once only."""
         staff = StaffKey(
             id=secrets.token_urlsafe(9),
             label=clean_label(label, LABEL_MAX, "label"),
             created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            organiser=organiser,
         )
         secret = new_token()
         await self._bus.set(f"staffkey:{staff.id}", {**asdict(staff), "digest": digest(secret)})
@@ -379,7 +388,12 @@ class Screens:
 
 
 def _staff_key(record: dict[str, Any]) -> StaffKey:
-    return StaffKey(id=record["id"], label=record["label"], created_at=record["created_at"])
+    return StaffKey(
+        id=record["id"],
+        label=record["label"],
+        created_at=record["created_at"],
+        organiser=record.get("organiser", "default"),
+    )
 
 
 def _screen(record: dict[str, Any]) -> Screen:
@@ -391,6 +405,7 @@ def _screen(record: dict[str, Any]) -> Screen:
         head_count=int(record["head_count"]),
         volume=int(record["volume"]),
         paired_at=record["paired_at"],
+        ticket=record.get("ticket"),
     )
 
 

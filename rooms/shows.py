@@ -24,6 +24,7 @@ from rooms.errors import (
     ShowCancelled,
     ShowNotFound,
 )
+from rooms.images import Picture
 from rooms.organisers import CITY_MAX, DEFAULT_ID, clean_text, same_city
 
 TITLE_MAX = 200
@@ -83,6 +84,7 @@ class Show:
     access: str = "open"  # "ticket": only ticket holders take part
     cancelled: bool = False  # ended before it was given
     revision: int = 0  # one more at each change an organiser makes (calendars' SEQUENCE)
+    image: str = ""  # the version of its picture (rooms.images), "" for none
 
     def __post_init__(self) -> None:
         if not self.title or len(self.title) > TITLE_MAX:
@@ -109,6 +111,7 @@ class Show:
             "listed": self.listed,
             "access": self.access,
             "cancelled": self.cancelled,
+            "image_url": (f"/api/shows/{self.id}/image.jpg?v={self.image}" if self.image else None),
         }
 
     def to_record(self) -> dict[str, Any]:
@@ -142,6 +145,7 @@ class Show:
             access=record.get("access", "open"),
             cancelled=bool(record.get("cancelled", False)),
             revision=int(record.get("revision", 0)),
+            image=str(record.get("image", "")),
         )
 
     def matches(
@@ -295,6 +299,31 @@ class Shows:
             await self._bus.publish(events.show_channel(show.id), event)
         return show, changed
 
+    async def set_image(self, show_id: str, picture: Picture | None) -> Show:
+        """Give the show its picture (None: take it away); everyone following it hears so."""
+        async with self._changing(show_id):
+            old = await self.get(show_id)
+            if old.state is ShowState.ENDED:
+                raise ShowNotFound("this show has ended")
+            if picture is None:
+                await self._bus.delete(f"showimage:{show_id}")
+            else:
+                stored = {"jpeg": picture.jpeg, "version": picture.version}
+                await self._bus.set(f"showimage:{show_id}", stored)
+            version = "" if picture is None else picture.version
+            show = replace(old, image=version, revision=old.revision + 1)
+            await self._bus.set(f"show:{show.id}", show.to_record())
+        event = events.show_updated(show.public(), ["image"])
+        await self._bus.publish(events.show_channel(show.id), event)
+        return show
+
+    async def image(self, show_id: str) -> tuple[bytes, str] | None:
+        """The show's picture (JPEG) and its version, if it has one."""
+        record = await self._bus.get(f"showimage:{show_id}")
+        if record is None:
+            return None
+        return bytes(record["jpeg"]), str(record["version"])
+
     async def cancel(self, show_id: str) -> Show:
         """Call a show off before it is given: it ends, marked cancelled, and everyone who
         joined it hears so (``show.state`` ``ended`` with ``cancelled``). A live show is ended
@@ -414,6 +443,7 @@ class Shows:
         show = replace(current, state=state)
         if state is ShowState.ENDED:
             await self._bus.set(f"show:{show.id}", show.to_record(), ttl=ENDED_RETENTION)
+            await self._bus.delete(f"showimage:{show.id}")  # the programme shows it no more
             if show.cancelled:  # whoever types the code hears why, for a while
                 await self._bus.set(f"code:{show.code}", {"show": show.id}, ttl=CANCELLED_CODE_TTL)
             else:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import csv
 import dataclasses
 import hmac
 import io
@@ -11,9 +13,11 @@ import segno
 import structlog
 from aiohttp import web
 
+from rooms import images
 from rooms.errors import InvalidInput, ShowNotFound
 from rooms.organisers import CITY_MAX, Actor, Organiser
 from rooms.shows import QUERY_MAX, Show, ShowState, parse_starts_at
+from rooms.tickets import format_ticket
 from signaling import wirejson
 from signaling.bodies import read_body
 from signaling.errors import ApiError
@@ -266,6 +270,104 @@ async def cancel_show(request: web.Request) -> web.Response:
     show = await services(request).shows.cancel(show.id)
     log.info("show.cancelled", show=show.id)
     return web.json_response(private_view(request, show), headers={"Cache-Control": "no-store"})
+
+
+def _cell(text: str) -> str:
+    """Text a spreadsheet shows as text: one starting as a formula would run as one."""
+    return f"'{text}" if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/webp"})
+IMAGE_BODY_TIMEOUT = 60.0  # seconds: 8 MiB from an office's uplink
+
+
+@routes.put("/api/shows/{show_id}/image")
+async def put_image(request: web.Request) -> web.Response:
+    """The show's picture for the programme (its organiser or the admin): JPEG, PNG or WebP,
+    at most 8 MiB; made to fit 1280×720 and saved as a JPEG without metadata."""
+    _, show = await organisers_show(request)
+    if request.content_type not in IMAGE_TYPES:
+        raise ApiError(415, "unsupported_media_type", "send image/jpeg, image/png or image/webp")
+    data = await read_body(request, images.BYTES_MAX, IMAGE_BODY_TIMEOUT)
+    picture = await asyncio.to_thread(images.prepare, data)
+    show = await services(request).shows.set_image(show.id, picture)
+    log.info("show.image", show=show.id, width=picture.width, height=picture.height)
+    return web.json_response(private_view(request, show), headers={"Cache-Control": "no-store"})
+
+
+@routes.delete("/api/shows/{show_id}/image")
+async def delete_image(request: web.Request) -> web.Response:
+    """Take the show's picture away (its organiser or the admin)."""
+    _, show = await organisers_show(request)
+    show = await services(request).shows.set_image(show.id, None)
+    return web.json_response(private_view(request, show), headers={"Cache-Control": "no-store"})
+
+
+@routes.get("/api/shows/{show_id}/image.jpg")
+async def get_image(request: web.Request) -> web.Response:
+    """The show's picture (public, like the programme); its URL names its version, so it may
+    be kept a long time."""
+    found = await services(request).shows.image(request.match_info["show_id"])
+    if found is None:
+        raise ApiError(404, "not_found", "this show has no picture")
+    jpeg, version = found
+    etag = f'"{version}"'
+    headers = {"ETag": etag, "Cache-Control": "public, max-age=86400"}
+    if request.headers.get("If-None-Match") == etag:
+        return web.Response(status=304, headers=headers)
+    return web.Response(body=jpeg, content_type="image/jpeg", headers=headers)
+
+
+@routes.post("/api/shows/{show_id}/tickets")
+async def mint_tickets(request: web.Request) -> web.Response:
+    """New tickets for the show (its organiser or the admin): ``{"count", "label"?,
+    "head_count"?}``; the codes are shown this once, as JSON or (``Accept: text/csv``) as CSV
+    for printing a sheet."""
+    _, show = await organisers_show(request)
+    if show.state is ShowState.ENDED:
+        raise ShowNotFound("this show has ended")
+    body = await read_json_object(request)
+    unknown = set(body) - {"count", "label", "head_count"}
+    if unknown:
+        raise InvalidInput(f"unknown fields: {', '.join(sorted(unknown))}")
+    minted = await services(request).tickets.mint(
+        show.id, body.get("count"), body.get("label"), body.get("head_count", 1)
+    )
+    log.info("tickets.minted", show=show.id, count=len(minted))
+    rows = [
+        {
+            "code": code,
+            "code_display": format_ticket(code),
+            "label": ticket.label,
+            "head_count": ticket.head_count,
+        }
+        for code, ticket in minted
+    ]
+    headers = {"Cache-Control": "no-store"}
+    if "text/csv" in request.headers.get("Accept", ""):
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(["code", "show", "starts_at", "label", "head_count"])
+        starts = "" if show.starts_at is None else show.starts_at.isoformat()
+        for row in rows:
+            writer.writerow(
+                [
+                    row["code_display"],
+                    _cell(show.title),
+                    starts,
+                    _cell(str(row["label"])),
+                    row["head_count"],
+                ]
+            )
+        headers["Content-Disposition"] = 'attachment; filename="liput.csv"'
+        return web.Response(
+            text=out.getvalue(),
+            content_type="text/csv",
+            charset="utf-8",
+            status=201,
+            headers=headers,
+        )
+    return web.json_response({"show": show.id, "tickets": rows}, status=201, headers=headers)
 
 
 @routes.post("/api/organisers")

@@ -12,14 +12,15 @@ from signaling.errors import ApiError
 BODY_TIMEOUT = 10.0  # seconds for the whole body once the headers are in
 
 
-async def read_body(request: web.Request, limit: int) -> bytes:
-    """The whole body, at most ``limit`` bytes (413 beyond), within :data:`BODY_TIMEOUT` (408)."""
+async def read_body(request: web.Request, limit: int, timeout: float | None = None) -> bytes:
+    """The whole body, at most ``limit`` bytes (413 beyond), within ``timeout`` seconds
+    (:data:`BODY_TIMEOUT` unless given; 408 after)."""
     if request.content_length is not None and request.content_length > limit:
         raise ApiError(413, "payload_too_large", f"at most {limit} bytes")
     chunks: list[bytes] = []
     size = 0
     try:
-        async with asyncio.timeout(BODY_TIMEOUT):
+        async with asyncio.timeout(BODY_TIMEOUT if timeout is None else timeout):
             while True:
                 chunk = await request.content.read(limit + 1 - size)
                 if not chunk:

@@ -20,6 +20,7 @@ from rooms.errors import (
     ShowCancelled,
     ShowNotFound,
 )
+from rooms.images import UnsupportedImage
 from rooms.lobbies import LobbyFull, LobbyNotFound
 from rooms.organisers import OrganiserNotFound
 from rooms.screens import PairingNotFound, ScreenNotFound, StaffKeyInvalid, StaffKeyNotFound
@@ -45,6 +46,7 @@ _STATUS: dict[type[Exception], int] = {
     OrganiserNotFound: 404,
     LobbyFull: 409,
     ShowIsLive: 409,
+    UnsupportedImage: 415,
     RateLimited: 429,
     CodeSpaceExhausted: 503,
     StageError: 400,

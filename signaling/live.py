@@ -16,14 +16,15 @@ from rooms import events
 from rooms.bus import Message
 from rooms.errors import Forbidden, InvalidInput, ShowNotFound
 from rooms.foyer import HEAD_COUNT_MAX
-from rooms.lobbies import NAME_MAX
+from rooms.lobbies import NAME_MAX, LobbyNotFound
 from rooms.screens import ScreenNotFound
 from rooms.shows import Show, ShowState
 from rooms.supervise import every, retrying
+from rooms.tickets import Ticket, TicketRequired
 from signaling import commands as c
 from signaling.commands import MEDIA, Commands, Result
 from signaling.connection import Connection
-from signaling.lookup import lobby_for_code, show_for_code
+from signaling.lookup import admission, lobby_for_code
 from signaling.roles import Performer, Screen, Viewer, performer, viewer
 from signaling.services import Services
 
@@ -196,17 +197,24 @@ class _LobbyEvents:
         conn = self.role.conn
         conn.send_text(text)
         if event.get("type") == "member.removed" and event.get("member") == self.role.member.id:
-            conn.close_soon(4003, "removed by the performer")
+            if event.get("reason") == "ticket":
+                conn.close_soon(4009, "the ticket is in use on another device")
+            else:
+                conn.close_soon(4003, "removed by the performer")
 
 
 async def watch_join(conn: Connection, services: Services, msg: Message) -> Result:
     """Take a seat in a lobby of a show by its code: the show's state now, the foyer, and the
     show's and the lobby's events from now on."""
-    show = await show_for_code(services, conn.remote, msg["code"])
+    show, ticket = await admission(services, conn.remote, msg["code"])
+    if show.access == "ticket" and ticket is None:
+        raise TicketRequired("this show admits ticket holders: type the ticket's code")
     friend = None
     if msg.get("lobby"):  # a friend's lobby: its code is checked before anything is left
         friend = await lobby_for_code(services, conn.remote, show.id, msg["lobby"])
     head_count, screen = await _heads(conn, services, msg)
+    if ticket is not None and ticket.head_count > head_count:
+        head_count = ticket.head_count  # a care home's ticket for its room
     await conn.drop(Viewer)  # the seat, voice and broadcast of the show being left
     foyer = services.foyer
     seating = await foyer.seat(
@@ -236,6 +244,8 @@ async def watch_join(conn: Connection, services: Services, msg: Message) -> Resu
         role.spawn(
             foyer.keep_present(lobby, lambda: role.member, lambda: lifecycle.draining), "presence"
         )
+        if ticket is not None:
+            await _hold_the_ticket(services, show.id, ticket, seating.member.id, lobby.id)
         members = await foyer.announce(lobby)
         history = await services.chat.recent(lobby)
         await role.hold("events", await relay.follow_show(show.id, conn, performer=False))
@@ -258,6 +268,22 @@ async def watch_join(conn: Connection, services: Services, msg: Message) -> Resu
         "members": members,
         "chat": history,
     }
+
+
+async def _hold_the_ticket(
+    services: Services, show_id: str, ticket: Ticket, member_id: str, lobby_id: str
+) -> None:
+    """One seat per ticket: whoever held it on another device is told (4009) and let go."""
+    before = await services.tickets.take_seat(ticket, member_id, lobby_id)
+    if before is None:
+        return
+    event = events.member_removed(str(before["lobby"]), str(before["member"]), reason="ticket")
+    await services.bus.publish(events.lobby_channel(str(before["lobby"])), event)
+    try:
+        lobby = await services.foyer.lobby_of_show(show_id, str(before["lobby"]))
+    except LobbyNotFound:
+        return  # closed meanwhile: nothing to free
+    await services.lobbies.leave(lobby, str(before["member"]))
 
 
 async def _heads(conn: Connection, services: Services, msg: Message) -> tuple[int, bool]:

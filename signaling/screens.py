@@ -14,6 +14,7 @@ import structlog
 from aiohttp import web
 
 from rooms import events
+from rooms.codes import digits_of
 from rooms.errors import InvalidInput, ShowNotFound
 from rooms.reactions import KINDS
 from rooms.screens import (
@@ -31,6 +32,7 @@ from rooms.screens import (
     next_show,
 )
 from rooms.shows import ShowState
+from rooms.tickets import normalise_ticket
 from signaling import commands as c
 from signaling.api import read_json_object, require_organiser
 from signaling.commands import Commands, Message, Result
@@ -63,12 +65,13 @@ SOUND_STATES = frozenset({"on", "blocked", "off"})
 @routes.post("/api/staff-keys")
 async def issue_staff_key(request: web.Request) -> web.Response:
     """A new staff key for a care home; the key is in this answer only."""
-    await require_organiser(request)
+    actor = await require_organiser(request)
     body = await read_json_object(request)
     unknown = set(body) - {"label"}
     if unknown:
         raise InvalidInput(f"unknown fields: {', '.join(sorted(unknown))}")
-    staff, secret = await services(request).screens.issue_key(body.get("label"))
+    organiser = actor.organiser_id or services(request).organisers.default_id
+    staff, secret = await services(request).screens.issue_key(body.get("label"), organiser)
     log.info("staff_key.issued", staff_key=staff.id)
     return web.json_response(
         {**staff.public(), "key": secret, "screens": 0},
@@ -79,12 +82,14 @@ async def issue_staff_key(request: web.Request) -> web.Response:
 
 @routes.get("/api/staff-keys")
 async def list_staff_keys(request: web.Request) -> web.Response:
-    """Every staff key (never the keys themselves) with how many screens each has paired."""
-    await require_organiser(request)
+    """The organiser's staff keys (the admin: everyone's), never the keys themselves, with how
+    many screens each has paired."""
+    actor = await require_organiser(request)
     screens = services(request).screens
     keys = [
         {**k.public(), "screens": len(await screens.of_staff(k.id))}
         for k in await screens.staff_keys()
+        if actor.may_manage(k.organiser)
     ]
     return web.json_response({"staff_keys": keys}, headers={"Cache-Control": "no-store"})
 
@@ -92,10 +97,16 @@ async def list_staff_keys(request: web.Request) -> web.Response:
 @routes.delete("/api/staff-keys/{key_id}")
 async def revoke_staff_key(request: web.Request) -> web.Response:
     """Revoke a staff key: it stops working and the screens it paired show a new pairing code."""
-    await require_organiser(request)
+    actor = await require_organiser(request)
     key_id = request.match_info["key_id"]
     svc = services(request)
     try:
+        try:
+            owner = (await svc.screens.staff_key_by_id(key_id)).organiser
+        except StaffKeyInvalid:
+            raise StaffKeyNotFound("no staff key has this id") from None
+        if not actor.may_manage(owner):
+            raise StaffKeyNotFound("no staff key has this id")  # another organiser's
         forgotten = await svc.screens.revoke_key(key_id)
     except StaffKeyNotFound as exc:
         raise ApiError(404, exc.code, str(exc)) from None
@@ -246,9 +257,19 @@ async def _their_screen(conn: Connection, services: Services, msg: Message) -> S
 
 
 async def remote_control(conn: Connection, services: Services, msg: Message) -> Result:
-    """Change a screen's show (``null``: the next in the programme), head count or volume."""
+    """Change a screen's show (``null``: the next in the programme), head count or volume, or
+    give it a ticket (a ticketed show's: the screen's show becomes the ticket's; ``null``: none)."""
     screen = await _their_screen(conn, services, msg)
     changes: dict[str, Any] = {}
+    if msg.get("ticket") is not None:
+        ticket_code = normalise_ticket(digits_of(msg["ticket"]))
+        ticket = None if ticket_code is None else await services.tickets.find(ticket_code)
+        if ticket is None:
+            raise ShowNotFound("no show has this ticket")
+        msg = {**msg, "show": ticket.show}
+        changes["ticket"] = ticket_code
+    elif "ticket" in msg:
+        changes["ticket"] = None
     if "show" in msg:
         show_id = msg["show"]
         if show_id is not None:
@@ -263,7 +284,7 @@ async def remote_control(conn: Connection, services: Services, msg: Message) -> 
     if "name" in msg:
         changes["name"] = clean_label(msg["name"], NAME_MAX, "name")
     if not changes:
-        raise InvalidInput("nothing to change: give show, head_count, volume or name")
+        raise InvalidInput("nothing to change: give show, head_count, volume, name or ticket")
     screen = await services.screens.update(screen, **changes)
     await services.bus.publish(
         events.screen_channel(screen.id), events.screen_control(screen.public())
@@ -318,6 +339,7 @@ def register(commands: Commands) -> None:
             c.Optional("head_count"): object,  # checked by the domain (rooms.screens)
             c.Optional("volume"): object,
             c.Optional("name"): label,
+            c.Optional("ticket"): c.Nullable(c.Text(40)),
         },
     )
     commands.add("remote.react", remote_react, {**screen_id, c.Required("kind"): c.OneOf(*KINDS)})

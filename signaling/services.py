@@ -22,6 +22,7 @@ from rooms.reactions import ReactionTally
 from rooms.relay import EventRelay
 from rooms.screens import Screens
 from rooms.shows import Shows
+from rooms.tickets import Tickets
 from rooms.voice import VoiceRules, VoiceStates
 from signaling.metrics import Metrics
 from signaling.state import Lifecycle, Site
@@ -58,6 +59,7 @@ class Services:
     relay: EventRelay
     shows: Shows
     organisers: Organisers
+    tickets: Tickets
     lobbies: Lobbies
     chat: Chat
     foyer: Foyer

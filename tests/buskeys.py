@@ -21,6 +21,8 @@ UNTIL_ACTION = {
     "screen:": "staff forget the screen, or its staff key is revoked",
     "organiser:": "the admin revokes the organiser",
     "organiserkey:": "the admin revokes the organiser",
+    "showimage:": "its show ends, or its organiser takes the picture away",
+    "hooksecret:": "the organiser takes a new one, or the admin revokes the organiser",
     "screentoken:": "staff forget the screen, or its staff key is revoked",
 }
 

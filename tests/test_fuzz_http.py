@@ -89,12 +89,18 @@ JSON_FIELDS = {
     ],
     "/api/staff-keys": ["label"],
     "/api/organisers": ["name", "city"],
+    "/api/shows/{show_id}/tickets": ["count", "label", "head_count"],
+    "/api/hooks/tickets": ["organiser", "id", "timestamp", "show", "count", "label"],
 }
 # What a stranger mostly sends to each route, and the secret that opens it.
 MAIN_METHOD = {
     "/api/shows": "POST",
     "/api/shows/{show_id}/stream-key": "POST",
     "/api/shows/{show_id}/cancel": "POST",
+    "/api/shows/{show_id}/tickets": "POST",
+    "/api/shows/{show_id}/image": "PUT",
+    "/api/hook-secret": "POST",
+    "/api/hooks/tickets": "POST",
     "/api/organisers": "POST",
     "/api/organisers/{organiser_id}": "DELETE",
     "/api/staff-keys": "POST",
@@ -112,6 +118,9 @@ SECRETS = {
     "/api/shows/{show_id}": "show_secret",
     "/api/shows/{show_id}/stream-key": "show_secret",
     "/api/shows/{show_id}/cancel": "organiser_key",
+    "/api/shows/{show_id}/tickets": "organiser_key",
+    "/api/shows/{show_id}/image": "organiser_key",
+    "/api/hook-secret": "organiser_key",
     "/api/organisers": "admin_key",
     "/api/organisers/{organiser_id}": "admin_key",
     "/whip": "stream_key",
@@ -312,6 +321,11 @@ async def build(node: Node, route: str) -> World:
     world.know("key_id", staff["id"])
     world.know("organiser_id", organiser.id, "default")
     world.know("name", "Oulun kaupunki")
+    world.know("count", 1, 2, 0, 501, True)
+    world.know("id", "tilaus-1", "")
+    world.know("timestamp", 0, 1796000000)
+    world.know("organiser", organiser.id, "default", "../x")
+    world.know("head_count", 1, 12, 0)
     world.know("city", "Oulu", "")
     world.know("category", "concert", "wrestling")
     world.know("language", "fi", "suomi")

@@ -352,3 +352,38 @@ async def test_organiser_creates_a_show_with_performer_and_lists_it_with_links(
     assert (status, body["error"]["code"]) == (403, "forbidden")
     status, body = await api(node, "POST", "/api/shows", {"title": "x", "performer": 5})
     assert (status, body["error"]["code"]) == (400, "invalid_input")
+
+
+async def test_staff_give_a_screen_a_ticket_for_a_ticketed_show(node: Node) -> None:
+    key = await staff_key(node)
+    status, show = await api(
+        node, "POST", "/api/shows", {"title": "Lippukonsertti", "access": "ticket"}
+    )
+    assert status == 201
+    status, minted = await api(
+        node, "POST", f"/api/shows/{show['id']}/tickets", {"count": 1, "head_count": 9}
+    )
+    ticket = minted["tickets"][0]["code_display"]
+    screen, phone, token, paired = await pair(node, key)
+    try:
+        await screen.next_event("screen.paired")
+        with pytest.raises(ProtocolError) as wrong:
+            await phone.request("remote.control", screen=paired["id"], ticket="1234 5678 9012 3456")
+        assert wrong.value.code == "show_not_found"
+        reply = await phone.request("remote.control", screen=paired["id"], ticket=ticket)
+        assert reply["screen"]["show"] == show["id"]  # the ticket's show, chosen with it
+        control = (await screen.next_event("screen.control"))["screen"]
+        welcome = await screen.request("screen.hello", token=token)
+        assert welcome["show"]["id"] == show["id"] and welcome["show"]["access"] == "ticket"
+        with pytest.raises(ProtocolError) as refused:
+            await screen.request("watch.join", code=show["code"], screen=True, head_count=1)
+        assert refused.value.code == "ticket_required"
+        joined = await screen.request(
+            "watch.join", code=control["ticket"], screen=True, head_count=1
+        )
+        assert joined["show"]["id"] == show["id"] and joined["me"]["head_count"] == 9
+        cleared = await phone.request("remote.control", screen=paired["id"], ticket=None)
+        assert cleared["screen"]["ticket"] is None
+    finally:
+        for session in (screen, phone):
+            await session.close()

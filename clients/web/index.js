@@ -129,6 +129,7 @@ async function openShow(code, byHand, friend = '', session = '') {
     showStep('front');
     if (problem === 'show_not_found' || problem === 'invalid_input') keypad.problem(t('code_wrong'));
     else if (problem === 'show_cancelled') keypad.problem(t('code_cancelled'));
+    else if (problem === 'ticket_required') keypad.problem(t('code_needs_ticket'));
     else if (problem === 'rate_limited') keypad.problem(t('code_wait'));
     else keypad.say(t('error'));
     return;

@@ -16,10 +16,10 @@ import { ProtocolError, iceGatheringComplete, openWithRetry } from './protocol.j
 /**
  * @typedef {'connecting' | 'reconnecting' | 'pairing' | 'waiting' | 'scheduled' | 'live' |
  *           'paused' | 'ended'} Phase
- * @typedef {{id: string, name: string, show: string | null, head_count: number, volume: number}}
- *   ScreenSettings
- * @typedef {{id: string, title: string, code: string, state: string, starts_at: string | null}}
- *   Show
+ * @typedef {{id: string, name: string, show: string | null, head_count: number, volume: number,
+ *            ticket?: string | null}} ScreenSettings
+ * @typedef {{id: string, title: string, code: string, state: string, starts_at: string | null,
+ *            access?: string}} Show
  * @typedef {import('./protocol.js').Connection} Connection
  * @typedef {import('./protocol.js').ServerEvent} ServerEvent
  */
@@ -354,7 +354,12 @@ async function goTo(connection, show) {
   tv.show = show;
   tv.target = show.id;
   /** @type {Record<string, unknown>} */
-  const fields = { code: show.code, head_count: heads, screen: true };
+  // a ticketed show's screen takes part with the ticket staff gave it
+  const fields = {
+    code: show.access === 'ticket' && tv.screen.ticket ? tv.screen.ticket : show.code,
+    head_count: heads,
+    screen: true,
+  };
   if (tv.screen.name) fields.name = tv.screen.name;
   // the same member (session) of the same lobby as before, also after a reconnect or a reload
   const session = localStorage.getItem(SEAT_KEY);

@@ -30,7 +30,8 @@ const CHAT_KEY = 'lampio.chat';
  * @property {Member | null} me the viewer as a member of it
  * @property {string} session what brings the viewer back as the same member
  * @property {Member[]} members who is there
- * @property {boolean} removed the performer removed this viewer: do not come back by ourselves
+ * @property {boolean | 'ticket'} removed the performer removed this viewer, or (`'ticket'`) its
+ *   ticket went to another device: do not come back by ourselves
  * @property {(connection: Connection, joined: Joined) => void} enter take the seat `watch.join` gave
  * @property {(event: ServerEvent) => void} onEvent `chat.*`, `lobby.members` and `member.removed`
  * @property {(text: string) => void} note the foyer's note (a friend's lobby full or gone)
@@ -72,7 +73,7 @@ export function initFoyerChat({ current, showCode }) {
     /** @type {Set<string>} */ deleted: new Set(),
     /** @type {Map<string, Unsent>} by client id */ unsent: new Map(),
     /** The newest chat id this page has seen: where `chat.history` resumes. */ lastSeen: '',
-    /** The performer removed this viewer: do not come back by ourselves. */ removed: false,
+    /** @type {boolean | 'ticket'} removed (by the performer, or the ticket went elsewhere): do not come back by ourselves. */ removed: /** @type {boolean | 'ticket'} */ (false),
     /** The chat is shown. */ shown: localStorage.getItem(CHAT_KEY) !== 'off',
   };
 
@@ -134,7 +135,7 @@ export function initFoyerChat({ current, showCode }) {
         }
         break;
       case 'member.removed':
-        if (event.member === foyer.me?.id) foyer.removed = true;
+        if (event.member === foyer.me?.id) foyer.removed = event.reason === 'ticket' ? 'ticket' : true;
         break;
     }
   }

@@ -1,14 +1,18 @@
 // @ts-check
 /**
  * The show's code on the front page: typed, or tapped on the big keypad, shown as the posters print
- * it (`123 456`), then looked up (`/api/shows/by-code/…`). Also the optional friend's lobby code.
+ * it (`123 456`), or a ticket's sixteen digits as the ticket prints them (`1234 5678 9012 3456`),
+ * then looked up (`/api/shows/by-code/…`). Also the optional friend's lobby code.
  */
 import { t } from '../i18n.js';
 import { byId } from '../dom.js';
 
+const CODE_DIGITS = 6; // a show's code
+const TICKET_DIGITS = 16; // a ticket's
+
 /**
  * @typedef {object} Keypad
- * @property {() => string} digits the digits typed so far (at most six)
+ * @property {() => string} digits the digits typed so far (at most sixteen: a ticket's)
  * @property {(digits: string) => void} show show these digits in the field
  * @property {(text: string) => void} problem say what is wrong with the code, and go back to it
  * @property {(text: string) => void} say the code's status line ('' clears it)
@@ -38,28 +42,33 @@ export function initKeypad({ onFound }) {
     el.input.focus();
   }
 
-  /** The digits typed so far (at most six). */
+  /** The digits typed so far (at most sixteen: a ticket's). */
   function digits() {
-    return el.input.value.replace(/\D/g, '').slice(0, 6);
+    return el.input.value.replace(/\D/g, '').slice(0, TICKET_DIGITS);
   }
 
-  /** Show the digits as the posters print them: `123 456`. @param {string} typed */
+  /**
+   * Show the digits as they are printed: a show's code `123 456`, a ticket's in fours.
+   * @param {string} typed
+   */
   function show(typed) {
-    el.input.value = typed.length > 3 ? `${typed.slice(0, 3)} ${typed.slice(3)}` : typed;
+    el.input.value = typed.length <= CODE_DIGITS
+      ? (typed.length > 3 ? `${typed.slice(0, 3)} ${typed.slice(3)}` : typed)
+      : (typed.match(/.{1,4}/g) ?? []).join(' ');
     el.input.removeAttribute('aria-invalid');
-    if (el.codeStatus.textContent && typed.length < 6) el.codeStatus.textContent = '';
+    if (el.codeStatus.textContent && typed.length < CODE_DIGITS) el.codeStatus.textContent = '';
   }
 
   el.input.addEventListener('input', () => show(digits()));
   for (const key of el.digits) {
-    key.addEventListener('click', () => show((digits() + key.dataset.digit).slice(0, 6)));
+    key.addEventListener('click', () => show((digits() + key.dataset.digit).slice(0, TICKET_DIGITS)));
   }
   el.erase.addEventListener('click', () => show(digits().slice(0, -1)));
 
   el.form.addEventListener('submit', async (event) => {
     event.preventDefault();
     const code = digits();
-    if (code.length !== 6) {
+    if (code.length !== CODE_DIGITS && code.length !== TICKET_DIGITS) {
       problem(t('code_short'));
       return;
     }
@@ -70,7 +79,11 @@ export function initKeypad({ onFound }) {
       else if (response.status === 410) problem(t('code_cancelled'));
       else if (response.status === 429) problem(t('code_wait'));
       else if (!response.ok) el.codeStatus.textContent = t('error');
-      else onFound(code, (await response.json()).title);
+      else {
+        const found = await response.json();
+        if (found.access === 'ticket' && code.length === CODE_DIGITS) problem(t('code_needs_ticket'));
+        else onFound(code, found.title);
+      }
     } catch {
       el.codeStatus.textContent = t('error');
     }

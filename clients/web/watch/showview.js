@@ -10,7 +10,7 @@ import { ProtocolError, iceGatheringComplete } from '../protocol.js';
 import { keep, readNumber } from './settings.js';
 
 /** @typedef {import('../protocol.js').Connection} Connection */
-/** @typedef {'opening' | 'scheduled' | 'live' | 'paused' | 'ended' | 'cancelled' | 'lost' | 'removed'} WatchState */
+/** @typedef {'opening' | 'scheduled' | 'live' | 'paused' | 'ended' | 'cancelled' | 'lost' | 'removed' | 'elsewhere'} WatchState */
 /** @typedef {{video?: string, audio?: string}} Codecs */
 
 const VOLUME_KEY = 'lampio.volume';

@@ -183,10 +183,10 @@ export function initWatching({ view, info, foyer, captions, reactions, voice }) 
     const signal = watch.leaving.signal;
     watch.connection = null;
     view.close();
-    if (foyer.removed || code === 4003) {
+    if (foyer.removed || code === 4003 || code === 4009) {
       watch.leaving.abort();
       forgetSeat();
-      view.setState('removed');
+      view.setState(foyer.removed === 'ticket' || code === 4009 ? 'elsewhere' : 'removed');
       return;
     }
     if (view.state === 'ended' || view.state === 'cancelled') return;
