@@ -135,10 +135,10 @@ async def test_programme_by_day_with_time_words_filtered_by_town_and_kind(
     today = page.locator("#group-today .show-card", has_text="Iltakonsertti")
     assert await text_of(viewer, "#group-today h3") == "Tänään"
     assert (await today.locator(".when").text_content()) == "Tänään klo 23.50"
-    assert (await today.locator(".where").text_content()) == "Oulu · Konsertti"
+    assert (await today.locator(".where").text_content()) == "Oulu, Konsertti"
     tomorrow = page.locator(f"#group-{week_or_later(1)} .show-card", has_text="yhteislaulu")
     assert (await tomorrow.locator(".when").text_content()) == "Huomenna klo 10"
-    assert (await tomorrow.locator(".where").text_content()) == "Turku · Yhteislaulu"
+    assert (await tomorrow.locator(".where").text_content()) == "Turku, Yhteislaulu"
     later = page.locator("#group-later .show-card", has_text="Tietovisa")
     assert ((await later.locator(".when").text_content()) or "").endswith(" klo 14.30")
     # a calendar file per show, from the link alone
@@ -170,7 +170,7 @@ async def test_programme_by_day_with_time_words_filtered_by_town_and_kind(
     # the same words in English; then everything again
     await page.get_by_role("button", name="English", exact=True).click()
     await wait_text(viewer, "#group-today .when", "Today at 23:50")
-    await wait_text(viewer, "#group-today .where", "Oulu · Concert")
+    await wait_text(viewer, "#group-today .where", "Oulu, Concert")
     await page.get_by_role("button", name="Suomi", exact=True).click()
     await kinds.get_by_role("button", name="Yhteislaulu").click()  # none in Oulu
     await wait_text(viewer, "#filter-status", "Tällä valinnalla ei ole esityksiä.")
@@ -223,6 +223,15 @@ async def test_admin_adds_an_organiser_who_moves_and_cancels_a_show_a_viewer_wai
     assert await page.locator("#organisers").is_hidden()
     listed = (await item.text_content()) or ""
     assert "Pori" in listed and "Yhteislaulu" in listed
+    # a new show of a kind, from the form: its town is the organiser's
+    await page.get_by_label("Esityksen nimi").fill("Kamarikonsertti")
+    await page.get_by_label("Laji").select_option(label="Konsertti")
+    await page.get_by_role("button", name="Luo esitys").click()
+    await wait_text(desk, "#create-status", "Esitys ”Kamarikonsertti” on luotu.")
+    chamber = page.locator(".org-show", has_text="Kamarikonsertti")
+    await chamber.wait_for(timeout=10_000)
+    assert "LajiKonsertti" in ((await chamber.locator(".facts").text_content()) or "")
+    assert "PaikkakuntaPori" in ((await chamber.locator(".facts").text_content()) or "")
     await item.get_by_role("button", name="Muokkaa").click()
     await accessible_in_every_language(desk, "/organise editing a show")
     await page.locator("#edit-title").fill("Yhteislaulu puistossa")
@@ -234,7 +243,7 @@ async def test_admin_adds_an_organiser_who_moves_and_cancels_a_show_a_viewer_wai
         moved,
     )
     await page.locator("#edit-time").fill(local)
-    await page.get_by_label("Näkyy julkisessa ohjelmassa").uncheck()
+    await item.get_by_label("Näkyy julkisessa ohjelmassa").uncheck()
     await desk.screenshot("organise-edit")
     await page.get_by_role("button", name="Tallenna muutokset").click()
     await wait_text(desk, "#shows-status", "Muutokset on tallennettu: ”Yhteislaulu puistossa”.")

@@ -41,6 +41,8 @@ const el = {
   performer: /** @type {HTMLInputElement} */ (byId('show-performer')),
   time: /** @type {HTMLInputElement} */ (byId('show-time')),
   desc: /** @type {HTMLTextAreaElement} */ (byId('show-desc')),
+  category: /** @type {HTMLSelectElement} */ (byId('show-category')),
+  listed: /** @type {HTMLInputElement} */ (byId('show-listed')),
   createStatus: byId('create-status'),
   shows: /** @type {HTMLUListElement} */ (byId('org-shows')),
   showsTitle: byId('shows-title'),
@@ -149,6 +151,7 @@ async function signIn() {
   el.keyInput.removeAttribute('aria-invalid');
   el.signinStatus.textContent = '';
   showDesk(true);
+  renderCategories();
   renderKeys();
   renderOrganisers();
   await loadShows();
@@ -539,8 +542,10 @@ el.createForm.addEventListener('submit', async (event) => {
     return;
   }
   el.title.removeAttribute('aria-invalid');
-  /** @type {Record<string, string>} */
+  /** @type {Record<string, string | boolean>} */
   const body = { title };
+  if (el.category.value && el.category.value !== 'other') body.category = el.category.value;
+  if (!el.listed.checked) body.listed = false;
   if (el.desc.value.trim()) body.description = el.desc.value.trim();
   if (el.performer.value.trim()) body.performer = el.performer.value.trim();
   if (el.time.value) body.starts_at = new Date(el.time.value).toISOString();
@@ -787,9 +792,18 @@ function render() {
   document.title = t('org_doc_title');
   el.keyHelp.textContent = t('org_key_help');
   el.keysHelp.textContent = t('org_keys_help', { url: `${location.origin}/screen/pair` });
+  renderCategories();
   renderShows();
   renderKeys();
   renderOrganisers();
+}
+
+/** The create form's kinds of show, in the page's language ("other" first: the default). */
+function renderCategories() {
+  const chosen = el.category.value || 'other';
+  const names = ['other', ...desk.categories.filter((name) => name !== 'other')];
+  el.category.replaceChildren(...names.map((name) => new Option(categoryName(name), name)));
+  el.category.value = chosen;
 }
 
 setupLangButtons(render);

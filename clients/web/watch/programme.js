@@ -81,7 +81,7 @@ export function initProgramme({ onChoose }) {
     if (where.length) {
       const about = document.createElement('p');
       about.className = 'where';
-      about.textContent = where.join(' · ');
+      about.textContent = where.join(', ');  // a comma reads well aloud too
       li.append(about);
     }
     if (show.performer) {
