@@ -212,6 +212,17 @@ async def metric(http: aiohttp.ClientSession, node: NodeProcess, name: str) -> f
     return float(found.group(1))
 
 
+async def node_with(
+    http: aiohttp.ClientSession, deployment: Deployment, name: str
+) -> NodeProcess | None:
+    """The running node whose metric ``name`` is not zero, if one is (``lampio_live_shows``:
+    the show's origin)."""
+    for node in deployment.nodes:
+        if node.running and await metric(http, node, name):
+            return node
+    return None
+
+
 async def create_show(http: aiohttp.ClientSession, url: str, title: str) -> dict[str, Any]:
     """A new show through the organiser API."""
     headers = {"Authorization": f"Bearer {KEY}"}

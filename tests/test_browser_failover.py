@@ -27,7 +27,15 @@ from tests.browser import (
     wait_media_flowing,
     wait_text,
 )
-from tests.cluster_procs import HAPROXY, Deployment, NodeProcess, all_ready, create_show, metric
+from tests.cluster_procs import (
+    HAPROXY,
+    Deployment,
+    NodeProcess,
+    all_ready,
+    create_show,
+    metric,
+    node_with,
+)
 from tests.helpers import eventually
 from tests.redis_server import RedisServer
 
@@ -56,16 +64,6 @@ def deployment(redis_server: RedisServer, tmp_path: Path) -> Iterator[Deployment
 async def http() -> AsyncIterator[aiohttp.ClientSession]:
     async with aiohttp.ClientSession() as session:
         yield session
-
-
-async def node_with(
-    http: aiohttp.ClientSession, deployment: Deployment, name: str
-) -> NodeProcess | None:
-    """The node whose metric ``name`` is not zero, if one is."""
-    for node in deployment.nodes:
-        if node.running and await metric(http, node, name):
-            return node
-    return None
 
 
 @needs_axe

@@ -250,6 +250,19 @@ async def test_staff_pair_a_screen_it_plays_and_the_phone_steers_it(
         await wait_text(screen, "#tv-title", "Kevätkonsertti")
         await wait_playing(screen)
 
+        # a ticketed show: staff type the room's ticket once, the TV takes part with it
+        ticketed = await site.post("/api/shows", {"title": "Lippukonsertti", "access": "ticket"})
+        minted = await site.post(f"/api/shows/{ticketed['id']}/tickets", {"count": 1})
+        ticket = phone.page.get_by_label("Lippu (jos esitykseen tarvitaan lippu)")
+        await ticket.fill("1234")
+        await phone.page.get_by_role("button", name="Tallenna lippu").click()
+        await wait_text(phone, ".remote-note", "Lipussa on 16 numeroa.")
+        await ticket.fill(minted["tickets"][0]["code_display"])
+        await phone.page.get_by_role("button", name="Tallenna lippu").click()
+        await wait_text(screen, "#tv-title", "Lippukonsertti")
+        await wait_text(screen, "#tv-status", "Esitys ei ole vielä alkanut.")
+        await wait_text(phone, ".remote-status", "Odottaa esityksen alkua: Lippukonsertti.")
+
         await accessible_in_every_language(phone, "/screen/pair remote")
         await accessible_in_every_language(screen, "/screen playing")
     await host.close()

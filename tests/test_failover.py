@@ -29,6 +29,7 @@ from tests.cluster_procs import (
     all_ready,
     create_show,
     metric,
+    node_with,
 )
 from tests.helpers import eventually
 from tests.redis_server import RedisServer
@@ -279,7 +280,9 @@ async def test_an_encoder_reconnecting_through_haproxy_lands_on_a_live_node(
     pusher = await rtmp_push.push(f"{deployment.rtmp_url}/{show['stream_key']}", 60, "--reconnect")
     viewer: Watcher | None = None
     try:
-        origin = await eventually(lambda: live_on(http, deployment), 20, "the show is live")
+        origin = await eventually(
+            lambda: node_with(http, deployment, "lampio_live_shows"), 20, "the show is live"
+        )
         edge = next(node for node in deployment.nodes if node is not origin)
         viewer = Watcher(await Session.connect(edge.url), decode=False)
         await viewer.join(show["code"])
@@ -293,7 +296,7 @@ async def test_an_encoder_reconnecting_through_haproxy_lands_on_a_live_node(
             lambda: viewer.video.frames > frames + 20, 30, "frames reach the viewer again"
         )
         back = time.monotonic() - killed_at
-        new_origin = await live_on(http, deployment)
+        new_origin = await node_with(http, deployment, "lampio_live_shows")
         assert new_origin is not None and new_origin is not origin
         assert pusher.returncode is None  # the encoder rode through the drop
         print(f"\nencoder reconnected through HAProxy: frames again {back:.2f} s after the kill")
@@ -306,11 +309,3 @@ async def test_an_encoder_reconnecting_through_haproxy_lands_on_a_live_node(
             await viewer.close()
             await viewer.session.close()
     print(f"test run: {time.monotonic() - began:.1f} s")
-
-
-async def live_on(http: aiohttp.ClientSession, deployment: Deployment) -> NodeProcess | None:
-    """The running node the show is live on (its origin), if any."""
-    for node in deployment.nodes:
-        if node.running and await metric(http, node, "lampio_live_shows"):
-            return node
-    return None

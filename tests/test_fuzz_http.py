@@ -66,27 +66,12 @@ API_ROUTES = [r for r in ROUTES if r.startswith("/api/")]
 OTHER_ROUTES = [r for r in ROUTES if r not in MEDIA_ROUTES and r not in API_ROUTES]
 FILE_ROUTES = frozenset(OTHER_ROUTES) - {"/healthz", "/readyz", "/metrics"}
 METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "PROPFIND"]
+SHOW_FIELDS = [
+    "title", "description", "starts_at", "performer", "category", "language", "listed", "access"
+]  # fmt: skip
 JSON_FIELDS = {
-    "/api/shows": [
-        "title",
-        "description",
-        "starts_at",
-        "performer",
-        "category",
-        "language",
-        "listed",
-        "access",
-    ],
-    "/api/shows/{show_id}": [
-        "title",
-        "description",
-        "starts_at",
-        "performer",
-        "category",
-        "language",
-        "listed",
-        "access",
-    ],
+    "/api/shows": SHOW_FIELDS,
+    "/api/shows/{show_id}": SHOW_FIELDS,
     "/api/staff-keys": ["label"],
     "/api/organisers": ["name", "city"],
     "/api/shows/{show_id}/tickets": ["count", "label", "head_count"],

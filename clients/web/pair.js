@@ -11,8 +11,8 @@ import { ProtocolError, openWithRetry } from './protocol.js';
 /**
  * @typedef {import('./protocol.js').Connection} Connection
  * @typedef {import('./protocol.js').ServerEvent} ServerEvent
- * @typedef {{id: string, name: string, show: string | null, head_count: number, volume: number}}
- *   ScreenSettings
+ * @typedef {{id: string, name: string, show: string | null, head_count: number, volume: number,
+ *            ticket?: string | null}} ScreenSettings
  * @typedef {{state: string, sound: string, show: string | null, title: string | null}} Status
  * @typedef {{id: string, title: string}} Show
  * @typedef {{settings: ScreenSettings, status: Status | null, at: number, root: HTMLElement,
@@ -259,6 +259,19 @@ function addCard(settings, status) {
   legends.forEach((legend, n) => { legend.id = `legend-${n}-${id}`; });
   card.heads.setAttribute('aria-labelledby', legends[0].id);
   card.volume.setAttribute('aria-labelledby', legends[1].id);
+  const ticket = /** @type {HTMLInputElement} */ (find('.ticket'));
+  ticket.id = `ticket-${id}`;
+  /** @type {HTMLLabelElement} */ (find('.ticket-label')).htmlFor = ticket.id;
+  ticket.value = settings.ticket ? (settings.ticket.match(/.{1,4}/g) ?? []).join(' ') : '';
+  find('.ticket-form').addEventListener('submit', (event) => {
+    event.preventDefault();
+    const digits = ticket.value.replace(/\D/g, '');
+    if (digits.length !== 16 && digits.length !== 0) {
+      card.note.textContent = t('pair_ticket_short');
+      return;
+    }
+    control(card, { ticket: digits || null });
+  });
 
   card.select.addEventListener('change', () => {
     control(card, { show: card.select.value || null });
@@ -365,7 +378,9 @@ async function control(card, fields) {
     renderCard(card);
     card.note.textContent = t('pair_saved');
   } catch (error) {
-    card.note.textContent = t('pair_error');
+    const code = /** @type {{code?: string}} */ (error).code;
+    card.note.textContent = t(code === 'show_not_found' && 'ticket' in fields
+      ? 'pair_ticket_wrong' : 'pair_error');
     console.warn('remote: control failed', error);
   }
 }
