@@ -19,7 +19,10 @@ NODE = shutil.which("node")
 # Keys made at run time from a prefix and a known set of endings.
 DYNAMIC = {
     "state_": ("scheduled", "live", "paused", "ended"),
-    "watch_": ("opening", "scheduled", "live", "paused", "ended", "lost", "removed"),
+    "watch_": ("opening", "scheduled", "live", "paused", "ended", "cancelled", "lost", "removed"),
+    "group_": ("today", "week", "later"),
+    # the categories every deployment has ("sing-along" is category_sing_along)
+    "category_": ("concert", "theatre", "sing_along", "exercise", "talk", "quiz", "other"),
     "meter_": ("applause", "laughter", "heart", "bravo"),
     "warn_": ("b_frames", "unsupported_codec"),
 }

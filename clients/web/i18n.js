@@ -2,6 +2,7 @@
 /** UI text in Finnish, Swedish and English. Plain, warm words: "Katso", "Osallistu". */
 
 import ORGANISE from './text/organise.js';
+import PROGRAMME from './text/programme.js';
 import SCREEN from './text/screen.js';
 
 /** @typedef {'fi' | 'sv' | 'en'} Lang */
@@ -557,7 +558,7 @@ export const TEXT = {
 };
 
 // Each page's own catalogue joins the shared one (a key defined twice is a mistake: tests check).
-for (const catalogue of [SCREEN, ORGANISE]) {
+for (const catalogue of [SCREEN, ORGANISE, PROGRAMME]) {
   for (const lang of /** @type {Lang[]} */ (['fi', 'sv', 'en'])) {
     Object.assign(TEXT[lang], catalogue[lang]);
   }

@@ -1,6 +1,7 @@
 // @ts-check
 /**
- * The front door and the viewer (`/`): the programme ("Live now", "Coming up") and a big keypad for
+ * The front door and the viewer (`/`): the programme ("Live now", then today, this week and later,
+ * with large buttons that choose a town and a kind of show) and a big keypad for
  * the show's code, then a name for the others (optional, remembered), then the show itself: the
  * picture with captions, reactions, the lobby's chat and who is there, volume, the lobby microphone
  * during an intermission, and leave. One step at a time, one obvious action on each.
@@ -8,7 +9,8 @@
  * `/watch?code=NNNNNN&lobby=ABCDE` (a friend's link) seats the viewer in the friend's lobby.
  *
  * This module wires the page's parts (in `watch/`): the programme, the keypad, the name step, the
- * show view (picture, sound, volume, full screen), captions, reactions, the foyer and its chat, the
+ * show's title and time (kept up to date when its organiser edits it), the show view (picture,
+ * sound, volume, full screen), captions, reactions, the foyer and its chat, the
  * lobby's voice, and watching itself (joining, the show's events, coming back after a lost
  * connection; docs/protocol.md).
  *
@@ -26,6 +28,7 @@ import { initLobbyVoice } from './watch/lobbyvoice.js';
 import { displayName, initNameStep } from './watch/namestep.js';
 import { initProgramme } from './watch/programme.js';
 import { initReactions } from './watch/reactions.js';
+import { initShowInfo } from './watch/showinfo.js';
 import { initShowView } from './watch/showview.js';
 import { initWatching } from './watch/watching.js';
 
@@ -38,7 +41,7 @@ const el = {
   front: byId('front'),
   nameStep: byId('name-step'),
   watch: byId('watch'),
-  title: byId('watch-title'),
+  title: byId('watch-title'),  // its words: watch/showinfo.js
   back: /** @type {HTMLButtonElement} */ (byId('back-button')),
 };
 
@@ -60,10 +63,12 @@ const nameStep = initNameStep({
     keypad.focus();
   },
 });
+const info = initShowInfo();
 const view = initShowView({
   current: () => watching.connection,
   onSoundOn: () => voice.resume(),
   ducked: () => voice.state().duck,
+  onState: (state) => info.setState(state),
 });
 const foyer = initFoyerChat({ current: () => watching.connection, showCode: () => watching.code });
 const reactions = initReactions({
@@ -71,7 +76,7 @@ const reactions = initReactions({
 });
 const captions = initCaptions();
 const voice = initLobbyVoice({ foyer, onRender: () => view.renderVolume() });
-const watching = initWatching({ view, foyer, captions, reactions, voice });
+const watching = initWatching({ view, info, foyer, captions, reactions, voice });
 
 /** @type {{readonly pc: RTCPeerConnection | null, readonly connection: Connection | null,
  *          readonly codecs: Codecs | null, readonly state: WatchState,
@@ -134,8 +139,6 @@ async function openShow(code, byHand, friend = '', session = '') {
   nameStep.say('');
   resetFoyer();
   if (byHand) history.pushState({ watch: code }, '', `/watch?code=${code}`);
-  el.title.textContent = joined.show.title;  // always text, never HTML
-  document.title = `${joined.show.title} – Lämpiö Live`;
   showStep('watch');
   el.title.focus();
   watching.begin(code, connection, joined);
@@ -172,6 +175,7 @@ window.addEventListener('popstate', () => {
 
 setupLangButtons(() => {
   programme.render();
+  info.render();
   view.render();
   foyer.renderMembers();
   reactions.render();

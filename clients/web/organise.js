@@ -1,17 +1,27 @@
 // @ts-check
 /**
  * The organiser's page (`/organise`): sign in with the organiser key (kept in this tab's
- * sessionStorage only), create and schedule shows, see their codes, links and QR codes, and issue
- * or revoke the staff keys care homes pair their screens with (docs/api.md).
+ * sessionStorage only), create and schedule shows, see their codes, links and QR codes, edit a
+ * show (viewers who joined see the change at once) or cancel it after a second question, and
+ * issue or revoke the staff keys care homes pair their screens with. With the admin key, also
+ * the organisers: add one (its key shown once) or revoke its key (docs/api.md).
  */
 import { setupLangButtons, t } from './i18n.js';
+import { capitalised, categoryName } from './showwords.js';
 
 /**
  * @typedef {{id: string, title: string, description: string, performer?: string,
  *            starts_at: string | null, state: string, code_display: string,
- *            viewer_url: string, performer_url: string}} OrganisedShow
+ *            viewer_url: string, performer_url: string, organiser?: string, city?: string,
+ *            category?: string, language?: string, listed?: boolean}} OrganisedShow
  * @typedef {{id: string, label: string, created_at: string, screens: number}} StaffKeyEntry
+ * @typedef {{id: string, name: string, city: string, created_at: string}} OrganiserEntry
  */
+
+/** The show languages offered in the edit form (a show in another keeps its own too). */
+const LANGUAGES = ['fi', 'sv', 'en'];
+/** The node's own organiser (`--organiser-key`): its key is a setting, not revoked here. */
+const OWN_ORGANISER = 'default';
 
 const KEY = 'lampio.organiser.key';
 
@@ -31,9 +41,22 @@ const el = {
   performer: /** @type {HTMLInputElement} */ (byId('show-performer')),
   time: /** @type {HTMLInputElement} */ (byId('show-time')),
   desc: /** @type {HTMLTextAreaElement} */ (byId('show-desc')),
+  category: /** @type {HTMLSelectElement} */ (byId('show-category')),
+  listed: /** @type {HTMLInputElement} */ (byId('show-listed')),
   createStatus: byId('create-status'),
   shows: /** @type {HTMLUListElement} */ (byId('org-shows')),
+  showsTitle: byId('shows-title'),
+  showsStatus: byId('shows-status'),
   showsEmpty: byId('shows-empty'),
+  organisers: byId('organisers'),
+  organiserForm: /** @type {HTMLFormElement} */ (byId('organiser-form')),
+  organiserName: /** @type {HTMLInputElement} */ (byId('organiser-name')),
+  organiserCity: /** @type {HTMLInputElement} */ (byId('organiser-city')),
+  organiserStatus: byId('organiser-status'),
+  newOrganiserKey: byId('new-organiser-key'),
+  newOrganiserKeyValue: byId('new-organiser-key-value'),
+  copyOrganiserKey: /** @type {HTMLButtonElement} */ (byId('copy-organiser-key')),
+  organiserList: /** @type {HTMLUListElement} */ (byId('org-organisers')),
   keysHelp: byId('keys-help'),
   keyForm: /** @type {HTMLFormElement} */ (byId('key-form')),
   label: /** @type {HTMLInputElement} */ (byId('key-label')),
@@ -50,6 +73,12 @@ const desk = {
   /** @type {OrganisedShow[]} */ shows: [],
   /** @type {StaffKeyEntry[]} */ keys: [],
   /** the key being asked about before revoking it */ confirming: '',
+  /** the admin key: organisers may be managed */ admin: false,
+  /** @type {OrganiserEntry[]} */ organisers: [],
+  /** @type {string[]} */ categories: [],
+  /** the show being edited */ editing: '',
+  /** the show being asked about before cancelling it */ cancelling: '',
+  /** the organiser being asked about before revoking its key */ revoking: '',
 };
 
 /** An API answer that was not a success: its status and error code. */
@@ -98,6 +127,17 @@ async function signIn() {
   el.signinStatus.textContent = t('org_signing_in');
   try {
     desk.keys = (await api('GET', '/api/staff-keys')).staff_keys;
+    desk.categories = (await api('GET', '/api/categories')).categories;
+    /** @type {OrganiserEntry[] | null} */
+    const organisers = await api('GET', '/api/organisers').then(
+      (answer) => answer.organisers,
+      (error) => {
+        if (error instanceof Failure && error.status === 403) return null;  // not the admin
+        throw error;
+      },
+    );
+    desk.admin = organisers !== null;
+    desk.organisers = organisers ?? [];
   } catch (error) {
     const wrong = error instanceof Failure && (error.status === 401 || error.status === 403);
     el.signinStatus.textContent = wrong ? t('org_key_wrong') : words(error);
@@ -111,7 +151,9 @@ async function signIn() {
   el.keyInput.removeAttribute('aria-invalid');
   el.signinStatus.textContent = '';
   showDesk(true);
+  renderCategories();
   renderKeys();
+  renderOrganisers();
   await loadShows();
   el.title.focus();
 }
@@ -141,13 +183,22 @@ el.signout.addEventListener('click', () => {
   desk.shows = [];
   desk.keys = [];
   desk.confirming = '';
+  desk.admin = false;
+  desk.organisers = [];
+  desk.editing = desk.cancelling = desk.revoking = '';
   // empty the hidden desk too: its show links carry the performers' secret tokens
   renderShows();
   renderKeys();
+  renderOrganisers();
   el.newKey.hidden = true;
   el.newKeyValue.textContent = '';
-  for (const note of [el.status, el.createStatus, el.keyStatus]) note.textContent = '';
+  el.newOrganiserKey.hidden = true;
+  el.newOrganiserKeyValue.textContent = '';
+  for (const note of [el.status, el.createStatus, el.keyStatus, el.showsStatus, el.organiserStatus]) {
+    note.textContent = '';
+  }
   el.createForm.reset();
+  el.organiserForm.reset();
   el.label.value = '';
   showDesk(false);
   el.keyInput.focus();
@@ -197,6 +248,7 @@ function renderShows() {
     li.className = 'org-show';
     const title = document.createElement('h3');
     title.textContent = show.title;  // always text, never HTML
+    if (show.language) title.lang = show.language;
     const facts = document.createElement('dl');
     facts.className = 'facts';
     fact(facts, t('org_code'), show.code_display).classList.add('org-code');
@@ -207,6 +259,11 @@ function renderShows() {
       ));
     }
     if (show.performer) fact(facts, t('org_by'), show.performer);
+    if (show.city) fact(facts, t('org_city'), show.city);
+    if (show.category) fact(facts, t('org_category'), categoryName(show.category));
+    if (show.language) fact(facts, t('org_language'), languageName(show.language));
+    const organiser = desk.admin && desk.organisers.find((o) => o.id === show.organiser);
+    if (organiser) fact(facts, t('org_organiser'), organiser.name);
     fact(facts, t('org_viewer_link'), link(show.viewer_url));
     const secret = fact(facts, t('org_performer_link'), link(show.performer_url));
     const help = document.createElement('span');
@@ -218,16 +275,261 @@ function renderShows() {
     qr.src = `/api/shows/${encodeURIComponent(show.id)}/qr.svg`;
     qr.alt = t('org_qr', { title: show.title });
     qr.width = qr.height = 160;
-    li.append(title, facts, qr);
+    li.append(title);
+    if (show.listed === false) {
+      const badge = document.createElement('p');
+      badge.className = 'badge unlisted';
+      badge.textContent = t('org_unlisted');
+      li.append(badge);
+    }
+    li.append(facts, qr);
     if (show.description) {
       const description = document.createElement('p');
       description.className = 'org-desc';
       description.textContent = show.description;
+      if (show.language) description.lang = show.language;
       li.append(description);
     }
+    li.append(desk.editing === show.id ? editForm(show) : showActions(show));
     return li;
   }));
   el.showsEmpty.hidden = desk.shows.length > 0;
+}
+
+/** A language tag in the page's language ("suomi", "Swedish"). @param {string} tag */
+function languageName(tag) {
+  try {
+    const names = new Intl.DisplayNames([document.documentElement.lang], { type: 'language' });
+    return capitalised(names.of(tag) ?? tag);
+  } catch {
+    return tag;
+  }
+}
+
+/**
+ * What can be done to a show: edit it, or cancel it after a second question.
+ * @param {OrganisedShow} show
+ */
+function showActions(show) {
+  const actions = document.createElement('div');
+  if (desk.cancelling === show.id) {
+    const question = document.createElement('p');
+    question.className = 'question';
+    question.textContent = t('org_cancel_confirm', { title: show.title });
+    const yes = button(t('org_cancel_yes'), () => cancelShow(show), 'danger');
+    const no = button(t('org_cancel_no'), () => {
+      desk.cancelling = '';
+      renderShows();
+      focusAction('cancel', show.id);
+    });
+    actions.className = 'confirm';
+    actions.append(question, yes, no);
+    queueMicrotask(() => no.focus());
+    return actions;
+  }
+  actions.className = 'actions';
+  const edit = button(t('org_edit'), () => {
+    desk.editing = show.id;
+    desk.cancelling = '';
+    renderShows();
+    byId('edit-title').focus();
+  });
+  edit.dataset.edit = show.id;
+  const cancel = button(t('org_cancel'), () => {
+    desk.cancelling = show.id;
+    desk.editing = '';
+    renderShows();
+  }, 'danger-outline');
+  cancel.dataset.cancel = show.id;
+  actions.append(edit, cancel);
+  return actions;
+}
+
+/** @param {'edit' | 'cancel'} action @param {string} showId */
+function focusAction(action, showId) {
+  /** @type {HTMLElement | null} */ (
+    el.shows.querySelector(`[data-${action}="${CSS.escape(showId)}"]`)
+  )?.focus();
+}
+
+/** An ISO time as a datetime-local field's value, on this device's clock. @param {string | null} iso */
+function localValue(iso) {
+  if (!iso) return '';
+  const date = new Date(iso);
+  const two = (/** @type {number} */ n) => String(n).padStart(2, '0');
+  return `${date.getFullYear()}-${two(date.getMonth() + 1)}-${two(date.getDate())}`
+    + `T${two(date.getHours())}:${two(date.getMinutes())}`;
+}
+
+/**
+ * A labelled field of the edit form.
+ * @param {HTMLElement} form
+ * @param {string} id
+ * @param {string} label
+ * @param {HTMLInputElement | HTMLTextAreaElement | HTMLSelectElement} input
+ * @param {string} [help]
+ */
+function field(form, id, label, input, help) {
+  const labelEl = document.createElement('label');
+  labelEl.htmlFor = id;
+  labelEl.textContent = label;
+  labelEl.className = 'second';
+  input.id = id;
+  form.append(labelEl, input);
+  if (help) {
+    const helpEl = document.createElement('p');
+    helpEl.className = 'help';
+    helpEl.id = `${id}-help`;
+    helpEl.textContent = help;
+    input.setAttribute('aria-describedby', helpEl.id);
+    form.append(helpEl);
+  }
+}
+
+/**
+ * The show's details to change: title, description, time, performer, kind, language, listing.
+ * @param {OrganisedShow} show
+ */
+function editForm(show) {
+  const form = document.createElement('form');
+  form.className = 'org-form org-edit';
+  form.noValidate = true;
+  form.setAttribute('aria-labelledby', 'edit-heading');
+  const heading = document.createElement('h4');
+  heading.id = 'edit-heading';
+  heading.textContent = t('org_edit_title', { title: show.title });
+  form.append(heading);
+
+  const title = document.createElement('input');
+  title.className = 'text wide';
+  title.maxLength = 200;
+  title.autocomplete = 'off';
+  title.value = show.title;
+  field(form, 'edit-title', t('org_title_label'), title);
+  const performer = document.createElement('input');
+  performer.className = 'text wide';
+  performer.maxLength = 200;
+  performer.autocomplete = 'off';
+  performer.value = show.performer ?? '';
+  field(form, 'edit-performer', t('org_performer_label'), performer, t('org_optional'));
+  const time = document.createElement('input');
+  time.type = 'datetime-local';
+  time.className = 'text';
+  time.value = localValue(show.starts_at);
+  field(form, 'edit-time', t('org_time_label'), time, t('org_time_help'));
+  const description = document.createElement('textarea');
+  description.className = 'text wide';
+  description.rows = 4;
+  description.maxLength = 2000;
+  description.value = show.description;
+  field(form, 'edit-desc', t('org_desc_label'), description, t('org_optional'));
+
+  const category = document.createElement('select');
+  const categories = desk.categories.includes(show.category ?? '')
+    ? desk.categories : [...desk.categories, show.category ?? 'other'];
+  category.append(...categories.map((name) => new Option(categoryName(name), name)));
+  category.value = show.category ?? 'other';
+  field(form, 'edit-category', t('org_category'), category);
+  const language = document.createElement('select');
+  const languages = LANGUAGES.includes(show.language ?? 'fi')
+    ? LANGUAGES : [...LANGUAGES, show.language ?? 'fi'];
+  language.append(...languages.map((tag) => new Option(languageName(tag), tag)));
+  language.value = show.language ?? 'fi';
+  field(form, 'edit-language', t('org_language'), language);
+
+  const listedRow = document.createElement('div');
+  listedRow.className = 'check-row';
+  const listed = document.createElement('input');
+  listed.type = 'checkbox';
+  listed.id = 'edit-listed';
+  listed.checked = show.listed !== false;
+  listed.setAttribute('aria-describedby', 'edit-listed-help');
+  const listedLabel = document.createElement('label');
+  listedLabel.htmlFor = 'edit-listed';
+  listedLabel.textContent = t('org_listed_label');
+  const listedHelp = document.createElement('p');
+  listedHelp.className = 'help';
+  listedHelp.id = 'edit-listed-help';
+  listedHelp.textContent = t('org_listed_help');
+  listedRow.append(listed, listedLabel);
+  form.append(listedRow, listedHelp);
+
+  const save = document.createElement('button');
+  save.type = 'submit';
+  save.className = 'primary big';
+  save.textContent = t('org_save');
+  const back = button(t('org_save_no'), () => {
+    desk.editing = '';
+    renderShows();
+    focusAction('edit', show.id);
+  });
+  form.append(save, back);
+
+  form.addEventListener('submit', (event) => {
+    event.preventDefault();
+    if (!title.value.trim()) {
+      el.showsStatus.textContent = t('org_title_missing');
+      title.setAttribute('aria-invalid', 'true');
+      title.focus();
+      return;
+    }
+    /** @type {Record<string, unknown>} */
+    const changes = {};
+    if (title.value.trim() !== show.title) changes.title = title.value.trim();
+    if (performer.value.trim() !== (show.performer ?? '')) changes.performer = performer.value.trim();
+    if (description.value.trim() !== show.description) changes.description = description.value.trim();
+    const startsAt = time.value ? new Date(time.value).toISOString() : null;
+    const before = show.starts_at ? new Date(show.starts_at).getTime() : null;
+    if ((startsAt ? new Date(startsAt).getTime() : null) !== before) changes.starts_at = startsAt;
+    if (category.value !== (show.category ?? 'other')) changes.category = category.value;
+    if (language.value !== (show.language ?? 'fi')) changes.language = language.value;
+    if (listed.checked !== (show.listed !== false)) changes.listed = listed.checked;
+    saveShow(show, changes);
+  });
+  return form;
+}
+
+/**
+ * @param {OrganisedShow} show
+ * @param {Record<string, unknown>} changes only the fields that changed
+ */
+async function saveShow(show, changes) {
+  if (Object.keys(changes).length === 0) {
+    el.showsStatus.textContent = t('org_unchanged');
+    return;
+  }
+  el.showsStatus.textContent = t('org_saving');
+  try {
+    const saved = await api('PATCH', `/api/shows/${encodeURIComponent(show.id)}`, changes);
+    desk.editing = '';
+    el.showsStatus.textContent = t('org_saved', { title: saved.title });
+    await loadShows();
+    focusAction('edit', show.id);
+  } catch (error) {
+    el.showsStatus.textContent = showWords(error);
+  }
+}
+
+/** @param {OrganisedShow} show */
+async function cancelShow(show) {
+  desk.cancelling = '';
+  el.showsStatus.textContent = t('org_cancelling');
+  try {
+    await api('POST', `/api/shows/${encodeURIComponent(show.id)}/cancel`);
+    el.showsStatus.textContent = t('org_cancelled', { title: show.title });
+  } catch (error) {
+    el.showsStatus.textContent = showWords(error);
+  }
+  await loadShows();
+  if (desk.shows.some((s) => s.id === show.id)) focusAction('cancel', show.id);
+  else el.showsTitle.focus();
+}
+
+/** What went wrong with a show, in words: on air, or gone. @param {unknown} error */
+function showWords(error) {
+  if (error instanceof Failure && error.code === 'show_live') return t('org_cancel_live');
+  if (error instanceof Failure && error.code === 'show_not_found') return t('org_show_gone');
+  return words(error);
 }
 
 el.createForm.addEventListener('submit', async (event) => {
@@ -240,8 +542,10 @@ el.createForm.addEventListener('submit', async (event) => {
     return;
   }
   el.title.removeAttribute('aria-invalid');
-  /** @type {Record<string, string>} */
+  /** @type {Record<string, string | boolean>} */
   const body = { title };
+  if (el.category.value && el.category.value !== 'other') body.category = el.category.value;
+  if (!el.listed.checked) body.listed = false;
   if (el.desc.value.trim()) body.description = el.desc.value.trim();
   if (el.performer.value.trim()) body.performer = el.performer.value.trim();
   if (el.time.value) body.starts_at = new Date(el.time.value).toISOString();
@@ -374,14 +678,132 @@ el.copyKey.addEventListener('click', async () => {
   }
 });
 
+// -- organisers (the admin) ---------------------------------------------------------------------
+
+async function loadOrganisers() {
+  const key = desk.key;
+  try {
+    const organisers = (await api('GET', '/api/organisers')).organisers;
+    if (desk.key !== key) return;
+    desk.organisers = organisers;
+  } catch (error) {
+    if (desk.key !== key) return;
+    el.organiserStatus.textContent = words(error);
+  }
+  renderOrganisers();
+}
+
+function renderOrganisers() {
+  el.organisers.hidden = !desk.admin;
+  el.organiserList.replaceChildren(...desk.organisers.map((entry) => {
+    const li = document.createElement('li');
+    li.className = 'org-key';
+    const name = document.createElement('strong');
+    name.textContent = entry.name;
+    const about = document.createElement('span');
+    about.className = 'help';
+    const own = entry.id === OWN_ORGANISER ? ` – ${t('org_organiser_own')}` : '';
+    about.textContent = ` – ${entry.city}${own}`;
+    li.append(name, about);
+    if (entry.id === OWN_ORGANISER) return li;
+    const actions = document.createElement('div');
+    actions.className = 'actions';
+    if (desk.revoking === entry.id) {
+      const question = document.createElement('p');
+      question.className = 'question';
+      question.textContent = t('org_organiser_revoke_confirm', { name: entry.name });
+      const yes = button(t('org_organiser_revoke_yes'), () => revokeOrganiser(entry), 'danger');
+      const no = button(t('org_revoke_no'), () => {
+        desk.revoking = '';
+        renderOrganisers();
+        /** @type {HTMLElement | null} */ (
+          el.organiserList.querySelector(`[data-organiser="${CSS.escape(entry.id)}"]`)
+        )?.focus();
+      });
+      actions.className = 'confirm';
+      actions.append(question, yes, no);
+      queueMicrotask(() => no.focus());
+    } else {
+      const revokeButton = button(t('org_organiser_revoke'), () => {
+        desk.revoking = entry.id;
+        renderOrganisers();
+      });
+      revokeButton.dataset.organiser = entry.id;
+      actions.append(revokeButton);
+    }
+    li.append(actions);
+    return li;
+  }));
+}
+
+/** @param {OrganiserEntry} entry */
+async function revokeOrganiser(entry) {
+  desk.revoking = '';
+  try {
+    await api('DELETE', `/api/organisers/${encodeURIComponent(entry.id)}`);
+    el.organiserStatus.textContent = t('org_organiser_revoked', { name: entry.name });
+  } catch (error) {
+    el.organiserStatus.textContent = words(error);
+  }
+  await loadOrganisers();
+  el.organiserName.focus();
+}
+
+el.organiserForm.addEventListener('submit', async (event) => {
+  event.preventDefault();
+  const name = el.organiserName.value.trim();
+  const city = el.organiserCity.value.trim();
+  for (const [input, value] of [[el.organiserName, name], [el.organiserCity, city]]) {
+    const missing = !value;
+    if (missing) /** @type {HTMLInputElement} */ (input).setAttribute('aria-invalid', 'true');
+    else /** @type {HTMLInputElement} */ (input).removeAttribute('aria-invalid');
+  }
+  if (!name || !city) {
+    el.organiserStatus.textContent = t('org_organiser_missing');
+    (name ? el.organiserCity : el.organiserName).focus();
+    return;
+  }
+  const key = desk.key;
+  try {
+    const created = await api('POST', '/api/organisers', { name, city });
+    if (desk.key !== key) return;  // signed out meanwhile: the new key is not shown on this page
+    el.organiserForm.reset();
+    el.newOrganiserKeyValue.textContent = created.key;
+    el.newOrganiserKey.hidden = false;
+    el.organiserStatus.textContent = t('org_organiser_created', { name: created.name });
+    await loadOrganisers();
+  } catch (error) {
+    el.organiserStatus.textContent = words(error);
+  }
+});
+
+el.copyOrganiserKey.addEventListener('click', async () => {
+  try {
+    await navigator.clipboard.writeText(el.newOrganiserKeyValue.textContent ?? '');
+    el.organiserStatus.textContent = t('org_copied');
+  } catch {
+    el.organiserStatus.textContent = t('org_copy_failed');
+  }
+});
+
 // -- words ---------------------------------------------------------------------------------------
 
 function render() {
   document.title = t('org_doc_title');
   el.keyHelp.textContent = t('org_key_help');
   el.keysHelp.textContent = t('org_keys_help', { url: `${location.origin}/screen/pair` });
+  renderCategories();
   renderShows();
   renderKeys();
+  renderOrganisers();
+}
+
+/** The create form's kinds of show, in the page's language ("other" first: the default). */
+function renderCategories() {
+  const chosen = el.category.value || 'other';
+  const names = ['other', ...desk.categories.filter((name) => name !== 'other')];
+  el.category.replaceChildren(...names.map((name) => new Option(categoryName(name), name)));
+  el.category.value = chosen;
 }
 
 setupLangButtons(render);

@@ -36,13 +36,14 @@ const MOVE_WAIT = 5;
  */
 
 /**
- * @param {{current: () => Connection | null, onSoundOn: () => void, ducked: () => boolean}} options
+ * @param {{current: () => Connection | null, onSoundOn: () => void, ducked: () => boolean,
+ *          onState?: (state: WatchState) => void}} options
  *   current: the page's connection now (work for another one is dropped); onSoundOn: the viewer
  *   turned the sound on (a tap the browser counts for playing other sound too); ducked: whether
- *   people in the lobby are talking
+ *   people in the lobby are talking; onState: what the status line says changed
  * @returns {ShowView}
  */
-export function initShowView({ current, onSoundOn, ducked }) {
+export function initShowView({ current, onSoundOn, ducked, onState }) {
   const el = {
     watch: byId('watch'),
     status: byId('watch-status'),
@@ -76,6 +77,7 @@ export function initShowView({ current, onSoundOn, ducked }) {
   function setState(state) {
     media.state = state;
     render();
+    onState?.(state);
   }
 
   /**

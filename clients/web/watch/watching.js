@@ -18,8 +18,9 @@ import { displayName } from './namestep.js';
 /** @typedef {import('./captions.js').Captions} Captions */
 /** @typedef {import('./reactions.js').Reactions} Reactions */
 /** @typedef {import('./lobbyvoice.js').LobbyVoiceControls} LobbyVoiceControls */
+/** @typedef {import('./showinfo.js').ShowInfo} ShowInfo */
 /**
- * @typedef {{show: {title: string, state: string}, live: boolean, codecs: Codecs | null,
+ * @typedef {{show: {title: string, state: string, starts_at?: string | null}, live: boolean, codecs: Codecs | null,
  *            lobby: Lobby, me: Member, session: string, members: Member[], chat: ServerEvent[],
  *            early: ServerEvent[]}} Joined
  */
@@ -41,11 +42,12 @@ const SEAT_KEY = 'lampio.seat';
  */
 
 /**
- * @param {{view: ShowView, foyer: FoyerChat, captions: Captions, reactions: Reactions,
- *          voice: LobbyVoiceControls}} parts the parts of the page the events concern
+ * @param {{view: ShowView, info: ShowInfo, foyer: FoyerChat, captions: Captions,
+ *          reactions: Reactions, voice: LobbyVoiceControls}} parts the parts of the page the
+ *   events concern
  * @returns {Watching}
  */
-export function initWatching({ view, foyer, captions, reactions, voice }) {
+export function initWatching({ view, info, foyer, captions, reactions, voice }) {
   const watch = {
     code: '',
     /** @type {Connection | null} */ connection: null,
@@ -104,6 +106,7 @@ export function initWatching({ view, foyer, captions, reactions, voice }) {
   function follow(connection, joined, moving = false) {
     const showState = joined.live ? 'live' : joined.show.state;
     watch.connection = connection;
+    info.update(joined.show);  // after coming back: the show as it is now
     connection.on('*', (event) => onEvent(connection, event));
     let started = Promise.resolve();
     if (moving && !joined.live) view.close();  // the old node's picture would never come back
@@ -126,6 +129,9 @@ export function initWatching({ view, foyer, captions, reactions, voice }) {
     switch (event.type) {
       case 'show.state':
         onShowState(connection, event.cancelled ? 'cancelled' : event.state, event.codecs);
+        break;
+      case 'show.updated':
+        if (event.public) info.update(event.public);
         break;
       case 'closed':
         onLost(connection, event.code);
@@ -183,8 +189,8 @@ export function initWatching({ view, foyer, captions, reactions, voice }) {
       view.setState(foyer.removed === 'ticket' || code === 4009 ? 'elsewhere' : 'removed');
       return;
     }
-    if (view.state !== 'ended') view.setState('lost');
-    else return;
+    if (view.state === 'ended' || view.state === 'cancelled') return;
+    view.setState('lost');
     try {
       for (let attempt = 1; !signal.aborted; attempt++) {
         const next = await openWithRetry({ signal });
@@ -288,6 +294,7 @@ export function initWatching({ view, foyer, captions, reactions, voice }) {
     begin(code, connection, joined) {
       watch.code = code;
       watch.leaving = new AbortController();
+      info.show(joined.show);
       follow(connection, joined);
     },
     leave() {
