@@ -116,3 +116,24 @@ LAYOUT_PROBLEMS = """() => {
 async def layout_problems(page: Page, state: str) -> None:
     problems = await page.evaluate(LAYOUT_PROBLEMS)
     assert not problems, f"{state}: {problems}"
+
+
+# Targets smaller than asked: 64 CSS px for the primary actions, 44 for every other control
+# (links inside sentences are exempt, as in WCAG 2.5.8).
+SMALL_TARGETS = """() => {
+  const small = [];
+  for (const el of document.querySelectorAll('button, input, select, summary')) {
+    const box = el.getBoundingClientRect();
+    if (!box.width || !box.height) continue;
+    const least = el.matches('.primary, .big, .key, .react, .controls button') ? 64 : 44;
+    if (box.height < least - 0.5 || box.width < 44 - 0.5) {
+      small.push(`${el.id || el.textContent.trim().slice(0, 20)}: ${box.width}x${box.height}`);
+    }
+  }
+  return small;
+}"""
+
+
+async def assert_targets_large(page: Page, state: str) -> None:
+    small = await page.evaluate(SMALL_TARGETS)
+    assert not small, f"{state}: small targets {small}"

@@ -17,7 +17,7 @@ import pytest
 import pytest_asyncio
 from playwright.async_api import Browser, Locator
 
-from tests.a11y import accessible_in_every_language, needs_axe
+from tests.a11y import accessible_in_every_language, assert_targets_large, needs_axe
 from tests.browser import (
     PAGE_INTERVAL,
     Tab,
@@ -30,7 +30,6 @@ from tests.browser import (
 )
 from tests.helpers import eventually
 from tests.nodes import ORGANISER_KEY, Node, start_performer
-from tests.test_browser_watch import assert_targets_large
 
 pytestmark = [
     pytest.mark.browser,

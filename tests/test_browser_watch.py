@@ -14,7 +14,7 @@ import pytest_asyncio
 from playwright.async_api import Browser, Page
 
 from clients.client import Session
-from tests.a11y import assert_accessible, layout_problems, needs_axe
+from tests.a11y import assert_accessible, assert_targets_large, layout_problems, needs_axe
 from tests.browser import (
     PAGE_INTERVAL,
     SCREENSHOTS,
@@ -209,27 +209,6 @@ async def test_every_state_of_watch_is_accessible(node: Node, browser: Browser, 
     await wait_text(viewer, "#watch-status", says["ended"])
     await assert_accessible(page, f"{lang}: ended")
     await viewer.context.close()
-
-
-# Targets smaller than asked: 64 CSS px for the primary actions, 44 for every other control
-# (links inside sentences are exempt, as in WCAG 2.5.8).
-SMALL_TARGETS = """() => {
-  const small = [];
-  for (const el of document.querySelectorAll('button, input, select, summary')) {
-    const box = el.getBoundingClientRect();
-    if (!box.width || !box.height) continue;
-    const least = el.matches('.primary, .big, .key, .react, .controls button') ? 64 : 44;
-    if (box.height < least - 0.5 || box.width < 44 - 0.5) {
-      small.push(`${el.id || el.textContent.trim().slice(0, 20)}: ${box.width}x${box.height}`);
-    }
-  }
-  return small;
-}"""
-
-
-async def assert_targets_large(page: Page, state: str) -> None:
-    small = await page.evaluate(SMALL_TARGETS)
-    assert not small, f"{state}: small targets {small}"
 
 
 async def _acknowledged(page: Page) -> bool:

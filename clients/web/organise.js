@@ -13,7 +13,8 @@ import { capitalised, categoryName } from './showwords.js';
  * @typedef {{id: string, title: string, description: string, performer?: string,
  *            starts_at: string | null, state: string, code_display: string,
  *            viewer_url: string, performer_url: string, organiser?: string, city?: string,
- *            category?: string, language?: string, listed?: boolean}} OrganisedShow
+ *            category?: string, language?: string, listed?: boolean, access?: string,
+ *            image_url?: string | null}} OrganisedShow
  * @typedef {{id: string, label: string, created_at: string, screens: number}} StaffKeyEntry
  * @typedef {{id: string, name: string, city: string, created_at: string}} OrganiserEntry
  */
@@ -78,6 +79,7 @@ const desk = {
   /** @type {string[]} */ categories: [],
   /** the show being edited */ editing: '',
   /** the show being asked about before cancelling it */ cancelling: '',
+  /** the show whose tickets are being made */ ticketing: '',
   /** the organiser being asked about before revoking its key */ revoking: '',
 };
 
@@ -185,7 +187,7 @@ el.signout.addEventListener('click', () => {
   desk.confirming = '';
   desk.admin = false;
   desk.organisers = [];
-  desk.editing = desk.cancelling = desk.revoking = '';
+  desk.editing = desk.cancelling = desk.revoking = desk.ticketing = '';
   // empty the hidden desk too: its show links carry the performers' secret tokens
   renderShows();
   renderKeys();
@@ -290,7 +292,14 @@ function renderShows() {
       if (show.language) description.lang = show.language;
       li.append(description);
     }
-    li.append(desk.editing === show.id ? editForm(show) : showActions(show));
+    if (show.access === 'ticket') {
+      const badge = document.createElement('p');
+      badge.className = 'badge ticketed';
+      badge.textContent = t('org_ticketed');
+      li.append(badge);
+    }
+    li.append(desk.editing === show.id ? editForm(show)
+      : desk.ticketing === show.id ? ticketsPanel(show) : showActions(show));
     return li;
   }));
   el.showsEmpty.hidden = desk.shows.length > 0;
@@ -341,11 +350,22 @@ function showActions(show) {
     renderShows();
   }, 'danger-outline');
   cancel.dataset.cancel = show.id;
-  actions.append(edit, cancel);
+  actions.append(edit);
+  if (show.access === 'ticket') {
+    const tickets = button(t('org_tickets'), () => {
+      desk.ticketing = show.id;
+      desk.editing = desk.cancelling = '';
+      renderShows();
+      byId('tickets-count').focus();
+    });
+    tickets.dataset.tickets = show.id;
+    actions.append(tickets);
+  }
+  actions.append(cancel);
   return actions;
 }
 
-/** @param {'edit' | 'cancel'} action @param {string} showId */
+/** @param {'edit' | 'cancel' | 'tickets'} action @param {string} showId */
 function focusAction(action, showId) {
   /** @type {HTMLElement | null} */ (
     el.shows.querySelector(`[data-${action}="${CSS.escape(showId)}"]`)
@@ -454,6 +474,29 @@ function editForm(show) {
   listedRow.append(listed, listedLabel);
   form.append(listedRow, listedHelp);
 
+  const ticketRow = document.createElement('div');
+  ticketRow.className = 'check-row';
+  const ticketed = document.createElement('input');
+  ticketed.type = 'checkbox';
+  ticketed.id = 'edit-ticketed';
+  ticketed.checked = show.access === 'ticket';
+  ticketed.setAttribute('aria-describedby', 'edit-ticketed-help');
+  const ticketedLabel = document.createElement('label');
+  ticketedLabel.htmlFor = 'edit-ticketed';
+  ticketedLabel.textContent = t('org_ticketed_label');
+  const ticketedHelp = document.createElement('p');
+  ticketedHelp.className = 'help';
+  ticketedHelp.id = 'edit-ticketed-help';
+  ticketedHelp.textContent = t('org_ticketed_help');
+  ticketRow.append(ticketed, ticketedLabel);
+  form.append(ticketRow, ticketedHelp);
+
+  const image = document.createElement('input');
+  image.type = 'file';
+  image.accept = 'image/jpeg,image/png,image/webp';
+  image.className = 'text wide';
+  field(form, 'edit-image', t('org_image_label'), image, t('org_image_help'));
+
   const save = document.createElement('button');
   save.type = 'submit';
   save.className = 'primary big';
@@ -484,7 +527,9 @@ function editForm(show) {
     if (category.value !== (show.category ?? 'other')) changes.category = category.value;
     if (language.value !== (show.language ?? 'fi')) changes.language = language.value;
     if (listed.checked !== (show.listed !== false)) changes.listed = listed.checked;
-    saveShow(show, changes);
+    const access = ticketed.checked ? 'ticket' : 'open';
+    if (access !== (show.access ?? 'open')) changes.access = access;
+    saveShow(show, changes, image.files?.[0] ?? null);
   });
   return form;
 }
@@ -492,15 +537,20 @@ function editForm(show) {
 /**
  * @param {OrganisedShow} show
  * @param {Record<string, unknown>} changes only the fields that changed
+ * @param {File | null} [picture] a new picture for the programme
  */
-async function saveShow(show, changes) {
-  if (Object.keys(changes).length === 0) {
+async function saveShow(show, changes, picture = null) {
+  if (Object.keys(changes).length === 0 && !picture) {
     el.showsStatus.textContent = t('org_unchanged');
     return;
   }
   el.showsStatus.textContent = t('org_saving');
   try {
-    const saved = await api('PATCH', `/api/shows/${encodeURIComponent(show.id)}`, changes);
+    let saved = show;
+    if (picture) saved = await putPicture(show, picture);
+    if (Object.keys(changes).length) {
+      saved = await api('PATCH', `/api/shows/${encodeURIComponent(show.id)}`, changes);
+    }
     desk.editing = '';
     el.showsStatus.textContent = t('org_saved', { title: saved.title });
     await loadShows();
@@ -508,6 +558,142 @@ async function saveShow(show, changes) {
   } catch (error) {
     el.showsStatus.textContent = showWords(error);
   }
+}
+
+/**
+ * Send the show's picture (the server makes it small and drops its metadata).
+ * @param {OrganisedShow} show
+ * @param {File} picture
+ * @returns {Promise<OrganisedShow>}
+ */
+async function putPicture(show, picture) {
+  let response;
+  try {
+    response = await fetch(`/api/shows/${encodeURIComponent(show.id)}/image`, {
+      method: 'PUT',
+      headers: { Authorization: `Bearer ${desk.key}`, 'Content-Type': picture.type || 'image/jpeg' },
+      body: picture,
+    });
+  } catch {
+    throw new Failure(0, 'offline');
+  }
+  const data = await response.json().catch(() => ({}));
+  if (!response.ok) throw new Failure(response.status, data.error?.code ?? 'error');
+  return data;
+}
+
+// -- tickets -------------------------------------------------------------------------------------
+
+/**
+ * The tickets panel of a ticketed show: how many, for whom, and the codes once made (shown this
+ * once: print them, or save them as a file).
+ * @param {OrganisedShow} show
+ */
+function ticketsPanel(show) {
+  const form = document.createElement('form');
+  form.className = 'org-form org-tickets';
+  form.noValidate = true;
+  form.setAttribute('aria-labelledby', 'tickets-heading');
+  const heading = document.createElement('h4');
+  heading.id = 'tickets-heading';
+  heading.textContent = t('org_tickets_title', { title: show.title });
+  form.append(heading);
+  const count = document.createElement('input');
+  count.type = 'number';
+  count.min = '1';
+  count.max = '500';
+  count.value = '10';
+  count.className = 'text';
+  field(form, 'tickets-count', t('org_tickets_count'), count);
+  const label = document.createElement('input');
+  label.className = 'text wide';
+  label.maxLength = 100;
+  label.autocomplete = 'off';
+  field(form, 'tickets-label', t('org_tickets_label'), label, t('org_tickets_label_help'));
+  const heads = document.createElement('input');
+  heads.type = 'number';
+  heads.min = '1';
+  heads.max = '200';
+  heads.value = '1';
+  heads.className = 'text';
+  field(form, 'tickets-heads', t('org_tickets_heads'), heads, t('org_tickets_heads_help'));
+  const make = document.createElement('button');
+  make.type = 'submit';
+  make.className = 'primary big';
+  make.textContent = t('org_tickets_make');
+  const back = button(t('org_tickets_close'), () => {
+    desk.ticketing = '';
+    renderShows();
+    focusAction('tickets', show.id);
+  });
+  form.append(make, back);
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    el.showsStatus.textContent = t('org_saving');
+    try {
+      const body = { count: Number(count.value), head_count: Number(heads.value) || 1 };
+      if (label.value.trim()) Object.assign(body, { label: label.value.trim() });
+      const made = await api('POST', `/api/shows/${encodeURIComponent(show.id)}/tickets`, body);
+      el.showsStatus.textContent = t('org_tickets_made', { count: String(made.tickets.length) });
+      form.replaceWith(ticketSheet(show, made.tickets));
+    } catch (error) {
+      el.showsStatus.textContent = showWords(error);
+    }
+  });
+  return form;
+}
+
+/**
+ * The codes just made, as a sheet to print (one ticket a row) or save as CSV.
+ * @param {OrganisedShow} show
+ * @param {{code_display: string, label: string, head_count: number}[]} tickets
+ */
+function ticketSheet(show, tickets) {
+  const sheet = document.createElement('section');
+  sheet.className = 'ticket-sheet';
+  sheet.setAttribute('aria-labelledby', 'sheet-heading');
+  const heading = document.createElement('h4');
+  heading.id = 'sheet-heading';
+  heading.tabIndex = -1;
+  heading.textContent = t('org_tickets_sheet', { title: show.title });
+  const help = document.createElement('p');
+  help.className = 'help';
+  help.textContent = t('org_tickets_once');
+  const list = document.createElement('ol');
+  list.className = 'ticket-codes';
+  list.append(...tickets.map((ticket) => {
+    const item = document.createElement('li');
+    const code = document.createElement('strong');
+    code.textContent = ticket.code_display;
+    item.append(code);
+    const extra = [ticket.label, ticket.head_count > 1
+      ? t('org_tickets_for', { count: String(ticket.head_count) }) : ''].filter(Boolean);
+    if (extra.length) item.append(` — ${extra.join(', ')}`);
+    return item;
+  }));
+  const print = button(t('org_tickets_print'), () => {
+    document.body.classList.add('printing-tickets');
+    sheet.classList.add('printing');
+    window.print();
+    document.body.classList.remove('printing-tickets');
+    sheet.classList.remove('printing');
+  });
+  const rows = [['code', 'show', 'label', 'head_count'],
+    ...tickets.map((ticket) => [ticket.code_display, show.title, ticket.label, String(ticket.head_count)])];
+  const csv = rows.map((row) => row.map((cell) => `"${cell.replaceAll('"', '""')}"`).join(',')).join('\r\n');
+  const save = document.createElement('a');
+  save.className = 'button';
+  save.href = URL.createObjectURL(new Blob([csv], { type: 'text/csv' }));
+  save.download = 'liput.csv';
+  save.textContent = t('org_tickets_save');
+  const done = button(t('org_tickets_close'), () => {
+    desk.ticketing = '';
+    renderShows();
+    focusAction('tickets', show.id);
+  });
+  sheet.append(heading, help, list, print, save, done);
+  queueMicrotask(() => heading.focus());
+  return sheet;
 }
 
 /** @param {OrganisedShow} show */

@@ -13,7 +13,7 @@ import { capitalised, categoryName, dayGroup, whenInWords } from '../showwords.j
 
 /** @typedef {{id: string, title: string, description?: string, performer?: string,
  *             state: string, starts_at: string | null, code: string, city?: string,
- *             category?: string, language?: string}} ProgrammeShow */
+ *             category?: string, language?: string, image_url?: string | null}} ProgrammeShow */
 /** @typedef {'city' | 'category'} Facet */
 
 /**
@@ -64,6 +64,14 @@ export function initProgramme({ onChoose }) {
   function showCard(show, level) {
     const li = document.createElement('li');
     li.className = `show-card state-${show.state}`;
+    if (show.image_url) {
+      const picture = document.createElement('img');
+      picture.className = 'show-picture';
+      picture.src = show.image_url;
+      picture.alt = '';  // the title beside it says what the show is
+      picture.loading = 'lazy';
+      li.append(picture);
+    }
     const title = document.createElement(`h${level}`);
     title.textContent = show.title;  // always text, never HTML
     if (show.language) title.lang = show.language;
