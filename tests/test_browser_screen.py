@@ -262,6 +262,17 @@ async def test_staff_pair_a_screen_it_plays_and_the_phone_steers_it(
         await wait_text(screen, "#tv-title", "Lippukonsertti")
         await wait_text(screen, "#tv-status", "Esitys ei ole vielä alkanut.")
         await wait_text(phone, ".remote-status", "Odottaa esityksen alkua: Lippukonsertti.")
+        # the organiser renames it: the TV shows it as it is now
+        async with (
+            aiohttp.ClientSession() as http,
+            http.patch(
+                f"{site.url}/api/shows/{ticketed['id']}",
+                json={"title": "Joulun lippukonsertti"},
+                headers={"Authorization": f"Bearer {ORGANISER_KEY}"},
+            ) as renamed,
+        ):
+            assert renamed.status == 200
+        await wait_text(screen, "#tv-title", "Joulun lippukonsertti")
 
         await accessible_in_every_language(phone, "/screen/pair remote")
         await accessible_in_every_language(screen, "/screen playing")

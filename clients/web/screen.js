@@ -308,6 +308,14 @@ function onEvent(connection, event) {
     case 'show.state':
       onShowState(connection, event);
       break;
+    case 'show.updated':
+      // the organiser changed the show (its title, its time): the room sees it as it is now
+      if (tv.show && event.show === tv.show.id) {
+        tv.show = { ...tv.show, ...event.public };
+        render();
+        report(connection);
+      }
+      break;
     case 'caption':
       if (!event.show || event.show === tv.target) showCaption(event.text);
       break;
