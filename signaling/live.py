@@ -6,6 +6,7 @@ do what, moves the show's state and tells everyone watching through the bus (``s
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 from collections.abc import Callable
 
@@ -13,7 +14,7 @@ import structlog
 
 from media.stage import Publication
 from rooms import events
-from rooms.bus import Message
+from rooms.bus import BusError, Message
 from rooms.errors import Forbidden, InvalidInput, ShowNotFound
 from rooms.foyer import HEAD_COUNT_MAX
 from rooms.lobbies import NAME_MAX, LobbyNotFound
@@ -164,7 +165,16 @@ async def perform_end(conn: Connection, services: Services, msg: Message) -> Res
     await services.stage.end(show.id)
     await services.shows.move(show.id, ShowState.ENDED)
     conn.log.info("perform.end", show=show.id)
+    services.lifecycle.spawn(keep_insight(services, show.id), "insight-aggregate")
     return {"state": ShowState.ENDED.value}
+
+
+async def keep_insight(services: Services, show_id: str) -> None:
+    """The show ended: its figures are summed into the record kept for its organiser (the last
+    seconds' counts of this node first)."""
+    insight = services.insight
+    await retrying(insight.flush, "insight.flush", show=show_id)
+    await retrying(lambda: insight.aggregate(show_id), "insight.aggregate", show=show_id)
 
 
 async def report_audience(conn: Connection, services: Services, show_id: str) -> None:
@@ -173,13 +183,19 @@ async def report_audience(conn: Connection, services: Services, show_id: str) ->
     count fails (the bus away) the performer keeps the last figure and counting is retried."""
     cascade, counter = services.cascade, services.audience
     last = -1
+    insight = services.insight
+    minute, peak = -1, -1  # the show's insight has this minute's largest audience so far
 
     async def report() -> None:
-        nonlocal last
+        nonlocal last, minute, peak
         count = await counter.count(show_id) + await cascade.players(show_id)
         if count != last:
             conn.send(events.audience(show_id, count))
             last = count
+        now = insight.minute()
+        if now != minute or count > peak:
+            await insight.sample(show_id, count, now)
+            minute, peak = now, count
 
     await every(AUDIENCE_INTERVAL, report, "audience.count", now=True, show=show_id)
 
@@ -228,9 +244,13 @@ async def watch_join(conn: Connection, services: Services, msg: Message) -> Resu
     )
     lobby = seating.lobby
     role = Viewer(conn, show.id, lobby, seating.member)
+    insight = services.insight
+    seated_at = insight.clock()
 
     async def leave() -> None:
         await foyer.leave(lobby, role.member)
+        with contextlib.suppress(BusError):  # the seat is free; the figure is only a figure
+            await insight.watched(show.id, role.member.id, insight.clock() - seated_at)
 
     await role.hold("seat", leave)  # first in, last out: the seat is given up after the rest
     try:
@@ -257,6 +277,13 @@ async def watch_join(conn: Connection, services: Services, msg: Message) -> Resu
         if not seating.returning:
             await foyer.forget_session(seating.session)  # the client never got it
         raise
+    if not seating.returning:  # counted once the seat is whole (a failed join counts nothing)
+        insight.count(show.id, "joins")
+        if screen:
+            insight.count(show.id, "screens")
+            insight.count(show.id, "screen_heads", head_count)
+        with contextlib.suppress(BusError):  # a figure, never a reason to refuse the seat
+            await insight.seen_lobby(show.id, lobby.id)
     codecs = await services.cascade.codecs(show.id)  # on air here, or on another node
     return {
         "show": show.public(),
