@@ -169,10 +169,11 @@ class NamespaceViewer:
     """The Python viewer (clients/client.py ``Watcher``) running inside ``ns`` as a subprocess,
     watching the show of ``code`` on the node at ``url``; its reports are read as they come."""
 
-    def __init__(self, ns: Namespace, url: str, code: str) -> None:
+    def __init__(self, ns: Namespace, url: str, code: str, *, video: bool = True) -> None:
         self.ns = ns
         self.url = url
         self.code = code
+        self.video = video  # False: the show's sound alone from the start
         self.report = Report()
         self.history: list[Report] = []
         self.replies: list[dict[str, Any]] = []
@@ -184,7 +185,7 @@ class NamespaceViewer:
         """Start the viewer; it reports once it is watching."""
         argv = self.ns.command(
             sys.executable, str(VIEWER), "--url", self.url, "--code", self.code,
-            "--address", self.ns.address,
+            "--address", self.ns.address, *([] if self.video else ["--sound-only"]),
         )  # fmt: skip
         self._process = await asyncio.create_subprocess_exec(
             *argv,

@@ -31,7 +31,10 @@ async def commands(watcher: Watcher) -> None:
         command = json.loads(line)
         kind = command.pop("type")
         try:
-            reply = await watcher.session.request(kind, **command)
+            if kind == "watch.quality":
+                reply = await watcher.quality(**command)
+            else:
+                reply = await watcher.session.request(kind, **command)
         except ProtocolError as exc:
             say({"error": {"code": exc.code, "message": str(exc)}})
         else:
@@ -49,6 +52,7 @@ async def main() -> None:
     parser.add_argument("--url", required=True)
     parser.add_argument("--code", required=True)
     parser.add_argument("--address", required=True, help="this namespace's end of the link")
+    parser.add_argument("--sound-only", action="store_true")
     parser.add_argument("--decode", action="store_true")
     args = parser.parse_args()
     use_host_addresses([args.address])  # its only way out (and never a public STUN server)
@@ -56,7 +60,7 @@ async def main() -> None:
     joined = await watcher.join(args.code)
     if not joined["live"]:
         await watcher.session.next_event("show.state", timeout=20)
-    await watcher.start()
+    await watcher.start(video=not args.sound_only)
     report = asyncio.get_running_loop().create_task(reports(watcher))
     try:
         await commands(watcher)

@@ -7,13 +7,18 @@ import subprocess
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
+from aiortc.codecs.opus import OpusEncoder
 
-from clients.client import Performer
+from clients.client import Performer, Session
 from media.ice import use_host_addresses
 from media.seams import nominated_pairs
 from tests.helpers import eventually
+from tests.media.helpers import AUDIO_RATE, AUDIO_SAMPLES, FPS, MovingPatternTrack, ToneTrack
 from tests.netns import IP, Namespace, NamespaceViewer, namespace
 from tests.nodes import Node, serve, start_performer
+
+LIMIT_KBIT = 100  # a link too weak for the picture, enough for the sound
+BROWSER_OPUS_BPS = 32_000
 
 
 @pytest.fixture
@@ -75,3 +80,66 @@ def test_the_namespace_and_its_link_go_even_after_a_failure() -> None:
     )
     links = subprocess.run([IP, "-o", "link"], capture_output=True, text=True).stdout
     assert ns.host_dev not in links
+
+
+@pytest.fixture
+def browser_opus(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The performer's sound at 32 kbit/s, a browser's default for Opus (aiortc's encoder makes
+    96 kbit/s stereo, more than a weak link carries with its headers)."""
+    original = OpusEncoder.__init__
+
+    def init(self: OpusEncoder) -> None:
+        original(self)
+        self.codec.bit_rate = BROWSER_OPUS_BPS
+
+    monkeypatch.setattr(OpusEncoder, "__init__", init)
+
+
+@pytest.fixture
+async def noisy_show(
+    node: Node, browser_opus: None
+) -> AsyncIterator[tuple[dict[str, str], Performer]]:
+    """A live show whose picture needs a few hundred kbit/s (a box of fresh noise every frame),
+    its sound as a browser sends it."""
+    show = await node.create_show()
+    session = await Session.connect(node.url)
+    performing = Performer(session)
+    await performing.start(
+        show["id"], show["performer_token"], [MovingPatternTrack(noise=True), ToneTrack()],
+        "video/VP8",
+    )  # fmt: skip
+    try:
+        yield show, performing
+    finally:
+        await performing.stop()
+        await session.close()
+
+
+async def test_sound_only_keeps_the_sound_on_a_link_too_weak_for_the_picture(
+    ns: Namespace, node: Node, noisy_show: tuple[dict[str, str], Performer]
+) -> None:
+    show, _ = noisy_show
+    viewer = NamespaceViewer(ns, node.url, show["code"])
+    await viewer.start()
+    try:
+        await eventually(lambda: viewer.report.video >= 10, 20, "video on the free link")
+        ns.shape(rate_kbit=LIMIT_KBIT)
+        # The whole show does not fit: the picture stalls (and the sound with it).
+        first, last = await viewer.window(4)
+        video_rate = (last.video - first.video) / (last.t - first.t)
+        print(f"full viewer at {LIMIT_KBIT} kbit/s: {video_rate:.1f} video frames/s")
+        assert video_rate < FPS / 2
+        assert await viewer.request("watch.quality", video=False) == {"video": False}
+        await viewer.window(1)  # what was queued on the link drains
+        first, last = await viewer.window(10)
+        audio = last.audio - first.audio
+        expected = (last.t - first.t) * AUDIO_RATE / AUDIO_SAMPLES
+        print(f"sound only at {LIMIT_KBIT} kbit/s: {audio} of {expected:.0f} audio frames")
+        assert audio >= 0.9 * expected
+        assert last.video - first.video <= 1
+        ns.unshape()
+        assert await viewer.request("watch.quality", video=True) == {"video": True}
+        before = viewer.report.video
+        await eventually(lambda: viewer.report.video >= before + 20, 10, "the picture back")
+    finally:
+        await viewer.close()
