@@ -19,6 +19,8 @@ from tests.nodes import Node, serve, start_performer
 
 LIMIT_KBIT = 100  # a link too weak for the picture, enough for the sound
 BROWSER_OPUS_BPS = 32_000
+LOSS_PERCENT = 5
+LOSS_SECONDS = 10
 
 
 @pytest.fixture
@@ -141,5 +143,36 @@ async def test_sound_only_keeps_the_sound_on_a_link_too_weak_for_the_picture(
         assert await viewer.request("watch.quality", video=True) == {"video": True}
         before = viewer.report.video
         await eventually(lambda: viewer.report.video >= before + 20, 10, "the picture back")
+    finally:
+        await viewer.close()
+
+
+async def test_retransmission_keeps_whole_frames_on_a_link_losing_5_percent(
+    ns: Namespace, node: Node, noisy_show: tuple[dict[str, str], Performer]
+) -> None:
+    show, _ = noisy_show
+    # Before the viewer comes, so that every frame it is sent crosses the lossy link; its NACKs
+    # are lost as often.
+    ns.shape(loss=LOSS_PERCENT, upstream_loss=LOSS_PERCENT)
+    viewer = NamespaceViewer(ns, node.url, show["code"])
+    await viewer.start()
+    try:
+        await eventually(lambda: viewer.report.video >= 1, 20, "the first frame")
+        await viewer.window(LOSS_SECONDS)
+        # Stop the picture, let the last retransmissions land, then count.
+        await viewer.request("watch.quality", video=False)
+        await viewer.window(1.5)
+        (session,) = node.stage._viewers
+        output = session.viewer.video.output
+        assert output is not None
+        sent, completed = output.sent_frames, viewer.report.video
+        lost = (sent - completed) / sent
+        print(
+            f"{LOSS_PERCENT} % loss: {completed} of {sent} frames whole ({lost:.1%} lost), "
+            f"{output.retransmitted} of {output.sent_packets} packets sent again"
+        )
+        assert sent >= LOSS_SECONDS * FPS * 0.8
+        assert output.retransmitted > 0
+        assert lost <= 0.02
     finally:
         await viewer.close()
