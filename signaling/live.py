@@ -333,8 +333,10 @@ async def watch_start(conn: Connection, services: Services, msg: Message) -> Res
     role = viewer(conn)
     await role.release("broadcast")
     stage = services.stage
+    if "video" in msg:
+        role.video = msg["video"]
     await services.cascade.ensure(role.show_id)  # pulled from its origin if on another node
-    session = await stage.watch(role.show_id, hall=msg["hall"])
+    session = await stage.watch(role.show_id, hall=msg["hall"], video=role.video)
     role.session = session
 
     async def leave() -> None:
@@ -352,6 +354,16 @@ async def watch_answer(conn: Connection, services: Services, msg: Message) -> Re
         raise InvalidInput("ask for an offer first (watch.start)")
     await role.session.accept(msg["sdp"])
     return {}
+
+
+async def watch_quality(conn: Connection, services: Services, msg: Message) -> Result:
+    """The picture and the sound, or the sound alone (a weak link): for the media of now and of
+    every later ``watch.start`` on this connection."""
+    role = viewer(conn)
+    role.video = msg["video"]
+    if role.session is not None:
+        role.session.send_video(role.video)
+    return {"video": role.video}
 
 
 async def watch_leave(conn: Connection, services: Services, msg: Message) -> Result:
@@ -388,7 +400,11 @@ def register(commands: Commands) -> None:
         },
     )
     commands.add(
-        "watch.start", watch_start, {c.Optional("hall", default=False): c.Bool}, lane=MEDIA
+        "watch.start",
+        watch_start,
+        {c.Optional("hall", default=False): c.Bool, c.Optional("video"): c.Bool},
+        lane=MEDIA,
     )
+    commands.add("watch.quality", watch_quality, {c.Required("video"): c.Bool}, lane=MEDIA)
     commands.add("watch.answer", watch_answer, {c.Required("sdp"): c.Text(SDP_MAX)}, lane=MEDIA)
     commands.add("watch.leave", watch_leave)
