@@ -6,7 +6,9 @@ again origin → edge); for audio it waits for four more packets. A forwarder ha
 smooth, so :class:`FrameAssembler` completes a video frame as soon as every packet from the
 frame's first to the one carrying the marker bit (RFC 3550: the last packet of a frame) is in,
 and hands an audio packet on as it comes, in order. Packets stay in sequence: a video frame with a
-packet missing waits for it (a retransmission after a NACK), and frames behind it wait too.
+packet missing waits for it (a retransmission after a NACK), and frames behind it wait too, until
+:data:`MAX_WAIT_FRAMES` frames' ends are in beyond the gap: then the broken frame is dropped and
+the stream goes on from the next frame (with a keyframe asked for).
 """
 
 from __future__ import annotations
@@ -19,6 +21,13 @@ SEQ_MOD = 1 << 16
 # A packet this far behind the next one expected is taken for a restarted sequence, not a late one
 # (aiortc's jitter buffer uses the same figure).
 MAX_MISORDER = 100
+# Frames' last packets in beyond a gap (the broken frame's own among them) before the gap is given
+# up: its frame is dropped and a keyframe asked for. At 30 fps ten frames are 0.3 s: time for a
+# retransmission, and for a second NACK when the first or its answer was lost too (aiortc's
+# receiver asks again for every packet still missing when it finds a new loss); frames behind a
+# gap only wait, they are not lost. Waiting on (aiortc's buffer: up to 512 packets, seconds)
+# would hold every frame behind one whose retransmissions never came.
+MAX_WAIT_FRAMES = 10
 
 
 @dataclass(slots=True)
@@ -42,6 +51,7 @@ class FrameAssembler:
         self._origin: int | None = None  # first packet of the frame being assembled
         self._head = 0  # first packet not yet known to follow the origin without a gap
         self._cut = False  # the frame at the origin may have lost its first packets
+        self._behind = 0  # frames' last packets in, waiting behind a gap
 
     def add(self, piece: Piece) -> tuple[bool, list[tuple[int, bytes]]]:
         """Take one packet; whether to ask for a keyframe (video whose packets had to be dropped)
@@ -66,12 +76,44 @@ class FrameAssembler:
             self._origin = (piece.seq + 1) % SEQ_MOD
             return False, [(piece.timestamp, piece.data)]
         self._pieces[piece.seq] = piece
-        return lost_sync, self._complete() if piece.seq == self._head else []
+        if piece.seq == self._head:
+            frames = self._complete()
+            self._behind = sum(1 for p in self._pieces.values() if p.marker)
+            return lost_sync, frames
+        if piece.marker:
+            self._behind += 1
+            if self._behind >= MAX_WAIT_FRAMES:
+                return True, self._skip_gap()
+        return lost_sync, []
+
+    def _skip_gap(self) -> list[tuple[int, bytes]]:
+        """Give up the frame a lost packet broke: drop what is in of it, up to the first frame's
+        end after the head, and go on from the frame after."""
+        pieces = self._pieces
+        seq = self._origin  # the broken frame's first packet (the head is where the gap is)
+        assert seq is not None
+        broken: int | None = None  # the broken frame's timestamp, once a packet of it is seen
+        for _ in range(self.capacity):
+            piece = pieces.get(seq)
+            if piece is not None:
+                if broken is not None and piece.timestamp != broken:
+                    break  # the next frame starts here (the broken one's last packet was lost)
+                broken = piece.timestamp
+                del pieces[seq]
+            seq = (seq + 1) % SEQ_MOD
+            if piece is not None and piece.marker:
+                break
+        self._origin = self._head = seq
+        self._cut = False  # the next frame starts here, whole
+        frames = self._complete()
+        self._behind = sum(1 for p in pieces.values() if p.marker)
+        return frames
 
     def _restart(self, seq: int, *, cut: bool) -> None:
         self._pieces.clear()
         self._origin = self._head = seq
         self._cut = cut
+        self._behind = 0
 
     def _complete(self) -> list[tuple[int, bytes]]:
         # Walk on from the head over packets that are in, closing a frame at its marker bit, or at

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from media.assembler import FrameAssembler, Piece
+from media.assembler import MAX_WAIT_FRAMES, FrameAssembler, Piece
 
 
 def video_frame(seq: int, timestamp: int, parts: list[bytes]) -> list[Piece]:
@@ -96,3 +96,33 @@ def test_audio_packets_go_on_as_they_come_and_a_late_one_is_dropped() -> None:
     assert assembler.add(Piece(9, 2880, False, b"c")) == (False, [(2880, b"c")])
     assert assembler.add(Piece(8, 1920, False, b"b")) == (False, [])
     assert assembler.add(Piece(10, 3840, False, b"d")) == (False, [(3840, b"d")])
+
+
+def test_a_gap_whose_retransmission_never_comes_is_given_up_after_some_frames() -> None:
+    assembler = FrameAssembler(video=True)
+    assembler.add(Piece(65535, 0, True, b"z"))  # the frame before, whole: the stream's start
+    broken = video_frame(0, 3000, [b"a", b"b"])
+    assert assembler.add(broken[1]) == (False, [])  # the lost first packet never comes
+    waiting = MAX_WAIT_FRAMES - 1  # frames behind the broken one before it is given up
+    whole = [video_frame(2 + n, 3000 * (n + 2), [bytes([65 + n])])[0] for n in range(waiting)]
+    for piece in whole[:-1]:
+        assert assembler.add(piece) == (False, [])  # they wait, for the resend
+    asked, frames = assembler.add(whole[-1])
+    assert asked  # a keyframe is asked for: the broken frame is dropped, those behind go on
+    assert frames == [(p.timestamp, p.data) for p in whole]
+    assert assembler.add(broken[0]) == (False, [])  # its resend, too late: nothing
+    after = video_frame(2 + waiting, 99000, [b"!"])[0]
+    assert assembler.add(after) == (False, [(99000, b"!")])
+
+
+def test_a_frame_whose_last_packet_never_comes_costs_that_frame_only() -> None:
+    assembler = FrameAssembler(video=True)
+    assembler.add(Piece(65535, 0, True, b"z"))
+    broken = video_frame(0, 3000, [b"a", b"b"])  # its marker packet (seq 1) never comes
+    assert assembler.add(broken[0]) == (False, [])
+    whole = [
+        video_frame(2 + n, 3000 * (n + 2), [bytes([65 + n])])[0] for n in range(MAX_WAIT_FRAMES)
+    ]
+    results = [assembler.add(piece) for piece in whole]
+    assert any(asked for asked, _ in results)  # given up, with a keyframe asked for
+    assert [f for r in results for f in r[1]] == [(p.timestamp, p.data) for p in whole]
