@@ -83,6 +83,10 @@ KEPT: dict[str, float | None] = {
     "group:nodes": 15,  # the node registry: each node's URL and load, its heartbeat renews it
     "group-expiry:nodes": 15,
     "show:": None,  # an open show's record (an ended one's: 30 days)
+    "ins:": 24 * 3600,  # a show's raw counts (no names: a member's seconds under a digest)
+    "insight:": 30 * 24 * 3600,  # the show's summed figures: --insight-retention
+    "fb:": 30 * 24 * 3600,  # anonymous feedback answers
+    "ticketseat:": 12 * 3600,
     **dict.fromkeys(buskeys.UNTIL_ACTION, None),
 }
 # Families that may hold display names, chat text or an address.
