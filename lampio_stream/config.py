@@ -194,6 +194,16 @@ SETTINGS: tuple[Setting, ...] = (
         _positive,
     ),
     Setting(
+        "data_dir",
+        "directory for recordings of shows whose organiser asked for one ('record'), and their "
+        "captions; default none: nothing is recorded and shows asking to be are refused",
+    ),
+    Setting(
+        "recording_retention_days",
+        "days a recording and its captions are kept after the show ends, then deleted (default 30)",
+        _positive,
+    ),
+    Setting(
         "rtmp_port",
         "port of the RTMP ingest for OBS's RTMP output (default 1935, or a free one when 1935 "
         "is taken, as by another node on this machine; 0 picks a free one; 'off' disables it)",
@@ -248,6 +258,8 @@ class Config:
     trusted_proxies: tuple[str, ...] = ()
     cluster_secret: str | None = field(default=None, repr=False)
     demo: bool = False
+    data_dir: str | None = None
+    recording_retention_days: float = 30.0
     rtmp_port: int | None = 1935
     rtmp_port_default: bool = False  # not asked for: if taken, any free port will do
     lobby_size: int = 12

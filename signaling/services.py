@@ -19,6 +19,7 @@ from rooms.nodes import NodeRegistry
 from rooms.organisers import Organisers
 from rooms.ratelimit import FailureLimiter
 from rooms.reactions import ReactionTally
+from rooms.recordings import Recordings
 from rooms.relay import EventRelay
 from rooms.screens import Screens
 from rooms.shows import Shows
@@ -60,6 +61,7 @@ class Services:
     shows: Shows
     organisers: Organisers
     tickets: Tickets
+    recordings: Recordings
     lobbies: Lobbies
     chat: Chat
     foyer: Foyer
