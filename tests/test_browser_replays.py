@@ -1,4 +1,5 @@
-"""Watch again in headless Chromium against the real server: a recorded show, once ended, is in the
+"""Watch again in headless Chromium against the real server: the studio of a recorded show says so
+before it goes live; the show, once ended, is in the
 programme's "Katso uudelleen" part; its player plays the recording with the captions typed
 during the show, its large buttons seek and step the volume; axe finds nothing in Finnish, Swedish
 and English, in the list and in the player."""
@@ -10,7 +11,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.a11y import accessible_in_every_language, needs_axe
+from tests.a11y import accessible_in_every_language, assert_accessible, needs_axe
 from tests.browser import PAGE_INTERVAL, chromium, needs_chromium, open_tab, serve, wait_text
 from tests.helpers import eventually
 from tests.nodes import ORGANISER_KEY, start_performer
@@ -34,6 +35,13 @@ async def test_a_recording_plays_with_its_captions_in_the_watch_page(tmp_path: P
             ) as response,
         ):
             show = await response.json()
+        studio = await open_tab(browser, show["performer_url"])
+        try:  # before going live, the studio says the show is recorded, and asks for consent
+            await wait_text(studio, "#recorded-note", "tallennetaan")
+            await wait_text(studio, "#recorded-note", "suostuvat")
+            await assert_accessible(studio.page, "studio of a recorded show")
+        finally:
+            await studio.context.close()
         performer = await start_performer(node, show, "video/VP8")
         try:
             recorder = await eventually(lambda: node.recorder(show["id"]), 10)
