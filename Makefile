@@ -22,15 +22,18 @@ $(VENV)/.installed: pyproject.toml
 
 # Debian's redis-server (the Redis bus tests), chromium (browser tests, driven by Playwright),
 # strace (tests/test_privacy.py: every file a node opens), haproxy (tests/test_haproxy.py: nodes
-# behind a load balancer) and coturn (tests/test_turn.py: viewers through TURN over TCP and TLS);
-# the tests run their own haproxy and turnserver, not the Debian services.
+# behind a load balancer), coturn (tests/test_turn.py: viewers through TURN over TCP and TLS), and
+# iproute2 and nftables (tests/netns.py: viewers in network namespaces on shaped, lossy links; the
+# tests need root); the tests run their own haproxy and turnserver, not the Debian services.
 system-deps:
 	@if ! command -v redis-server >/dev/null || [ ! -x /usr/bin/chromium ] \
 			|| [ ! -x /usr/bin/strace ] || [ ! -x /usr/sbin/haproxy ] \
-			|| [ ! -x /usr/bin/turnserver ]; then \
+			|| [ ! -x /usr/bin/turnserver ] || [ ! -x /usr/sbin/tc ] \
+			|| [ ! -x /usr/sbin/nft ]; then \
 		$(SUDO) apt-get update -q && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends \
-			redis-server chromium strace haproxy coturn fonts-dejavu-core fonts-noto-color-emoji; \
+			redis-server chromium strace haproxy coturn iproute2 nftables fonts-dejavu-core \
+			fonts-noto-color-emoji; \
 	fi
 
 run: install

@@ -555,6 +555,7 @@ class Watcher:
         self._code: str | None = None
         self._fields: dict[str, Any] = {}
         self._hall = False
+        self._video = True
         self._watching = False
         self._waiting: asyncio.Task[None] | None = None
         self._awaiting_live = False
@@ -648,10 +649,10 @@ class Watcher:
             if peer is not None:
                 await peer.close()
 
-    async def start(self, *, hall: bool = False) -> None:
+    async def start(self, *, hall: bool = False, video: bool = True) -> None:
         """Take the server's offer, answer it and start receiving (with ``hall``, the audience
-        sound too, as ``hall_frames``)."""
-        self._hall, self._watching = hall, True
+        sound too, as ``hall_frames``; without ``video``, the show's sound alone)."""
+        self._hall, self._video, self._watching = hall, video, True
         async with self._media:
             await self._start_on(self.session, keep_old=False)
 
@@ -659,7 +660,7 @@ class Watcher:
         """Media over ``channel``; with ``keep_old`` the current peer connection goes on until
         the new one brings video (or :data:`MOVE_WAIT` passes)."""
         self.started_at = time.monotonic()
-        offer = await channel.request("watch.start", hall=self._hall)
+        offer = await channel.request("watch.start", hall=self._hall, video=self._video)
         old, self._peer = self._peer, None
         if old is not None and not keep_old:
             await old.close()
@@ -699,6 +700,11 @@ class Watcher:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(peer.first_video.wait(), MOVE_WAIT)
             await old.close()
+
+    async def quality(self, *, video: bool) -> dict[str, Any]:
+        """The picture and the sound, or the sound alone (kept when media starts again)."""
+        self._video = video
+        return await self.session.request("watch.quality", video=video)
 
     def _count_encoded(self, peer: _Peer) -> None:
         # After setRemoteDescription the receivers have their tracks, and aiortc's decoder thread

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
@@ -23,6 +24,7 @@ from rooms.bus import Bus, open_bus
 from rooms.bus_memory import MemoryBus
 from rooms.chat import Chat
 from rooms.foyer import AudienceCounter, Foyer
+from rooms.insight import FLUSH_EVERY, Insight
 from rooms.lobbies import Lobbies
 from rooms.nodes import CpuMeter, NodeRegistry, new_node_id
 from rooms.organisers import DEFAULT_ID, Organiser, Organisers
@@ -33,6 +35,7 @@ from rooms.recordings import Recordings
 from rooms.relay import EventRelay
 from rooms.screens import Screens
 from rooms.shows import CATEGORIES, Shows
+from rooms.supervise import every
 from rooms.tasks import cancel_and_wait
 from rooms.tickets import Tickets
 from rooms.voice import VoiceRules, VoiceStates
@@ -259,6 +262,7 @@ def create_app(config: Config, *, bus: Bus | None = None) -> web.Application:
                 None if config.data_dir is None else Path(config.data_dir),
                 config.recording_retention_days,
             ),
+            insight=Insight(the_bus, kept=config.insight_retention * 24 * 3600),
             lobbies=lobbies,
             chat=chat,
             foyer=Foyer(the_bus, lobbies, chat),
@@ -302,7 +306,13 @@ def create_app(config: Config, *, bus: Bus | None = None) -> web.Application:
             partial = replace(partial, rtmp_port=port)
         the_services = app[SERVICES] = partial
         reactions = asyncio.get_running_loop().create_task(
-            publish_totals(the_services.tally, the_bus, nodes.node_id), name="reactions"
+            publish_totals(
+                the_services.tally, the_bus, nodes.node_id, the_services.insight.reactions
+            ),
+            name="reactions",
+        )
+        insight = asyncio.get_running_loop().create_task(
+            every(FLUSH_EVERY, the_services.insight.flush, "insight.flush"), name="insight"
         )
         await nodes.start()
         await the_services.cascade.start()
@@ -321,6 +331,9 @@ def create_app(config: Config, *, bus: Bus | None = None) -> web.Application:
         # State changes from closing peers (show paused) still go out before the bus closes.
         await relay.close()
         await cancel_and_wait(reactions)
+        await cancel_and_wait(insight)
+        with contextlib.suppress(Exception):  # the last seconds' counts, if the bus is there
+            await the_services.insight.flush()
         pending = set(the_services.lifecycle.tasks)
         if pending:
             _, late = await asyncio.wait(pending, timeout=2.0)

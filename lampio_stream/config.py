@@ -204,6 +204,12 @@ SETTINGS: tuple[Setting, ...] = (
         _positive,
     ),
     Setting(
+        "insight_retention",
+        "days a show's audience figures and feedback are kept after it ends (default 30); "
+        "the raw counts they are made from expire after a day",
+        _positive,
+    ),
+    Setting(
         "rtmp_port",
         "port of the RTMP ingest for OBS's RTMP output (default 1935, or a free one when 1935 "
         "is taken, as by another node on this machine; 0 picks a free one; 'off' disables it)",
@@ -264,6 +270,7 @@ class Config:
     rtmp_port_default: bool = False  # not asked for: if taken, any free port will do
     lobby_size: int = 12
     chat_retention: float = 24 * 3600.0
+    insight_retention: float = 30.0  # days
     media_sender: str = "direct"
     event_loop: str = "asyncio"
     log_format: str = "auto"

@@ -155,6 +155,7 @@ class DirectOutput:
         self.ssrc = sender_ssrc(sender)
         self.payload_type = payload_type
         self.sent_packets = 0
+        self.sent_frames = 0
         self.sent_bytes = 0
         self.retransmitted = 0
         # What the viewer's receiver reports of this track (RTCP RR, REMB), once it has.
@@ -234,6 +235,7 @@ class DirectOutput:
         else:
             self._send_each(self._sock, transport, packets, 0)
         self.sent_packets += len(payloads)
+        self.sent_frames += 1
         self.sent_bytes += size
         # aiortc's RTCP task reports these in its Sender Reports (A/V sync, receiver stats).
         self._report.update(out.ntp, ts, self.sent_packets, self.sent_bytes)

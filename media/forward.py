@@ -64,6 +64,9 @@ class ViewerTrack(MediaStreamTrack):
         self._frame_out: Callable[[EncodedFrame], FrameOut] | None = None
         self._on_bound: Callable[[ViewerTrack], None] | None = None
         self._stopped: asyncio.Future[None] | None = None
+        # Off: frames keep the track's timeline going but none is sent (a viewer listening to
+        # the sound alone); the sequence numbers simply continue when they are sent again.
+        self._sending = True
 
     def use_direct(
         self,
@@ -75,6 +78,19 @@ class ViewerTrack(MediaStreamTrack):
         self.output = output
         self._frame_out = frame_out
         self._on_bound = on_bound
+
+    @property
+    def sending(self) -> bool:
+        """Whether the show's frames go to the viewer (off: sound only, for a video track)."""
+        return self._sending
+
+    def set_sending(self, on: bool) -> None:
+        """Stop sending frames, or start again from the next keyframe (asked for at once)."""
+        if on == self._sending:
+            return
+        self._sending = on
+        if on:
+            self._queue.wait_for_keyframe()
 
     @property
     def buffered(self) -> int:
@@ -102,6 +118,8 @@ class ViewerTrack(MediaStreamTrack):
             self._offset = pts - frame.pts
         self._last_pts = pts
         self._last_wall = now
+        if not self._sending:
+            return False
         if self.output is not None:
             return self._send_direct(frame, pts)
         return self._queue.put(dataclasses.replace(frame, pts=pts))
@@ -190,6 +208,15 @@ class Viewer:
     def tracks(self) -> tuple[ViewerTrack, ViewerTrack]:
         """Video then audio."""
         return (self.video, self.audio)
+
+    @property
+    def video_on(self) -> bool:
+        """Whether the picture is sent (off: the viewer listens to the sound alone)."""
+        return self.video.sending
+
+    def send_video(self, on: bool) -> None:
+        """Send the picture, or only the sound; the picture comes back from a keyframe."""
+        self.video.set_sending(on)
 
     def forward_keyframe_requests(self, sender: RTCRtpSender) -> None:
         """Pass PLI/FIR that the viewer sends to this sender on to the performer, rate limited."""

@@ -189,6 +189,16 @@ class ViewerSession:
     closed: bool = field(default=False)
     rtcp: ViewerRtcp | None = None  # the viewer's RTCP, when sent to directly
 
+    @property
+    def video(self) -> bool:
+        """Whether the viewer gets the picture (False: the show's sound only)."""
+        return self.viewer.video_on
+
+    def send_video(self, on: bool) -> None:
+        """The picture and the sound, or the sound alone; the picture resumes at a keyframe on
+        the same RTP stream (its sequence numbers continue), so nothing is negotiated again."""
+        self.viewer.send_video(on)
+
     async def accept(self, answer_sdp: str) -> None:
         """Apply the viewer's answer."""
         if not isinstance(answer_sdp, str) or not answer_sdp.strip():
@@ -682,14 +692,22 @@ class Stage:
         await publication.close()
 
     async def watch(
-        self, show_id: str, offer_sdp: str | None = None, *, hall: bool = False, edge: bool = False
+        self,
+        show_id: str,
+        offer_sdp: str | None = None,
+        *,
+        hall: bool = False,
+        edge: bool = False,
+        video: bool = True,
     ) -> ViewerSession:
         """A new viewer of a live show, in the performer's codecs.
 
         Without ``offer_sdp`` the stage makes the offer (``session.offer_sdp``; the viewer answers
         through :meth:`ViewerSession.accept`); with ``hall`` it has a third section carrying the
-        audience sound. With a viewer's receive-only offer (WHEP) the stage answers it
-        (``session.answer_sdp``); with ``edge`` that offer is another node's feed of the show.
+        audience sound; without ``video`` the picture is not sent until
+        :meth:`ViewerSession.send_video` (the video section is negotiated all the same). With a
+        viewer's receive-only offer (WHEP) the stage answers it (``session.answer_sdp``); with
+        ``edge`` that offer is another node's feed of the show.
         """
         codecs = self.codecs(show_id)
         if codecs is None:
@@ -698,16 +716,17 @@ class Stage:
             check_watch_offer(parse_offer(offer_sdp), codecs)
         broadcast = self.broadcast(show_id)
         viewer = broadcast.add_viewer(direct=self._direct)
+        viewer.send_video(video)
         pc = self._new_peer()
         player = offer_sdp is not None and not edge
         session = ViewerSession(show_id, pc, viewer, player=player, edge=edge)
         try:
-            video = pc.addTransceiver(viewer.video, direction="sendonly")
-            prefer_codec(video, codecs.get("video", "video/VP8"))
-            audio = pc.addTransceiver(viewer.audio, direction="sendonly")
-            prefer_codec(audio, "audio/opus")
-            viewer.forward_keyframe_requests(video.sender)
-            sections = [(broadcast, video, viewer.video), (broadcast, audio, viewer.audio)]
+            pictures = pc.addTransceiver(viewer.video, direction="sendonly")
+            prefer_codec(pictures, codecs.get("video", "video/VP8"))
+            sound = pc.addTransceiver(viewer.audio, direction="sendonly")
+            prefer_codec(sound, "audio/opus")
+            viewer.forward_keyframe_requests(pictures.sender)
+            sections = [(broadcast, pictures, viewer.video), (broadcast, sound, viewer.audio)]
             if hall and offer_sdp is None:
                 hall_broadcast = self.hall(show_id)
                 session.hall = hall_broadcast.add_viewer(direct=self._direct)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Any
 
 from rooms import events
@@ -55,7 +56,12 @@ class ReactionTally:
         return out
 
 
-async def publish_totals(tally: ReactionTally, bus: Bus, node: str) -> None:
+async def publish_totals(
+    tally: ReactionTally,
+    bus: Bus,
+    node: str,
+    also: Callable[[str, dict[str, int]], None] | None = None,
+) -> None:
     """Every :data:`INTERVAL`, this node's reaction totals per show, on the show's channel.
 
     Runs as long as the node: a failure of any kind (the bus away, anything else) is said once,
@@ -75,6 +81,8 @@ async def publish_totals(tally: ReactionTally, bus: Bus, node: str) -> None:
             continue
         try:
             for show_id, totals in drained.items():
+                if also is not None:
+                    also(show_id, totals["counts"])  # e.g. the show's insight
                 event = events.reactions(show_id, node, totals["counts"], totals["lobbies"])
                 await bus.publish(events.show_channel(show_id), event)
         except Exception as exc:

@@ -16,6 +16,7 @@ from aiohttp import web
 from rooms import images
 from rooms.errors import InvalidInput, ShowNotFound
 from rooms.organisers import CITY_MAX, Actor, Organiser
+from rooms.reactions import KINDS as REACTION_KINDS
 from rooms.shows import QUERY_MAX, Show, ShowState, parse_starts_at
 from rooms.tickets import format_ticket
 from signaling import wirejson
@@ -271,6 +272,7 @@ async def cancel_show(request: web.Request) -> web.Response:
     _, show = await organisers_show(request)
     show = await services(request).shows.cancel(show.id)
     log.info("show.cancelled", show=show.id)
+    await services(request).insight.aggregate(show.id)
     return web.json_response(private_view(request, show), headers={"Cache-Control": "no-store"})
 
 
@@ -318,6 +320,56 @@ async def get_image(request: web.Request) -> web.Response:
     if request.headers.get("If-None-Match") == etag:
         return web.Response(status=304, headers=headers)
     return web.Response(body=jpeg, content_type="image/jpeg", headers=headers)
+
+
+@routes.get("/api/shows/{show_id}/insight")
+async def show_insight(request: web.Request) -> web.Response:
+    """What the show's organiser learns: attendance over time, reactions, chat volume, lobby
+    voice, feedback (its organiser or the admin). Counted, never quoted."""
+    _, show = await organisers_show(request)
+    report = await services(request).insight.report(show.id)
+    return web.json_response(report, headers={"Cache-Control": "no-store"})
+
+
+@routes.get("/api/shows/{show_id}/insight.csv")
+async def show_insight_csv(request: web.Request) -> web.Response:
+    """The same figures as CSV: the totals, then a row a minute, then the feedback."""
+    _, show = await organisers_show(request)
+    report = await services(request).insight.report(show.id)
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["figure", "value"])
+    for name in (
+        "peak_viewers", "average_viewers", "joins", "screens", "screen_heads", "lobbies",
+        "median_minutes_watched",
+    ):  # fmt: skip
+        writer.writerow([name, report[name]])
+    writer.writerow([])
+    kinds = list(REACTION_KINDS)
+    writer.writerow(["minute", "viewers", *kinds, "chat_messages", "voice"])
+    for slot in report["timeline"]:
+        reactions = slot["reactions"]
+        writer.writerow(
+            [slot["minute"], slot["viewers"], *(reactions.get(k, 0) for k in kinds),
+             slot["chat_messages"], slot["voice"]]
+        )  # fmt: skip
+    writer.writerow([])
+    writer.writerow(["score", "answers"])
+    for score, n in report["feedback"].items():
+        writer.writerow([score, n])
+    writer.writerow([])
+    writer.writerow(["comment"])
+    for comment in report["comments"]:
+        writer.writerow([_cell(comment)])
+    return web.Response(
+        text=out.getvalue(),
+        content_type="text/csv",
+        charset="utf-8",
+        headers={
+            "Cache-Control": "no-store",
+            "Content-Disposition": 'attachment; filename="yleiso.csv"',
+        },
+    )
 
 
 @routes.post("/api/shows/{show_id}/tickets")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from rooms.chat import CHAT_MAX, clean_text
 from rooms.errors import RateLimited
+from rooms.insight import COMMENT_MAX
 from rooms.lobbies import NAME_MAX
 from rooms.reactions import KINDS
 from signaling import commands as c
@@ -33,6 +34,8 @@ async def chat_send(conn: Connection, services: Services, msg: Message) -> Resul
     if wait:
         raise RateLimited("one message a second, please", retry_after=wait)
     posted = await services.chat.post(role.lobby, role.member, msg["text"], msg["client_id"])
+    if not posted.duplicate:
+        services.insight.count(role.show_id, "chat")
     return {"id": posted.id, "duplicate": posted.duplicate}
 
 
@@ -75,6 +78,17 @@ async def react(conn: Connection, services: Services, msg: Message) -> Result:
     return {}
 
 
+async def feedback_send(conn: Connection, services: Services, msg: Message) -> Result:
+    """The viewer's answer to "how was it?": a score 1–5 and perhaps a few words, anonymous (a
+    second answer replaces the first)."""
+    role = viewer(conn)
+    member = role.member
+    await services.insight.feedback(
+        role.show_id, member.id, msg["score"], msg.get("comment"), member.head_count
+    )
+    return {"thanks": True}
+
+
 def register(commands: Commands) -> None:
     """The foyer's commands."""
     member_id = {c.Required("member"): c.Text(ID_MAX)}
@@ -93,3 +107,11 @@ def register(commands: Commands) -> None:
     commands.add("chat.mute", chat_mute, {**member_id, c.Optional("muted", default=True): c.Bool})
     commands.add("viewer.remove", viewer_remove, {**lobby_id, **member_id})
     commands.add("react", react, {c.Required("kind"): c.OneOf(*KINDS)})
+    commands.add(
+        "feedback.send",
+        feedback_send,
+        {
+            c.Required("score"): c.Int(1, 5),
+            c.Optional("comment"): c.Nullable(c.Text(COMMENT_MAX * 4)),
+        },
+    )

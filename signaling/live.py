@@ -6,6 +6,7 @@ do what, moves the show's state and tells everyone watching through the bus (``s
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 from collections.abc import Callable
 
@@ -13,7 +14,7 @@ import structlog
 
 from media.stage import Publication
 from rooms import events
-from rooms.bus import Message
+from rooms.bus import BusError, Message
 from rooms.errors import Forbidden, InvalidInput, ShowNotFound
 from rooms.foyer import HEAD_COUNT_MAX
 from rooms.lobbies import NAME_MAX, LobbyNotFound
@@ -167,7 +168,16 @@ async def perform_end(conn: Connection, services: Services, msg: Message) -> Res
     await services.stage.end(show.id)
     await services.shows.move(show.id, ShowState.ENDED)
     conn.log.info("perform.end", show=show.id)
+    services.lifecycle.spawn(keep_insight(services, show.id), "insight-aggregate")
     return {"state": ShowState.ENDED.value}
+
+
+async def keep_insight(services: Services, show_id: str) -> None:
+    """The show ended: its figures are summed into the record kept for its organiser (the last
+    seconds' counts of this node first)."""
+    insight = services.insight
+    await retrying(insight.flush, "insight.flush", show=show_id)
+    await retrying(lambda: insight.aggregate(show_id), "insight.aggregate", show=show_id)
 
 
 async def report_audience(conn: Connection, services: Services, show_id: str) -> None:
@@ -176,13 +186,19 @@ async def report_audience(conn: Connection, services: Services, show_id: str) ->
     count fails (the bus away) the performer keeps the last figure and counting is retried."""
     cascade, counter = services.cascade, services.audience
     last = -1
+    insight = services.insight
+    minute, peak = -1, -1  # the show's insight has this minute's largest audience so far
 
     async def report() -> None:
-        nonlocal last
+        nonlocal last, minute, peak
         count = await counter.count(show_id) + await cascade.players(show_id)
         if count != last:
             conn.send(events.audience(show_id, count))
             last = count
+        now = insight.minute()
+        if now != minute or count > peak:
+            await insight.sample(show_id, count, now)
+            minute, peak = now, count
 
     await every(AUDIENCE_INTERVAL, report, "audience.count", now=True, show=show_id)
 
@@ -231,9 +247,13 @@ async def watch_join(conn: Connection, services: Services, msg: Message) -> Resu
     )
     lobby = seating.lobby
     role = Viewer(conn, show.id, lobby, seating.member)
+    insight = services.insight
+    seated_at = insight.clock()
 
     async def leave() -> None:
         await foyer.leave(lobby, role.member)
+        with contextlib.suppress(BusError):  # the seat is free; the figure is only a figure
+            await insight.watched(show.id, role.member.id, insight.clock() - seated_at)
 
     await role.hold("seat", leave)  # first in, last out: the seat is given up after the rest
     try:
@@ -260,6 +280,13 @@ async def watch_join(conn: Connection, services: Services, msg: Message) -> Resu
         if not seating.returning:
             await foyer.forget_session(seating.session)  # the client never got it
         raise
+    if not seating.returning:  # counted once the seat is whole (a failed join counts nothing)
+        insight.count(show.id, "joins")
+        if screen:
+            insight.count(show.id, "screens")
+            insight.count(show.id, "screen_heads", head_count)
+        with contextlib.suppress(BusError):  # a figure, never a reason to refuse the seat
+            await insight.seen_lobby(show.id, lobby.id)
     codecs = await services.cascade.codecs(show.id)  # on air here, or on another node
     return {
         "show": show.public(),
@@ -309,8 +336,10 @@ async def watch_start(conn: Connection, services: Services, msg: Message) -> Res
     role = viewer(conn)
     await role.release("broadcast")
     stage = services.stage
+    if "video" in msg:
+        role.video = msg["video"]
     await services.cascade.ensure(role.show_id)  # pulled from its origin if on another node
-    session = await stage.watch(role.show_id, hall=msg["hall"])
+    session = await stage.watch(role.show_id, hall=msg["hall"], video=role.video)
     role.session = session
 
     async def leave() -> None:
@@ -328,6 +357,16 @@ async def watch_answer(conn: Connection, services: Services, msg: Message) -> Re
         raise InvalidInput("ask for an offer first (watch.start)")
     await role.session.accept(msg["sdp"])
     return {}
+
+
+async def watch_quality(conn: Connection, services: Services, msg: Message) -> Result:
+    """The picture and the sound, or the sound alone (a weak link): for the media of now and of
+    every later ``watch.start`` on this connection."""
+    role = viewer(conn)
+    role.video = msg["video"]
+    if role.session is not None:
+        role.session.send_video(role.video)
+    return {"video": role.video}
 
 
 async def watch_leave(conn: Connection, services: Services, msg: Message) -> Result:
@@ -364,7 +403,11 @@ def register(commands: Commands) -> None:
         },
     )
     commands.add(
-        "watch.start", watch_start, {c.Optional("hall", default=False): c.Bool}, lane=MEDIA
+        "watch.start",
+        watch_start,
+        {c.Optional("hall", default=False): c.Bool, c.Optional("video"): c.Bool},
+        lane=MEDIA,
     )
+    commands.add("watch.quality", watch_quality, {c.Required("video"): c.Bool}, lane=MEDIA)
     commands.add("watch.answer", watch_answer, {c.Required("sdp"): c.Text(SDP_MAX)}, lane=MEDIA)
     commands.add("watch.leave", watch_leave)

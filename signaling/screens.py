@@ -16,6 +16,7 @@ from aiohttp import web
 from rooms import events
 from rooms.codes import digits_of
 from rooms.errors import InvalidInput, ShowNotFound
+from rooms.insight import COMMENT_MAX
 from rooms.reactions import KINDS
 from rooms.screens import (
     NAME_MAX,
@@ -299,6 +300,17 @@ async def remote_react(conn: Connection, services: Services, msg: Message) -> Re
     return {}
 
 
+async def remote_feedback(conn: Connection, services: Services, msg: Message) -> Result:
+    """Staff answer "how was it?" for the room that watched on this screen (weighted by the
+    room's head count); a second answer replaces the first."""
+    screen = await _their_screen(conn, services, msg)
+    show = await services.shows.get(msg["show"])
+    await services.insight.feedback(
+        show.id, f"screen:{screen.id}", msg["score"], msg.get("comment"), screen.head_count
+    )
+    return {"thanks": True}
+
+
 async def remote_forget(conn: Connection, services: Services, msg: Message) -> Result:
     """Unpair a screen (it shows a new pairing code by itself)."""
     screen = await _their_screen(conn, services, msg)
@@ -344,3 +356,13 @@ def register(commands: Commands) -> None:
     )
     commands.add("remote.react", remote_react, {**screen_id, c.Required("kind"): c.OneOf(*KINDS)})
     commands.add("remote.forget", remote_forget, screen_id)
+    commands.add(
+        "remote.feedback",
+        remote_feedback,
+        {
+            **screen_id,
+            c.Required("show"): c.Text(64),
+            c.Required("score"): c.Int(1, 5),
+            c.Optional("comment"): c.Nullable(c.Text(COMMENT_MAX * 4)),
+        },
+    )

@@ -14,6 +14,7 @@ from media.voice import Voices
 from rooms.bus import Bus
 from rooms.chat import Chat
 from rooms.foyer import AudienceCounter, Foyer
+from rooms.insight import Insight
 from rooms.lobbies import Lobbies
 from rooms.nodes import NodeRegistry
 from rooms.organisers import Organisers
@@ -62,6 +63,7 @@ class Services:
     organisers: Organisers
     tickets: Tickets
     recordings: Recordings
+    insight: Insight
     lobbies: Lobbies
     chat: Chat
     foyer: Foyer

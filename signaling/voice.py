@@ -54,6 +54,8 @@ async def voice_join(conn: Connection, services: Services, msg: Message) -> Resu
         if role.voice is seat and not role.closed:
             role.spawn(_release_voice(role), "voice-gone")
 
+    if isinstance(role, Viewer):
+        services.insight.count(show_id, "voice")
     try:
         seat = await voices.join(show_id, lobby_id, key, msg["sdp"], on_gone=gone)
     except BaseException:

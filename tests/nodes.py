@@ -172,17 +172,18 @@ async def error_of(response: Any) -> tuple[int, str]:
 
 @asynccontextmanager
 async def serve(
-    bus: Bus | None = None, *, public: bool = False, **settings: object
+    bus: Bus | None = None, *, public: bool = False, host: str = "127.0.0.1", **settings: object
 ) -> AsyncIterator[Node]:
     """The node on a loopback port, on ``bus`` (the in-process bus if none), with ``settings``
     over ``make_config``'s. With ``public`` the port is chosen up front and the node's public URL
     is its real address (the links it hands out, the WebSocket Origin check: what pages need);
-    otherwise the public URL stays http://127.0.0.1:8080."""
+    otherwise the public URL stays http://127.0.0.1:8080. ``host``: another local address to
+    listen on instead of loopback (a test namespace's link, tests/netns.py)."""
     port = free_port() if public else 0
     if public:
         settings = {"public_url": f"http://127.0.0.1:{port}", **settings}
     app = create_app(make_config(**settings), bus=bus if bus is not None else MemoryBus())
-    server = TestServer(app, host="127.0.0.1", port=port)
+    server = TestServer(app, host=host, port=port)
     await server.start_server()
     node = Node(server, str(server.make_url("")).rstrip("/"))
     node.services.cascade.origins.url = node.url  # the port is known only now

@@ -105,6 +105,8 @@ SECRETS = {
     "/api/shows/{show_id}/cancel": "organiser_key",
     "/api/shows/{show_id}/tickets": "organiser_key",
     "/api/shows/{show_id}/image": "organiser_key",
+    "/api/shows/{show_id}/insight": "organiser_key",
+    "/api/shows/{show_id}/insight.csv": "organiser_key",
     "/api/hook-secret": "organiser_key",
     "/api/organisers": "admin_key",
     "/api/organisers/{organiser_id}": "admin_key",
