@@ -31,6 +31,7 @@ from rooms.organisers import DEFAULT_ID, Organiser, Organisers
 from rooms.origins import Origins
 from rooms.ratelimit import FailureLimiter
 from rooms.reactions import ReactionTally, publish_totals
+from rooms.recordings import Recordings
 from rooms.relay import EventRelay
 from rooms.screens import Screens
 from rooms.shows import CATEGORIES, Shows
@@ -48,6 +49,7 @@ from signaling import (
     hooks,
     live,
     ops,
+    recordings,
     rtmp,
     screens,
     voice,
@@ -255,6 +257,11 @@ def create_app(config: Config, *, bus: Bus | None = None) -> web.Application:
             shows=shows,
             organisers=Organisers(the_bus, default_organiser),
             tickets=Tickets(the_bus),
+            recordings=Recordings(
+                the_bus,
+                None if config.data_dir is None else Path(config.data_dir),
+                config.recording_retention_days,
+            ),
             insight=Insight(the_bus, kept=config.insight_retention * 24 * 3600),
             lobbies=lobbies,
             chat=chat,
@@ -349,6 +356,7 @@ def create_app(config: Config, *, bus: Bus | None = None) -> web.Application:
         await cancel_and_wait(task)
 
     app.cleanup_ctx.append(services_context)
+    app.cleanup_ctx.append(recordings.sweeping)
     if config.demo:
         app.cleanup_ctx.append(demo_context)
     app.on_shutdown.append(begin_shutdown)
@@ -360,6 +368,7 @@ def create_app(config: Config, *, bus: Bus | None = None) -> web.Application:
     app.add_routes(whip.routes)
     app.add_routes(cluster.routes)
     app.add_routes(whep.routes)
+    app.add_routes(recordings.routes)
     app.router.add_get("/ws", ws.websocket)
     app.router.add_get("/", _page("index.html"))
     app.router.add_get("/watch", _page("index.html"))

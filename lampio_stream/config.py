@@ -194,6 +194,16 @@ SETTINGS: tuple[Setting, ...] = (
         _positive,
     ),
     Setting(
+        "data_dir",
+        "directory for recordings of shows whose organiser asked for one ('record'), and their "
+        "captions; default none: nothing is recorded and shows asking to be are refused",
+    ),
+    Setting(
+        "recording_retention_days",
+        "days a recording and its captions are kept after the show ends, then deleted (default 30)",
+        _positive,
+    ),
+    Setting(
         "insight_retention",
         "days a show's audience figures and feedback are kept after it ends (default 30); "
         "the raw counts they are made from expire after a day",
@@ -254,6 +264,8 @@ class Config:
     trusted_proxies: tuple[str, ...] = ()
     cluster_secret: str | None = field(default=None, repr=False)
     demo: bool = False
+    data_dir: str | None = None
+    recording_retention_days: float = 30.0
     rtmp_port: int | None = 1935
     rtmp_port_default: bool = False  # not asked for: if taken, any free port will do
     lobby_size: int = 12

@@ -6,7 +6,7 @@ import asyncio
 import dataclasses
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import av
 import structlog
@@ -28,6 +28,12 @@ DEFAULT_VIDEO_BUFFER = 64
 DEFAULT_AUDIO_BUFFER = 100
 # A joining viewer starts from the cached keyframe if it is at most this old, instead of a PLI.
 DEFAULT_START_WINDOW = 0.5
+
+
+class FrameTap(Protocol):
+    """Something that takes every frame of a broadcast once (its recording); never waits."""
+
+    def offer(self, frame: EncodedFrame, generation: int, now: float) -> None: ...
 
 
 class ViewerTrack(MediaStreamTrack):
@@ -305,6 +311,8 @@ class Broadcast:
         self._gop_limit = max(1, video_buffer // 2)
         self.codec_mismatches = 0
         self._packetizers: dict[MediaKind, Packetizer] = {}
+        # The show's recording (media/recorder.py), fed once per show, if it is being recorded.
+        self.recorder: FrameTap | None = None
 
     @property
     def viewers(self) -> int:
@@ -429,6 +437,8 @@ class Broadcast:
                     self.keyframes.request()
         for track in self._tracks[frame.kind]:
             track.offer(frame, generation, now)
+        if self.recorder is not None:
+            self.recorder.offer(frame, generation, now)
 
     def _ask_performer(self) -> bool:
         return self._ingest is not None and self._ingest.request_keyframe()

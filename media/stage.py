@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import structlog
 from aiortc import RTCIceServer, RTCPeerConnection, RTCRtpTransceiver, RTCSessionDescription
@@ -21,6 +22,7 @@ from media.forward import Broadcast, Ingest, Viewer
 from media.frame import EncodedFrame
 from media.hall import HallSound
 from media.ice import rtc_configuration
+from media.recorder import Recorder, Written
 from media.seams import drop_empty_datagrams, release_peer, take_rtcp
 from rooms.bus import Message
 from rooms.relay import EventRelay, Unfollow
@@ -269,6 +271,17 @@ class _HallFeed:
             self.sound.add(event.get("counts", {}), asyncio.get_running_loop().time())
 
 
+class _CaptionFeed:
+    """The show's caption lines to its recording, at the recording's time."""
+
+    def __init__(self, recorder: Recorder) -> None:
+        self.recorder = recorder
+
+    def deliver(self, event: Message, text: str) -> None:
+        if event.get("type") == "caption":
+            self.recorder.caption(str(event.get("text", "")))
+
+
 def direct_output(
     transceiver: RTCRtpTransceiver, offer: aiortc_sdp.SessionDescription
 ) -> DirectOutput:
@@ -308,6 +321,65 @@ class Stage:
         self._peers: set[RTCPeerConnection] = set()
         self._halls: dict[str, tuple[Broadcast, HallSound]] = {}
         self._deadlines: set[asyncio.Task[None]] = set()
+        self._recorders: dict[str, tuple[Recorder, asyncio.Task[Unfollow] | None]] = {}
+
+    def record(self, show_id: str, directory: Path, retention: float) -> Recorder | None:
+        """Record the show from now on (once per show, whoever performs; pauses cut), with the
+        captions typed meanwhile; None if nobody performs it here."""
+        entry = self._recorders.get(show_id)
+        if entry is not None:
+            return entry[0]
+        codecs = self.codecs(show_id)
+        if codecs is None or show_id not in self._publications:
+            return None
+        broadcast = self.broadcast(show_id)
+        recorder = Recorder(
+            directory, codecs, request_keyframe=broadcast.request_keyframe, retention=retention
+        )
+        recorder.start()
+        broadcast.recorder = recorder
+        task = None
+        relay = self._relay
+        if relay is not None:
+            feed = _CaptionFeed(recorder)
+            follow = retrying(
+                lambda: relay.follow_show(show_id, feed, performer=True),
+                "stage.caption_feed",
+                show=show_id,
+            )
+            task = asyncio.get_running_loop().create_task(follow, name=f"captions-{show_id}")
+        self._recorders[show_id] = (recorder, task)
+        log.info("stage.recording", show=show_id, media=recorder.media)
+        return recorder
+
+    @property
+    def recording(self) -> set[str]:
+        """Shows being recorded on this node."""
+        return set(self._recorders)
+
+    async def stop_recording(self, show_id: str) -> Written | None:
+        """Finish the show's recording (its file and captions complete); None if there is none."""
+        entry = self._recorders.pop(show_id, None)
+        if entry is None:
+            return None
+        recorder, task = entry
+        broadcast = self._broadcasts.get(show_id)
+        if broadcast is not None and broadcast.recorder is recorder:
+            broadcast.recorder = None
+        if task is not None:
+            if not task.done():
+                await cancel_and_wait(task)
+            elif not task.cancelled() and task.exception() is None:
+                await task.result()()
+        written = await recorder.close()
+        log.info(
+            "stage.recorded",
+            show=show_id,
+            seconds=round(written.duration_s, 1),
+            dropped=written.dropped,
+            failed=written.failed,
+        )
+        return written
 
     def hall(self, show_id: str) -> Broadcast:
         """The show's audience sound: one synthesiser and encoder, fanned out to its listeners."""
@@ -704,6 +776,7 @@ class Stage:
 
     async def end(self, show_id: str) -> None:
         """The show is over: close its performer and viewers and forget its broadcast."""
+        await self.stop_recording(show_id)
         publication = self._publications.pop(show_id, None)
         if publication is not None:
             await publication.close()
@@ -723,6 +796,8 @@ class Stage:
         """Close every peer connection of this node (shutdown)."""
         for task in list(self._deadlines):
             task.cancel()
+        for show_id in list(self._recorders):
+            await self.stop_recording(show_id)
         for session in list(self._viewers):
             await session.close()
         for publication in list(self._publications.values()):

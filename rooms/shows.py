@@ -44,7 +44,7 @@ _LANGUAGE = re.compile(r"[a-z]{2,3}(-[A-Za-z0-9]{2,8})?")
 # What an organiser may change in a show (PATCH), each checked by :meth:`Shows.checked`.
 EDITABLE = frozenset(
     {"title", "description", "starts_at", "performer", "category", "language", "listed", "access"}
-)
+) | {"record"}
 
 
 class ShowIsLive(RoomsError):
@@ -85,6 +85,7 @@ class Show:
     cancelled: bool = False  # ended before it was given
     revision: int = 0  # one more at each change an organiser makes (calendars' SEQUENCE)
     image: str = ""  # the version of its picture (rooms.images), "" for none
+    record: bool = False  # recorded for watching again (rooms.recordings): the organiser's choice
 
     def __post_init__(self) -> None:
         if not self.title or len(self.title) > TITLE_MAX:
@@ -112,6 +113,7 @@ class Show:
             "access": self.access,
             "cancelled": self.cancelled,
             "image_url": (f"/api/shows/{self.id}/image.jpg?v={self.image}" if self.image else None),
+            "record": self.record,
         }
 
     def to_record(self) -> dict[str, Any]:
@@ -146,6 +148,7 @@ class Show:
             cancelled=bool(record.get("cancelled", False)),
             revision=int(record.get("revision", 0)),
             image=str(record.get("image", "")),
+            record=bool(record.get("record", False)),
         )
 
     def matches(
@@ -231,9 +234,9 @@ class Shows:
                 if not isinstance(value, str) or not _LANGUAGE.fullmatch(value):
                     raise InvalidInput("language must be a language tag, like fi, sv or en")
                 out[name] = value
-            elif name == "listed":
+            elif name in ("listed", "record"):
                 if not isinstance(value, bool):
-                    raise InvalidInput("listed must be true or false")
+                    raise InvalidInput(f"{name} must be true or false")
                 out[name] = value
             elif name == "access":
                 if value not in ACCESS:

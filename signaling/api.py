@@ -122,6 +122,7 @@ async def create_show(request: web.Request) -> web.Response:
     if organiser is None:
         organiser = the.organisers.default
     assert organiser is not None
+    the.recordings.check(body)
     show = await the.shows.create(
         body.pop("title", None),
         body.pop("description", ""),
@@ -258,6 +259,7 @@ async def edit_show(request: web.Request) -> web.Response:
     access; everyone who joined it hears of it at once (``show.updated``)."""
     _, show = await organisers_show(request)
     body = await read_json_object(request)
+    services(request).recordings.check(body)
     show, changed = await services(request).shows.edit(show.id, body)
     log.info("show.edited", show=show.id, changed=sorted(changed))
     return web.json_response(private_view(request, show), headers={"Cache-Control": "no-store"})

@@ -23,6 +23,7 @@ from rooms.shows import Show, ShowState
 from rooms.supervise import every, retrying
 from rooms.tickets import Ticket, TicketRequired
 from signaling import commands as c
+from signaling import recordings
 from signaling.commands import MEDIA, Commands, Result
 from signaling.connection import Connection
 from signaling.lookup import admission, lobby_for_code
@@ -70,6 +71,7 @@ def follow_publication(services: Services) -> Callable[[Publication, str], None]
                 lambda: cascade.hosting(show_id, publication.codecs), "origin_claim", show=show_id
             )
             lifecycle.spawn_latest(f"origin:{show_id}", claim, "origin-claim")
+            lifecycle.spawn(recordings.start_recording(services, show_id), "recording-start")
         elif state in ("failed", "closed") and not services.stage.live(show_id):
             lifecycle.spawn_latest(key, performer_left(services, show_id), "show-paused")
 
@@ -162,6 +164,7 @@ async def perform_end(conn: Connection, services: Services, msg: Message) -> Res
     role = conn.role(Performer)
     if role is not None:
         await role.release("publication")
+    await recordings.finish_recording(services, show)
     await services.stage.end(show.id)
     await services.shows.move(show.id, ShowState.ENDED)
     conn.log.info("perform.end", show=show.id)

@@ -20,6 +20,7 @@ from rooms.nodes import NodeRegistry
 from rooms.organisers import Organisers
 from rooms.ratelimit import FailureLimiter
 from rooms.reactions import ReactionTally
+from rooms.recordings import Recordings
 from rooms.relay import EventRelay
 from rooms.screens import Screens
 from rooms.shows import Shows
@@ -61,6 +62,7 @@ class Services:
     shows: Shows
     organisers: Organisers
     tickets: Tickets
+    recordings: Recordings
     insight: Insight
     lobbies: Lobbies
     chat: Chat

@@ -18,6 +18,7 @@ from aiortc import RTCPeerConnection
 from clients.client import Performer, Session, Watcher
 from lampio_stream.app import create_app
 from lampio_stream.config import Config
+from media.recorder import Recorder
 from media.stage import Publication, Stage
 from media.voice import Voices
 from rooms.bus import Bus
@@ -93,6 +94,11 @@ class Node:
     def publication(self, show_id: str) -> Publication | None:
         """The show's publication on air on this node (its performer's session), if any."""
         return self.stage._publications.get(show_id)
+
+    def recorder(self, show_id: str) -> Recorder | None:
+        """The show's recording on this node, while it is being recorded."""
+        entry = self.stage._recorders.get(show_id)
+        return None if entry is None else entry[0]
 
     def ingested(self, show_id: str, kind: str = "video") -> int:
         """Frames of ``kind`` the node has received from the show's current performer session."""

@@ -3,6 +3,7 @@
 
 import ORGANISE from './text/organise.js';
 import PROGRAMME from './text/programme.js';
+import REPLAYS from './text/replays.js';
 import SCREEN from './text/screen.js';
 
 /** @typedef {'fi' | 'sv' | 'en'} Lang */
@@ -558,7 +559,7 @@ export const TEXT = {
 };
 
 // Each page's own catalogue joins the shared one (a key defined twice is a mistake: tests check).
-for (const catalogue of [SCREEN, ORGANISE, PROGRAMME]) {
+for (const catalogue of [SCREEN, ORGANISE, PROGRAMME, REPLAYS]) {
   for (const lang of /** @type {Lang[]} */ (['fi', 'sv', 'en'])) {
     Object.assign(TEXT[lang], catalogue[lang]);
   }

@@ -28,6 +28,7 @@ import { initLobbyVoice } from './watch/lobbyvoice.js';
 import { displayName, initNameStep } from './watch/namestep.js';
 import { initProgramme } from './watch/programme.js';
 import { initReactions } from './watch/reactions.js';
+import { initReplays } from './watch/replays.js';
 import { initShowInfo } from './watch/showinfo.js';
 import { initShowView } from './watch/showview.js';
 import { initWatching } from './watch/watching.js';
@@ -54,6 +55,7 @@ function showStep(step) {
 }
 
 const programme = initProgramme({ onChoose: askName });
+const replays = initReplays({ front: el.front });
 const keypad = initKeypad({ onFound: askName });
 const nameStep = initNameStep({
   show: () => showStep('name'),
@@ -161,6 +163,7 @@ function leave() {
   keypad.show('');
   keypad.focus();
   programme.load();
+  replays.load();
 }
 
 el.back.addEventListener('click', () => {
@@ -175,6 +178,7 @@ window.addEventListener('popstate', () => {
 
 setupLangButtons(() => {
   programme.render();
+  replays.render();
   info.render();
   view.render();
   foyer.renderMembers();
@@ -189,6 +193,7 @@ captions.render();
 foyer.renderShown();
 voice.render();
 programme.load();
+replays.load();
 const params = new URLSearchParams(location.search);
 const preset = params.get('code');
 if (preset) {

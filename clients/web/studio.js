@@ -107,6 +107,7 @@ async function load() {
   }
   const show = await response.json();
   el.title.textContent = show.title;  // always text, never HTML
+  byId('recorded-note').hidden = !show.record;  // said before going live: the performer agrees
   document.title = `${show.title} – ${t('studio_name')} – Lämpiö Live`;
   links.fill(show);
   host.follow();
