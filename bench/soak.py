@@ -58,6 +58,7 @@ KEPT_BY_DESIGN = {
     "chatid": "chat repeats, 10 minutes",
     "session": "a member's session, 12 hours",
     "ratelimit": "attempts under way per address, 1 minute",
+    "ins": "the show's raw audience counts for its insight, a day",
 }
 SAMPLE_SECONDS = 10.0
 # Other work on the machine beyond this (% of one core, over the soak) flags the run as disturbed,

@@ -22,7 +22,7 @@ from rooms.recordings import (
     parse_webvtt,
 )
 from rooms.shows import Show
-from rooms.supervise import every
+from rooms.supervise import every, retrying
 from signaling import api  # a module: live.py, which api.py reaches, imports this one
 from signaling.bodies import read_body
 from signaling.errors import ApiError
@@ -42,7 +42,9 @@ CAPTIONS_BODY_TIMEOUT = 30.0
 async def start_recording(services: Services, show_id: str) -> None:
     """The show's performer is on air here: record it if its organiser asked for it."""
     try:
-        show = await services.shows.get(show_id)
+        show = await retrying(
+            lambda: services.shows.get(show_id), "recording.show", fatal=(ShowNotFound,)
+        )
     except ShowNotFound:
         return
     if not show.record:

@@ -384,6 +384,11 @@ async def test_staff_give_a_screen_a_ticket_for_a_ticketed_show(node: Node) -> N
         assert joined["show"]["id"] == show["id"] and joined["me"]["head_count"] == 9
         cleared = await phone.request("remote.control", screen=paired["id"], ticket=None)
         assert cleared["screen"]["ticket"] is None
+        # the organiser calls the show off: the screen that chose it is told
+        status, _ = await api(node, "POST", f"/api/shows/{show['id']}/cancel")
+        assert status == 200
+        told = await screen.next_event("show.state")
+        assert (told["state"], told.get("cancelled")) == ("ended", True)
     finally:
         for session in (screen, phone):
             await session.close()
