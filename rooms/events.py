@@ -110,6 +110,12 @@ def voice_state(show_id: str, intermission: bool, stage: str | None) -> Event:
 # -- the lobby ------------------------------------------------------------------------------------
 
 
+def voice_lost(show_id: str) -> Event:
+    """The server let the member's voice connection go (it failed, or never connected): the page
+    joins the voice again at once instead of waiting for its browser to notice."""
+    return {"type": "voice.lost", "show": show_id}
+
+
 def lobby_members(lobby_id: str, members: list[dict[str, Any]]) -> Event:
     """Who is in the lobby now."""
     return {"type": "lobby.members", "lobby": lobby_id, "members": members}

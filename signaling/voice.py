@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 
 from media.voice import VoiceSeat
+from rooms import events
 from rooms.errors import InvalidInput
 from rooms.voice import VoiceClosed, VoiceFull, announce_mic
 from signaling import commands as c
@@ -53,6 +54,7 @@ async def voice_join(conn: Connection, services: Services, msg: Message) -> Resu
         # would (the lobby hears that the microphone is off, the policy following ends).
         if role.voice is seat and not role.closed:
             role.spawn(_release_voice(role), "voice-gone")
+            conn.send(events.voice_lost(show_id))
 
     if isinstance(role, Viewer):
         services.insight.count(show_id, "voice")

@@ -96,6 +96,10 @@ export class LobbyVoice {
         this.showState = String(event.state);
         this.changed();
       }),
+      // The server let this voice connection go: join again now, not when the browser notices.
+      this.conn.on('voice.lost', () => {
+        if (this.pc === pc) this.lost();
+      }),
       this.conn.on('voice.mic', (event) => {
         const id = String(event.member);
         if (event.on) this.talking.add(id);
