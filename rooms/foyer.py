@@ -143,6 +143,14 @@ class Foyer:
         await self.announce(lobby)
         return renamed
 
+    async def recount(self, lobby: Lobby, member: Member, head_count: int) -> Member:
+        """A care-home screen's room changed size: the seat counts ``head_count`` from now on
+        (the audience figures follow), and the lobby is told."""
+        recounted = replace(member, head_count=head_count)
+        await self.lobbies.refresh(lobby, recounted)
+        await self.announce(lobby)
+        return recounted
+
     async def keep_present(
         self,
         lobby: Lobby,

@@ -316,11 +316,28 @@ async def _hold_the_ticket(
     await services.lobbies.leave(lobby, str(before["member"]))
 
 
+async def watch_heads(conn: Connection, services: Services, msg: Message) -> Result:
+    """A seated care-home screen takes the head count its staff set now; its seat, its lobby and
+    its picture stay as they are (a new ``watch.join`` would start the picture over)."""
+    role = viewer(conn)
+    if role.member.role != "screen":
+        raise Forbidden("only a paired care-home screen watches for a room")
+    head_count = await _room_heads(conn, services)
+    if head_count != role.member.head_count:
+        role.member = await services.foyer.recount(role.lobby, role.member, head_count)
+    return {"me": role.member.public()}
+
+
 async def _heads(conn: Connection, services: Services, msg: Message) -> tuple[int, bool]:
     """How many watch through this connection: one, or a paired care-home screen's room as its
     staff set it (a head count anyone could claim would let anyone inflate the audience)."""
     if msg["head_count"] == 1 and not msg["screen"]:
         return 1, False
+    return await _room_heads(conn, services), True
+
+
+async def _room_heads(conn: Connection, services: Services) -> int:
+    """The head count of this connection's paired screen, as its staff set it."""
     role = conn.role(Screen)
     try:
         if role is None:
@@ -328,7 +345,7 @@ async def _heads(conn: Connection, services: Services, msg: Message) -> tuple[in
         record = await services.screens.get(role.screen_id)  # paired screens have a record
     except ScreenNotFound:
         raise Forbidden("only a paired care-home screen watches for a room") from None
-    return record.head_count, True
+    return record.head_count
 
 
 async def watch_start(conn: Connection, services: Services, msg: Message) -> Result:
@@ -402,6 +419,7 @@ def register(commands: Commands) -> None:
             c.Optional("lobby"): c.Nullable(c.Text(16)),
         },
     )
+    commands.add("watch.heads", watch_heads)
     commands.add(
         "watch.start",
         watch_start,

@@ -216,6 +216,7 @@ async def test_staff_pair_a_screen_it_plays_and_the_phone_steers_it(
         await screen.screenshot("screen-playing")
 
         # the room has twelve residents: the performer counts them, the TV shows it
+        await screen.eval("() => { window.firstPc = window.lampio.pc; }")
         heads = phone.page.get_by_role("spinbutton", name="Katsojia huoneessa")
         await heads.fill("12")
         await heads.press("Tab")
@@ -228,7 +229,8 @@ async def test_staff_pair_a_screen_it_plays_and_the_phone_steers_it(
         await wait_text(phone, ".remote-note", "Lähetetty: taputus.")
         await next_event(host, "reactions", lambda e: e["counts"].get("applause"))
         await wait_text(screen, "#tv-note", "Huoneesta lähetetty: taputus")
-        await wait_playing(screen)  # the picture never stopped
+        await wait_playing(screen, 5)  # the picture never stopped: the same connection plays on
+        assert await screen.eval("() => window.lampio.pc === window.firstPc")
         await phone.page.get_by_role("button", name="Hiljemmälle").click()
         await eventually(
             lambda: screen.eval("() => document.getElementById('tv-video').volume < .75"),

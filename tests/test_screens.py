@@ -280,6 +280,25 @@ async def test_screen_watches_with_its_head_count_and_obeys_the_phone(node: Node
 
         await eventually(audience, 10)
 
+        # staff count two more residents: the seat takes the new head count in place
+        await phone.request("remote.control", screen=paired["id"], head_count=14)
+        await screen.next_event("screen.control")
+        recounted = await screen.request("watch.heads")
+        assert recounted["me"] == {**joined["me"], "head_count": 14}
+
+        async def fourteen() -> bool:
+            event = await performer.next_event("audience")
+            return bool(event["viewers"] == 14)
+
+        await eventually(fourteen, 10)
+        # a viewer cannot claim a room
+        viewer = await connect(node)
+        await viewer.request("watch.join", code=show["code"], name="Aili")
+        with pytest.raises(ProtocolError) as claimed:
+            await viewer.request("watch.heads")
+        assert claimed.value.code == "forbidden"
+        await viewer.close()
+
         # the screen tells what it does; the phone sees it
         reply = await screen.request("screen.status", state="scheduled", show=show["id"])
         assert reply["show"]["id"] == show["id"]

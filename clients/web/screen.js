@@ -354,6 +354,17 @@ async function goTo(connection, show) {
   const heads = tv.screen.head_count;
   if (tv.joined === show.id && tv.joinedHeads === heads) return;
   const same = tv.joined === show.id;
+  if (same) {
+    // the room changed size: the seat counts the new head count, the picture plays on
+    try {
+      await connection.request('watch.heads');
+      if (connection === tv.connection) tv.joinedHeads = heads;
+      render();
+      return;
+    } catch (error) {
+      console.warn('the head count did not change in place; taking the seat again', error);
+    }
+  }
   const lobby = tv.seat.show === show.id ? tv.seat.lobby : '';  // ours, before a reconnect too
   if (!same) {
     await leaveShow(connection);
