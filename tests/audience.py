@@ -49,13 +49,15 @@ async def silence_then_applause(
     await eventually(lambda: seconds_heard_since(heard, quiet_from) >= 1.5, 10)
     silent = level_since(heard, quiet_from)
     levels = []
-    for crowd in crowds:
-        clapping = asyncio.ensure_future(clap(sessions[:crowd], 4.5))
+    for n, crowd in enumerate(crowds):
+        if n:
+            await eventually(lambda: quiet_now(heard), 10)  # the window empties
+        # a full window, then a second of its sound (50 frames) to measure
+        clapping = asyncio.ensure_future(clap(sessions[:crowd], WINDOW + 1.5))
         # The hall sounds the reactions of its last WINDOW (2 s) of time: only time fills the
         # window, no event says it is full.
         await asyncio.sleep(WINDOW + 0.5)
         since = time.monotonic()
         await clapping
         levels.append(level_since(heard, since))
-        await eventually(lambda: quiet_now(heard), 10)  # the window empties
     return silent, levels
