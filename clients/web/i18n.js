@@ -2,6 +2,7 @@
 /** UI text in Finnish, Swedish and English. Plain, warm words: "Katso", "Osallistu". */
 
 import ORGANISE from './text/organise.js';
+import PICTURE from './text/picture.js';
 import PROGRAMME from './text/programme.js';
 import REPLAYS from './text/replays.js';
 import SCREEN from './text/screen.js';
@@ -559,7 +560,7 @@ export const TEXT = {
 };
 
 // Each page's own catalogue joins the shared one (a key defined twice is a mistake: tests check).
-for (const catalogue of [SCREEN, ORGANISE, PROGRAMME, REPLAYS]) {
+for (const catalogue of [SCREEN, ORGANISE, PROGRAMME, REPLAYS, PICTURE]) {
   for (const lang of /** @type {Lang[]} */ (['fi', 'sv', 'en'])) {
     Object.assign(TEXT[lang], catalogue[lang]);
   }

@@ -30,6 +30,7 @@ import { initProgramme } from './watch/programme.js';
 import { initReactions } from './watch/reactions.js';
 import { initReplays } from './watch/replays.js';
 import { initShowInfo } from './watch/showinfo.js';
+import { initPicture } from './watch/picture.js';
 import { initShowView } from './watch/showview.js';
 import { initWatching } from './watch/watching.js';
 
@@ -66,12 +67,19 @@ const nameStep = initNameStep({
   },
 });
 const info = initShowInfo();
+/** @type {ReturnType<typeof initPicture> | undefined} */
+let picture;  // made once the show view is (it looks at the view's frames)
 const view = initShowView({
   current: () => watching.connection,
   onSoundOn: () => voice.resume(),
   ducked: () => voice.state().duck,
-  onState: (state) => info.setState(state),
+  onState: (state) => {
+    info.setState(state);
+    picture?.render();
+  },
+  video: () => picture?.video() ?? true,
 });
+picture = initPicture({ view, current: () => watching.connection });
 const foyer = initFoyerChat({ current: () => watching.connection, showCode: () => watching.code });
 const reactions = initReactions({
   current: () => watching.connection, lobbyId: () => foyer.lobby?.id ?? null,
@@ -181,6 +189,7 @@ setupLangButtons(() => {
   replays.render();
   info.render();
   view.render();
+  picture?.render();
   foyer.renderMembers();
   reactions.render();
   voice.render();

@@ -37,13 +37,14 @@ const MOVE_WAIT = 5;
 
 /**
  * @param {{current: () => Connection | null, onSoundOn: () => void, ducked: () => boolean,
- *          onState?: (state: WatchState) => void}} options
+ *          onState?: (state: WatchState) => void, video?: () => boolean}} options
  *   current: the page's connection now (work for another one is dropped); onSoundOn: the viewer
  *   turned the sound on (a tap the browser counts for playing other sound too); ducked: whether
- *   people in the lobby are talking; onState: what the status line says changed
+ *   people in the lobby are talking; onState: what the status line says changed; video: whether
+ *   to ask for the picture (false: the sound alone, the viewer's choice on a weak link)
  * @returns {ShowView}
  */
-export function initShowView({ current, onSoundOn, ducked, onState }) {
+export function initShowView({ current, onSoundOn, ducked, onState, video = () => true }) {
   const el = {
     watch: byId('watch'),
     status: byId('watch-status'),
@@ -120,7 +121,7 @@ export function initShowView({ current, onSoundOn, ducked, onState }) {
    * @param {boolean} keep the current peer connection goes on until the new one has a frame
    */
   async function negotiate(connection, keep) {
-    const offer = await connection.request('watch.start');
+    const offer = await connection.request('watch.start', video() ? {} : { video: false });
     if (connection !== current()) return;
     const old = keep ? media.pc : null;
     if (!old) close();

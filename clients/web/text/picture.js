@@ -1,0 +1,28 @@
+// @ts-check
+/** UI text of the picture on a weak link (the Watch page's "sound only" and "best picture"), in
+ * Finnish, Swedish and English (merged into i18n.js TEXT). */
+
+/** @type {Record<'fi' | 'sv' | 'en', Record<string, string>>} */
+export default {
+  fi: {
+    picture_offer: 'Kuva pysähtyy, koska yhteys on heikko. Voit kuunnella pelkkää ääntä.',
+    picture_sound_only: 'Kuuntelet pelkkää ääntä. Kuva on pois, jotta ääni kulkee heikollakin yhteydellä.',
+    picture_smaller: 'Heikko yhteys – kuva pienempänä.',
+    picture_choose_sound: 'Pelkkä ääni',
+    picture_choose_best: 'Näytä kuva',
+  },
+  sv: {
+    picture_offer: 'Bilden stannar eftersom förbindelsen är svag. Du kan lyssna på bara ljudet.',
+    picture_sound_only: 'Du lyssnar på bara ljudet. Bilden är av så att ljudet går fram även på en svag förbindelse.',
+    picture_smaller: 'Svag förbindelse – bilden är mindre.',
+    picture_choose_sound: 'Bara ljud',
+    picture_choose_best: 'Visa bilden',
+  },
+  en: {
+    picture_offer: 'The picture keeps stopping because the connection is weak. You can listen to the sound alone.',
+    picture_sound_only: 'You are listening to the sound alone. The picture is off so the sound gets through on a weak connection.',
+    picture_smaller: 'Weak connection – the picture is smaller.',
+    picture_choose_sound: 'Sound only',
+    picture_choose_best: 'Show the picture',
+  },
+};

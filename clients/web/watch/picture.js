@@ -1,0 +1,157 @@
+// @ts-check
+/**
+ * The picture on a weak link (docs/protocol.md, `watch.quality`, `watch.picture`): the page
+ * watches its own decoded frames, and a viewer whose picture keeps stopping is offered the sound
+ * alone in plain words; "sound only" and "best picture" can also be chosen at any time, and the
+ * choice is kept on this device. The state of the picture is never a mystery: a calm line says
+ * when the picture is off or smaller because the connection is weak.
+ */
+import { t } from '../i18n.js';
+import { byId } from '../dom.js';
+import { keep } from './settings.js';
+
+/** @typedef {import('../protocol.js').Connection} Connection */
+/** @typedef {import('./showview.js').ShowView} ShowView */
+
+const CHOICE_KEY = 'lampio.picture';
+/** Seconds between looks at the decoded frames. */
+const LOOK = 1;
+/** A picture that shows no new frame for this many seconds has stopped. */
+const STALL_S = 2;
+/** Stops within this many seconds that make the page offer the sound alone. */
+const STALL_WINDOW_S = 60;
+const STALLS_TO_OFFER = 2;
+/** One stop this long is enough to offer it. */
+const LONG_STALL_S = 6;
+
+/**
+ * @param {{view: ShowView, current: () => Connection | null}} options
+ * @returns {{video: () => boolean, render: () => void}} video: whether the next `watch.start` asks
+ *   for the picture
+ */
+export function initPicture({ view, current }) {
+  const status = byId('watch-status');
+  const box = document.createElement('div');
+  box.id = 'picture-note';
+  box.className = 'picture-note';
+  box.hidden = true;
+  const line = document.createElement('p');
+  line.id = 'picture-line';
+  line.setAttribute('role', 'status');
+  line.setAttribute('aria-live', 'polite');
+  const soundOnly = document.createElement('button');
+  soundOnly.type = 'button';
+  soundOnly.id = 'sound-only-button';
+  soundOnly.className = 'primary';
+  const bestPicture = document.createElement('button');
+  bestPicture.type = 'button';
+  bestPicture.id = 'best-picture-button';
+  box.append(line, soundOnly, bestPicture);
+  status.after(box);
+
+  const state = {
+    /** The viewer chose the sound alone (kept on this device). */
+    soundOnly: localStorage.getItem(CHOICE_KEY) === 'sound',
+    /** The offer of the sound alone is shown (the picture kept stopping). */
+    offered: false,
+    /** The viewer said to keep the picture: not offered again during this visit. */
+    declined: false,
+    /** @type {string} what the server says the viewer gets: "original" or a smaller rendition */
+    rendition: 'original',
+    /** @type {number[]} when the picture stopped (ms) */ stalls: [],
+    frames: 0,
+    /** @type {number} the last time frames were seen growing (ms) */ moving: 0,
+    stalled: false,
+    /** @type {Connection | null} */ followed: null,
+    /** @type {(() => void) | null} */ unfollow: null,
+  };
+
+  function render() {
+    const live = view.state === 'live';
+    let words = '';
+    if (state.soundOnly) words = t('picture_sound_only');
+    else if (state.offered) words = t('picture_offer');
+    else if (state.rendition !== 'original') words = t('picture_smaller');
+    box.hidden = !live || !words;
+    line.textContent = words;
+    soundOnly.textContent = t('picture_choose_sound');
+    bestPicture.textContent = t('picture_choose_best');
+    soundOnly.hidden = state.soundOnly || !state.offered;
+    bestPicture.hidden = !state.soundOnly && !state.offered;
+  }
+
+  /** @param {boolean} video */
+  async function choose(video) {
+    state.soundOnly = !video;
+    state.offered = false;
+    if (video) state.declined = true;
+    state.stalls = [];
+    keep(CHOICE_KEY, video ? 'best' : 'sound');
+    render();
+    const connection = current();
+    if (connection && view.pc) {
+      await connection.request('watch.quality', { video }).catch((error) => {
+        console.warn('the picture choice did not reach the server', error);
+      });
+    }
+    (video ? soundOnly : bestPicture).focus();
+  }
+
+  soundOnly.addEventListener('click', () => { choose(false); });
+  bestPicture.addEventListener('click', () => { choose(true); });
+
+  /** Follow the server's word on which picture this viewer gets. */
+  function follow() {
+    const connection = current();
+    if (connection === state.followed) return;
+    state.unfollow?.();
+    state.followed = connection;
+    state.rendition = 'original';
+    state.unfollow = connection
+      ? connection.on('watch.picture', (event) => {
+        state.rendition = String(event.rendition ?? 'original');
+        render();
+      })
+      : null;
+  }
+
+  async function look() {
+    follow();
+    const pc = view.pc;
+    if (view.state !== 'live' || !pc || state.soundOnly || pc.connectionState !== 'connected') {
+      state.moving = Date.now();
+      state.stalled = false;
+      render();
+      return;
+    }
+    let frames = 0;
+    (await pc.getStats()).forEach((report) => {
+      if (report.type === 'inbound-rtp' && report.kind === 'video') frames += report.framesDecoded ?? 0;
+    });
+    const now = Date.now();
+    if (frames !== state.frames || frames === 0) {
+      state.frames = frames;
+      state.moving = now;
+      state.stalled = false;
+      return;
+    }
+    const still = (now - state.moving) / 1000;
+    if (!state.stalled && still >= STALL_S) {
+      state.stalled = true;
+      state.stalls.push(now);
+    }
+    state.stalls = state.stalls.filter((at) => now - at <= STALL_WINDOW_S * 1000);
+    if (!state.declined && !state.offered
+        && (state.stalls.length >= STALLS_TO_OFFER || still >= LONG_STALL_S)) {
+      state.offered = true;
+      render();
+    }
+  }
+
+  setInterval(() => { look().catch(() => { /* closed meanwhile */ }); }, LOOK * 1000);
+
+  return {
+    video: () => !state.soundOnly,
+    render,
+  };
+}
