@@ -637,7 +637,7 @@ async def test_api_routes_answer_hostile_requests_with_documented_errors(
 
 
 @pytest.mark.parametrize("route", MEDIA_ROUTES)
-@fuzz_settings(40)
+@fuzz_settings(24)
 @given(data=st.data())
 async def test_whip_and_whep_answer_hostile_requests_with_documented_errors(
     node: Node, route: str, data: st.DataObject

@@ -23,7 +23,7 @@ from tests.nodes import ORGANISER_KEY, Node, serve, start_performer
 pytestmark = pytest.mark.usefixtures("loopback_ice")
 
 AUTH = {"Authorization": f"Bearer {ORGANISER_KEY}"}
-PAUSE = 3.0  # seconds the performer is off air in the middle of the show
+PAUSE = 1.5  # seconds the performer is off air in the middle of the show
 
 
 async def _create(node: Node, **body: Any) -> tuple[int, dict[str, Any]]:
