@@ -22,6 +22,7 @@ import { applyLang, setupLangButtons, t } from './i18n.js';
 import { byId } from './dom.js';
 import { markEmoji } from './foyer.js';
 import { initCaptions } from './watch/captions.js';
+import { initFeedback } from './watch/feedback.js';
 import { initFoyerChat } from './watch/foyerchat.js';
 import { initKeypad } from './watch/keypad.js';
 import { initLobbyVoice } from './watch/lobbyvoice.js';
@@ -70,7 +71,11 @@ const view = initShowView({
   current: () => watching.connection,
   onSoundOn: () => voice.resume(),
   ducked: () => voice.state().duck,
-  onState: (state) => info.setState(state),
+  onState: (state) => {
+    info.setState(state);
+    if (state === 'live' || state === 'paused') feedback.seen();
+    else if (state === 'ended' && watching.watching) feedback.ask('ended');
+  },
 });
 const foyer = initFoyerChat({ current: () => watching.connection, showCode: () => watching.code });
 const reactions = initReactions({
@@ -79,6 +84,15 @@ const reactions = initReactions({
 const captions = initCaptions();
 const voice = initLobbyVoice({ foyer, onRender: () => view.renderVolume() });
 const watching = initWatching({ view, info, foyer, captions, reactions, voice });
+const feedback = initFeedback({
+  current: () => watching.connection,
+  title: () => watching.title,
+  onLeave: (thanked) => {
+    leave();
+    if (location.pathname !== '/') history.replaceState(null, '', '/');
+    if (thanked) keypad.say(t('fb_thanks'));
+  },
+});
 
 /** @type {{readonly pc: RTCPeerConnection | null, readonly connection: Connection | null,
  *          readonly codecs: Codecs | null, readonly state: WatchState,
@@ -143,6 +157,7 @@ async function openShow(code, byHand, friend = '', session = '') {
   if (byHand) history.pushState({ watch: code }, '', `/watch?code=${code}`);
   showStep('watch');
   el.title.focus();
+  feedback.start(joined.show.id);
   watching.begin(code, connection, joined);
   // a friend's lobby that is full or gone: the viewer watches anyway, in another lobby (after a
   // reload, our own lobby may have closed meanwhile: nothing to tell then)
@@ -153,6 +168,7 @@ async function openShow(code, byHand, friend = '', session = '') {
 
 /** Stop watching and go back to the programme. */
 function leave() {
+  feedback.close();
   if (!watching.leave()) return;
   resetFoyer();
   voice.stop();
@@ -167,6 +183,8 @@ function leave() {
 }
 
 el.back.addEventListener('click', () => {
+  // before the end, the one question first ("Ohita" still leaves in one tap)
+  if (feedback.wouldAsk() && feedback.ask('leaving')) return;
   leave();
   if (location.pathname !== '/') history.replaceState(null, '', '/');
 });
@@ -185,6 +203,7 @@ setupLangButtons(() => {
   reactions.render();
   voice.render();
   nameStep.render();
+  feedback.render();
 });
 applyLang();
 markEmoji();
