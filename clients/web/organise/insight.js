@@ -69,14 +69,15 @@ function barChart({ id, title, summary, labels, values, head, rows }) {
   const every = Math.max(1, Math.ceil(values.length / 12));  // at most a dozen labels below
   values.forEach((value, n) => {
     const height = (value / most) * inner.h;
-    const x = PAD.left + n * slot + slot * 0.15;
+    const bar = Math.max(1, Math.min(slot * 0.7, 48));  // a few minutes: bars, not walls
+    const middle = PAD.left + n * slot + slot / 2;
     image.append(svg('rect', {
-      x: x.toFixed(1), y: (PAD.top + inner.h - height).toFixed(1),
-      width: Math.max(1, slot * 0.7).toFixed(1), height: height.toFixed(1), class: 'chart-bar',
+      x: (middle - bar / 2).toFixed(1), y: (PAD.top + inner.h - height).toFixed(1),
+      width: bar.toFixed(1), height: height.toFixed(1), class: 'chart-bar',
     }));
     if (n % every === 0) {
       const label = svg('text', {
-        x: (x + slot * 0.35).toFixed(1), y: HEIGHT - 8, class: 'chart-label middle',
+        x: middle.toFixed(1), y: HEIGHT - 8, class: 'chart-label middle',
       });
       label.textContent = labels[n];
       image.append(label);
