@@ -401,11 +401,7 @@ class Shows:
                 show = Show.from_record(record)
                 is_ended = show.state is ShowState.ENDED
                 if (
-                    (
-                        is_ended
-                        if ended
-                        else not is_ended or (with_cancelled and show.cancelled)
-                    )
+                    (is_ended if ended else not is_ended or (with_cancelled and show.cancelled))
                     and (show.listed or not listed_only)
                     and (organiser is None or show.organiser == organiser)
                     and show.matches(**filters)

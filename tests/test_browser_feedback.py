@@ -8,6 +8,7 @@ Swedish and English in each new view. One node and one browser for the whole fil
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import time
@@ -108,9 +109,10 @@ async def test_a_viewer_whose_show_ends_answers_with_a_smiley_and_words(
         page = tab.page
         # the smileys are named in words; nothing is sent before "Lähetä"
         await page.get_by_role("button", name="Hyvä", exact=True).click()
-        assert await page.get_by_role("button", name="Hyvä", exact=True).get_attribute(
-            "aria-pressed"
-        ) == "true"
+        assert (
+            await page.get_by_role("button", name="Hyvä", exact=True).get_attribute("aria-pressed")
+            == "true"
+        )
         comment = page.get_by_label("Haluatko sanoa muutaman sanan? (ei pakollinen)")
         await comment.fill("Kaunis ilta")
         await wait_text(tab, "#fb-left", "Merkkejä jäljellä: 289")
@@ -201,7 +203,8 @@ async def test_the_phone_of_a_paired_screen_answers_for_the_room(
         await accessible_in_every_language(phone, "the phone's question after the show")
         await phone.page.get_by_role("button", name="Erinomainen", exact=True).click()
         await phone.page.get_by_role("button", name="Lähetä", exact=True).click()
-        await wait_text(phone, ".remote-note", "Kiitos! Palaute tallennettiin koko huoneen puolesta.")
+        thanks = "Kiitos! Palaute tallennettiin koko huoneen puolesta."
+        await wait_text(phone, ".remote-note", thanks)
         report = await call(node, "GET", f"/api/shows/{show['id']}/insight")
         assert report["feedback"]["5"] == 12  # the room's head count
         # once per show: the screen still says it ended, the phone does not ask again
@@ -307,7 +310,7 @@ async def test_organise_shows_the_audience_and_the_captions_due(
             await page.get_by_role("link", name="Lataa luvut taulukkona (CSV)").click()
         download = await downloading.value
         assert download.suggested_filename == "yleiso.csv"
-        csv_text = Path(await download.path()).read_text(encoding="utf-8")
+        csv_text = await asyncio.to_thread(Path(await download.path()).read_text, "utf-8")
         rows = list(csv.reader(io.StringIO(csv_text)))
         assert ["peak_viewers", str(report["peak_viewers"])] in rows and ["Ihana ilta!"] in rows
         await accessible_in_every_language(desk, "/organise, a show's audience and captions due")
@@ -320,6 +323,7 @@ async def test_organise_shows_the_audience_and_the_captions_due(
         assert "Kevätkonsertti" not in await text_of(desk, "#captions-list")
         saved = (await recordings.get(show["id"])).cues
         assert saved == 1
-        assert Path(recordings.directory(show["id"]) / "captions.vtt").read_text() == VTT
+        written = recordings.directory(show["id"]) / "captions.vtt"
+        assert await asyncio.to_thread(written.read_text, "utf-8") == VTT
     finally:
         await desk.context.close()
