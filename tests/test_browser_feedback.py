@@ -22,7 +22,12 @@ import pytest_asyncio
 from playwright.async_api import Browser
 
 from clients.client import Session
-from tests.a11y import accessible_in_every_language, assert_targets_large, needs_axe
+from tests.a11y import (
+    LAYOUT_PROBLEMS,
+    accessible_in_every_language,
+    assert_targets_large,
+    needs_axe,
+)
 from tests.browser import (
     PAGE_INTERVAL,
     Tab,
@@ -82,6 +87,31 @@ async def seated(tab: Tab) -> None:
     )
 
 
+async def at_200_percent(tab: Tab, state: str) -> None:
+    """A 1024×768 tablet at 200 % zoom (512×384 CSS pixels): no text overlaps, is cut or leaves
+    the screen, and nothing scrolls sideways, with every table open; then back to the test's
+    size. A wide table may scroll inside its own box, which must fit the screen (data tables are
+    exempt from reflow, WCAG 1.4.10): the check leaves the boxes' insides out."""
+    await tab.page.set_viewport_size({"width": 512, "height": 384})
+    try:
+        boxes = await tab.eval(
+            "() => { document.querySelectorAll('details').forEach((d) => { d.open = true; });"
+            " return [...document.querySelectorAll('.table-scroll')].map((box) => {"
+            " box.setAttribute('aria-hidden', 'true');"
+            " return box.getBoundingClientRect().right <= document.documentElement.clientWidth;"
+            " }); }"
+        )
+        problems = await tab.eval(LAYOUT_PROBLEMS)
+        await tab.eval(
+            "() => document.querySelectorAll('.table-scroll')"
+            ".forEach((box) => box.removeAttribute('aria-hidden'))"
+        )
+        assert not problems, f"{state}: {problems}"
+        assert all(boxes), f"{state}: a table's box leaves the screen"
+    finally:
+        await tab.page.set_viewport_size({"width": 1024, "height": 900})
+
+
 async def fits_the_screen(tab: Tab) -> None:
     """The question is on the screen whole, nothing to scroll to."""
     box = await tab.eval(
@@ -106,6 +136,7 @@ async def test_a_viewer_whose_show_ends_answers_with_a_smiley_and_words(
         await tab.screenshot("feedback-after-the-show")
         await accessible_in_every_language(tab, "the question after the show")
         await assert_targets_large(tab.page, "the question after the show")
+        await at_200_percent(tab, "the question after the show at 200 %")
         page = tab.page
         # the smileys are named in words; nothing is sent before "Lähetä"
         await page.get_by_role("button", name="Hyvä", exact=True).click()
@@ -200,6 +231,7 @@ async def test_the_phone_of_a_paired_screen_answers_for_the_room(
         question = "Miltä esitys ”Yhteislaulu” tuntui katsojista huoneessa Olohuone?"
         await wait_text(phone, ".remote-feedback", question)
         await phone.screenshot("feedback-phone")
+        await at_200_percent(phone, "the phone's question at 200 %")
         await accessible_in_every_language(phone, "the phone's question after the show")
         await phone.page.get_by_role("button", name="Erinomainen", exact=True).click()
         await phone.page.get_by_role("button", name="Lähetä", exact=True).click()
@@ -305,6 +337,7 @@ async def test_organise_shows_the_audience_and_the_captions_due(
         assert "voice" not in tables  # nobody talked: no chart of microphones
         await page.locator("[data-chart='reactions'] summary").click()
         await desk.screenshot("organise-insight")
+        await at_200_percent(desk, "/organise, a show's audience at 200 %")
         assert "Ihana ilta!" in await text_of(desk, ".insight-comments")
         async with page.expect_download() as downloading:
             await page.get_by_role("link", name="Lataa luvut taulukkona (CSV)").click()

@@ -74,7 +74,8 @@ const view = initShowView({
   onState: (state) => {
     info.setState(state);
     if (state === 'live' || state === 'paused') feedback.seen();
-    else if (state === 'ended' && watching.watching) feedback.ask('ended');
+    // only while seated: an end learnt from a failed return has no connection to answer on
+    else if (state === 'ended' && watching.connection) feedback.ask('ended');
   },
 });
 const foyer = initFoyerChat({ current: () => watching.connection, showCode: () => watching.code });

@@ -113,7 +113,15 @@ function barChart({ id, title, summary, labels, values, head, rows }) {
     return tr;
   }));
   table.append(tableCaption, thead, tbody);
-  details.append(open, table);
+  // a narrow screen scrolls a wide table within its own box (WCAG 1.4.10 lets data tables keep
+  // their two dimensions); the box takes the focus, so the keyboard scrolls it too
+  const scroller = document.createElement('div');
+  scroller.className = 'table-scroll';
+  scroller.tabIndex = 0;
+  scroller.setAttribute('role', 'region');
+  scroller.setAttribute('aria-label', title);
+  scroller.append(table);
+  details.append(open, scroller);
   figure.append(caption, image, details);
   return figure;
 }
