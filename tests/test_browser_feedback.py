@@ -176,6 +176,12 @@ async def test_leaving_early_asks_once_and_skipping_sends_nothing(
         page = tab.page
         await page.get_by_role("button", name="Lopeta katselu").click()
         await wait_text(tab, "#feedback", "Miltä esitys ”Tuolijumppa” tuntui?")
+        # by keyboard: the question has the focus, Tab reaches the first smiley, Space chooses
+        assert await tab.eval("() => document.activeElement.id") == "fb-question"
+        await page.keyboard.press("Tab")
+        await page.keyboard.press("Space")
+        chosen = "() => document.activeElement.getAttribute('aria-pressed')"
+        assert await tab.eval(chosen) == "true"
         await fits_the_screen(tab)
         await tab.screenshot("feedback-leaving-early")
         await accessible_in_every_language(tab, "the question when leaving early")

@@ -206,6 +206,7 @@ export function initFeedback({ current, onLeave, title }) {
       remember(state.show, 'skipped');
       hide();
       if (leaving) onLeave(false);
+      else byId('watch-title').focus();  // the focus was on the form just hidden
     },
     extra: [stay],
   });
@@ -271,7 +272,10 @@ export function initFeedback({ current, onLeave, title }) {
       el.thanks.hidden = true;
       el.card.hidden = false;
       render();
-      form.focus();
+      // the viewer's own tap moves to the question; a show that ends does not take the focus
+      // from someone typing in the chat (the status line says it ended)
+      const typing = document.activeElement?.matches('input, textarea') ?? false;
+      if (reason === 'leaving' || !typing) form.focus();
       return true;
     },
     wouldAsk: () => state.live && !!state.show && !asked(state.show),
