@@ -141,12 +141,13 @@ async def create_show(request: web.Request) -> web.Response:
     )
 
 
-def programme_filters(request: web.Request) -> dict[str, Any]:
+def programme_filters(request: web.Request, *, ended: bool = False) -> dict[str, Any]:
     """The programme's query: ``city``, ``category``, ``from``/``to`` (ISO 8601 times with a
     zone: shows starting from ``from``, before ``to``) and ``q`` (words in the title, the
-    description, the performer or the city)."""
+    description, the performer or the city); with ``ended``, also ``ended`` (the organiser's
+    ended shows instead)."""
     query = request.query
-    unknown = set(query) - {"city", "category", "from", "to", "q", "ended"}
+    unknown = set(query) - {"city", "category", "from", "to", "q", *(["ended"] if ended else [])}
     if unknown:
         raise InvalidInput(f"unknown parameters: {', '.join(sorted(unknown))}")
     filters: dict[str, Any] = {}
@@ -184,7 +185,7 @@ async def programme(request: web.Request) -> web.Response:
     organiser's key: its own shows, unlisted too, with their secrets and links (the admin:
     every organiser's), for the organiser's page; ``ended=true``: its ended ones instead (their
     figures)."""
-    filters = programme_filters(request)
+    filters = programme_filters(request, ended=True)
     ended = filters.pop("ended", False)
     shows = services(request).shows
     if "Authorization" in request.headers:
