@@ -387,18 +387,21 @@ class Shows:
         listed_only: bool = True,
         organiser: str | None = None,
         with_cancelled: bool = False,
+        ended: bool = False,
         **filters: Any,
     ) -> list[Show]:
         """Shows that have not ended, live ones first, then by start time: the listed ones
         (``listed_only``) or all, of one ``organiser`` or every one, through the filters of
-        :meth:`Show.matches`; ``with_cancelled``: cancelled ones too (for 30 days)."""
+        :meth:`Show.matches`; ``with_cancelled``: cancelled ones too (for 30 days); ``ended``:
+        only the ended ones still kept (30 days), for the organiser's figures."""
         shows = []
         for key in await self._bus.keys("show:"):
             record = await self._bus.get(key)
             if record is not None:
                 show = Show.from_record(record)
+                is_ended = show.state is ShowState.ENDED
                 if (
-                    (show.state is not ShowState.ENDED or (with_cancelled and show.cancelled))
+                    (is_ended if ended else not is_ended or (with_cancelled and show.cancelled))
                     and (show.listed or not listed_only)
                     and (organiser is None or show.organiser == organiser)
                     and show.matches(**filters)

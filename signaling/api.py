@@ -141,12 +141,13 @@ async def create_show(request: web.Request) -> web.Response:
     )
 
 
-def programme_filters(request: web.Request) -> dict[str, Any]:
+def programme_filters(request: web.Request, *, ended: bool = False) -> dict[str, Any]:
     """The programme's query: ``city``, ``category``, ``from``/``to`` (ISO 8601 times with a
     zone: shows starting from ``from``, before ``to``) and ``q`` (words in the title, the
-    description, the performer or the city)."""
+    description, the performer or the city); with ``ended``, also ``ended`` (the organiser's
+    ended shows instead)."""
     query = request.query
-    unknown = set(query) - {"city", "category", "from", "to", "q"}
+    unknown = set(query) - {"city", "category", "from", "to", "q", *(["ended"] if ended else [])}
     if unknown:
         raise InvalidInput(f"unknown parameters: {', '.join(sorted(unknown))}")
     filters: dict[str, Any] = {}
@@ -165,6 +166,12 @@ def programme_filters(request: web.Request) -> dict[str, Any]:
                 filters[key] = parse_starts_at(query[name])
             except InvalidInput as exc:
                 raise InvalidInput(f"{name}: {exc}") from None
+    if "ended" in query:
+        if query["ended"] not in ("true", "false"):
+            raise InvalidInput("ended must be true or false")
+        if query["ended"] == "true" and "Authorization" not in request.headers:
+            raise InvalidInput("ended shows are for their organiser (send the organiser key)")
+        filters["ended"] = query["ended"] == "true"
     if "q" in query:
         if len(query["q"]) > QUERY_MAX:
             raise InvalidInput(f"q must be at most {QUERY_MAX} characters")
@@ -176,12 +183,16 @@ def programme_filters(request: web.Request) -> dict[str, Any]:
 async def programme(request: web.Request) -> web.Response:
     """The public programme: listed shows that have not ended, without secrets. With an
     organiser's key: its own shows, unlisted too, with their secrets and links (the admin:
-    every organiser's), for the organiser's page."""
-    filters = programme_filters(request)
+    every organiser's), for the organiser's page; ``ended=true``: its ended ones instead (their
+    figures)."""
+    filters = programme_filters(request, ended=True)
+    ended = filters.pop("ended", False)
     shows = services(request).shows
     if "Authorization" in request.headers:
         actor = await require_organiser(request)
-        found = await shows.programme(listed_only=False, organiser=actor.organiser_id, **filters)
+        found = await shows.programme(
+            listed_only=False, organiser=actor.organiser_id, ended=ended, **filters
+        )
         views = [private_view(request, s) for s in found]
         return web.json_response({"shows": views}, headers={"Cache-Control": "no-store"})
     found = await shows.programme(**filters)

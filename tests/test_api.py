@@ -47,6 +47,21 @@ async def test_programme_and_lookup_by_code_hide_secrets(client: TestClient) -> 
     assert spaced.status == 200
 
 
+async def test_the_organiser_lists_its_ended_shows(client: TestClient) -> None:  # type: ignore[type-arg]
+    gone = await create(client, title="Peruttu konsertti")
+    kept = await create(client, title="Tuleva konsertti")
+    assert (await client.post(f"/api/shows/{gone['id']}/cancel", headers=AUTH)).status == 200
+    ended = await client.get("/api/shows?ended=true", headers=AUTH)
+    assert ended.status == 200
+    shows = (await ended.json())["shows"]
+    assert [s["id"] for s in shows] == [gone["id"]] and shows[0]["state"] == "ended"
+    open_ = (await (await client.get("/api/shows?ended=false", headers=AUTH)).json())["shows"]
+    assert [s["id"] for s in open_] == [kept["id"]]
+    # the public programme has no ended shows to list
+    assert (await error_of(await client.get("/api/shows?ended=true")))[0] == 400
+    assert (await error_of(await client.get("/api/shows?ended=yes", headers=AUTH)))[0] == 400
+
+
 async def test_codes_are_unique_among_open_shows(client: TestClient) -> None:  # type: ignore[type-arg]
     codes = {(await create(client, title=f"Show {n}"))["code"] for n in range(30)}
     assert len(codes) == 30

@@ -25,6 +25,7 @@ DYNAMIC = {
     "category_": ("concert", "theatre", "sing_along", "exercise", "talk", "quiz", "other"),
     "meter_": ("applause", "laughter", "heart", "bravo"),
     "warn_": ("b_frames", "unsupported_codec"),
+    "fb_score_": ("1", "2", "3", "4", "5"),  # the feedback's smileys, named in words
 }
 
 

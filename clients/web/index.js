@@ -22,6 +22,7 @@ import { applyLang, setupLangButtons, t } from './i18n.js';
 import { byId } from './dom.js';
 import { markEmoji } from './foyer.js';
 import { initCaptions } from './watch/captions.js';
+import { initFeedback } from './watch/feedback.js';
 import { initFoyerChat } from './watch/foyerchat.js';
 import { initKeypad } from './watch/keypad.js';
 import { initLobbyVoice } from './watch/lobbyvoice.js';
@@ -76,6 +77,9 @@ const view = initShowView({
   onState: (state) => {
     info.setState(state);
     picture?.render();
+    if (state === 'live' || state === 'paused') feedback.seen();
+    // only while seated: an end learnt from a failed return has no connection to answer on
+    else if (state === 'ended' && watching.connection) feedback.ask('ended');
   },
   video: () => picture?.video() ?? true,
 });
@@ -87,6 +91,15 @@ const reactions = initReactions({
 const captions = initCaptions();
 const voice = initLobbyVoice({ foyer, onRender: () => view.renderVolume() });
 const watching = initWatching({ view, info, foyer, captions, reactions, voice });
+const feedback = initFeedback({
+  current: () => watching.connection,
+  title: () => watching.title,
+  onLeave: (thanked) => {
+    leave();
+    if (location.pathname !== '/') history.replaceState(null, '', '/');
+    if (thanked) keypad.say(t('fb_thanks'));
+  },
+});
 
 /** @type {{readonly pc: RTCPeerConnection | null, readonly connection: Connection | null,
  *          readonly codecs: Codecs | null, readonly state: WatchState,
@@ -151,6 +164,7 @@ async function openShow(code, byHand, friend = '', session = '') {
   if (byHand) history.pushState({ watch: code }, '', `/watch?code=${code}`);
   showStep('watch');
   el.title.focus();
+  feedback.start(joined.show.id);
   watching.begin(code, connection, joined);
   // a friend's lobby that is full or gone: the viewer watches anyway, in another lobby (after a
   // reload, our own lobby may have closed meanwhile: nothing to tell then)
@@ -161,6 +175,7 @@ async function openShow(code, byHand, friend = '', session = '') {
 
 /** Stop watching and go back to the programme. */
 function leave() {
+  feedback.close();
   if (!watching.leave()) return;
   resetFoyer();
   voice.stop();
@@ -175,6 +190,8 @@ function leave() {
 }
 
 el.back.addEventListener('click', () => {
+  // before the end, the one question first ("Ohita" still leaves in one tap)
+  if (feedback.wouldAsk() && feedback.ask('leaving')) return;
   leave();
   if (location.pathname !== '/') history.replaceState(null, '', '/');
 });
@@ -194,6 +211,7 @@ setupLangButtons(() => {
   reactions.render();
   voice.render();
   nameStep.render();
+  feedback.render();
 });
 applyLang();
 markEmoji();

@@ -3,10 +3,14 @@
  * The organiser's page (`/organise`): sign in with the organiser key (kept in this tab's
  * sessionStorage only), create and schedule shows, see their codes, links and QR codes, edit a
  * show (viewers who joined see the change at once) or cancel it after a second question, and
- * issue or revoke the staff keys care homes pair their screens with. With the admin key, also
+ * issue or revoke the staff keys care homes pair their screens with; see a show's audience
+ * ("Yleisö": charts with tables, the feedback, the CSV) while it is on and for 30 days after, and
+ * caption the recordings that still lack captions before the law's 14 days are up. With the admin key, also
  * the organisers: add one (its key shown once) or revoke its key (docs/api.md).
  */
 import { setupLangButtons, t } from './i18n.js';
+import { initCaptionsDue } from './organise/captions.js';
+import { insightView } from './organise/insight.js';
 import { capitalised, categoryName } from './showwords.js';
 
 /**
@@ -67,6 +71,8 @@ const el = {
   copyKey: /** @type {HTMLButtonElement} */ (byId('copy-key')),
   keys: /** @type {HTMLUListElement} */ (byId('org-keys')),
   keysEmpty: byId('keys-empty'),
+  ended: /** @type {HTMLUListElement} */ (byId('org-ended')),
+  endedEmpty: byId('ended-empty'),
 };
 
 const desk = {
@@ -81,6 +87,10 @@ const desk = {
   /** the show being asked about before cancelling it */ cancelling: '',
   /** the show whose tickets are being made */ ticketing: '',
   /** the organiser being asked about before revoking its key */ revoking: '',
+  /** @type {OrganisedShow[]} the organiser's ended shows (kept 30 days) */ ended: [],
+  /** the show whose audience is open */ insight: '',
+  /** @type {import('./organise/insight.js').Report | null} */ report: null,
+  /** its CSV, fetched with the key, as an object URL */ csv: '',
 };
 
 /** An API answer that was not a success: its status and error code. */
@@ -158,6 +168,8 @@ async function signIn() {
   renderOrganisers();
   await loadShows();
   el.title.focus();
+  loadEnded();
+  captionsDue.load();
 }
 
 /** @param {boolean} signedIn */
@@ -188,8 +200,12 @@ el.signout.addEventListener('click', () => {
   desk.admin = false;
   desk.organisers = [];
   desk.editing = desk.cancelling = desk.revoking = desk.ticketing = '';
+  desk.ended = [];
+  closeInsight();
+  captionsDue.clear();
   // empty the hidden desk too: its show links carry the performers' secret tokens
   renderShows();
+  renderEnded();
   renderKeys();
   renderOrganisers();
   el.newKey.hidden = true;
@@ -300,6 +316,7 @@ function renderShows() {
     }
     li.append(desk.editing === show.id ? editForm(show)
       : desk.ticketing === show.id ? ticketsPanel(show) : showActions(show));
+    if (desk.insight === show.id) li.append(insightPart(show));
     return li;
   }));
   el.showsEmpty.hidden = desk.shows.length > 0;
@@ -351,6 +368,7 @@ function showActions(show) {
   }, 'danger-outline');
   cancel.dataset.cancel = show.id;
   actions.append(edit);
+  if (show.state === 'live' || show.state === 'paused') actions.append(insightButton(show));
   if (show.access === 'ticket') {
     const tickets = button(t('org_tickets'), () => {
       desk.ticketing = show.id;
@@ -365,10 +383,10 @@ function showActions(show) {
   return actions;
 }
 
-/** @param {'edit' | 'cancel' | 'tickets'} action @param {string} showId */
+/** @param {'edit' | 'cancel' | 'tickets' | 'insight'} action @param {string} showId */
 function focusAction(action, showId) {
   /** @type {HTMLElement | null} */ (
-    el.shows.querySelector(`[data-${action}="${CSS.escape(showId)}"]`)
+    el.desk.querySelector(`[data-${action}="${CSS.escape(showId)}"]`)
   )?.focus();
 }
 
@@ -581,6 +599,138 @@ async function putPicture(show, picture) {
   if (!response.ok) throw new Failure(response.status, data.error?.code ?? 'error');
   return data;
 }
+
+// -- the audience ("Yleisö") -----------------------------------------------------------------------
+
+/** The button that opens or closes a show's audience. @param {OrganisedShow} show */
+function insightButton(show) {
+  const open = desk.insight === show.id;
+  const b = button(t('org_insight', { title: show.title }), () => {
+    if (desk.insight === show.id) {
+      closeInsight();
+      rerender();
+      focusAction('insight', show.id);
+    } else {
+      openInsight(show);
+    }
+  });
+  b.dataset.insight = show.id;
+  b.setAttribute('aria-expanded', String(open));
+  return b;
+}
+
+function rerender() {
+  renderShows();
+  renderEnded();
+}
+
+function closeInsight() {
+  if (desk.csv) URL.revokeObjectURL(desk.csv);
+  desk.insight = desk.csv = '';
+  desk.report = null;
+}
+
+/** Fetch a show's figures and its CSV, and show them. @param {OrganisedShow} show */
+async function openInsight(show) {
+  closeInsight();
+  desk.insight = show.id;
+  const key = desk.key;
+  const path = `/api/shows/${encodeURIComponent(show.id)}/insight`;
+  el.showsStatus.textContent = t('org_insight_loading');
+  try {
+    const report = await api('GET', path);
+    const response = await fetch(`${path}.csv`, { headers: { Authorization: `Bearer ${key}` } });
+    if (desk.key !== key || desk.insight !== show.id) return;
+    desk.report = report;
+    if (response.ok) desk.csv = URL.createObjectURL(await response.blob());
+    el.showsStatus.textContent = '';
+  } catch (error) {
+    if (desk.insight === show.id) desk.insight = '';
+    el.showsStatus.textContent = showWords(error);
+    return;
+  }
+  rerender();
+  /** @type {HTMLElement | null} */ (document.getElementById(`insight-${show.id}`))?.focus();
+}
+
+/** The open audience part of a show, with a button to fetch it again. @param {OrganisedShow} show */
+function insightPart(show) {
+  const part = document.createElement('div');
+  part.className = 'org-insight-part';
+  if (!desk.report) return part;
+  const view = insightView(desk.report, show.title, desk.csv);
+  const again = button(t('org_insight_again'), () => openInsight(show));
+  view.append(again);
+  part.append(view);
+  return part;
+}
+
+async function loadEnded() {
+  const key = desk.key;
+  try {
+    const shows = (await api('GET', '/api/shows?ended=true')).shows;
+    if (desk.key !== key) return;
+    desk.ended = /** @type {OrganisedShow[]} */ (shows).sort(
+      (a, b) => (b.starts_at ?? '').localeCompare(a.starts_at ?? ''),
+    );
+  } catch (error) {
+    if (desk.key !== key) return;
+    el.status.textContent = words(error);
+  }
+  renderEnded();
+}
+
+/** The ended shows, each with its audience. */
+function renderEnded() {
+  el.ended.replaceChildren(...desk.ended.map((show) => {
+    const li = document.createElement('li');
+    li.className = 'org-key org-ended';
+    const title = document.createElement('h3');
+    title.textContent = show.title;
+    if (show.language) title.lang = show.language;
+    li.append(title);
+    const about = document.createElement('p');
+    about.className = 'help';
+    about.textContent = [
+      show.cancelled ? t('org_ended_cancelled') : t('org_state_ended'),
+      show.starts_at ? new Date(show.starts_at).toLocaleString(
+        document.documentElement.lang, { dateStyle: 'long', timeStyle: 'short' },
+      ) : '',
+    ].filter(Boolean).join(' – ');
+    const actions = document.createElement('div');
+    actions.className = 'actions';
+    actions.append(insightButton(show));
+    li.append(about, actions);
+    if (desk.insight === show.id) li.append(insightPart(show));
+    return li;
+  }));
+  el.endedEmpty.hidden = desk.ended.length > 0;
+}
+
+// -- captions due ----------------------------------------------------------------------------------
+
+const captionsDue = initCaptionsDue({
+  list: byId('captions-list'),
+  empty: byId('captions-empty'),
+  status: byId('captions-status'),
+  get: (path) => api('GET', path),
+  put: async (path, vtt) => {
+    let response;
+    try {
+      response = await fetch(path, {
+        method: 'PUT',
+        headers: { Authorization: `Bearer ${desk.key}`, 'Content-Type': 'text/vtt' },
+        body: vtt,
+      });
+    } catch {
+      throw new Failure(0, 'offline');
+    }
+    const data = await response.json().catch(() => ({}));
+    if (!response.ok) throw new Failure(response.status, data.error?.code ?? 'error');
+    return data;
+  },
+  words,
+});
 
 // -- tickets -------------------------------------------------------------------------------------
 
@@ -980,6 +1130,8 @@ function render() {
   el.keysHelp.textContent = t('org_keys_help', { url: `${location.origin}/screen/pair` });
   renderCategories();
   renderShows();
+  renderEnded();
+  captionsDue.render();
   renderKeys();
   renderOrganisers();
 }

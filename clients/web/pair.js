@@ -3,10 +3,12 @@
  * The staff's phone (`/screen/pair`): once the staff key is typed (the phone remembers it), this is
  * the remote of the care home's screens: pair a new screen by the code it shows, and for each
  * screen choose the show, the head count, the volume, react on behalf of the room, and see what
- * the screen is doing. Commands and events: docs/protocol.md, "Screens".
+ * the screen is doing; when the screen's show ends, the one question about it for the room
+ * (`remote.feedback`, once per screen and show). Commands and events: docs/protocol.md, "Screens".
  */
 import { applyLang, setupLangButtons, t } from './i18n.js';
 import { ProtocolError, openWithRetry } from './protocol.js';
+import { asked, feedbackForm, remember } from './watch/feedback.js';
 
 /**
  * @typedef {import('./protocol.js').Connection} Connection
@@ -18,7 +20,9 @@ import { ProtocolError, openWithRetry } from './protocol.js';
  * @typedef {{settings: ScreenSettings, status: Status | null, at: number, root: HTMLElement,
  *            name: HTMLElement, state: HTMLElement, sound: HTMLElement, select: HTMLSelectElement,
  *            heads: HTMLInputElement, volume: HTMLOutputElement, note: HTMLElement,
- *            confirm: HTMLElement, question: HTMLElement, headsTimer: number}} Card
+ *            confirm: HTMLElement, question: HTMLElement, headsTimer: number,
+ *            feedback: HTMLElement, asking: {show: string, title: string,
+ *            form: import('./watch/feedback.js').FeedbackForm} | null}} Card
  */
 
 const KEY = 'lampio.staff.key';
@@ -204,6 +208,9 @@ function onEvent(connection, event) {
       card.status = event.status;
       card.at = performance.now();
       if (event.status.show && !remote.shows.some((s) => s.id === event.status.show)) loadShows();
+      if (event.status.state === 'ended' && event.status.show) {
+        askRoom(card, event.status.show, event.status.title ?? '');
+      }
       renderCard(card);
       break;
     }
@@ -246,6 +253,8 @@ function addCard(settings, status) {
     note: find('.remote-note'),
     confirm: find('.confirm'),
     question: find('.question'),
+    feedback: find('.remote-feedback'),
+    asking: null,
   };
   for (const node of root.querySelectorAll('[data-t]')) {
     node.textContent = t(node.getAttribute('data-t') ?? '');
@@ -313,7 +322,63 @@ function addCard(settings, status) {
   fillShows(card);
   renderCard(card);
   render();
+  if (status?.state === 'ended' && status.show) askRoom(card, status.show, status.title ?? '');
   return card;
+}
+
+/** @param {Card} card @param {string} show */
+const askedKey = (card, show) => `screen.${card.settings.id}.${show}`;
+
+/**
+ * The screen's show ended: ask the staff how it was for the room, once per screen and show (the
+ * question stays until answered or skipped, while the screen moves on).
+ * @param {Card} card
+ * @param {string} show
+ * @param {string} title
+ */
+function askRoom(card, show, title) {
+  if (card.asking?.show === show || asked(askedKey(card, show))) return;
+  const form = feedbackForm({
+    prefix: `fb-${card.settings.id}`,
+    level: 'h4',
+    words: () => ({
+      question: t('pair_fb_question', { title, name: card.settings.name }),
+      send: t('fb_send'),
+      skip: t('fb_skip'),
+    }),
+    onSend: async (score, comment) => {
+      const connection = remote.connection;
+      if (!connection) {
+        form.say(t('fb_failed'));
+        return;
+      }
+      form.say(t('fb_sending'));
+      try {
+        /** @type {Record<string, unknown>} */
+        const fields = { screen: card.settings.id, show, score };
+        if (comment) fields.comment = comment;
+        await connection.request('remote.feedback', fields);
+      } catch (error) {
+        console.warn('remote: feedback not sent', error);
+        form.say(t('fb_failed'));
+        return;
+      }
+      remember(askedKey(card, show), 'sent');
+      card.asking = null;
+      card.feedback.hidden = true;
+      card.feedback.replaceChildren();
+      card.note.textContent = t('pair_fb_thanks');
+    },
+    onSkip: () => {
+      remember(askedKey(card, show), 'skipped');
+      card.asking = null;
+      card.feedback.hidden = true;
+      card.feedback.replaceChildren();
+    },
+  });
+  card.asking = { show, title, form };
+  card.feedback.replaceChildren(form.root);
+  card.feedback.hidden = false;
 }
 
 /** @param {string} id */
@@ -498,6 +563,7 @@ function renderAll() {
     }
     fillShows(card);
     renderCard(card);
+    card.asking?.form.render();
   }
 }
 

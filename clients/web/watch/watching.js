@@ -20,7 +20,7 @@ import { displayName } from './namestep.js';
 /** @typedef {import('./lobbyvoice.js').LobbyVoiceControls} LobbyVoiceControls */
 /** @typedef {import('./showinfo.js').ShowInfo} ShowInfo */
 /**
- * @typedef {{show: {title: string, state: string, starts_at?: string | null}, live: boolean, codecs: Codecs | null,
+ * @typedef {{show: {id: string, title: string, state: string, starts_at?: string | null}, live: boolean, codecs: Codecs | null,
  *            lobby: Lobby, me: Member, session: string, members: Member[], chat: ServerEvent[],
  *            early: ServerEvent[]}} Joined
  */
@@ -32,6 +32,7 @@ const SEAT_KEY = 'lampio.seat';
  * @typedef {object} Watching
  * @property {Connection | null} connection the current connection
  * @property {string} code the code of the show watched
+ * @property {string} title the title of the show watched
  * @property {boolean} watching a show is open (not left)
  * @property {(code: string, wanted: Wanted) => Promise<{connection: Connection, joined: Joined,
  *   problem: string}>} open a connection and a seat (the connection is closed if it fails)
@@ -50,6 +51,7 @@ const SEAT_KEY = 'lampio.seat';
 export function initWatching({ view, info, foyer, captions, reactions, voice }) {
   const watch = {
     code: '',
+    title: '',
     /** @type {Connection | null} */ connection: null,
     /** @type {AbortController | null} aborts reconnecting when the viewer leaves */ leaving: null,
     /** A move to another node is under way. */ moving: false,
@@ -107,6 +109,7 @@ export function initWatching({ view, info, foyer, captions, reactions, voice }) 
     const showState = joined.live ? 'live' : joined.show.state;
     watch.connection = connection;
     info.update(joined.show);  // after coming back: the show as it is now
+    watch.title = joined.show.title;
     connection.on('*', (event) => onEvent(connection, event));
     let started = Promise.resolve();
     if (moving && !joined.live) view.close();  // the old node's picture would never come back
@@ -132,6 +135,7 @@ export function initWatching({ view, info, foyer, captions, reactions, voice }) 
         break;
       case 'show.updated':
         if (event.public) info.update(event.public);
+        if (event.public?.title) watch.title = event.public.title;
         break;
       case 'closed':
         onLost(connection, event.code);
@@ -280,6 +284,7 @@ export function initWatching({ view, info, foyer, captions, reactions, voice }) 
   return {
     get connection() { return watch.connection; },
     get code() { return watch.code; },
+    get title() { return watch.title; },
     get watching() { return watch.leaving !== null; },
     async open(code, wanted) {
       let connection = null;
