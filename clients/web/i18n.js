@@ -191,6 +191,11 @@ export const TEXT = {
     copy_failed: 'Kopiointi ei onnistunut. Valitse teksti ja kopioi se itse.',
     qr_caption: 'Puhelimen kamera avaa esityksen tästä koodista.',
     qr_alt: 'QR-koodi, joka avaa esityksen {title}',
+    // one screen, QR pairing, keyboard journeys (issue 17)
+    studio_details: 'Näytä esityksen tiedot: linkit, avaimet ja QR-koodi',
+    screen_pair_qr: 'Tai kuvaa tämä QR-koodi puhelimella: koodi on silloin valmiina.',
+    screen_pair_qr_alt: 'QR-koodi, joka avaa puhelimessa osoitteen {url} tämän näytön koodi valmiina',
+    pair_code_linked: 'Näytön koodi on valmiina. Anna näytölle halutessasi nimi ja paina Yhdistä näyttö.',
   },
   sv: {
     code_title: 'Delta med en kod',
@@ -373,6 +378,11 @@ export const TEXT = {
     copy_failed: 'Kopieringen lyckades inte. Markera texten och kopiera den själv.',
     qr_caption: 'Telefonens kamera öppnar föreställningen med den här koden.',
     qr_alt: 'QR-kod som öppnar föreställningen {title}',
+    // one screen, QR pairing, keyboard journeys (issue 17)
+    studio_details: 'Visa föreställningens uppgifter: länkar, nycklar och QR-kod',
+    screen_pair_qr: 'Eller fotografera den här QR-koden med telefonen: då är koden redan ifylld.',
+    screen_pair_qr_alt: 'QR-kod som öppnar adressen {url} på telefonen med den här skärmens kod ifylld',
+    pair_code_linked: 'Skärmens kod är ifylld. Ge skärmen ett namn om du vill och tryck på Koppla skärmen.',
   },
   en: {
     code_title: 'Take part with a code',
@@ -555,6 +565,11 @@ export const TEXT = {
     copy_failed: 'Copying did not work. Please select the text and copy it yourself.',
     qr_caption: "A phone's camera opens the show from this code.",
     qr_alt: 'QR code that opens the show {title}',
+    // one screen, QR pairing, keyboard journeys (issue 17)
+    studio_details: "Show the show's details: links, keys and QR code",
+    screen_pair_qr: "Or point the phone's camera at this QR code: the code is then filled in.",
+    screen_pair_qr_alt: "QR code that opens {url} on the phone with this screen's code filled in",
+    pair_code_linked: "The screen's code is filled in. Give the screen a name if you like and press Connect the screen.",
   },
 };
 
