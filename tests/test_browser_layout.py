@@ -17,6 +17,7 @@ import pytest_asyncio
 from playwright.async_api import Browser
 
 from clients.client import Performer, Session
+from tests.a11y import accessible_in_every_language, assert_targets_large, needs_axe
 from tests.browser import (
     SCREENSHOTS,
     Tab,
@@ -189,3 +190,16 @@ async def test_watch_show_view_fits_one_screen(watching: Tab, size: tuple[int, i
 async def test_studio_live_view_fits_one_screen(studio: Tab, size: tuple[int, int]) -> None:
     measured = await measure(studio, size, STUDIO_CONTROLS)
     assert not problems(measured), f"{size}: {problems(measured)}"
+
+
+@needs_axe
+async def test_the_one_screen_views_are_accessible(watching: Tab, studio: Tab) -> None:
+    """axe finds nothing in fi, sv and en in the show view (live, a caption and a message) and the
+    studio's live view with its details open; the targets stay large."""
+    await watching.page.set_viewport_size({"width": 1024, "height": 768})
+    await accessible_in_every_language(watching, "Watch show view at 1024×768")
+    await assert_targets_large(watching.page, "Watch show view at 1024×768")
+    await studio.page.set_viewport_size({"width": 1280, "height": 800})
+    await studio.page.locator("#studio-details > summary").click()
+    await accessible_in_every_language(studio, "studio live view, details open, at 1280×800")
+    await studio.page.locator("#studio-details > summary").click()
