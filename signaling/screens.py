@@ -8,8 +8,11 @@ may be on different nodes. The protocol is in ``docs/protocol.md``, the HTTP API
 
 from __future__ import annotations
 
+import io
+import re
 from typing import Any
 
+import segno
 import structlog
 from aiohttp import web
 
@@ -59,6 +62,34 @@ NEW_PAIRINGS_ALLOWED = 30
 NEW_PAIRING_WINDOW = 10 * 60.0
 SCREEN_STATES = frozenset({"waiting", "scheduled", "live", "paused", "ended", "connecting", "lost"})
 SOUND_STATES = frozenset({"on", "blocked", "off"})
+
+# -- the pairing QR code (the TV, HTTP) -----------------------------------------------------------
+
+PAIRING_CODE = re.compile(r"\d{6}")
+
+
+def pair_link(public_url: str, code: str) -> str:
+    """The staff phone's page with the pairing code filled in; in the fragment, which browsers
+    never send, so the code stays out of server and proxy logs."""
+    return f"{public_url}/screen/pair#code={code}"
+
+
+@routes.post("/api/screens/pair-qr")
+async def pair_qr(request: web.Request) -> web.Response:
+    """The link that pairs a screen, as an SVG QR code for the TV to show; POSTed, so the code is
+    in the body and not in a logged URL. Only a picture of the link: pairing needs a staff key."""
+    body = await read_json_object(request)
+    code = body.get("code")
+    if not isinstance(code, str) or not PAIRING_CODE.fullmatch(code):
+        raise ApiError(400, "invalid_input", "code must be the six digits the screen shows")
+    out = io.BytesIO()
+    segno.make_qr(pair_link(services(request).site.public_url, code), error="m").save(
+        out, kind="svg", scale=8, border=4, xmldecl=False
+    )
+    return web.Response(
+        body=out.getvalue(), content_type="image/svg+xml", headers={"Cache-Control": "no-store"}
+    )
+
 
 # -- staff keys (organisers, HTTP) ---------------------------------------------------------------
 

@@ -82,7 +82,9 @@ LAYOUT_PROBLEMS = """() => {
   for (let node = walker.nextNode(); node; node = walker.nextNode()) {
     const text = node.textContent.trim();
     const parent = node.parentElement;
-    if (!text || !parent || parent.closest('.sr-only, [aria-hidden="true"], option')) continue;
+    // (a closed <details> keeps its text laid out but unseen: only its summary counts)
+    const unseen = '.sr-only, [aria-hidden="true"], option, details:not([open]) > :not(summary)';
+    if (!text || !parent || parent.closest(unseen)) continue;
     const range = document.createRange();
     range.selectNodeContents(node);
     for (const rect of range.getClientRects()) {

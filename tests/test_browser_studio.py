@@ -101,7 +101,8 @@ async def test_studio_from_going_live_to_the_end(node: Node, browser: Browser) -
         await page.get_by_role("button", name=f"Lopeta lavavuoro: lämpiö {lobby['code']}").click()
         await wait_text(performer, "#lobby-list", "Kutsu lavalle")
 
-        # what to share: the code, the QR code of the viewer link, the links to copy
+        # what to share, behind "show details": the code, the QR code of the viewer link, the links
+        await page.get_by_text("Näytä esityksen tiedot").click()
         assert await text_of(performer, "#show-code") == show["code_display"]
         await eventually(
             lambda: performer.eval("() => document.getElementById('qr').naturalWidth"),
@@ -112,6 +113,7 @@ async def test_studio_from_going_live_to_the_end(node: Node, browser: Browser) -
         await wait_text(performer, "#copy-status", "Kopioitu.")
         assert await performer.eval("() => navigator.clipboard.readText()") == show["viewer_url"]
         await performer.screenshot("studio-live")
+        await page.get_by_text("Näytä esityksen tiedot").click()  # the details close again
 
         # ending asks first, then everyone is told
         await page.get_by_role("button", name="Päätä esitys").click()

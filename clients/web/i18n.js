@@ -212,6 +212,11 @@ export const TEXT = {
     fb_thanks: 'Kiitos palautteestasi! Se välitetään esityksen järjestäjälle nimettömänä.',
     pair_fb_question: 'Miltä esitys ”{title}” tuntui katsojista huoneessa {name}?',
     pair_fb_thanks: 'Kiitos! Palaute tallennettiin koko huoneen puolesta.',
+    // one screen, QR pairing, keyboard journeys (issue 17)
+    studio_details: 'Näytä esityksen tiedot: linkit, avaimet ja QR-koodi',
+    screen_pair_qr: 'Tai kuvaa tämä QR-koodi puhelimella: koodi on silloin valmiina.',
+    screen_pair_qr_alt: 'QR-koodi, joka avaa puhelimessa osoitteen {url} tämän näytön koodi valmiina',
+    pair_code_linked: 'Näytön koodi on valmiina. Anna näytölle halutessasi nimi ja paina Yhdistä näyttö.',
   },
   sv: {
     code_title: 'Delta med en kod',
@@ -414,6 +419,11 @@ export const TEXT = {
     fb_thanks: 'Tack för din respons! Den går anonymt till arrangören.',
     pair_fb_question: 'Hur kändes föreställningen ”{title}” för tittarna i rummet {name}?',
     pair_fb_thanks: 'Tack! Responsen sparades för hela rummet.',
+    // one screen, QR pairing, keyboard journeys (issue 17)
+    studio_details: 'Visa föreställningens uppgifter: länkar, nycklar och QR-kod',
+    screen_pair_qr: 'Eller fotografera den här QR-koden med telefonen: då är koden redan ifylld.',
+    screen_pair_qr_alt: 'QR-kod som öppnar adressen {url} på telefonen med den här skärmens kod ifylld',
+    pair_code_linked: 'Skärmens kod är ifylld. Ge skärmen ett namn om du vill och tryck på Koppla skärmen.',
   },
   en: {
     code_title: 'Take part with a code',
@@ -616,6 +626,11 @@ export const TEXT = {
     fb_thanks: 'Thank you for your feedback! It goes to the organiser without your name.',
     pair_fb_question: 'How did the viewers in the room {name} find “{title}”?',
     pair_fb_thanks: 'Thank you! The feedback was saved for the whole room.',
+    // one screen, QR pairing, keyboard journeys (issue 17)
+    studio_details: "Show the show's details: links, keys and QR code",
+    screen_pair_qr: "Or point the phone's camera at this QR code: the code is then filled in.",
+    screen_pair_qr_alt: "QR code that opens {url} on the phone with this screen's code filled in",
+    pair_code_linked: "The screen's code is filled in. Give the screen a name if you like and press Connect the screen.",
   },
 };
 

@@ -53,6 +53,7 @@ const el = {
   codeInput: /** @type {HTMLInputElement} */ (byId('pair-code-input')),
   nameInput: /** @type {HTMLInputElement} */ (byId('screen-name')),
   pairStatus: byId('pair-status'),
+  pairSubmit: /** @type {HTMLButtonElement} */ (byId('pair-submit')),
   signOut: /** @type {HTMLButtonElement} */ (byId('sign-out')),
   template: /** @type {HTMLTemplateElement} */ (byId('remote-template')),
 };
@@ -66,7 +67,30 @@ const remote = {
   /** Counts the tries to open the remote: a newer one ends an older one's waiting. */ tries: 0,
   /** @type {Map<string, Card>} */ cards: new Map(),
   /** @type {Show[]} */ shows: [],
+  /** The pairing code the TV's QR code brought (until it is filled in on the remote). */
+  linked: readLinkedCode(),
 };
+
+/**
+ * The code in a link from the TV's QR code, `/screen/pair#code=123456`: in the fragment, which is
+ * never sent to the server (nor kept in its logs); taken out of the address at once, so that a
+ * reload or a shared address does not carry it.
+ * @returns {string}
+ */
+function readLinkedCode() {
+  const code = new URLSearchParams(location.hash.slice(1)).get('code') ?? '';
+  if (location.hash) history.replaceState(null, '', location.pathname + location.search);
+  return /^\d{6}$/.test(code) ? code : '';
+}
+
+/** The remote is open: the code from the QR code is filled in, staff only confirm. */
+function fillLinkedCode() {
+  if (!remote.linked) return;
+  el.codeInput.value = `${remote.linked.slice(0, 3)} ${remote.linked.slice(3)}`;
+  remote.linked = '';
+  el.pairStatus.textContent = t('pair_code_linked');
+  el.pairSubmit.focus();
+}
 
 // -- connection ----------------------------------------------------------------------------------
 
@@ -185,6 +209,7 @@ function show(view) {
   el.remoteView.hidden = view !== 'remote';
   render();
   if (changed && view === 'key') el.keyInput.focus();
+  if (view === 'remote') fillLinkedCode();
 }
 
 async function loadShows() {

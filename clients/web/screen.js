@@ -41,6 +41,8 @@ const el = {
   pairing: byId('pairing'),
   pairUrl: byId('pair-url'),
   pairCode: byId('pair-code'),
+  pairQr: /** @type {HTMLImageElement} */ (byId('pair-qr')),
+  pairQrFigure: byId('pair-qr-figure'),
   message: byId('tv-message'),
   stage: byId('tv-stage'),
   video: /** @type {HTMLVideoElement} */ (byId('tv-video')),
@@ -52,7 +54,7 @@ const el = {
 const tv = {
   /** @type {Phase} */ phase: 'connecting',
   /** @type {Connection | null} */ connection: null,
-  /** @type {{code_display: string} | null} */ pairing: null,
+  /** @type {{code: string, code_display: string} | null} */ pairing: null,
   /** @type {ScreenSettings | null} */ screen: null,
   /** @type {Show | null} the show this screen shows or waits for */ show: null,
   /** The id of the show it means to watch ('' none). */ target: '',
@@ -148,6 +150,7 @@ function render() {
   el.pairing.hidden = phase !== 'pairing';
   el.pairUrl.textContent = `${location.origin}/screen/pair`;
   el.pairCode.textContent = tv.pairing?.code_display ?? '';
+  el.pairQr.alt = t('screen_pair_qr_alt', { url: `${location.origin}/screen/pair` });
   const picture = phase === 'live' || phase === 'paused';
   el.stage.hidden = !picture;
   el.message.hidden = picture || phase === 'pairing';
@@ -159,6 +162,25 @@ function render() {
     message += ' ' + t('screen_starts', { time });
   }
   el.message.textContent = message;
+}
+
+/**
+ * The QR code of the phone's pairing page with this code filled in (docs/screens.md); asked by
+ * POST, so that the code is not in a logged URL. Without it the code and the address still show.
+ * @param {string} code
+ */
+async function showPairQr(code) {
+  el.pairQrFigure.hidden = true;
+  try {
+    const response = await fetch('/api/screens/pair-qr', {
+      method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ code }),
+    });
+    if (!response.ok || tv.pairing?.code !== code) return;
+    el.pairQr.src = `data:image/svg+xml;base64,${btoa(await response.text())}`;
+    el.pairQrFigure.hidden = false;
+  } catch (error) {
+    console.warn('screen: no QR code', error);
+  }
 }
 
 /** @param {Phase} phase */
@@ -240,6 +262,7 @@ async function hello(connection) {
     tv.target = '';
     tv.pairing = reply;
     setPhase('pairing');
+    showPairQr(reply.code);
     // when the code expires, ask again: the server hands out a new one, shown by itself
     tv.pairTimer = window.setTimeout(() => helloAgain(connection), (reply.expires_in + 1) * 1000);
     return;
