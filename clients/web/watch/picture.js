@@ -30,7 +30,6 @@ const LONG_STALL_S = 6;
  *   for the picture
  */
 export function initPicture({ view, current }) {
-  const status = byId('watch-status');
   const box = document.createElement('div');
   box.id = 'picture-note';
   box.className = 'picture-note';
@@ -47,7 +46,7 @@ export function initPicture({ view, current }) {
   bestPicture.type = 'button';
   bestPicture.id = 'best-picture-button';
   box.append(line, soundOnly, bestPicture);
-  status.after(box);
+  byId('watch-news').after(box);  // its own row of the show view (app.css: pic)
 
   const state = {
     /** The viewer chose the sound alone (kept on this device). */
