@@ -749,7 +749,7 @@ class Stage:
                     outputs.append(direct_output(transceiver, ours))
                     source.attach_direct(track, outputs[-1])
                 # The viewer only receives: its RTCP is all about these outputs.
-                session.rtcp = ViewerRtcp(outputs, broadcast.request_keyframe)
+                session.rtcp = ViewerRtcp(outputs, viewer.keyframe_requests())
                 take_rtcp(pc, session.rtcp.handle)
         except StageError:
             await session.close()

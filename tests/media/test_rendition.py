@@ -9,7 +9,11 @@ import threading
 
 import av
 import pytest
+from aiortc import RTCPeerConnection
+from aiortc.stats import RTCInboundRtpStreamStats
+from helpers import HEIGHT, WIDTH, Consumer, ShowRig
 
+from media.forward import Broadcast
 from media.frame import EncodedFrame, is_keyframe
 from media.rendition import Rendition, RenditionSpec
 from tests.helpers import eventually
@@ -152,3 +156,100 @@ def test_a_spec_checks_itself() -> None:
         RenditionSpec("odd", 641, 360, 500_000)
     with pytest.raises(ValueError):
         RenditionSpec("none", 640, 360, 0)
+
+
+class Gaps:
+    """The longest pause between two decoded frames of a consumer, sampled every 20 ms."""
+
+    def __init__(self, consumer: Consumer) -> None:
+        self.consumer = consumer
+        self.longest = 0.0
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        frames, since = self.consumer.frames, loop.time()
+        while True:
+            await asyncio.sleep(0.02)
+            now = loop.time()
+            if self.consumer.frames != frames:
+                frames, since = self.consumer.frames, now
+            self.longest = max(self.longest, now - since)
+
+    async def stop(self) -> float:
+        self._task.cancel()
+        await asyncio.gather(self._task, return_exceptions=True)
+        return self.longest
+
+
+async def inbound_video(client: RTCPeerConnection) -> RTCInboundRtpStreamStats:
+    (transceiver,) = [t for t in client.getTransceivers() if t.kind == "video"]
+    stats = await transceiver.receiver.getStats()
+    (inbound,) = [s for s in stats.values() if s.type == "inbound-rtp"]
+    assert isinstance(inbound, RTCInboundRtpStreamStats)
+    return inbound
+
+
+async def test_a_viewer_switches_to_a_rendition_and_back_on_one_stream() -> None:
+    rig = ShowRig("video/VP8", Broadcast(ladder=(RenditionSpec("small", 160, 120, 100_000),)))
+    publisher = await rig.start_publisher()
+    viewer = await rig.add_viewer()
+    other = await rig.add_viewer()
+    pictures: list[str] = []
+    viewer.viewer.on_picture = pictures.append
+    try:
+        assert rig.broadcast.layers() == ["original", "small"]
+        await eventually(lambda: viewer.video and viewer.video.frames >= 20, 20)
+        assert viewer.video is not None and other.video is not None
+        assert viewer.video.sizes == {(WIDTH, HEIGHT)}
+        before = await inbound_video(viewer.client)
+        gaps = Gaps(viewer.video)
+        viewer.viewer.choose_picture("small")
+        rendition = rig.broadcast.rendition("small")
+        assert rendition is not None and rendition.running
+        await eventually(lambda: (160, 120) in viewer.video.sizes, 10, "the rendition")
+        assert pictures == ["small"] and viewer.viewer.picture == "small"
+        frames = viewer.video.frames
+        await eventually(lambda: viewer.video.frames >= frames + 20, 10)
+        # Back to the original, at the performer's next keyframe (asked for).
+        viewer.viewer.choose_picture("original")
+        viewer.video.sizes.clear()
+        await eventually(lambda: (WIDTH, HEIGHT) in viewer.video.sizes, 10, "the original")
+        frames = viewer.video.frames
+        await eventually(lambda: viewer.video.frames >= frames + 10, 10)
+        assert pictures == ["small", "original"]
+        assert await gaps.stop() < 1.0
+        after = await inbound_video(viewer.client)
+        # One RTP stream throughout: same SSRC, no sequence number missing, timestamps growing.
+        assert after.ssrc == before.ssrc and after.packetsLost == 0
+        assert viewer.video.pts == sorted(viewer.video.pts)
+        assert len(set(viewer.video.pts)) == len(viewer.video.pts)
+        # Nobody needs the rendition now: its thread has ended; the other viewer saw the original.
+        assert rig.broadcast.rendition("small") is None and not rendition.running
+        await eventually(
+            lambda: not [t for t in threading.enumerate() if t.name == "rendition-small"], 5
+        )
+        assert other.video.sizes == {(WIDTH, HEIGHT)}
+    finally:
+        await rig.remove_viewer(viewer)
+        await rig.remove_viewer(other)
+        await rig.stop_publisher(publisher)
+        rig.broadcast.close()
+
+
+async def test_a_rendition_runs_while_a_viewer_needs_it() -> None:
+    broadcast = Broadcast(ladder=(RenditionSpec("small", 160, 120, 100_000),))
+    one, two = broadcast.add_viewer(direct=True), broadcast.add_viewer(direct=True)
+    with pytest.raises(ValueError):
+        one.choose_picture("huge")
+    one.choose_picture("small")
+    two.choose_picture("small")
+    rendition = broadcast.rendition("small")
+    assert rendition is not None and rendition.running
+    assert one.picture == "small"  # nothing on screen yet: switched at once
+    one.choose_picture("original")
+    assert broadcast.rendition("small") is rendition
+    two.close()  # the last viewer who needed it leaves
+    assert broadcast.rendition("small") is None and not rendition.running
+    one.close()
+    broadcast.close()
