@@ -85,7 +85,7 @@ async def test_frames_in_lower_resolution_frames_out(mime_type: str) -> None:
     assert got.source_keyframes == 1  # it starts at the performer's next keyframe
     for frame in frames:
         rendition.offer(frame, 1)
-        await asyncio.sleep(1 / 60)  # twice real time
+        await eventually(lambda: rendition._queued < 2, 10)  # as fast as it goes
     await eventually(lambda: len(got.frames) >= 85, 20, "the rendition's frames")
     assert got.threads == {threading.current_thread().name}  # handed back on the loop
     assert all(p and max(len(x) for x in p) <= 1300 for p in got.payloads)
@@ -112,7 +112,7 @@ async def test_a_keyframe_on_request_and_the_thread_ends_when_stopped() -> None:
     rendition.start()
     for frame in frames[:20]:
         rendition.offer(frame, 1)
-        await asyncio.sleep(1 / 60)
+        await eventually(lambda: rendition._queued < 2, 10)  # as fast as it goes
     await eventually(lambda: len(got.frames) >= 20, 10)
     rendition.request_keyframe()
     rendition.offer(frames[20], 1)
@@ -136,14 +136,14 @@ async def test_a_rendition_starts_at_the_performers_keyframe_and_a_new_performer
     rendition.start()
     for frame in frames[3:]:  # joins mid-stream: frames 3-9 cannot be decoded
         rendition.offer(frame, 1)
-        await asyncio.sleep(1 / 60)
+        await eventually(lambda: rendition._queued < 2, 10)  # as fast as it goes
     assert rendition.dropped == 7
     await eventually(lambda: len(got.frames) >= 20, 10)
     assert got.frames[0].pts == frames[10].pts and got.frames[0].keyframe
     # A new performer: a new stream whose clock starts again; the rendition follows it.
     for frame in frames[:10]:
         rendition.offer(frame, 2)
-        await asyncio.sleep(1 / 60)
+        await eventually(lambda: rendition._queued < 2, 10)  # as fast as it goes
     await eventually(lambda: len(got.frames) >= 30, 10)
     assert got.frames[20].keyframe and got.frames[20].pts == 0
     await rendition.close()
