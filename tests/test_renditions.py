@@ -4,6 +4,7 @@ show's smallest rendition, and ``watch.picture`` says which picture the viewer g
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
@@ -25,8 +26,10 @@ async def test_a_viewer_chooses_the_low_picture_and_the_best_again(node: Node) -
         told = asyncio.get_running_loop().create_task(
             viewer.session.next_event("watch.picture", timeout=10)
         )
+        asked = time.monotonic()
         assert await viewer.quality(picture="low") == {"video": True, "picture": "low"}
         event = await told
+        print(f"switch to the rendition: {(time.monotonic() - asked) * 1000:.0f} ms")
         # 360p is no smaller than the original: the smallest is 180p.
         assert (event["picture"], event["reason"]) == ("180p", "chosen")
         await eventually(lambda: (320, 180) in viewer.video.sizes, 10, "the small picture")
@@ -36,8 +39,10 @@ async def test_a_viewer_chooses_the_low_picture_and_the_best_again(node: Node) -
         told = asyncio.get_running_loop().create_task(
             viewer.session.next_event("watch.picture", timeout=10)
         )
+        asked = time.monotonic()
         assert await viewer.quality(picture="best") == {"video": True, "picture": "best"}
         assert (await told)["picture"] == "original"
+        print(f"switch to the original: {(time.monotonic() - asked) * 1000:.0f} ms")
         viewer.video.sizes.clear()
         await eventually(lambda: (320, 240) in viewer.video.sizes, 10, "the original again")
         assert viewer.video.longest_gap < 1.0
