@@ -260,7 +260,7 @@ class _Worker:
         if codec == "video/vp8":
             # As aiortc's own VP8 encoder: real time, constant bitrate, keyframes when we say.
             encoder.gop_size = 3000
-            encoder.qmin, encoder.qmax = 2, 56
+            encoder.qmin, encoder.qmax = 2, 63  # a weak link wants the bitrate kept, not detail
             encoder.options = {
                 "bufsize": str(spec.bitrate),
                 "minrate": str(spec.bitrate),

@@ -242,8 +242,8 @@ class ViewerSession:
         """A receiver report of one of this viewer's outputs: in ``auto``, the picture follows
         what the link carries (media/adaptation.py)."""
         video = self.viewer.video
-        if output is not video.output:
-            return
+        if output is not video.output or self.edge:
+            return  # another node's feed carries the original for all of its viewers
         now = asyncio.get_running_loop().time()
         last, self._sent = self._sent, (now, output.sent_bytes)
         if self.picture_mode != "auto" or not video.sending or last is None or now <= last[0]:
