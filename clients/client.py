@@ -701,10 +701,17 @@ class Watcher:
                 await asyncio.wait_for(peer.first_video.wait(), MOVE_WAIT)
             await old.close()
 
-    async def quality(self, *, video: bool) -> dict[str, Any]:
-        """The picture and the sound, or the sound alone (kept when media starts again)."""
-        self._video = video
-        return await self.session.request("watch.quality", video=video)
+    async def quality(
+        self, *, video: bool | None = None, picture: str | None = None
+    ) -> dict[str, Any]:
+        """The picture and the sound, or the sound alone (kept when media starts again); the
+        picture ``auto``, ``best`` or ``low``."""
+        fields: dict[str, Any] = {}
+        if video is not None:
+            self._video = fields["video"] = video
+        if picture is not None:
+            fields["picture"] = picture
+        return await self.session.request("watch.quality", **fields)
 
     def _count_encoded(self, peer: _Peer) -> None:
         # After setRemoteDescription the receivers have their tracks, and aiortc's decoder thread

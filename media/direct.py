@@ -309,10 +309,14 @@ class ViewerRtcp:
     passed on as one keyframe request, receiver reports and REMB kept on the output concerned."""
 
     def __init__(
-        self, outputs: Iterable[DirectOutput], on_keyframe_request: Callable[[], object]
+        self,
+        outputs: Iterable[DirectOutput],
+        on_keyframe_request: Callable[[], object],
+        on_report: Callable[[DirectOutput], object] | None = None,
     ) -> None:
         self._outputs = {output.ssrc: output for output in outputs}
         self._keyframe = on_keyframe_request
+        self._on_report = on_report  # after each receiver report of an output
         self.packets = 0
 
     def handle(self, packets: list[AnyRtcpPacket]) -> None:
@@ -324,6 +328,8 @@ class ViewerRtcp:
                 for report in packet.reports:
                     if (output := outputs.get(report.ssrc)) is not None:
                         output.fraction_lost, output.jitter = report.fraction_lost, report.jitter
+                        if self._on_report is not None:
+                            self._on_report(output)
             elif isinstance(packet, RtcpRtpfbPacket):
                 if packet.fmt == RTCP_RTPFB_NACK and (output := outputs.get(packet.media_ssrc)):
                     for sequence_number in packet.lost:

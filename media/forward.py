@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
+import weakref
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -16,9 +17,10 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from .buffer import FrameQueue
 from .direct import DirectOutput, FrameOut, Packetizer
 from .exceptions import FrameQueueClosed
-from .frame import EncodedFrame, MediaKind
+from .frame import EncodedFrame, MediaKind, vp8_size
 from .keyframes import DEFAULT_MIN_INTERVAL, KeyframeRequests
 from .receiver import EncodedReceiver
+from .rendition import DEFAULT_LADDER, ORIGINAL, Rendition, RenditionSpec
 from .seams import on_keyframe_request
 
 log = structlog.get_logger(__name__)
@@ -52,7 +54,11 @@ class ViewerTrack(MediaStreamTrack):
         self.kind = kind
         self.direct = direct
         self.media_kind: MediaKind = kind
-        self._queue = FrameQueue(kind, buffer_size, on_keyframe_needed=on_keyframe_needed)
+        self._on_keyframe_needed = on_keyframe_needed
+        needed = weakref.WeakMethod(self._keyframe_needed)  # no cycle through the queue
+        self._queue = FrameQueue(
+            kind, buffer_size, on_keyframe_needed=lambda: (bound := needed()) and bound()
+        )
         self._on_stop: Callable[[ViewerTrack], None] | None = on_stop
         self._generation: int | None = None
         self._offset = 0
@@ -67,6 +73,50 @@ class ViewerTrack(MediaStreamTrack):
         # Off: frames keep the track's timeline going but none is sent (a viewer listening to
         # the sound alone); the sequence numbers simply continue when they are sent again.
         self._sending = True
+        # The picture sent now (the original or a rendition) and the one to switch to at its
+        # next keyframe; the viewer's stream (SSRC, sequence numbers, timeline) goes on.
+        self.layer = ORIGINAL
+        self.target = ORIGINAL
+        self._ask_layer: Callable[[str], object] | None = None  # a rendition's keyframe
+        self._on_switched: Callable[[ViewerTrack, str], None] | None = None
+
+    def use_layers(
+        self, ask: Callable[[str], object], on_switched: Callable[[ViewerTrack, str], None]
+    ) -> None:
+        """How to ask a rendition for a keyframe, and whom to tell of a switch (old layer)."""
+        self._ask_layer = ask
+        self._on_switched = on_switched
+
+    def switch_to(self, layer: str) -> None:
+        """Send ``layer`` from its next keyframe on (asked for now); what is sent meanwhile goes
+        on, so the picture never stops for a switch."""
+        if layer == self.target:
+            return
+        self.target = layer
+        if layer == self.layer:
+            return  # a switch called off before it happened
+        unbound = self.direct and (self.output is None or not self.output.bound)
+        if not self._sending or unbound:
+            self._switched()  # nothing on screen to keep: the picture starts at a keyframe
+            self._queue.wait_for_keyframe()
+        else:
+            self.request_keyframe(layer)
+
+    def request_keyframe(self, layer: str | None = None) -> None:
+        """Ask the source of ``layer`` (by default the one awaited) for a keyframe."""
+        layer = self.target if layer is None else layer
+        if layer == ORIGINAL or self._ask_layer is None:
+            self._on_keyframe_needed()
+        else:
+            self._ask_layer(layer)
+
+    def _keyframe_needed(self) -> None:
+        self.request_keyframe()
+
+    def _switched(self) -> None:
+        old, self.layer = self.layer, self.target
+        if self._on_switched is not None:
+            self._on_switched(self, old)
 
     def use_direct(
         self,
@@ -107,8 +157,24 @@ class ViewerTrack(MediaStreamTrack):
         """Whether video is held back until the next keyframe."""
         return self._queue.awaiting_keyframe
 
-    def offer(self, frame: EncodedFrame, generation: int, now: float) -> bool:
-        """Queue a frame of the given publisher generation, never waiting; False if dropped."""
+    def offer(
+        self,
+        frame: EncodedFrame,
+        generation: int,
+        now: float,
+        layer: str = ORIGINAL,
+        out: FrameOut | None = None,
+    ) -> bool:
+        """Queue a frame of the given publisher generation, never waiting; False if dropped.
+
+        ``layer`` names the picture the frame belongs to (a rendition's come with their
+        payloads, ``out``): only the layer sent now goes on, until the one switched to brings
+        a keyframe.
+        """
+        if layer != self.layer:
+            if layer != self.target or not frame.keyframe:
+                return False
+            self._switched()
         if generation != self._generation:
             self._rebase(frame, generation, now)
         pts = frame.pts + self._offset
@@ -121,10 +187,10 @@ class ViewerTrack(MediaStreamTrack):
         if not self._sending:
             return False
         if self.output is not None:
-            return self._send_direct(frame, pts)
+            return self._send_direct(frame, pts, out)
         return self._queue.put(dataclasses.replace(frame, pts=pts))
 
-    def _send_direct(self, frame: EncodedFrame, pts: int) -> bool:
+    def _send_direct(self, frame: EncodedFrame, pts: int, out: FrameOut | None = None) -> bool:
         output, queue = self.output, self._queue
         assert output is not None and self._frame_out is not None
         if not output.bound:
@@ -135,13 +201,13 @@ class ViewerTrack(MediaStreamTrack):
                 on_bound, self._on_bound = self._on_bound, None
                 on_bound(self)  # catch up from the show's latest keyframe, or ask for one
                 if not queue.awaiting_keyframe:
-                    return self._send_direct(frame, self._next_pts(frame))
+                    return self._send_direct(frame, self._next_pts(frame), out)
         if queue.awaiting_keyframe:
             if not frame.keyframe:
                 queue.dropped += 1
                 return False
             queue.awaiting_keyframe = False
-        if output.send(self._frame_out(frame), pts):
+        if output.send(out if out is not None else self._frame_out(frame), pts):
             return True
         # The viewer's socket is backed up: skip to the next keyframe instead of queueing.
         queue.dropped += 1
@@ -203,6 +269,23 @@ class Viewer:
         self.broadcast = broadcast
         self.video = video
         self.audio = audio
+        # Told the picture's layer whenever a switch happens (at the new layer's keyframe).
+        self.on_picture: Callable[[str], object] | None = None
+
+    @property
+    def picture(self) -> str:
+        """The picture sent now: ``original`` or a rendition's name."""
+        return self.video.layer
+
+    def choose_picture(self, layer: str) -> None:
+        """Switch to ``layer`` (``original`` or a rendition of the broadcast's ladder) at its
+        next keyframe; ValueError for a layer the show does not have."""
+        self.broadcast.switch(self.video, layer)
+
+    def request_keyframe(self) -> None:
+        """The viewer lost its picture (PLI/FIR): a keyframe from what it is sent, or is about
+        to be."""
+        self.video.request_keyframe()
 
     @property
     def tracks(self) -> tuple[ViewerTrack, ViewerTrack]:
@@ -221,7 +304,19 @@ class Viewer:
     def forward_keyframe_requests(self, sender: RTCRtpSender) -> None:
         """Pass PLI/FIR that the viewer sends to this sender on to the performer, rate limited."""
         # aiortc's own answer to them only concerns its encoder, which forwarded frames skip.
-        on_keyframe_request(sender, self.broadcast.request_keyframe)
+        on_keyframe_request(sender, self.keyframe_requests())
+
+    def keyframe_requests(self) -> Callable[[], None]:
+        """:meth:`request_keyframe`, held weakly: what the viewer's sender and transports keep
+        must not make a cycle through the viewer (it would wait for the cyclic collector to
+        free a departed viewer's peer)."""
+        method = weakref.WeakMethod(self.request_keyframe)
+
+        def request() -> None:
+            if (bound := method()) is not None:
+                bound()
+
+        return request
 
     def close(self) -> None:
         """Stop both tracks and leave the broadcast."""
@@ -293,8 +388,14 @@ class Broadcast:
         keyframe_interval: float = DEFAULT_MIN_INTERVAL,
         start_window: float = DEFAULT_START_WINDOW,
         clock: Callable[[], float] = time.monotonic,
+        ladder: tuple[RenditionSpec, ...] = DEFAULT_LADDER,
     ) -> None:
         self.generation = 0
+        # Lower renditions of the picture, each encoded once while some viewer needs it.
+        self.ladder = {spec.name: spec for spec in ladder}
+        self._renditions: dict[str, Rendition] = {}
+        self._rendition_tracks: dict[str, set[ViewerTrack]] = {}
+        self.video_size: tuple[int, int] | None = None  # the original's, where the codec says
         self.keyframes = KeyframeRequests(self._ask_performer, min_interval=keyframe_interval)
         self._video_buffer = video_buffer
         self._audio_buffer = audio_buffer
@@ -366,6 +467,7 @@ class Broadcast:
             ),
         )
         self._viewers.add(viewer)
+        viewer.video.use_layers(self._layer_keyframe, self._switched)
         for track in viewer.tracks:
             self._tracks[track.media_kind].add(track)
             self._viewer_of[track] = viewer
@@ -385,8 +487,86 @@ class Broadcast:
             )
         return packetizer.frame_out(frame)
 
+    def layers(self) -> list[str]:
+        """The pictures a viewer may get, best first: the original, then each rendition smaller
+        than it (all of them while its size is not known)."""
+        size = self.video_size
+        return [ORIGINAL] + [
+            name for name, spec in self.ladder.items() if size is None or spec.height < size[1]
+        ]
+
+    def rendition(self, layer: str) -> Rendition | None:
+        """The rendition of that name while it runs."""
+        return self._renditions.get(layer)
+
+    def switch(self, track: ViewerTrack, layer: str) -> None:
+        """Move a viewer's video to ``layer`` at its next keyframe (a rendition starts for it
+        if none runs)."""
+        if layer != ORIGINAL:
+            if layer not in self.ladder:
+                raise ValueError(f"no picture called {layer!r}")
+            self._need_rendition(layer).add(track)
+        previous = track.target
+        track.switch_to(layer)
+        if previous not in (layer, track.layer):
+            self._release(track, previous)  # a switch to it called off before it happened
+
+    def _need_rendition(self, layer: str) -> set[ViewerTrack]:
+        tracks = self._rendition_tracks.setdefault(layer, set())
+        if layer not in self._renditions:
+            codec = self._codecs.get("video") or "video/VP8"
+            rendition = Rendition(
+                self.ladder[layer],
+                codec,
+                on_frame=lambda frame, payloads, generation: self._rendition_frame(
+                    layer, frame, payloads, generation
+                ),
+                request_source_keyframe=self.request_keyframe,
+            )
+            self._renditions[layer] = rendition
+            rendition.start()
+        return tracks
+
+    def _release(self, track: ViewerTrack, layer: str) -> None:
+        """``track`` no longer needs ``layer``: a rendition nobody needs stops."""
+        if layer == ORIGINAL or layer in (track.layer, track.target):
+            return
+        tracks = self._rendition_tracks.get(layer)
+        if tracks is None:
+            return
+        tracks.discard(track)
+        if not tracks:
+            del self._rendition_tracks[layer]
+            rendition = self._renditions.pop(layer, None)
+            if rendition is not None:
+                rendition.stop()
+
+    def _switched(self, track: ViewerTrack, old: str) -> None:
+        self._release(track, old)
+        viewer = self._viewer_of.get(track)
+        if viewer is not None and viewer.on_picture is not None:
+            viewer.on_picture(track.layer)
+
+    def _layer_keyframe(self, layer: str) -> None:
+        rendition = self._renditions.get(layer)
+        if rendition is not None:
+            rendition.request_keyframe()
+
+    def _rendition_frame(
+        self, layer: str, frame: EncodedFrame, payloads: list[bytes], generation: int
+    ) -> None:
+        if generation != self.generation:
+            return  # made from a performer who has gone since
+        out = FrameOut.of(payloads)
+        now = self._clock()
+        for track in list(self._rendition_tracks.get(layer, ())):
+            track.offer(frame, generation, now, layer, out)
+
     def _start_video(self, track: ViewerTrack) -> None:
         """Start a viewer's video at the show's latest keyframe if recent, else ask for one."""
+        if track.layer != ORIGINAL:
+            self._layer_keyframe(track.layer)
+            return
         now = self._clock()
         if self._gop and now - self._gop_started <= self._start_window:
             for frame in self._gop:
@@ -409,6 +589,10 @@ class Broadcast:
         for viewer in list(self._viewers):
             viewer.close()
         self.keyframes.close()
+        for rendition in self._renditions.values():
+            rendition.stop()
+        self._renditions.clear()
+        self._rendition_tracks.clear()
 
     def _fan_out(self, frame: EncodedFrame, generation: int) -> None:
         codec = self._codecs.setdefault(frame.kind, frame.mime_type)
@@ -422,6 +606,8 @@ class Broadcast:
         now = self._clock()
         if frame.kind == "video":
             if frame.keyframe:
+                if codec.lower() == "video/vp8" and (size := vp8_size(frame.data)) is not None:
+                    self.video_size = size
                 self.keyframes.keyframe_arrived()
                 self._gop = [frame]
                 self._gop_started = now
@@ -437,6 +623,9 @@ class Broadcast:
                     self.keyframes.request()
         for track in self._tracks[frame.kind]:
             track.offer(frame, generation, now)
+        if frame.kind == "video":
+            for rendition in self._renditions.values():
+                rendition.offer(frame, generation)
         if self.recorder is not None:
             self.recorder.offer(frame, generation, now)
 
@@ -450,6 +639,9 @@ class Broadcast:
 
     def _track_stopped(self, track: ViewerTrack) -> None:
         self._tracks[track.media_kind].discard(track)
+        for layer in {track.layer, track.target} - {ORIGINAL}:
+            track.layer = track.target = ORIGINAL
+            self._release(track, layer)
         viewer = self._viewer_of.pop(track, None)
         if viewer is not None and all(t.readyState == "ended" for t in viewer.tracks):
             self._viewers.discard(viewer)

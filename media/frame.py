@@ -55,6 +55,16 @@ def is_vp8_keyframe(data: bytes) -> bool:
     return len(data) >= 10 and not data[0] & 0x01 and data[3:6] == b"\x9d\x01\x2a"
 
 
+def vp8_size(data: bytes) -> tuple[int, int] | None:
+    """A VP8 keyframe's picture size (RFC 6386 §9.1), None for another frame."""
+    if not is_vp8_keyframe(data):
+        return None
+    return (
+        int.from_bytes(data[6:8], "little") & 0x3FFF,
+        int.from_bytes(data[8:10], "little") & 0x3FFF,
+    )
+
+
 def is_h264_keyframe(data: bytes) -> bool:
     """An Annex-B access unit holding an IDR slice or a sequence parameter set."""
     position = 0

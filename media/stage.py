@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +17,7 @@ import structlog
 from aiortc import RTCIceServer, RTCPeerConnection, RTCRtpTransceiver, RTCSessionDescription
 from aiortc import sdp as aiortc_sdp
 
+from media.adaptation import PictureChooser
 from media.codecs import prefer_codec
 from media.direct import DirectOutput, ViewerRtcp
 from media.forward import Broadcast, Ingest, Viewer
@@ -23,6 +25,7 @@ from media.frame import EncodedFrame
 from media.hall import HallSound
 from media.ice import rtc_configuration
 from media.recorder import Recorder, Written
+from media.rendition import ORIGINAL
 from media.seams import drop_empty_datagrams, release_peer, take_rtcp
 from rooms.bus import Message
 from rooms.relay import EventRelay, Unfollow
@@ -64,6 +67,18 @@ async def close_peer(pc: RTCPeerConnection) -> None:
     """
     await asyncio.shield(pc.close())
     release_peer(pc)
+
+
+def _weakly(method: Callable[..., object]) -> Callable[..., None]:
+    """A bound method held weakly, so what the viewer's peer keeps makes no cycle through the
+    session (freed by reference counting, not the cyclic collector)."""
+    ref = weakref.WeakMethod(method)
+
+    def call(*args: object) -> None:
+        if (bound := ref()) is not None:
+            bound(*args)
+
+    return call
 
 
 def parse_offer(text: str) -> aiortc_sdp.SessionDescription:
@@ -188,6 +203,69 @@ class ViewerSession:
     answer_sdp: str = ""
     closed: bool = field(default=False)
     rtcp: ViewerRtcp | None = None  # the viewer's RTCP, when sent to directly
+    # The picture: "auto" (chosen from the viewer's reports), "best" (the original always) or
+    # "low" (the smallest rendition); told of each switch with its reason.
+    picture_mode: str = "auto"
+    on_picture: Callable[[str, str], object] | None = None
+    chooser: PictureChooser | None = None
+    _reason: str = "chosen"
+    _sent: tuple[float, int] | None = None  # (when, bytes) at the last report
+
+    PICTURE_MODES = ("auto", "best", "low")
+
+    def __post_init__(self) -> None:
+        self.viewer.on_picture = _weakly(self._picture_changed)
+
+    @property
+    def picture(self) -> str:
+        """The picture sent now: ``original`` or a rendition's name."""
+        return self.viewer.picture
+
+    def choose_picture(self, mode: str) -> None:
+        """``auto``, ``best`` or ``low`` (ValueError for anything else)."""
+        if mode not in self.PICTURE_MODES:
+            raise ValueError(f"no picture mode {mode!r}")
+        self.picture_mode = mode
+        self.chooser = None
+        layers = self.viewer.broadcast.layers()
+        self._reason = "chosen"
+        if mode == "best":
+            self.viewer.choose_picture(ORIGINAL)
+        elif mode == "low":
+            self.viewer.choose_picture(layers[-1])
+
+    def _picture_changed(self, layer: str) -> None:
+        if self.on_picture is not None:
+            self.on_picture(layer, self._reason)
+
+    def adapt(self, output: DirectOutput) -> None:
+        """A receiver report of one of this viewer's outputs: in ``auto``, the picture follows
+        what the link carries (media/adaptation.py)."""
+        video = self.viewer.video
+        if output is not video.output or self.edge:
+            return  # another node's feed carries the original for all of its viewers
+        now = asyncio.get_running_loop().time()
+        last, self._sent = self._sent, (now, output.sent_bytes)
+        if self.picture_mode != "auto" or not video.sending or last is None or now <= last[0]:
+            return
+        sent_bps = (output.sent_bytes - last[1]) * 8 / (now - last[0])
+        broadcast = self.viewer.broadcast
+        layers = broadcast.layers()
+        if len(layers) < 2:
+            return
+        if self.chooser is None or len(self.chooser.bitrates) != len(layers):
+            rates = [1_500_000.0] + [float(broadcast.ladder[name].bitrate) for name in layers[1:]]
+            start = layers.index(video.target) if video.target in layers else 0
+            self.chooser = PictureChooser(rates, start=start)
+        before = self.chooser.current
+        rung = self.chooser.report(
+            now, fraction_lost=output.fraction_lost / 256, remb_bps=output.remb_bps,
+            sent_bps=sent_bps,
+        )  # fmt: skip
+        if rung is not None:
+            self._reason = "weak_link" if rung > before else "link_recovered"
+            log.info("stage.picture", show=self.show_id, picture=layers[rung], reason=self._reason)
+            self.viewer.choose_picture(layers[rung])
 
     @property
     def video(self) -> bool:
@@ -749,7 +827,9 @@ class Stage:
                     outputs.append(direct_output(transceiver, ours))
                     source.attach_direct(track, outputs[-1])
                 # The viewer only receives: its RTCP is all about these outputs.
-                session.rtcp = ViewerRtcp(outputs, broadcast.request_keyframe)
+                session.rtcp = ViewerRtcp(
+                    outputs, viewer.keyframe_requests(), _weakly(session.adapt)
+                )
                 take_rtcp(pc, session.rtcp.handle)
         except StageError:
             await session.close()

@@ -102,6 +102,12 @@ def audience(show_id: str, viewers: int) -> Event:
     return {"type": "audience", "show": show_id, "viewers": viewers}
 
 
+def watch_picture(picture: str, reason: str) -> Event:
+    """Which picture a viewer gets now (``original`` or a smaller one) and why: ``chosen``,
+    ``weak_link`` or ``link_recovered``."""
+    return {"type": "watch.picture", "picture": picture, "reason": reason}
+
+
 def voice_state(show_id: str, intermission: bool, stage: str | None) -> Event:
     """The show's intermission and the lobby on stage changed."""
     return {"type": "voice.state", "show": show_id, "intermission": intermission, "stage": stage}

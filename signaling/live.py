@@ -358,6 +358,9 @@ async def watch_start(conn: Connection, services: Services, msg: Message) -> Res
     await services.cascade.ensure(role.show_id)  # pulled from its origin if on another node
     session = await stage.watch(role.show_id, hall=msg["hall"], video=role.video)
     role.session = session
+    session.on_picture = lambda picture, reason: conn.send(events.watch_picture(picture, reason))
+    if role.picture != "auto":
+        session.choose_picture(role.picture)
 
     async def leave() -> None:
         role.session = None
@@ -380,10 +383,17 @@ async def watch_quality(conn: Connection, services: Services, msg: Message) -> R
     """The picture and the sound, or the sound alone (a weak link): for the media of now and of
     every later ``watch.start`` on this connection."""
     role = viewer(conn)
-    role.video = msg["video"]
+    if "video" in msg:
+        role.video = msg["video"]
+    if "picture" in msg:
+        role.picture = msg["picture"]
     if role.session is not None:
         role.session.send_video(role.video)
-    return {"video": role.video}
+        if "picture" in msg:
+            role.session.choose_picture(role.picture)
+    if "picture" not in msg:
+        return {"video": role.video}
+    return {"video": role.video, "picture": role.picture}
 
 
 async def watch_leave(conn: Connection, services: Services, msg: Message) -> Result:
@@ -426,6 +436,11 @@ def register(commands: Commands) -> None:
         {c.Optional("hall", default=False): c.Bool, c.Optional("video"): c.Bool},
         lane=MEDIA,
     )
-    commands.add("watch.quality", watch_quality, {c.Required("video"): c.Bool}, lane=MEDIA)
+    commands.add(
+        "watch.quality",
+        watch_quality,
+        {c.Optional("video"): c.Bool, c.Optional("picture"): c.OneOf("auto", "best", "low")},
+        lane=MEDIA,
+    )
     commands.add("watch.answer", watch_answer, {c.Required("sdp"): c.Text(SDP_MAX)}, lane=MEDIA)
     commands.add("watch.leave", watch_leave)

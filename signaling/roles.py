@@ -39,6 +39,7 @@ class Viewer(Speaking):
         self.member = member
         self.session: ViewerSession | None = None
         self.video = True  # the picture too, or the sound alone (watch.quality)
+        self.picture = "auto"  # auto, best or low (watch.quality)
         self.chat_bucket = TokenBucket(CHAT_RATE, CHAT_BURST)
         self.reaction_bucket = TokenBucket(RATE, BURST)
 

@@ -3,6 +3,7 @@ limited, lossy or both, watching a show from the node on the host."""
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 from collections.abc import AsyncIterator, Iterator
 
@@ -12,10 +13,11 @@ from aiortc.codecs.opus import OpusEncoder
 from clients.client import Performer, Session
 from media.ice import use_host_addresses
 from media.seams import nominated_pairs
+from media.stage import ViewerSession
 from tests.helpers import eventually
 from tests.media.helpers import AUDIO_RATE, AUDIO_SAMPLES, FPS, MovingPatternTrack, ToneTrack
 from tests.netns import IP, Namespace, NamespaceViewer, namespace
-from tests.nodes import Node, serve, start_performer
+from tests.nodes import Node, serve, start_performer, start_viewer
 
 LIMIT_KBIT = 100  # a link too weak for the picture, enough for the sound
 BROWSER_OPUS_BPS = 32_000
@@ -187,3 +189,70 @@ async def test_retransmission_keeps_whole_frames_on_a_link_losing_5_percent(
         assert lost <= 0.02
     finally:
         await viewer.close()
+
+
+RENDITION_LIMIT_KBIT = 400
+
+
+def session_in(node: Node, ns: Namespace) -> ViewerSession:
+    """The node's session of the viewer in ``ns``."""
+    for session in node.stage._viewers:
+        if any(pair.remote.host == ns.address for pair in nominated_pairs(session.pc)):
+            return session
+    raise AssertionError("no viewer session in the namespace")
+
+
+async def test_a_limited_link_gets_the_lower_rendition_and_the_original_back(
+    ns: Namespace, node: Node, noisy_show: tuple[dict[str, str], Performer]
+) -> None:
+    show, _ = noisy_show
+    viewer = NamespaceViewer(ns, node.url, show["code"])
+    await viewer.start()
+    free = await start_viewer(node, show["code"], decode=False)  # on the host, unshaped
+    try:
+        await eventually(lambda: viewer.report.video >= 20 and free.video.frames >= 20, 20)
+        session = session_in(node, ns)
+        (other,) = [s for s in node.stage._viewers if s is not session]
+        output = session.viewer.video.output
+        assert output is not None
+        first, last = await viewer.window(2)
+        rate = output.sent_bytes
+        await viewer.window(1)
+        print(f"original: {(output.sent_bytes - rate) * 8 / 1000:.0f} kbit/s")
+        ns.shape(rate_kbit=RENDITION_LIMIT_KBIT)
+        loop = asyncio.get_running_loop()
+        shaped_at = loop.time()
+        await eventually(lambda: session.picture != "original", 5, "the lower rendition")
+        switched = loop.time() - shaped_at
+        print(f"at {RENDITION_LIMIT_KBIT} kbit/s: {session.picture} after {switched:.1f} s")
+        await viewer.window(1)  # what was queued on the link before the switch drains
+        sent = output.sent_bytes
+        first, last = await viewer.window(4)
+        print(f"sent on {session.picture}: {(output.sent_bytes - sent) * 2 / 1000:.0f} kbit/s")
+        reports = [r for r in viewer.history if first.t <= r.t <= last.t]
+        gap, since = 0.0, reports[0]
+        for report in reports[1:]:
+            if report.video > since.video:
+                since = report
+            gap = max(gap, report.t - since.t)
+        print(f"on {session.picture}: {last.video - first.video} frames in 4 s, gap {gap:.1f} s")
+        rendition = session.viewer.broadcast.rendition(session.picture)
+        assert rendition is not None
+        print(
+            f"{session.picture}: {rendition.frames_in} frames in, {rendition.frames_out} out, "
+            f"{rendition.dropped} dropped, {session.viewer.video.dropped} skipped for the viewer"
+        )
+        # Frames keep coming (the issue: no gap over 1 s); how many of them arrive whole varies
+        # from run to run on the shared machine (33 and 76 of 80 in the last two runs; the
+        # rendition sent 148-190 kbit/s of this noisy picture, its keyframes the link's peaks).
+        assert gap <= 1.0 and last.video - first.video >= 4 * FPS * 0.25
+        assert other.picture == "original"
+        ns.unshape()
+        lifted_at = loop.time()
+        await eventually(lambda: session.picture == "original", 20, "the original back")
+        print(f"unlimited: the original back after {loop.time() - lifted_at:.1f} s")
+        assert other.picture == "original"
+    finally:
+        await viewer.close()
+        await free.close()
+        await free.session.close()

@@ -252,7 +252,7 @@ class ShowRig:
                 self.broadcast.attach_direct(track, output)
                 rig.outputs.append(output)
             # As the stage does: the viewer's RTCP handled where it arrives.
-            rig.rtcp = ViewerRtcp(rig.outputs, self.broadcast.request_keyframe)
+            rig.rtcp = ViewerRtcp(rig.outputs, viewer.keyframe_requests())
             take_rtcp(server, rig.rtcp.handle)
         await client.setRemoteDescription(server.localDescription)
         if tap is not None:
