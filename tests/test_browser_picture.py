@@ -74,6 +74,14 @@ async def test_a_stopping_picture_offers_the_sound_alone_and_back() -> None:
 
             await eventually(picture_again, 10, interval=PAGE_INTERVAL)
             assert await viewer.page.locator("#picture-note").is_hidden()
+
+            # the node steps this viewer down to a smaller picture (its choice stood in for here:
+            # tests/test_renditions.py and the shaped link make it for real): the page says so
+            assert session.on_picture is not None
+            session.on_picture("180p", "weak_link")
+            await wait_text(viewer, "#picture-line", "Heikko yhteys – kuva pienempänä.")
+            session.on_picture("original", "link_recovered")
+            await eventually(viewer.page.locator("#picture-note").is_hidden, 5)
             assert await viewer.eval("() => localStorage.getItem('lampio.picture')") == "best"
         finally:
             await performer.stop()

@@ -55,7 +55,7 @@ export function initPicture({ view, current }) {
     offered: false,
     /** The viewer said to keep the picture: not offered again during this visit. */
     declined: false,
-    /** @type {string} what the server says the viewer gets: "original" or a smaller rendition */
+    /** @type {string} the smaller picture the node sends for a weak link ("original": none) */
     rendition: 'original',
     /** @type {number[]} when the picture stopped (ms) */ stalls: [],
     frames: 0,
@@ -108,7 +108,9 @@ export function initPicture({ view, current }) {
     state.rendition = 'original';
     state.unfollow = connection
       ? connection.on('watch.picture', (event) => {
-        state.rendition = String(event.rendition ?? 'original');
+        // a smaller picture the viewer did not choose: the link is weak, and the page says so
+        const smaller = String(event.picture ?? 'original') !== 'original';
+        state.rendition = smaller && event.reason !== 'chosen' ? String(event.picture) : 'original';
         render();
       })
       : null;
