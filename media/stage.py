@@ -100,6 +100,12 @@ def parse_offer(text: str) -> aiortc_sdp.SessionDescription:
                 raise InvalidSdp("the offer has no DTLS fingerprint")
             if media.ice is None or not media.ice.usernameFragment or not media.ice.password:
                 raise InvalidSdp("the offer has no ICE credentials")
+    # A bundle naming a section the offer does not have (a mangled m= line, say) leaves aiortc
+    # with a transceiver without transport: it fails when it connects, and again when closed.
+    mids = {media.rtp.muxId for media in parsed.media}
+    for group in parsed.group:
+        if group.semantic == "BUNDLE" and any(mid not in mids for mid in group.items):
+            raise InvalidSdp("the offer's BUNDLE group names a media section it does not have")
     return parsed
 
 

@@ -178,6 +178,7 @@ async def test_performer_page_shows_encoder_settings_and_renews_the_key(
     await wait_text(performer, "#stream-key", show["stream_key"])
     assert await text_of(performer, "#whip-url") == show["whip_url"]
     assert await text_of(performer, "#rtmp-url") == (show["rtmp_url"] or "–")
+    await performer.page.get_by_text("Näytä esityksen tiedot").click()  # the keys are behind it
     await performer.page.get_by_role("button", name="Vaihda avain").click()
     await wait_text(performer, "#key-status", "Uusi avain on käytössä.")
     new_key = await text_of(performer, "#stream-key")

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from aiortc import RTCConfiguration, RTCPeerConnection
 
 from clients.client import Performer, ProtocolError, Session, Voice
 from media.hall import rms
@@ -196,6 +197,17 @@ async def test_bad_voice_offers_get_precise_errors(node: Node) -> None:
         with pytest.raises(ProtocolError) as garbage:
             await session.request("voice.join", sdp="this is not sdp")
         assert garbage.value.code == "invalid_sdp"
+        # found by tests/test_fuzz_ws.py: an m= line in capitals leaves the BUNDLE group naming
+        # a section that is not there; aiortc failed on it twice (internal_error)
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        pc.addTransceiver("audio", direction="sendrecv")
+        pc.addTransceiver("audio", direction="recvonly")
+        await pc.setLocalDescription(await pc.createOffer())
+        mangled = pc.localDescription.sdp.replace("m=audio", "M=AUDIO", 1)
+        await pc.close()
+        with pytest.raises(ProtocolError) as unbundled:
+            await session.request("voice.join", sdp=mangled)
+        assert unbundled.value.code == "invalid_sdp"
         with pytest.raises(ProtocolError) as no_seat:
             await session.request("voice.mic", on=True)
         assert no_seat.value.code == "invalid_input"
