@@ -206,6 +206,18 @@ async def test_staff_pair_a_screen_it_plays_and_the_phone_steers_it(
         await wait_playing(screen)
         await wait_text(screen, "#tv-status", "Nyt suorana.")
         assert await text_of(screen, "#tv-title") == "Kevätkonsertti"
+        # the node steps the room's picture down on a weak link (its decision stood in for here:
+        # tests/test_renditions.py, tests/test_weak_links.py make it): the TV says so, calmly
+        (watched,) = [v for v in site.stage._viewers if v.show_id == show["id"]]
+        assert watched.on_picture is not None
+        watched.on_picture("180p", "weak_link")
+        await wait_text(screen, "#tv-status", "Heikko yhteys – kuva pienempänä.")
+        watched.on_picture("original", "link_recovered")
+
+        async def plain_again() -> bool:
+            return "Heikko" not in await text_of(screen, "#tv-status")
+
+        await eventually(plain_again, 5)
         await wait_text(phone, ".remote-sound", "paina näytöltä painiketta")
         await assert_accessible(screen.page, "/screen playing, sound blocked (fi)")
         await sound.click()

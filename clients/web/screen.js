@@ -63,6 +63,7 @@ const tv = {
   /** @type {{show: string, lobby: string}} the lobby it sits in (kept across reconnects) */
   seat: readSeat(),
   /** The target went live while joining. */ liveSeen: false,
+  /** The node sends a smaller picture for a weak link (`watch.picture`). */ smaller: false,
   /** @type {RTCPeerConnection | null} */ pc: null,
   /** @type {{video?: string, audio?: string} | null} */ codecs: null,
   /** @type {Promise<void> | null} */ starting: null,
@@ -141,7 +142,9 @@ function helloAgain(connection) {
 function render() {
   const { phase } = tv;
   document.title = t('screen_doc_title');
-  el.status.textContent = t(`screen_${phase}`);
+  // a smaller picture on a weak link is said, calmly, never left a mystery
+  el.status.textContent = t(`screen_${phase}`)
+    + (phase === 'live' && tv.smaller ? ` ${t('picture_smaller')}` : '');
   el.status.dataset.state = phase;
   document.body.dataset.phase = phase;
   el.title.textContent = tv.show && phase !== 'pairing' ? tv.show.title : 'Lämpiö Live';
@@ -339,6 +342,10 @@ function onEvent(connection, event) {
         report(connection);
       }
       break;
+    case 'watch.picture':
+      tv.smaller = String(event.picture ?? 'original') !== 'original';
+      render();
+      break;
     case 'caption':
       if (!event.show || event.show === tv.target) showCaption(event.text);
       break;
@@ -519,6 +526,7 @@ async function negotiate(connection) {
 }
 
 function closeMedia() {
+  tv.smaller = false;
   const pc = tv.pc;
   tv.pc = null;
   tv.codecs = null;
