@@ -160,6 +160,9 @@ async def test_retransmission_keeps_whole_frames_on_a_link_losing_5_percent(
         (session,) = node.stage._viewers
         output = session.viewer.video.output
         assert output is not None
+        # The original alone: this is about resending what was lost, not about stepping down (a
+        # lossy link's receiver reports may step the viewer to a rendition: tested below).
+        await viewer.request("watch.quality", picture="best")
 
         async def settled() -> tuple[int, int]:
             """Frames sent and completed, with the picture stopped and the last ones landed."""
