@@ -21,7 +21,8 @@ from playwright.async_api import Browser, Page
 from tests.a11y import accessible_in_every_language, needs_axe
 from tests.browser import PAGE_INTERVAL, chromium, needs_chromium, open_tab, serve, wait_text
 from tests.helpers import eventually
-from tests.nodes import ORGANISER_KEY, Node
+from tests.nodes import Node
+from tests.pairing import staff_key
 
 pytestmark = [pytest.mark.browser, needs_chromium, pytest.mark.asyncio(loop_scope="module")]
 
@@ -36,20 +37,6 @@ async def browser() -> AsyncIterator[Browser]:
 async def node() -> AsyncIterator[Node]:
     async with serve() as running:
         yield running
-
-
-async def staff_key(node: Node) -> str:
-    async with (
-        aiohttp.ClientSession() as http,
-        http.post(
-            f"{node.url}/api/staff-keys",
-            json={"label": "Palvelutalo Koivikko"},
-            headers={"Authorization": f"Bearer {ORGANISER_KEY}"},
-        ) as response,
-    ):
-        assert response.status == 201
-        key: str = (await response.json())["key"]
-        return key
 
 
 async def focused_id(page: Page) -> str:
@@ -67,7 +54,7 @@ async def _qr_shown(page: Page) -> bool:
 
 @needs_axe
 async def test_the_qr_code_pairs_the_screen_by_keyboard(node: Node, browser: Browser) -> None:
-    key = await staff_key(node)
+    key = await staff_key(node.url, "Palvelutalo Koivikko")
     tv = await open_tab(browser, node.url + "/screen")
     await tv.page.locator("#pair-code").wait_for(state="visible", timeout=10_000)
     await eventually(lambda: _qr_shown(tv.page), 10, interval=PAGE_INTERVAL)

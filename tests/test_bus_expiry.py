@@ -10,7 +10,6 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
-import aiohttp
 import pytest
 import redis.asyncio as redis
 
@@ -25,7 +24,8 @@ from rooms.foyer import Foyer
 from rooms.lobbies import Lobbies, LobbyNotFound, Member
 from tests import buskeys
 from tests.helpers import eventually
-from tests.nodes import ORGANISER_KEY, Node, serve
+from tests.nodes import Node, serve
+from tests.pairing import staff_key
 from tests.redis_server import RedisServer
 
 pytestmark = pytest.mark.redis
@@ -81,20 +81,6 @@ async def node(flaky: FlakyBus) -> AsyncIterator[Node]:
         yield running
 
 
-async def staff_key(node: Node) -> str:
-    async with (
-        aiohttp.ClientSession() as http,
-        http.post(
-            f"{node.url}/api/staff-keys",
-            json={"label": "Koivukoti"},
-            headers={"Authorization": f"Bearer {ORGANISER_KEY}"},
-        ) as response,
-    ):
-        assert response.status == 201
-        key: str = (await response.json())["key"]
-        return key
-
-
 async def idle(node: Node) -> None:
     await eventually(lambda: node.idle, 10, "every connection released")
 
@@ -126,7 +112,7 @@ async def test_a_whole_journey_leaves_only_keys_that_expire(
         await host.request("voice.intermission", open=True)
         await host.request("lobby.list")
         pairing = await tv.request("screen.hello")
-        await phone.request("remote.open", key=await staff_key(node))
+        await phone.request("remote.open", key=await staff_key(node.url, "Koivukoti"))
         screen = (await phone.request("screen.pair", code=pairing["code"]))["screen"]
         await tv.request("screen.status", state="waiting", sound="on")
         await phone.request("remote.control", screen=screen["id"], volume=50, show=show["id"])
