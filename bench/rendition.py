@@ -1,8 +1,10 @@
 """CPU of one rendition per show: 720p30 frames of a moving picture, encoded once beforehand as
 a performer sends them, fed in real time to media/rendition.py's thread (decode, scale,
-encode, packetise); the thread's own CPU time per second of show, as a share of one core.
+encode, packetise); the thread's own CPU time per second of show, as a share of one core. Then
+the lighter sound: 20 ms Opus packets of music-like sound (a chord with a beat), decoded and
+encoded again at 24 kbit/s mono in 40 ms packets, beside decoding them alone.
 
-    python bench/rendition.py [--seconds 10] [--codec video/VP8]
+    python bench/rendition.py [--seconds 10] [--codec video/VP8|video/H264|audio/opus]
 """
 
 from __future__ import annotations
@@ -10,7 +12,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import fractions
+import math
 import os
+import struct
 import sys
 import time
 
@@ -19,7 +23,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import av
 
 from media.frame import EncodedFrame, is_keyframe
-from media.rendition import DEFAULT_LADDER, Rendition
+from media.rendition import DEFAULT_LADDER, LOW_SOUND, Rendition
 
 ENCODERS = {"video/VP8": "libvpx", "video/H264": "libx264"}
 WIDTH, HEIGHT, FPS = 1280, 720, 30
@@ -97,13 +101,81 @@ async def run(codec: str, seconds: float) -> None:
         )
 
 
+SAMPLES = 960  # 20 ms at 48 kHz, a browser's packets
+
+
+def sound(count: int) -> list[EncodedFrame]:
+    """``count`` 20 ms stereo Opus packets at 64 kbit/s of a chord that swells with a beat."""
+    encoder = av.CodecContext.create("libopus", "w")
+    encoder.sample_rate, encoder.layout, encoder.format = 48_000, "stereo", "s16"
+    encoder.bit_rate = 64_000
+    encoder.time_base = fractions.Fraction(1, 48_000)
+    resampler = av.AudioResampler(format="s16", layout="stereo", rate=48_000, frame_size=SAMPLES)
+    frames = []
+    pts = 0
+    for index in range(count):
+        values = []
+        for i in range(SAMPLES):
+            t = (index * SAMPLES + i) / 48_000
+            beat = 0.5 + 0.5 * math.sin(2 * math.pi * 2 * t)
+            tone = sum(math.sin(2 * math.pi * f * t) for f in (220, 277, 330, 440))
+            values.append(int(5000 * beat * tone))
+        pcm = av.AudioFrame(format="s16", layout="mono", samples=SAMPLES)
+        pcm.planes[0].update(struct.pack(f"<{SAMPLES}h", *values))
+        pcm.sample_rate = 48_000
+        pcm.pts = index * SAMPLES
+        pcm.time_base = fractions.Fraction(1, 48_000)
+        for piece in resampler.resample(pcm):
+            for packet in encoder.encode(piece):
+                frames.append(EncodedFrame("audio", "audio/opus", bytes(packet), pts, 48_000, True))
+                pts += SAMPLES
+    return frames
+
+
+async def run_sound(seconds: float) -> None:
+    frames = sound(int(seconds * 50))
+    size = sum(len(f.data) for f in frames) * 8 / seconds / 1000
+    print(f"audio/opus stereo 20 ms, {size:.0f} kbit/s in, {seconds:.0f} s")
+    decoder = av.CodecContext.create("libopus", "r")
+    started = time.process_time()
+    for frame in frames:
+        decoder.decode(av.Packet(frame.data))
+    decode = (time.process_time() - started) / seconds
+    print(f"  decode only: {decode:.2%} of a core")
+    out: list[int] = []
+    rendition = Rendition(
+        LOW_SOUND,
+        "audio/opus",
+        on_frame=lambda f, p, g: out.append(len(f.data)),
+        request_source_keyframe=lambda: None,
+    )
+    rendition.start()
+    begin = time.monotonic()
+    for index, frame in enumerate(frames):
+        await asyncio.sleep(max(0.0, begin + index * 0.02 - time.monotonic()))
+        rendition.offer(frame, 1)
+    await asyncio.sleep(0.3)
+    await rendition.close()
+    kbit = sum(out) * 8 / seconds / 1000
+    print(
+        f"  {LOW_SOUND.name} ({LOW_SOUND.bitrate // 1000} kbit/s mono, {LOW_SOUND.frame_ms} ms): "
+        f"{rendition.cpu_seconds / seconds:.2%} of a core, {len(out)} packets, "
+        f"{kbit:.0f} kbit/s out, {rendition.dropped} dropped"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=10)
-    parser.add_argument("--codec", default="both", choices=["video/VP8", "video/H264", "both"])
+    parser.add_argument(
+        "--codec", default="all", choices=["video/VP8", "video/H264", "audio/opus", "all"]
+    )
     args = parser.parse_args()
-    for codec in ["video/VP8", "video/H264"] if args.codec == "both" else [args.codec]:
-        asyncio.run(run(codec, args.seconds))
+    for codec in ["video/VP8", "video/H264", "audio/opus"] if args.codec == "all" else [args.codec]:
+        if codec == "audio/opus":
+            asyncio.run(run_sound(args.seconds))
+        else:
+            asyncio.run(run(codec, args.seconds))
 
 
 if __name__ == "__main__":

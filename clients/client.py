@@ -25,12 +25,12 @@ from typing import Any
 import aiohttp
 from aiortc import RTCIceServer, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
-from av import VideoFrame
+from av import AudioFrame, VideoFrame
 from av.frame import Frame
 from av.packet import Packet
 
 from media.codecs import prefer_codec
-from media.frame import EncodedFrame
+from media.frame import EncodedFrame, opus_samples
 from media.ice import rtc_configuration
 from media.receiver import EncodedReceiver
 from media.seams import release_peer
@@ -457,6 +457,7 @@ class TrackStats:
     """What a viewer received on one track: frames, when, and the longest pause between two."""
 
     frames: int = 0
+    seconds: float = 0.0  # of sound heard (audio tracks)
     sizes: set[tuple[int, int]] = field(default_factory=set)
     first_frame_at: float | None = None
     last_frame_at: float | None = None
@@ -733,6 +734,8 @@ class Watcher:
                 frame = await track.recv()
                 now = time.monotonic()
                 stats.arrived(now)
+                if isinstance(frame, AudioFrame) and frame.sample_rate:
+                    stats.seconds += frame.samples / frame.sample_rate
                 if isinstance(frame, VideoFrame):
                     peer.saw_video(now)
                     if self.decode:
@@ -767,6 +770,8 @@ def _count(peer: _Peer, stats: TrackStats, video: bool, frame: EncodedFrame) -> 
     stats.arrived(now)
     if video:
         peer.saw_video(now)
+    else:
+        stats.seconds += opus_samples(frame.data) / 48_000
 
 
 class TrackCopies:

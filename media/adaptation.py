@@ -21,12 +21,15 @@ class PictureChooser:
     """The rung (index into ``bitrates``, best first) a viewer should get now; pure logic on a
     clock the caller passes, fed with each report."""
 
-    def __init__(self, bitrates: Sequence[float], *, start: int = 0) -> None:
+    def __init__(
+        self, bitrates: Sequence[float], *, start: int = 0, up_after: float = UP_AFTER
+    ) -> None:
         if not bitrates:
             raise ValueError("a ladder needs at least one rung")
         self.bitrates = list(bitrates)
         self.current = start
-        self.wait = UP_AFTER
+        self.up_after = up_after  # seconds clean before the first try up
+        self.wait = up_after
         self._congested_since: float | None = None
         self._clean_since: float | None = None
         self._stepped_up_at: float | None = None
@@ -79,9 +82,9 @@ class PictureChooser:
                 target = index
                 break
         if self._stepped_up_at is not None and now - self._stepped_up_at < PROBE_WINDOW:
-            self.wait = min(MAX_WAIT, max(UP_AFTER, self.wait) * 2)  # the try failed
-        elif self._stepped_up_at is None and self.wait < UP_AFTER:
-            self.wait = UP_AFTER
+            self.wait = min(MAX_WAIT, max(self.up_after, self.wait) * 2)  # the try failed
+        elif self._stepped_up_at is None and self.wait < self.up_after:
+            self.wait = self.up_after
         self._stepped_up_at = None
         self._congested_since = None
         self.current = target

@@ -20,7 +20,7 @@ from .exceptions import FrameQueueClosed
 from .frame import EncodedFrame, MediaKind, vp8_size
 from .keyframes import DEFAULT_MIN_INTERVAL, KeyframeRequests
 from .receiver import EncodedReceiver
-from .rendition import DEFAULT_LADDER, ORIGINAL, Rendition, RenditionSpec
+from .rendition import DEFAULT_LADDER, LOW_SOUND, ORIGINAL, Rendition, RenditionSpec, SoundSpec
 from .seams import on_keyframe_request
 
 log = structlog.get_logger(__name__)
@@ -104,6 +104,8 @@ class ViewerTrack(MediaStreamTrack):
 
     def request_keyframe(self, layer: str | None = None) -> None:
         """Ask the source of ``layer`` (by default the one awaited) for a keyframe."""
+        if self.media_kind == "audio":
+            return  # every Opus packet is one to start at
         layer = self.target if layer is None else layer
         if layer == ORIGINAL or self._ask_layer is None:
             self._on_keyframe_needed()
@@ -269,8 +271,10 @@ class Viewer:
         self.broadcast = broadcast
         self.video = video
         self.audio = audio
-        # Told the picture's layer whenever a switch happens (at the new layer's keyframe).
+        # Told the picture's layer whenever a switch happens (at the new layer's keyframe), and
+        # the sound's (at its next packet).
         self.on_picture: Callable[[str], object] | None = None
+        self.on_sound: Callable[[str], object] | None = None
 
     @property
     def picture(self) -> str:
@@ -281,6 +285,16 @@ class Viewer:
         """Switch to ``layer`` (``original`` or a rendition of the broadcast's ladder) at its
         next keyframe; ValueError for a layer the show does not have."""
         self.broadcast.switch(self.video, layer)
+
+    @property
+    def sound(self) -> str:
+        """The sound sent now: ``original`` or the lighter sound's name."""
+        return self.audio.layer
+
+    def choose_sound(self, layer: str) -> None:
+        """Switch to ``layer`` (``original`` or the broadcast's lighter sound) at its next
+        packet; ValueError for a sound the show does not have."""
+        self.broadcast.switch(self.audio, layer)
 
     def request_keyframe(self) -> None:
         """The viewer lost its picture (PLI/FIR): a keyframe from what it is sent, or is about
@@ -389,10 +403,17 @@ class Broadcast:
         start_window: float = DEFAULT_START_WINDOW,
         clock: Callable[[], float] = time.monotonic,
         ladder: tuple[RenditionSpec, ...] = DEFAULT_LADDER,
+        sounds: tuple[SoundSpec, ...] = (LOW_SOUND,),
     ) -> None:
         self.generation = 0
-        # Lower renditions of the picture, each encoded once while some viewer needs it.
+        # Lower renditions of the picture and a lighter sound, each encoded once while some
+        # viewer needs it.
         self.ladder = {spec.name: spec for spec in ladder}
+        self.sounds = {spec.name: spec for spec in sounds}
+        if set(self.ladder) & set(self.sounds):
+            raise ValueError("a picture and a sound cannot share a name")
+        # What the performer sends, in bits per second, measured over the last few seconds.
+        self._rates: dict[MediaKind, _Rate] = {"video": _Rate(), "audio": _Rate()}
         self._renditions: dict[str, Rendition] = {}
         self._rendition_tracks: dict[str, set[ViewerTrack]] = {}
         self.video_size: tuple[int, int] | None = None  # the original's, where the codec says
@@ -468,6 +489,7 @@ class Broadcast:
         )
         self._viewers.add(viewer)
         viewer.video.use_layers(self._layer_keyframe, self._switched)
+        viewer.audio.use_layers(self._layer_keyframe, self._switched)
         for track in viewer.tracks:
             self._tracks[track.media_kind].add(track)
             self._viewer_of[track] = viewer
@@ -499,12 +521,18 @@ class Broadcast:
         """The rendition of that name while it runs."""
         return self._renditions.get(layer)
 
+    def bitrate(self, kind: MediaKind) -> float | None:
+        """What the performer sends of ``kind`` now (encoded bits per second, over the last few
+        seconds); None before it is known."""
+        return self._rates[kind].bps
+
     def switch(self, track: ViewerTrack, layer: str) -> None:
-        """Move a viewer's video to ``layer`` at its next keyframe (a rendition starts for it
-        if none runs)."""
+        """Move a viewer's video (or sound) to ``layer`` at its next keyframe (a rendition
+        starts for it if none runs)."""
         if layer != ORIGINAL:
-            if layer not in self.ladder:
-                raise ValueError(f"no picture called {layer!r}")
+            specs = self.ladder if track.media_kind == "video" else self.sounds
+            if layer not in specs:
+                raise ValueError(f"no {track.media_kind} called {layer!r}")
             self._need_rendition(layer).add(track)
         previous = track.target
         track.switch_to(layer)
@@ -514,9 +542,13 @@ class Broadcast:
     def _need_rendition(self, layer: str) -> set[ViewerTrack]:
         tracks = self._rendition_tracks.setdefault(layer, set())
         if layer not in self._renditions:
-            codec = self._codecs.get("video") or "video/VP8"
+            spec: RenditionSpec | SoundSpec
+            if layer in self.ladder:
+                spec, codec = self.ladder[layer], self._codecs.get("video") or "video/VP8"
+            else:
+                spec, codec = self.sounds[layer], self._codecs.get("audio") or "audio/opus"
             rendition = Rendition(
-                self.ladder[layer],
+                spec,
                 codec,
                 on_frame=lambda frame, payloads, generation: self._rendition_frame(
                     layer, frame, payloads, generation
@@ -544,8 +576,11 @@ class Broadcast:
     def _switched(self, track: ViewerTrack, old: str) -> None:
         self._release(track, old)
         viewer = self._viewer_of.get(track)
-        if viewer is not None and viewer.on_picture is not None:
-            viewer.on_picture(track.layer)
+        if viewer is None:
+            return
+        tell = viewer.on_picture if track.media_kind == "video" else viewer.on_sound
+        if tell is not None:
+            tell(track.layer)
 
     def _layer_keyframe(self, layer: str) -> None:
         rendition = self._renditions.get(layer)
@@ -604,6 +639,7 @@ class Broadcast:
                 log.warning("performer codec differs", got=frame.mime_type, want=codec)
             return
         now = self._clock()
+        self._rates[frame.kind].add(len(frame.data), now)
         if frame.kind == "video":
             if frame.keyframe:
                 if codec.lower() == "video/vp8" and (size := vp8_size(frame.data)) is not None:
@@ -623,9 +659,8 @@ class Broadcast:
                     self.keyframes.request()
         for track in self._tracks[frame.kind]:
             track.offer(frame, generation, now)
-        if frame.kind == "video":
-            for rendition in self._renditions.values():
-                rendition.offer(frame, generation)
+        for rendition in self._renditions.values():
+            rendition.offer(frame, generation)  # each takes its own kind
         if self.recorder is not None:
             self.recorder.offer(frame, generation, now)
 
@@ -645,3 +680,24 @@ class Broadcast:
         viewer = self._viewer_of.pop(track, None)
         if viewer is not None and all(t.readyState == "ended" for t in viewer.tracks):
             self._viewers.discard(viewer)
+
+
+class _Rate:
+    """Bytes counted over windows of a few seconds: the rate of the last whole window."""
+
+    WINDOW = 2.0
+
+    __slots__ = ("bps", "bytes", "start")
+
+    def __init__(self) -> None:
+        self.bytes = 0
+        self.start: float | None = None
+        self.bps: float | None = None
+
+    def add(self, size: int, now: float) -> None:
+        if self.start is None:
+            self.start = now
+        elif now - self.start >= self.WINDOW:
+            self.bps = self.bytes * 8 / (now - self.start)
+            self.start, self.bytes = now, 0
+        self.bytes += size

@@ -79,3 +79,28 @@ def is_h264_keyframe(data: bytes) -> bool:
             # Parameter sets and SEI come before the first slice: no need to scan the picture.
             return False
         position = start + 3
+
+
+def opus_samples(data: bytes) -> int:
+    """How many 48 kHz samples an Opus packet carries, from its TOC byte (RFC 6716 §3.1); 0 for
+    an empty or malformed packet."""
+    if not data:
+        return 0
+    toc = data[0]
+    config = toc >> 3
+    if config < 12:  # SILK: 10, 20, 40, 60 ms
+        tenths = (100, 200, 400, 600)[config % 4]
+    elif config < 16:  # hybrid: 10, 20 ms
+        tenths = (100, 200)[config % 2]
+    else:  # CELT: 2.5, 5, 10, 20 ms
+        tenths = (25, 50, 100, 200)[config % 4]
+    code = toc & 0x03
+    if code == 0:
+        count = 1
+    elif code in (1, 2):
+        count = 2
+    elif len(data) < 2:
+        return 0
+    else:
+        count = data[1] & 0x3F
+    return tenths * count * 48 // 10

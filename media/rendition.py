@@ -1,5 +1,6 @@
-"""A lower rendition of a show's video, made once per show: the performer's frames decoded once,
-scaled and encoded once, in a thread of its own, for every viewer whose link needs it.
+"""A lower rendition of a show's video or sound, made once per show: the performer's frames
+decoded once, scaled (or mixed down) and encoded once, in a thread of its own, for every viewer
+whose link needs it.
 
 Decoding, scaling, encoding and packetising all run in the rendition's thread (PyAV releases
 the GIL inside the codec calls); the loop only queues the show's frames for it (never waiting)
@@ -15,6 +16,7 @@ import fractions
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +33,7 @@ log = structlog.get_logger(__name__)
 KEYFRAME_INTERVAL = 2.0  # seconds between the rendition's keyframes, besides those asked for
 QUEUE_FRAMES = 8  # the show's frames waiting for the thread; more: skip to the next keyframe
 VIDEO_CLOCK = 90_000
+AUDIO_CLOCK = 48_000  # Opus's RTP clock, whatever the sound's own rate
 
 # The encoder and decoder PyAV names per codec (the performer's codec is the viewers' codec).
 _DECODERS = {"video/vp8": "vp8", "video/h264": "h264"}
@@ -58,15 +61,36 @@ class RenditionSpec:
             raise ValueError("bitrate and frame rate must be positive")
 
 
-ORIGINAL = "original"  # the performer's own picture, forwarded as it came
+@dataclass(frozen=True, slots=True)
+class SoundSpec:
+    """A lighter sound: mono Opus at a constant bitrate, in packets of ``frame_ms`` (longer
+    packets carry fewer headers: at 40 ms, 24 kbit/s is ~40 kbit/s on the wire, where the
+    browser's own 20 ms packets at 32 kbit/s take ~60)."""
+
+    name: str
+    bitrate: int
+    frame_ms: int = 40
+
+    def __post_init__(self) -> None:
+        if not self.name or self.name == ORIGINAL:
+            raise ValueError(f"a rendition needs a name other than {ORIGINAL!r}")
+        if not 6_000 <= self.bitrate <= 510_000:
+            raise ValueError("an Opus bitrate is 6–510 kbit/s")
+        if self.frame_ms not in (10, 20, 40, 60):
+            raise ValueError(f"Opus packets are 10, 20, 40 or 60 ms, not {self.frame_ms}")
+
+
+ORIGINAL = "original"  # the performer's own picture or sound, forwarded as it came
 DEFAULT_LADDER = (
     RenditionSpec("360p", 640, 360, 500_000),
     RenditionSpec("180p", 320, 180, 150_000),
 )
+LOW_SOUND = SoundSpec("low", 24_000)
 
 
 class Rendition:
-    """One show's video at one rung of the ladder, encoded in a thread while it is running.
+    """One show's video at one rung of the ladder (or its sound, lighter: a :class:`SoundSpec`),
+    encoded in a thread while it is running.
 
     ``on_frame(frame, payloads, generation)`` is called on the loop for every encoded frame;
     ``request_source_keyframe()`` (on the loop) when the decoder needs the performer's next
@@ -75,7 +99,7 @@ class Rendition:
 
     def __init__(
         self,
-        spec: RenditionSpec,
+        spec: RenditionSpec | SoundSpec,
         mime_type: str,
         *,
         on_frame: Callable[[EncodedFrame, list[bytes], int], None],
@@ -83,7 +107,8 @@ class Rendition:
         keyframe_interval: float = KEYFRAME_INTERVAL,
     ) -> None:
         codec = mime_type.lower()
-        if codec not in _DECODERS:
+        self.kind = "audio" if isinstance(spec, SoundSpec) else "video"
+        if codec not in (("audio/opus",) if self.kind == "audio" else _DECODERS):
             raise ValueError(f"no rendition of {mime_type}")
         self.spec = spec
         self.mime_type = mime_type
@@ -105,6 +130,11 @@ class Rendition:
         self.cpu_seconds = 0.0  # the thread's own CPU time, all told
 
     @property
+    def queued(self) -> int:
+        """The show's frames waiting for the thread."""
+        return self._queued
+
+    @property
     def running(self) -> bool:
         """Whether the rendition's thread takes frames."""
         return self._thread is not None
@@ -122,7 +152,8 @@ class Rendition:
             target=self._run, args=(self._queue,), name=f"rendition-{self.spec.name}", daemon=True
         )
         self._thread.start()
-        self._request_source_keyframe()
+        if self.kind == "video":
+            self._request_source_keyframe()
         log.info("rendition.started", rendition=self.spec.name, codec=self.mime_type)
 
     def stop(self) -> threading.Thread | None:
@@ -141,7 +172,7 @@ class Rendition:
 
     def offer(self, frame: EncodedFrame, generation: int) -> None:
         """One of the show's video frames, on the loop; never waits."""
-        if self._thread is None or frame.kind != "video":
+        if self._thread is None or frame.kind != self.kind:
             return
         if self._waiting_source_keyframe:
             if not frame.keyframe:
@@ -166,7 +197,8 @@ class Rendition:
 
     def _run(self, frames: queue.SimpleQueue[tuple[EncodedFrame, int] | None]) -> None:
         started = time.thread_time()
-        worker = _Worker(self)
+        worker: _Worker | _SoundWorker
+        worker = _SoundWorker(self) if self.kind == "audio" else _Worker(self)
         try:
             while (item := frames.get()) is not None:
                 frame, generation = item
@@ -218,6 +250,7 @@ class _Worker:
     def __init__(self, rendition: Rendition) -> None:
         self.rendition = rendition
         spec = rendition.spec
+        assert isinstance(spec, RenditionSpec)
         self.spec = spec
         self.decoder: Any = None
         self.encoder: Any = None
@@ -319,3 +352,87 @@ class _Worker:
             payloads, _ = self.packer.pack(out)
             frame = EncodedFrame("video", self.rendition.mime_type, data, pts, clock_rate, keyframe)
             self.rendition._call_soon(self.rendition._deliver, frame, payloads, generation)
+
+
+class _SoundWorker:
+    """The sound rendition's thread: Opus decoded, mixed down to mono, cut into packets of the
+    spec's length and encoded again; each packet keeps the timestamp of the sound it carries."""
+
+    def __init__(self, rendition: Rendition) -> None:
+        self.rendition = rendition
+        spec = rendition.spec
+        assert isinstance(spec, SoundSpec)
+        self.spec = spec
+        self.samples = spec.frame_ms * AUDIO_CLOCK // 1000
+        self.generation: int | None = None
+        self.decoder: Any = None
+        self.encoder: Any = None
+        self.resampler: Any = None
+        self.expected: int | None = None  # the timestamp the next decoded sound should have
+        self.next_pts = 0  # the timestamp of the next packet cut for the encoder
+        self.pending: deque[int] = deque()  # timestamps of what the encoder holds
+
+    def reset(self) -> None:
+        """Start again with fresh codecs (a new performer, or a failure)."""
+        self.decoder = self.encoder = self.resampler = None
+        self.expected = None
+        self.pending.clear()
+
+    def _open(self) -> None:
+        self.decoder = av.CodecContext.create("libopus", "r")
+        self.decoder.sample_rate = AUDIO_CLOCK
+        self.decoder.layout = "stereo"
+        self.decoder.format = "s16"
+        self._open_encoder()
+
+    def _open_encoder(self) -> None:
+        encoder: Any = av.CodecContext.create("libopus", "w")
+        encoder.sample_rate = AUDIO_CLOCK
+        encoder.layout = "mono"
+        encoder.format = "s16"
+        encoder.bit_rate = self.spec.bitrate
+        encoder.time_base = fractions.Fraction(1, AUDIO_CLOCK)
+        # Constant bitrate: what a weak link must carry is known in advance.
+        encoder.options = {
+            "application": "audio",
+            "frame_duration": str(self.spec.frame_ms),
+            "vbr": "off",
+            "compression_level": "5",  # of 10: a third less CPU (bench/rendition.py)
+        }
+        self.encoder = encoder
+        self.resampler = av.AudioResampler(
+            format="s16", layout="mono", rate=AUDIO_CLOCK, frame_size=self.samples
+        )
+        self.pending.clear()
+
+    def take(self, frame: EncodedFrame, generation: int) -> None:
+        if generation != self.generation:
+            self.reset()
+            self.generation = generation
+        if self.decoder is None:
+            self._open()
+        packet = av.Packet(frame.data)
+        packet.pts = frame.pts
+        packet.time_base = fractions.Fraction(1, frame.clock_rate)
+        for sound in self.decoder.decode(packet):
+            pts = frame.pts * AUDIO_CLOCK // frame.clock_rate
+            if self.expected is None or abs(pts - self.expected) > self.samples:
+                # The first sound, or a gap in the performer's: the packets start again here
+                # (what the encoder still held of before goes).
+                self._open_encoder()
+                self.next_pts = pts
+            self.expected = pts + sound.samples
+            sound.pts = None
+            for piece in self.resampler.resample(sound):
+                self.pending.append(self.next_pts)
+                self.next_pts += piece.samples
+                piece.pts = None
+                for out in self.encoder.encode(piece):
+                    self._deliver(bytes(out))
+
+    def _deliver(self, data: bytes) -> None:
+        if not data or not self.pending:
+            return
+        pts = self.pending.popleft()
+        frame = EncodedFrame("audio", self.rendition.mime_type, data, pts, AUDIO_CLOCK, True)
+        self.rendition._call_soon(self.rendition._deliver, frame, [data], self.generation or 0)

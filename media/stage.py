@@ -39,6 +39,8 @@ log = structlog.get_logger(__name__)
 CONNECT_TIMEOUT = 30.0
 FORWARDABLE = {"video/vp8": "video/VP8", "video/h264": "video/H264", "audio/opus": "audio/opus"}
 MAX_SDP_BYTES = 32 * 1024
+# The sound alone tries the original again only after this long clean: a failed try is heard.
+SOUND_UP_AFTER = 30.0
 
 
 class StageError(Exception):
@@ -216,11 +218,30 @@ class ViewerSession:
     chooser: PictureChooser | None = None
     _reason: str = "chosen"
     _sent: tuple[float, int] | None = None  # (when, bytes) at the last report
+    # The sound, while the viewer listens to it alone in ``auto``: the original, or a lighter
+    # one made once per show when the link cannot carry even the original sound.
+    on_sound: Callable[[str, str], object] | None = None
+    sound_chooser: PictureChooser | None = None
+    _sound_reason: str = "chosen"
+    _sent_sound: tuple[float, int] | None = None
 
     PICTURE_MODES = ("auto", "best", "low")
+    # The original's rates until the performer's are measured (docs/benchmarks.md's stream).
+    VIDEO_RATE_GUESS = 1_500_000.0
+    AUDIO_RATE_GUESS = 64_000.0
 
     def __post_init__(self) -> None:
         self.viewer.on_picture = _weakly(self._picture_changed)
+        self.viewer.on_sound = _weakly(self._sound_changed)
+
+    @property
+    def sound(self) -> str:
+        """The sound sent now: ``original`` or the lighter sound's name."""
+        return self.viewer.sound
+
+    def _sound_changed(self, layer: str) -> None:
+        if self.on_sound is not None:
+            self.on_sound(layer, self._sound_reason)
 
     @property
     def picture(self) -> str:
@@ -248,9 +269,14 @@ class ViewerSession:
         """A receiver report of one of this viewer's outputs: in ``auto``, the picture follows
         what the link carries (media/adaptation.py)."""
         video = self.viewer.video
-        if output is not video.output or self.edge:
+        if self.edge:
             return  # another node's feed carries the original for all of its viewers
         now = asyncio.get_running_loop().time()
+        if output is self.viewer.audio.output:
+            self._adapt_sound(output, now)
+            return
+        if output is not video.output:
+            return
         last, self._sent = self._sent, (now, output.sent_bytes)
         if self.picture_mode != "auto" or not video.sending or last is None or now <= last[0]:
             return
@@ -260,7 +286,8 @@ class ViewerSession:
         if len(layers) < 2:
             return
         if self.chooser is None or len(self.chooser.bitrates) != len(layers):
-            rates = [1_500_000.0] + [float(broadcast.ladder[name].bitrate) for name in layers[1:]]
+            original = broadcast.bitrate("video") or self.VIDEO_RATE_GUESS
+            rates = [original] + [float(broadcast.ladder[name].bitrate) for name in layers[1:]]
             start = layers.index(video.target) if video.target in layers else 0
             self.chooser = PictureChooser(rates, start=start)
         before = self.chooser.current
@@ -273,6 +300,34 @@ class ViewerSession:
             log.info("stage.picture", show=self.show_id, picture=layers[rung], reason=self._reason)
             self.viewer.choose_picture(layers[rung])
 
+    def _adapt_sound(self, output: DirectOutput, now: float) -> None:
+        """The sound alone on a link too weak for it steps down to the lighter sound, and back
+        up by trying, as the picture does (the picture on again brings the original back)."""
+        last, self._sent_sound = self._sent_sound, (now, output.sent_bytes)
+        broadcast = self.viewer.broadcast
+        if self.picture_mode != "auto" or self.viewer.video_on or not broadcast.sounds:
+            return
+        if last is None or now <= last[0]:
+            return
+        sent_bps = (output.sent_bytes - last[1]) * 8 / (now - last[0])
+        layers = [ORIGINAL, *broadcast.sounds]
+        if self.sound_chooser is None:
+            original = broadcast.bitrate("audio") or self.AUDIO_RATE_GUESS
+            rates = [original] + [float(broadcast.sounds[name].bitrate) for name in layers[1:]]
+            target = self.viewer.audio.target
+            start = layers.index(target) if target in layers else 0
+            self.sound_chooser = PictureChooser(rates, start=start, up_after=SOUND_UP_AFTER)
+        before = self.sound_chooser.current
+        rung = self.sound_chooser.report(
+            now, fraction_lost=output.fraction_lost / 256, remb_bps=output.remb_bps,
+            sent_bps=sent_bps,
+        )  # fmt: skip
+        if rung is not None:
+            self._sound_reason = "weak_link" if rung > before else "link_recovered"
+            reason = self._sound_reason
+            log.info("stage.sound", show=self.show_id, sound=layers[rung], reason=reason)
+            self.viewer.choose_sound(layers[rung])
+
     @property
     def video(self) -> bool:
         """Whether the viewer gets the picture (False: the show's sound only)."""
@@ -280,8 +335,15 @@ class ViewerSession:
 
     def send_video(self, on: bool) -> None:
         """The picture and the sound, or the sound alone; the picture resumes at a keyframe on
-        the same RTP stream (its sequence numbers continue), so nothing is negotiated again."""
+        the same RTP stream (its sequence numbers continue), so nothing is negotiated again.
+        With the picture the original sound comes back too."""
         self.viewer.send_video(on)
+        if on:
+            self.sound_chooser = None
+            self._sent_sound = None
+            if self.viewer.audio.target != ORIGINAL:
+                self._sound_reason = "chosen"
+                self.viewer.choose_sound(ORIGINAL)
 
     async def accept(self, answer_sdp: str) -> None:
         """Apply the viewer's answer."""

@@ -108,6 +108,13 @@ def watch_picture(picture: str, reason: str) -> Event:
     return {"type": "watch.picture", "picture": picture, "reason": reason}
 
 
+def watch_sound(sound: str, reason: str) -> Event:
+    """Which sound a viewer listening to the sound alone gets now (``original``, or ``low``: a
+    lighter one for a link too weak for the original) and why: ``chosen`` (the picture back on),
+    ``weak_link`` or ``link_recovered``."""
+    return {"type": "watch.sound", "sound": sound, "reason": reason}
+
+
 def voice_state(show_id: str, intermission: bool, stage: str | None) -> Event:
     """The show's intermission and the lobby on stage changed."""
     return {"type": "voice.state", "show": show_id, "intermission": intermission, "stage": stage}

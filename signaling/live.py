@@ -355,10 +355,13 @@ async def watch_start(conn: Connection, services: Services, msg: Message) -> Res
     stage = services.stage
     if "video" in msg:
         role.video = msg["video"]
+    if "picture" in msg:
+        role.picture = msg["picture"]
     await services.cascade.ensure(role.show_id)  # pulled from its origin if on another node
     session = await stage.watch(role.show_id, hall=msg["hall"], video=role.video)
     role.session = session
     session.on_picture = lambda picture, reason: conn.send(events.watch_picture(picture, reason))
+    session.on_sound = lambda sound, reason: conn.send(events.watch_sound(sound, reason))
     if role.picture != "auto":
         session.choose_picture(role.picture)
 
@@ -433,7 +436,11 @@ def register(commands: Commands) -> None:
     commands.add(
         "watch.start",
         watch_start,
-        {c.Optional("hall", default=False): c.Bool, c.Optional("video"): c.Bool},
+        {
+            c.Optional("hall", default=False): c.Bool,
+            c.Optional("video"): c.Bool,
+            c.Optional("picture"): c.OneOf("auto", "best", "low"),
+        },
         lane=MEDIA,
     )
     commands.add(

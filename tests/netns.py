@@ -162,6 +162,7 @@ class Report:
     t: float = 0.0  # the viewer's monotonic clock
     video: int = 0  # frames completed so far
     audio: int = 0
+    audio_s: float = 0.0  # seconds of sound (its packets may be 20 or 40 ms long)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -214,8 +215,9 @@ class NamespaceViewer:
                 self.replies.append(message)
                 continue
             self.report = Report(
-                message.pop("t"), message.pop("video"), message.pop("audio"), message
-            )
+                message.pop("t"), message.pop("video"), message.pop("audio"),
+                message.pop("audio_s", 0.0), message,
+            )  # fmt: skip
             self.history.append(self.report)
 
     async def request(self, type_: str, **fields: Any) -> dict[str, Any]:

@@ -43,7 +43,10 @@ async def commands(watcher: Watcher) -> None:
 
 async def reports(watcher: Watcher) -> None:
     while True:
-        say({"t": time.monotonic(), "video": watcher.video.frames, "audio": watcher.audio.frames})
+        say({
+            "t": time.monotonic(), "video": watcher.video.frames, "audio": watcher.audio.frames,
+            "audio_s": watcher.audio.seconds,
+        })  # fmt: skip
         await asyncio.sleep(REPORT_EVERY)
 
 

@@ -1,7 +1,9 @@
 """The picture on a weak link, in the Watch page (headless Chromium, the real server): a viewer
 whose picture stops is offered the sound alone in plain words; choosing it tells the server
 (`watch.quality`), the sound goes on, the page says the picture is off and why, and the choice is
-kept on the device; "show the picture" brings it back; axe finds nothing in fi, sv and en.
+kept on the device; "show the picture" brings it back; a sound made lighter is said; a viewer
+told of a smaller picture can ask for the sharpest one always ("best picture", kept on the device
+and asked for by the next connection) and back; axe finds nothing in fi, sv and en.
 
 The weak link itself is stood in for on the server: the viewer's video stops being sent (what a
 link too weak for the picture looks like to the page). The shaped links themselves, with a real
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import pytest
 
+from media.stage import ViewerSession
 from tests.a11y import accessible_in_every_language, needs_axe
 from tests.browser import (
     PAGE_INTERVAL,
@@ -63,6 +66,10 @@ async def test_a_stopping_picture_offers_the_sound_alone_and_back() -> None:
 
             await eventually(sound_goes_on, 10, interval=PAGE_INTERVAL)
             await accessible_in_every_language(viewer, "/watch, the sound alone")
+            # even the sound is too much for the link: the node sends it lighter, the page says so
+            assert session.on_sound is not None
+            session.on_sound("low", "weak_link")
+            await wait_text(viewer, "#picture-line", "ääni tulee kevyempänä")
 
             back = viewer.page.get_by_role("button", name="Näytä kuva", exact=True)
             await back.click()
@@ -83,6 +90,31 @@ async def test_a_stopping_picture_offers_the_sound_alone_and_back() -> None:
             session.on_picture("original", "link_recovered")
             await eventually(viewer.page.locator("#picture-note").is_hidden, 5)
             assert await viewer.eval("() => localStorage.getItem('lampio.picture')") == "best"
+
+            # "best picture": a viewer told of a smaller picture may ask for the sharpest always
+            session.on_picture("180p", "weak_link")
+            sharpest = viewer.page.get_by_role("button", name="Näytä tarkin kuva", exact=True)
+            await sharpest.click()
+            await eventually(lambda: session.picture_mode == "best", 5)
+            await wait_text(viewer, "#picture-line", "Näet tarkimman kuvan.")
+            size = "() => localStorage.getItem('lampio.picture.size')"
+            assert await viewer.eval(size) == "best"
+            await accessible_in_every_language(viewer, "/watch, the sharpest picture")
+            # kept on the device: a new connection's watch.start asks for it at once
+            await viewer.page.reload()
+            await wait_media_flowing(viewer)
+
+            def new_session() -> ViewerSession | None:
+                fresh = [s for s in node.stage._viewers if s.show_id == show["id"] and not s.closed]
+                return fresh[0] if len(fresh) == 1 and fresh[0] is not session else None
+
+            session = await eventually(new_session, 10, "the viewer's new session")
+            assert session.picture_mode == "best"
+            fitted = viewer.page.get_by_role("button", name="Sovita kuva yhteyteen", exact=True)
+            await fitted.click()
+            await eventually(lambda: session.picture_mode == "auto", 5)
+            await eventually(viewer.page.locator("#picture-note").is_hidden, 5)
+            assert await viewer.eval(size) is None
         finally:
             await performer.stop()
             await performer.session.close()

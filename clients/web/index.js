@@ -81,7 +81,7 @@ const view = initShowView({
     // only while seated: an end learnt from a failed return has no connection to answer on
     else if (state === 'ended' && watching.connection) feedback.ask('ended');
   },
-  video: () => picture?.video() ?? true,
+  quality: () => picture?.quality() ?? {},
 });
 picture = initPicture({ view, current: () => watching.connection });
 const foyer = initFoyerChat({ current: () => watching.connection, showCode: () => watching.code });

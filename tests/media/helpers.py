@@ -127,6 +127,7 @@ class Consumer:
     frames: int = 0
     sizes: set[tuple[int, int]] = field(default_factory=set)
     pts: list[int] = field(default_factory=list)
+    samples: list[int] = field(default_factory=list)  # of each audio frame
     task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -139,6 +140,8 @@ class Consumer:
                 self.frames += 1
                 if isinstance(frame, VideoFrame):
                     self.sizes.add((frame.width, frame.height))
+                elif isinstance(frame, AudioFrame):
+                    self.samples.append(frame.samples)
                 if frame.pts is not None:
                     self.pts.append(frame.pts)
         except MediaStreamError:

@@ -59,3 +59,13 @@ def test_a_failed_try_doubles_the_wait() -> None:
 def test_the_lowest_rung_stays_however_bad() -> None:
     chooser = PictureChooser(LADDER, start=2)
     assert feed(chooser, 0, 5, fraction_lost=0.9, sent_bps=150_000) == []
+
+
+def test_the_sound_waits_longer_before_trying_the_original_again() -> None:
+    # The sound alone (media/stage.py, SOUND_UP_AFTER): a failed try is heard, so fewer tries.
+    chooser = PictureChooser([90_000, 24_000], up_after=30)
+    assert feed(chooser, 0, 2, fraction_lost=0.3, sent_bps=90_000) == [(1, 1)]
+    assert feed(chooser, 2, 32, fraction_lost=0.0) == [(32, 0)]  # 30 s clean from 2
+    # The try fails: the next waits twice as long (60 s, the most).
+    assert feed(chooser, 33, 34, fraction_lost=0.3, sent_bps=90_000) == [(34, 1)]
+    assert feed(chooser, 35, 95, fraction_lost=0.0) == [(95, 0)]

@@ -10,6 +10,10 @@ export default {
     picture_smaller: 'Heikko yhteys – kuva pienempänä.',
     picture_choose_sound: 'Pelkkä ääni',
     picture_choose_best: 'Näytä kuva',
+    picture_sound_lighter: 'Yhteys on hyvin heikko, joten ääni tulee kevyempänä.',
+    picture_sharpest: 'Näet tarkimman kuvan. Heikolla yhteydellä se voi pysähdellä.',
+    picture_choose_sharpest: 'Näytä tarkin kuva',
+    picture_choose_fitted: 'Sovita kuva yhteyteen',
   },
   sv: {
     picture_offer: 'Bilden stannar eftersom förbindelsen är svag. Du kan lyssna på bara ljudet.',
@@ -17,6 +21,10 @@ export default {
     picture_smaller: 'Svag förbindelse – bilden är mindre.',
     picture_choose_sound: 'Bara ljud',
     picture_choose_best: 'Visa bilden',
+    picture_sound_lighter: 'Förbindelsen är mycket svag, så ljudet kommer i lättare form.',
+    picture_sharpest: 'Du ser den skarpaste bilden. På en svag förbindelse kan den stanna upp.',
+    picture_choose_sharpest: 'Visa den skarpaste bilden',
+    picture_choose_fitted: 'Anpassa bilden efter förbindelsen',
   },
   en: {
     picture_offer: 'The picture keeps stopping because the connection is weak. You can listen to the sound alone.',
@@ -24,5 +32,9 @@ export default {
     picture_smaller: 'Weak connection – the picture is smaller.',
     picture_choose_sound: 'Sound only',
     picture_choose_best: 'Show the picture',
+    picture_sound_lighter: 'The connection is very weak, so the sound comes lighter.',
+    picture_sharpest: 'You see the sharpest picture. On a weak connection it may stop now and then.',
+    picture_choose_sharpest: 'Show the sharpest picture',
+    picture_choose_fitted: 'Fit the picture to the connection',
   },
 };

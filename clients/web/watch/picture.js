@@ -1,10 +1,11 @@
 // @ts-check
 /**
- * The picture on a weak link (docs/protocol.md, `watch.quality`, `watch.picture`): the page
- * watches its own decoded frames, and a viewer whose picture keeps stopping is offered the sound
- * alone in plain words; "sound only" and "best picture" can also be chosen at any time, and the
- * choice is kept on this device. The state of the picture is never a mystery: a calm line says
- * when the picture is off or smaller because the connection is weak.
+ * The picture on a weak link (docs/protocol.md, `watch.quality`, `watch.picture`, `watch.sound`):
+ * the page watches its own decoded frames, and a viewer whose picture keeps stopping is offered
+ * the sound alone in plain words; a viewer whose picture the node made smaller may ask for the
+ * sharpest picture instead ("best picture"), and back; both choices are kept on this device. The
+ * state of the picture is never a mystery: a calm line says when the picture is off or smaller
+ * because the connection is weak, and when even the sound comes lighter.
  */
 import { t } from '../i18n.js';
 import { byId } from '../dom.js';
@@ -14,6 +15,8 @@ import { keep } from './settings.js';
 /** @typedef {import('./showview.js').ShowView} ShowView */
 
 const CHOICE_KEY = 'lampio.picture';
+/** `best`: the sharpest picture always (`watch.quality {picture: 'best'}`); absent: the node's. */
+const SHARPEST_KEY = 'lampio.picture.size';
 /** Seconds between looks at the decoded frames. */
 const LOOK = 1;
 /** A picture that shows no new frame for this many seconds has stopped. */
@@ -26,8 +29,8 @@ const LONG_STALL_S = 6;
 
 /**
  * @param {{view: ShowView, current: () => Connection | null}} options
- * @returns {{video: () => boolean, render: () => void}} video: whether the next `watch.start` asks
- *   for the picture
+ * @returns {{quality: () => {video?: boolean, picture?: string}, render: () => void}} quality:
+ *   what the next `watch.start` asks for
  */
 export function initPicture({ view, current }) {
   const box = document.createElement('div');
@@ -45,7 +48,13 @@ export function initPicture({ view, current }) {
   const bestPicture = document.createElement('button');
   bestPicture.type = 'button';
   bestPicture.id = 'best-picture-button';
-  box.append(line, soundOnly, bestPicture);
+  const sharpest = document.createElement('button');
+  sharpest.type = 'button';
+  sharpest.id = 'sharpest-picture-button';
+  const fitted = document.createElement('button');
+  fitted.type = 'button';
+  fitted.id = 'fitted-picture-button';
+  box.append(line, soundOnly, bestPicture, sharpest, fitted);
   byId('watch-news').after(box);  // its own row of the show view (app.css: pic)
 
   const state = {
@@ -57,6 +66,10 @@ export function initPicture({ view, current }) {
     declined: false,
     /** @type {string} the smaller picture the node sends for a weak link ("original": none) */
     rendition: 'original',
+    /** The viewer asked for the sharpest picture always (kept on this device). */
+    sharpest: localStorage.getItem(SHARPEST_KEY) === 'best',
+    /** The node sends the sound alone lighter: the link cannot carry even the original sound. */
+    lighterSound: false,
     /** @type {number[]} when the picture stopped (ms) */ stalls: [],
     frames: 0,
     /** @type {number} the last time frames were seen growing (ms) */ moving: 0,
@@ -68,15 +81,48 @@ export function initPicture({ view, current }) {
   function render() {
     const live = view.state === 'live';
     let words = '';
-    if (state.soundOnly) words = t('picture_sound_only');
-    else if (state.offered) words = t('picture_offer');
+    if (state.soundOnly) {
+      words = t('picture_sound_only');
+      if (state.lighterSound) words += ` ${t('picture_sound_lighter')}`;
+    } else if (state.offered) words = t('picture_offer');
+    else if (state.sharpest) words = t('picture_sharpest');
     else if (state.rendition !== 'original') words = t('picture_smaller');
     box.hidden = !live || !words;
     line.textContent = words;
     soundOnly.textContent = t('picture_choose_sound');
     bestPicture.textContent = t('picture_choose_best');
+    sharpest.textContent = t('picture_choose_sharpest');
+    fitted.textContent = t('picture_choose_fitted');
     soundOnly.hidden = state.soundOnly || !state.offered;
     bestPicture.hidden = !state.soundOnly && !state.offered;
+    const pictureShown = !state.soundOnly && !state.offered;
+    sharpest.hidden = !pictureShown || state.sharpest || state.rendition === 'original';
+    fitted.hidden = !pictureShown || !state.sharpest;
+  }
+
+  /** @param {boolean} best the sharpest picture always, or the one the connection carries */
+  async function chooseSize(best) {
+    state.sharpest = best;
+    if (best) localStorage.setItem(SHARPEST_KEY, 'best');
+    else localStorage.removeItem(SHARPEST_KEY);
+    render();
+    const connection = current();
+    if (connection && view.pc) {
+      await connection.request('watch.quality', { picture: best ? 'best' : 'auto' }).catch((error) => {
+        console.warn('the picture choice did not reach the server', error);
+      });
+    }
+    focusAfter(best ? fitted : sharpest);
+  }
+
+  /**
+   * Focus what follows a choice; where the note went away with it, the first reaction button
+   * (the show's main action), so the focus is never lost on the page.
+   * @param {HTMLButtonElement} next
+   */
+  function focusAfter(next) {
+    if (!next.hidden && !box.hidden) next.focus();
+    else /** @type {HTMLElement | null} */ (document.querySelector('#reactions .react'))?.focus();
   }
 
   /** @param {boolean} video */
@@ -93,11 +139,13 @@ export function initPicture({ view, current }) {
         console.warn('the picture choice did not reach the server', error);
       });
     }
-    (video ? soundOnly : bestPicture).focus();
+    focusAfter(video ? soundOnly : bestPicture);
   }
 
   soundOnly.addEventListener('click', () => { choose(false); });
   bestPicture.addEventListener('click', () => { choose(true); });
+  sharpest.addEventListener('click', () => { chooseSize(true); });
+  fitted.addEventListener('click', () => { chooseSize(false); });
 
   /** Follow the server's word on which picture this viewer gets. */
   function follow() {
@@ -106,14 +154,24 @@ export function initPicture({ view, current }) {
     state.unfollow?.();
     state.followed = connection;
     state.rendition = 'original';
-    state.unfollow = connection
-      ? connection.on('watch.picture', (event) => {
+    state.lighterSound = false;
+    if (!connection) {
+      state.unfollow = null;
+      return;
+    }
+    const offs = [
+      connection.on('watch.picture', (event) => {
         // a smaller picture the viewer did not choose: the link is weak, and the page says so
         const smaller = String(event.picture ?? 'original') !== 'original';
         state.rendition = smaller && event.reason !== 'chosen' ? String(event.picture) : 'original';
         render();
-      })
-      : null;
+      }),
+      connection.on('watch.sound', (event) => {
+        state.lighterSound = String(event.sound ?? 'original') !== 'original';
+        render();
+      }),
+    ];
+    state.unfollow = () => { offs.forEach((off) => off()); };
   }
 
   async function look() {
@@ -152,7 +210,10 @@ export function initPicture({ view, current }) {
   setInterval(() => { look().catch(() => { /* closed meanwhile */ }); }, LOOK * 1000);
 
   return {
-    video: () => !state.soundOnly,
+    quality: () => ({
+      ...(state.soundOnly ? { video: false } : {}),
+      ...(state.sharpest ? { picture: 'best' } : {}),
+    }),
     render,
   };
 }

@@ -37,14 +37,16 @@ const MOVE_WAIT = 5;
 
 /**
  * @param {{current: () => Connection | null, onSoundOn: () => void, ducked: () => boolean,
- *          onState?: (state: WatchState) => void, video?: () => boolean}} options
+ *          onState?: (state: WatchState) => void,
+ *          quality?: () => {video?: boolean, picture?: string}}} options
  *   current: the page's connection now (work for another one is dropped); onSoundOn: the viewer
  *   turned the sound on (a tap the browser counts for playing other sound too); ducked: whether
- *   people in the lobby are talking; onState: what the status line says changed; video: whether
- *   to ask for the picture (false: the sound alone, the viewer's choice on a weak link)
+ *   people in the lobby are talking; onState: what the status line says changed; quality: what
+ *   `watch.start` asks for (`video: false`: the sound alone; `picture: 'best'`: the sharpest
+ *   picture always; the viewer's choices on a weak link)
  * @returns {ShowView}
  */
-export function initShowView({ current, onSoundOn, ducked, onState, video = () => true }) {
+export function initShowView({ current, onSoundOn, ducked, onState, quality = () => ({}) }) {
   const el = {
     watch: byId('watch'),
     status: byId('watch-status'),
@@ -121,7 +123,7 @@ export function initShowView({ current, onSoundOn, ducked, onState, video = () =
    * @param {boolean} keep the current peer connection goes on until the new one has a frame
    */
   async function negotiate(connection, keep) {
-    const offer = await connection.request('watch.start', video() ? {} : { video: false });
+    const offer = await connection.request('watch.start', quality());
     if (connection !== current()) return;
     const old = keep ? media.pc : null;
     if (!old) close();
