@@ -17,7 +17,7 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from .buffer import FrameQueue
 from .direct import DirectOutput, FrameOut, Packetizer
 from .exceptions import FrameQueueClosed
-from .frame import EncodedFrame, MediaKind, vp8_size
+from .frame import EncodedFrame, MediaKind, h264_size, vp8_size
 from .keyframes import DEFAULT_MIN_INTERVAL, KeyframeRequests
 from .receiver import EncodedReceiver
 from .rendition import DEFAULT_LADDER, LOW_SOUND, ORIGINAL, Rendition, RenditionSpec, SoundSpec
@@ -642,7 +642,8 @@ class Broadcast:
         self._rates[frame.kind].add(len(frame.data), now)
         if frame.kind == "video":
             if frame.keyframe:
-                if codec.lower() == "video/vp8" and (size := vp8_size(frame.data)) is not None:
+                size = (vp8_size if codec.lower() == "video/vp8" else h264_size)(frame.data)
+                if size is not None:
                     self.video_size = size
                 self.keyframes.keyframe_arrived()
                 self._gop = [frame]

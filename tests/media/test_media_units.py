@@ -17,7 +17,13 @@ from aiortc import RTCIceServer, RTCIceTransportPolicy
 from media.buffer import FrameQueue
 from media.codecs import ask_for_opus_dtx, codec_capabilities
 from media.exceptions import FrameQueueClosed
-from media.frame import EncodedFrame, is_h264_keyframe, is_keyframe, is_vp8_keyframe
+from media.frame import (
+    EncodedFrame,
+    h264_size,
+    is_h264_keyframe,
+    is_keyframe,
+    is_vp8_keyframe,
+)
 from media.ice import host_addresses, rtc_configuration, use_host_addresses
 from media.keyframes import KeyframeRequests
 from tests.helpers import eventually
@@ -56,6 +62,31 @@ def test_h264_keyframe_detection_on_encoder_output() -> None:
     assert is_keyframe("video/h264", packets[0])
     assert not is_h264_keyframe(b"\x00\x00\x01\x41\x9a")  # a lone non-IDR slice
     assert is_h264_keyframe(b"\x00\x00\x01\x67\x42" + b"\x00\x00\x01\x68\xce")  # SPS first
+
+
+@pytest.mark.parametrize(
+    ("size", "profile"),
+    [((1280, 720), "high"), ((640, 360), "baseline"), ((320, 180), "main"), ((854, 480), "high"),
+     ((1920, 1080), "baseline"), ((176, 144), "high444")],
+)  # fmt: skip
+def test_h264_picture_size_from_the_sequence_parameter_set(
+    size: tuple[int, int], profile: str
+) -> None:
+    # Sizes not a multiple of 16 (360, 180, 1080, 854) need the SPS's cropping read right.
+    width, height = size
+    context = cast(av.VideoCodecContext, av.CodecContext.create("libx264", "w"))
+    context.width, context.height = width, height
+    context.pix_fmt = "yuv444p" if profile == "high444" else "yuv420p"
+    context.time_base = fractions.Fraction(1, 30)
+    context.options = {"profile": profile, "preset": "ultrafast", "tune": "zerolatency"}
+    frame = av.VideoFrame(width, height, context.pix_fmt)
+    for plane in frame.planes:
+        plane.update(bytes([90]) * plane.buffer_size)
+    frame.pts = 0
+    (first,) = [bytes(p) for p in context.encode(frame)]
+    assert h264_size(first) == size
+    assert h264_size(b"\x00\x00\x01\x41\x9a") is None  # no SPS
+    assert h264_size(first[:12]) is None  # an SPS cut short
 
 
 def test_audio_is_always_a_keyframe() -> None:

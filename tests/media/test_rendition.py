@@ -253,3 +253,24 @@ async def test_a_rendition_runs_while_a_viewer_needs_it() -> None:
     assert broadcast.rendition("small") is None and not rendition.running
     one.close()
     broadcast.close()
+
+
+@pytest.mark.parametrize("mime_type", ["video/VP8", "video/H264"])
+def test_only_rungs_smaller_than_the_performers_picture_are_offered(mime_type: str) -> None:
+    broadcast = Broadcast()
+    assert broadcast.layers() == ["original", "360p", "180p"]  # size not known yet: every rung
+    ingest = broadcast.open_ingest()
+    (keyframe, *_) = source_frames(mime_type, 1)
+    ingest.push(keyframe)
+    assert broadcast.video_size == SOURCE
+    assert broadcast.layers() == ["original", "360p", "180p"]  # 720p: both are smaller
+    small = av.CodecContext.create(ENCODERS[mime_type], "w")
+    small.width, small.height, small.pix_fmt = 640, 360, "yuv420p"
+    small.time_base = fractions.Fraction(1, 90000)
+    picture = av.VideoFrame(640, 360, "yuv420p")
+    picture.pts = 0
+    data, *_ = [bytes(p) for p in [*small.encode(picture), *small.encode(None)]]
+    ingest.push(EncodedFrame("video", mime_type, data, 3000, 90000, True))
+    assert broadcast.video_size == (640, 360)
+    assert broadcast.layers() == ["original", "180p"]  # no 360p of a 360p picture
+    broadcast.close()
