@@ -115,6 +115,27 @@ async def test_a_stopping_picture_offers_the_sound_alone_and_back() -> None:
             await eventually(lambda: session.picture_mode == "auto", 5)
             await eventually(viewer.page.locator("#picture-note").is_hidden, 5)
             assert await viewer.eval(size) is None
+
+            # the same choices at any time, folded away: "Kuva ja ääni", by keyboard alone
+            fold = viewer.page.locator("#picture-settings summary")
+            await fold.focus()
+            await viewer.page.keyboard.press("Enter")
+            fitting = viewer.page.get_by_role("radio", name="Kuva yhteyden mukaan (suositus)")
+            assert await fitting.is_checked()
+            await accessible_in_every_language(viewer, "/watch, picture and sound settings")
+            await fitting.focus()
+            await viewer.page.keyboard.press("ArrowDown")  # "Aina tarkin kuva"
+            await eventually(lambda: session.picture_mode == "best", 5)
+            await viewer.page.keyboard.press("ArrowDown")  # "Pelkkä ääni"
+            await eventually(lambda: not session.video, 5)
+            await wait_text(viewer, "#picture-line", "Kuuntelet pelkkää ääntä.")
+            assert session.picture_mode == "best"  # the sharpest picture is kept for later
+            await viewer.page.keyboard.press("ArrowUp")  # the sharpest picture again
+            await eventually(lambda: session.video, 5)
+            assert await viewer.eval("() => localStorage.getItem('lampio.picture')") == "best"
+            await viewer.page.get_by_role("radio", name="Kuva yhteyden mukaan (suositus)").check()
+            await eventually(lambda: session.picture_mode == "auto", 5)
+            assert await viewer.eval(size) is None
         finally:
             await performer.stop()
             await performer.session.close()

@@ -14,6 +14,10 @@ export default {
     picture_sharpest: 'Näet tarkimman kuvan. Heikolla yhteydellä se voi pysähdellä.',
     picture_choose_sharpest: 'Näytä tarkin kuva',
     picture_choose_fitted: 'Sovita kuva yhteyteen',
+    picture_settings: 'Kuva ja ääni',
+    picture_setting_auto: 'Kuva yhteyden mukaan (suositus)',
+    picture_setting_best: 'Aina tarkin kuva',
+    picture_setting_sound: 'Pelkkä ääni',
   },
   sv: {
     picture_offer: 'Bilden stannar eftersom förbindelsen är svag. Du kan lyssna på bara ljudet.',
@@ -25,6 +29,10 @@ export default {
     picture_sharpest: 'Du ser den skarpaste bilden. På en svag förbindelse kan den stanna upp.',
     picture_choose_sharpest: 'Visa den skarpaste bilden',
     picture_choose_fitted: 'Anpassa bilden efter förbindelsen',
+    picture_settings: 'Bild och ljud',
+    picture_setting_auto: 'Bilden efter förbindelsen (rekommenderas)',
+    picture_setting_best: 'Alltid den skarpaste bilden',
+    picture_setting_sound: 'Bara ljud',
   },
   en: {
     picture_offer: 'The picture keeps stopping because the connection is weak. You can listen to the sound alone.',
@@ -36,5 +44,9 @@ export default {
     picture_sharpest: 'You see the sharpest picture. On a weak connection it may stop now and then.',
     picture_choose_sharpest: 'Show the sharpest picture',
     picture_choose_fitted: 'Fit the picture to the connection',
+    picture_settings: 'Picture and sound',
+    picture_setting_auto: 'Picture to suit the connection (recommended)',
+    picture_setting_best: 'Always the sharpest picture',
+    picture_setting_sound: 'Sound only',
   },
 };

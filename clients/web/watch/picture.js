@@ -57,6 +57,38 @@ export function initPicture({ view, current }) {
   box.append(line, soundOnly, bestPicture, sharpest, fitted);
   byId('watch-news').after(box);  // its own row of the show view (app.css: pic)
 
+  // The same choices at any time, folded away beside "watch with a friend": three large radios.
+  const settings = document.createElement('details');
+  settings.id = 'picture-settings';
+  settings.className = 'friend picture-settings';
+  const summary = document.createElement('summary');
+  const group = document.createElement('fieldset');
+  const legend = document.createElement('legend');
+  legend.className = 'sr-only';
+  group.append(legend);
+  /** @type {Record<'auto' | 'best' | 'sound', {input: HTMLInputElement, text: HTMLSpanElement}>} */
+  const radios = /** @type {any} */ ({});
+  for (const value of /** @type {const} */ (['auto', 'best', 'sound'])) {
+    const label = document.createElement('label');
+    label.className = 'choice';
+    const input = document.createElement('input');
+    input.type = 'radio';
+    input.name = 'picture-choice';
+    input.value = value;
+    input.id = `picture-choice-${value}`;
+    const text = document.createElement('span');
+    label.append(input, text);
+    group.append(label);
+    radios[value] = { input, text };
+    input.addEventListener('change', () => {
+      if (!input.checked) return;
+      if (value === 'sound') choose(false, input);
+      else setChoice({ soundOnly: false, sharpest: value === 'best' }, input);
+    });
+  }
+  settings.append(summary, group);
+  document.querySelector('#foyer .friend')?.after(settings);
+
   const state = {
     /** The viewer chose the sound alone (kept on this device). */
     soundOnly: localStorage.getItem(CHOICE_KEY) === 'sound',
@@ -98,48 +130,72 @@ export function initPicture({ view, current }) {
     const pictureShown = !state.soundOnly && !state.offered;
     sharpest.hidden = !pictureShown || state.sharpest || state.rendition === 'original';
     fitted.hidden = !pictureShown || !state.sharpest;
+    summary.textContent = t('picture_settings');
+    legend.textContent = t('picture_settings');
+    radios.auto.text.textContent = t('picture_setting_auto');
+    radios.best.text.textContent = t('picture_setting_best');
+    radios.sound.text.textContent = t('picture_setting_sound');
+    const chosen = state.soundOnly ? 'sound' : state.sharpest ? 'best' : 'auto';
+    radios[chosen].input.checked = true;
   }
 
-  /** @param {boolean} best the sharpest picture always, or the one the connection carries */
-  async function chooseSize(best) {
-    state.sharpest = best;
-    if (best) localStorage.setItem(SHARPEST_KEY, 'best');
-    else localStorage.removeItem(SHARPEST_KEY);
+  /**
+   * The viewer's choice: the sound alone, and (with the picture) the sharpest picture always or
+   * the one the connection carries; kept on this device and told to the node at once.
+   * @param {{soundOnly: boolean, sharpest: boolean}} choice
+   * @param {HTMLElement} next what takes the focus afterwards (if it is still shown)
+   */
+  async function setChoice({ soundOnly: alone, sharpest: best }, next) {
+    const fields = {};
+    if (alone !== state.soundOnly) {
+      state.soundOnly = alone;
+      state.offered = false;
+      if (!alone) state.declined = true;
+      state.stalls = [];
+      keep(CHOICE_KEY, alone ? 'sound' : 'best');
+      Object.assign(fields, { video: !alone });
+    }
+    if (best !== state.sharpest) {
+      state.sharpest = best;
+      if (best) keep(SHARPEST_KEY, 'best');
+      else {
+        try { localStorage.removeItem(SHARPEST_KEY); } catch { /* not remembered */ }
+      }
+      Object.assign(fields, { picture: best ? 'best' : 'auto' });
+    }
     render();
     const connection = current();
-    if (connection && view.pc) {
-      await connection.request('watch.quality', { picture: best ? 'best' : 'auto' }).catch((error) => {
+    if (connection && view.pc && Object.keys(fields).length) {
+      await connection.request('watch.quality', fields).catch((error) => {
         console.warn('the picture choice did not reach the server', error);
       });
     }
-    focusAfter(best ? fitted : sharpest);
+    focusAfter(next);
+  }
+
+  /** @param {boolean} best the sharpest picture always, or the one the connection carries */
+  function chooseSize(best) {
+    return setChoice({ soundOnly: false, sharpest: best }, best ? fitted : sharpest);
   }
 
   /**
    * Focus what follows a choice; where the note went away with it, the first reaction button
    * (the show's main action), so the focus is never lost on the page.
-   * @param {HTMLButtonElement} next
+   * @param {HTMLElement} next
    */
   function focusAfter(next) {
-    if (!next.hidden && !box.hidden) next.focus();
+    const shown = !next.hidden && (settings.contains(next) ? settings.open : !box.hidden);
+    if (shown) next.focus();
     else /** @type {HTMLElement | null} */ (document.querySelector('#reactions .react'))?.focus();
   }
 
-  /** @param {boolean} video */
-  async function choose(video) {
-    state.soundOnly = !video;
-    state.offered = false;
-    if (video) state.declined = true;
-    state.stalls = [];
-    keep(CHOICE_KEY, video ? 'best' : 'sound');
-    render();
-    const connection = current();
-    if (connection && view.pc) {
-      await connection.request('watch.quality', { video }).catch((error) => {
-        console.warn('the picture choice did not reach the server', error);
-      });
-    }
-    focusAfter(video ? soundOnly : bestPicture);
+  /**
+   * @param {boolean} video
+   * @param {HTMLElement} [next]
+   */
+  async function choose(video, next) {
+    const after = next ?? (video ? soundOnly : bestPicture);
+    await setChoice({ soundOnly: !video, sharpest: state.sharpest }, after);
   }
 
   soundOnly.addEventListener('click', () => { choose(false); });
