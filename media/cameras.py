@@ -44,7 +44,8 @@ from media.keyframes import KeyframeRequests
 from media.receiver import EncodedReceiver
 from media.rendition import ORIGINAL
 from media.seams import drop_empty_datagrams
-from media.stage import InvalidSdp, UnsupportedMedia, close_peer, direct_output, parse_offer
+from media.seats import SeatOffer, check_seat_offer, guard_seat
+from media.stage import InvalidSdp, UnsupportedMedia, close_peer, direct_output
 from rooms import events
 from rooms.voice import CameraClosed, VoicePolicy
 
@@ -58,6 +59,10 @@ MAX_FRAME_BYTES = 64 * 1024  # a 320×240 VP8 keyframe is a few kB
 VIDEO_BUFFER = 30  # frames per tile track (only when sent through aiortc's sender)
 CONNECT_TIMEOUT = 30.0
 KEYFRAME_INTERVAL = 0.5  # the least time between two keyframe requests to one camera
+CAMERA_OFFER = SeatOffer(
+    "video", "video/vp8", "the foyer's cameras are pictures only", "the foyer's cameras are VP8",
+    "the camera", "tile slots", "the audience wall offers no camera",
+)  # fmt: skip
 
 Notify = Callable[[dict[str, Any]], object]
 
@@ -177,22 +182,10 @@ class Cameras:
         ``on_gone`` is called when the connection fails, is closed by the member or does not
         connect within :data:`CONNECT_TIMEOUT` (the seat has then left).
         """
-        offer = parse_offer(offer_sdp)
-        sections = [m for m in offer.media if m.kind in ("audio", "video")]
-        if any(m.kind != "video" for m in sections):
-            raise UnsupportedMedia("the foyer's cameras are pictures only")
-        for media in sections:
-            if not any(c.mimeType.lower() == "video/vp8" for c in media.rtp.codecs):
-                raise UnsupportedMedia("the foyer's cameras are VP8")
-        has_camera = bool(sections) and sections[0].direction in ("sendonly", "sendrecv")
-        slot_sections = sections[1:] if has_camera else sections
-        if any(m.direction not in ("recvonly", "sendrecv") for m in slot_sections):
-            raise InvalidSdp("after the camera, offer only receive-only tile slots")
         limit = WALL_SLOTS if lobby_id is None else LOBBY_CAMERAS
-        if not slot_sections or len(slot_sections) > limit:
-            raise InvalidSdp(f"offer 1 to {limit} tile slots")
-        if lobby_id is None and has_camera:
-            raise InvalidSdp("the audience wall offers no camera")
+        has_camera, slots = check_seat_offer(
+            offer_sdp, CAMERA_OFFER, limit, listener_only=lobby_id is None
+        )
         pc = RTCPeerConnection(rtc_configuration(self._ice_servers, max_bundle=True))
         seat = CameraSeat(show_id, lobby_id, key, name, pc, [], has_camera, notify, on_gone)
         seat.outputs = [
@@ -203,7 +196,7 @@ class Cameras:
                 on_stop=_nothing,
                 direct=self._direct,
             )
-            for index in range(len(slot_sections))
+            for index in range(slots)
         ]
         try:
             camera = None
@@ -239,18 +232,7 @@ class Cameras:
             raise InvalidSdp(f"the camera offer cannot be answered: {exc}") from exc
         seat.answer_sdp = pc.localDescription.sdp
         self._shows.setdefault(show_id, _ShowCameras()).seats.add(seat)
-
-        @pc.on("connectionstatechange")
-        async def state_changed() -> None:
-            if pc.connectionState in ("failed", "closed"):
-                await self._gone(seat)
-
-        async def deadline() -> None:
-            await asyncio.sleep(CONNECT_TIMEOUT)
-            if pc.connectionState != "connected":
-                await self._gone(seat)
-
-        seat.deadline = asyncio.get_running_loop().create_task(deadline())
+        seat.deadline = guard_seat(pc, lambda: self._gone(seat), CONNECT_TIMEOUT)
         log.info("camera.join", show=show_id, lobby=lobby_id, camera=has_camera, slots=seat.slots)
         return seat
 

@@ -34,7 +34,8 @@ from media.frame import EncodedFrame
 from media.ice import rtc_configuration
 from media.receiver import EncodedReceiver
 from media.seams import drop_empty_datagrams
-from media.stage import InvalidSdp, UnsupportedMedia, close_peer, direct_output, parse_offer
+from media.seats import SeatOffer, check_seat_offer, guard_seat
+from media.stage import InvalidSdp, UnsupportedMedia, close_peer, direct_output
 from rooms.voice import VoicePolicy
 
 log = structlog.get_logger(__name__)
@@ -44,6 +45,10 @@ AUDIO_BUFFER = 25  # half a second of 20 ms Opus per slot: talk stays live rathe
 MAX_FRAMES_PER_SECOND = 100  # Opus at 10 ms frames; a browser sends 50 (20 ms)
 MAX_FRAME_BYTES = 1500  # an Opus frame is at most 1,275 bytes
 CONNECT_TIMEOUT = 30.0  # seconds a voice connection may take to connect before it is dropped
+VOICE_OFFER = SeatOffer(
+    "audio", "audio/opus", "the voice is sound only", "the voice must be Opus",
+    "the microphone", "voice slots", "the stage listener offers no microphone",
+)  # fmt: skip
 
 
 def _nothing(*_: object) -> None:
@@ -207,21 +212,9 @@ class Voices:
         ``on_gone`` is called when the connection fails, is closed by the member or does not
         connect within :data:`CONNECT_TIMEOUT` (the seat has then left).
         """
-        offer = parse_offer(offer_sdp)
-        sections = [m for m in offer.media if m.kind in ("audio", "video")]
-        if any(m.kind != "audio" for m in sections):
-            raise UnsupportedMedia("the voice is sound only")
-        for media in sections:
-            if not any(c.mimeType.lower() == "audio/opus" for c in media.rtp.codecs):
-                raise UnsupportedMedia("the voice must be Opus")
-        has_mic = bool(sections) and sections[0].direction in ("sendonly", "sendrecv")
-        slot_sections = sections[1:] if has_mic else sections
-        if any(m.direction not in ("recvonly", "sendrecv") for m in slot_sections):
-            raise InvalidSdp("after the microphone, offer only receive-only voice slots")
-        if not slot_sections or len(slot_sections) > self._max_slots:
-            raise InvalidSdp(f"offer 1 to {self._max_slots} voice slots")
-        if lobby_id is None and has_mic:
-            raise InvalidSdp("the stage listener offers no microphone")
+        has_mic, slots = check_seat_offer(
+            offer_sdp, VOICE_OFFER, self._max_slots, listener_only=lobby_id is None
+        )
         pc = RTCPeerConnection(rtc_configuration(self._ice_servers, max_bundle=True))
         outputs = [
             ViewerTrack(
@@ -231,7 +224,7 @@ class Voices:
                 on_stop=_nothing,
                 direct=self._direct,
             )
-            for _ in slot_sections
+            for _ in range(slots)
         ]
         seat = VoiceSeat(show_id, lobby_id, key, pc, outputs, has_mic, next(self._generations))
         seat.on_gone = on_gone
@@ -266,18 +259,7 @@ class Voices:
         if mic is not None and mic.mid is not None:
             seat.answer_sdp = ask_for_opus_dtx(seat.answer_sdp, mic.mid)
         self._shows.setdefault(show_id, _ShowVoice()).add(seat)
-
-        @pc.on("connectionstatechange")
-        async def state_changed() -> None:
-            if pc.connectionState in ("failed", "closed"):
-                await self._gone(seat)  # the member's browser went away or closed the voice
-
-        async def deadline() -> None:
-            await asyncio.sleep(CONNECT_TIMEOUT)
-            if pc.connectionState != "connected":
-                await self._gone(seat)  # an offer that never connects holds no sockets
-
-        seat.deadline = asyncio.get_running_loop().create_task(deadline())
+        seat.deadline = guard_seat(pc, lambda: self._gone(seat), CONNECT_TIMEOUT)
 
         log.info("voice.join", show=show_id, lobby=lobby_id, mic=has_mic, slots=seat.slots)
         return seat
