@@ -106,6 +106,9 @@ class Screen:
     volume: int  # 0–100
     paired_at: str
     ticket: str | None = None  # a ticket staff gave it for its chosen (ticketed) show: the code
+    # The room's camera, turned on by staff only (off when paired): "off", "lobby" (the foyer
+    # sees the room while it may) or "performer" (the performer's audience wall too).
+    camera: str = "off"
 
     def public(self) -> dict[str, Any]:
         """What the screen and the staff's phones see."""
@@ -116,6 +119,7 @@ class Screen:
             "head_count": self.head_count,
             "volume": self.volume,
             "ticket": self.ticket,
+            "camera": self.camera,
         }
 
 
@@ -406,6 +410,7 @@ def _screen(record: dict[str, Any]) -> Screen:
         volume=int(record["volume"]),
         paired_at=record["paired_at"],
         ticket=record.get("ticket"),
+        camera=str(record.get("camera", "off")),
     )
 
 

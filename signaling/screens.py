@@ -315,8 +315,12 @@ async def remote_control(conn: Connection, services: Services, msg: Message) -> 
         changes["volume"] = check_volume(msg["volume"])
     if "name" in msg:
         changes["name"] = clean_label(msg["name"], NAME_MAX, "name")
+    if "camera" in msg:
+        changes["camera"] = msg["camera"]
     if not changes:
-        raise InvalidInput("nothing to change: give show, head_count, volume, name or ticket")
+        raise InvalidInput(
+            "nothing to change: give show, head_count, volume, name, ticket or camera"
+        )
     screen = await services.screens.update(screen, **changes)
     await services.bus.publish(
         events.screen_channel(screen.id), events.screen_control(screen.public())
@@ -383,6 +387,7 @@ def register(commands: Commands) -> None:
             c.Optional("volume"): object,
             c.Optional("name"): label,
             c.Optional("ticket"): c.Nullable(c.Text(40)),
+            c.Optional("camera"): c.OneOf("off", "lobby", "performer"),
         },
     )
     commands.add("remote.react", remote_react, {**screen_id, c.Required("kind"): c.OneOf(*KINDS)})

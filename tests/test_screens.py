@@ -269,6 +269,12 @@ async def test_screen_watches_with_its_head_count_and_obeys_the_phone(node: Node
         await phone.request("remote.control", screen=paired["id"], head_count=12, volume=60)
         control = await screen.next_event("screen.control")
         assert control["screen"]["head_count"] == 12 and control["screen"]["volume"] == 60
+        # the room's camera is off until staff turn it on, and says so to the screen
+        assert control["screen"]["camera"] == "off"
+        await phone.request("remote.control", screen=paired["id"], camera="performer")
+        assert (await screen.next_event("screen.control"))["screen"]["camera"] == "performer"
+        await phone.request("remote.control", screen=paired["id"], camera="off")
+        assert (await screen.next_event("screen.control"))["screen"]["camera"] == "off"
         joined = await screen.request(
             "watch.join", code=show["code"], head_count=12, screen=True, name="Olohuone"
         )
@@ -325,6 +331,7 @@ async def test_screen_watches_with_its_head_count_and_obeys_the_phone(node: Node
             ({"head_count": 0}, "invalid_input"),
             ({"head_count": 201}, "invalid_input"),
             ({"volume": 101}, "invalid_input"),
+            ({"camera": "always"}, "invalid_input"),
             ({}, "invalid_input"),
         ]:
             with pytest.raises(ProtocolError) as refused:
