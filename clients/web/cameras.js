@@ -39,19 +39,22 @@ const MAX_BITRATE = 250_000;
 const MAX_FRAMERATE = 15;
 
 /**
- * Put VP8 first among the codecs this transceiver may use (every browser has it; the server
- * forwards each camera as it came).
+ * Offer VP8 alone (with its retransmissions) on this transceiver: every browser has it, the server
+ * forwards only VP8 tiles, and a browser's full list of codecs in seven or thirteen video sections
+ * would make an offer larger than the server takes (32 kB).
  * @param {RTCRtpTransceiver} transceiver
  */
 function preferVp8(transceiver) {
   try {
     const codecs = RTCRtpReceiver.getCapabilities('video')?.codecs ?? [];
-    const vp8 = codecs.filter((codec) => codec.mimeType.toLowerCase() === 'video/vp8');
-    if (vp8.length) {
-      transceiver.setCodecPreferences([...vp8, ...codecs.filter((codec) => !vp8.includes(codec))]);
+    const wanted = codecs.filter((codec) => ['video/vp8', 'video/rtx'].includes(
+      codec.mimeType.toLowerCase(),
+    ));
+    if (wanted.some((codec) => codec.mimeType.toLowerCase() === 'video/vp8')) {
+      transceiver.setCodecPreferences(wanted);
     }
   } catch (error) {
-    console.warn('the browser keeps its own codec order', error);
+    console.warn('the browser keeps its own codecs', error);
   }
 }
 
