@@ -31,6 +31,7 @@ export function initWall({ host, names }) {
     button: /** @type {HTMLButtonElement} */ (byId('wall-button')),
     status: byId('wall-status'),
     tiles: byId('wall-tiles'),
+    help: byId('wall-help'),
   };
 
   /** @type {{open: boolean, wall: Wall | null, failed: boolean}} */
@@ -111,6 +112,7 @@ export function initWall({ host, names }) {
     const wall = now.wall;
     const cameras = now.open && wall ? wall.state.cameras : [];
     el.button.setAttribute('aria-pressed', String(now.open));
+    el.help.hidden = now.open;  // said before opening; the pictures speak for themselves then
     el.button.disabled = host() === null && !now.open;
     const items = cameras.map((camera) => {
       const lobby = camera.lobby ? lobbyName(camera.lobby) : '';
