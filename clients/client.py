@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
-from aiortc import RTCIceServer, RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCIceServer, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from av import AudioFrame, VideoFrame
 from av.frame import Frame
@@ -1038,3 +1038,72 @@ class Voice:
         """Leave the voice's peer connection (the server notices when it closes)."""
         await _close_peer(self.pc, self._tasks)
         self.pc = None
+
+
+class Cameras:
+    """A member's foyer cameras: an optional camera track out, the lobby's tile slots in; the
+    performer opens the audience wall with no camera. Each slot's pictures are decoded by aiortc
+    and counted, with their sizes (``frames[slot]``, ``sizes[slot]``)."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.pc: RTCPeerConnection | None = None
+        self.joined: dict[str, Any] = {}
+        self.frames: dict[int, int] = {}
+        self.sizes: dict[int, set[tuple[int, int]]] = {}
+        self.camera: RTCRtpSender | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def join(self, camera: MediaStreamTrack | None = None, slots: int = 6) -> dict[str, Any]:
+        """Offer the camera section (with ``camera`` as its track; without one the section
+        sends nothing) and ``slots`` receive-only tile slots; apply the answer."""
+        return await self._join(camera, slots, with_camera=True)
+
+    async def join_wall(self, slots: int = 12) -> dict[str, Any]:
+        """The performer's audience wall: receive-only slots, no camera section."""
+        return await self._join(None, slots, with_camera=False)
+
+    async def _join(
+        self, camera: MediaStreamTrack | None, slots: int, *, with_camera: bool
+    ) -> dict[str, Any]:
+        await self.close()
+        pc = self.pc = RTCPeerConnection(
+            rtc_configuration(self.session.ice_servers, max_bundle=True)
+        )
+        if with_camera:
+            sending = pc.addTransceiver(camera or "video", direction="sendonly")
+            prefer_codec(sending, "video/VP8")
+            self.camera = sending.sender
+        receiving = [pc.addTransceiver("video", direction="recvonly") for _ in range(slots)]
+        for transceiver in receiving:
+            prefer_codec(transceiver, "video/VP8")
+
+        @pc.on("track")
+        def on_track(track: MediaStreamTrack) -> None:
+            slot = next(n for n, t in enumerate(receiving) if t.receiver.track is track)
+            task = asyncio.get_running_loop().create_task(self._watch(slot, track))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+        await pc.setLocalDescription(await pc.createOffer())
+        self.joined = await self.session.request("camera.join", sdp=pc.localDescription.sdp)
+        await pc.setRemoteDescription(RTCSessionDescription(self.joined["sdp"], "answer"))
+        return self.joined
+
+    async def _watch(self, slot: int, track: MediaStreamTrack) -> None:
+        with contextlib.suppress(MediaStreamError):
+            while True:
+                frame = await track.recv()
+                self.frames[slot] = self.frames.get(slot, 0) + 1
+                if isinstance(frame, VideoFrame):
+                    self.sizes.setdefault(slot, set()).add((frame.width, frame.height))
+
+    async def set(self, on: bool, *, performer: bool = False) -> dict[str, Any]:
+        """Turn the camera on or off (``performer``: shown to the performer too)."""
+        return await self.session.request("camera.set", on=on, performer=performer)
+
+    async def close(self) -> None:
+        """Leave the cameras' peer connection (the server notices when it closes)."""
+        await _close_peer(self.pc, self._tasks)
+        self.pc = None
+        self.camera = None

@@ -17,6 +17,7 @@ from clients import WEB_ROOT
 from lampio_stream import __version__
 from lampio_stream.config import Config
 from lampio_stream.demo import run_demo
+from media.cameras import Cameras, PolicySeats
 from media.rtmp import RtmpServer
 from media.stage import Stage
 from media.voice import Voices
@@ -42,6 +43,7 @@ from rooms.voice import VoiceRules, VoiceStates
 from signaling import (
     api,
     calendar,
+    cameras,
     captions,
     cluster,
     foyer,
@@ -146,7 +148,7 @@ def local_url(config: Config) -> str:
 def commands() -> Commands:
     """Every WebSocket command, each module registering its own."""
     registry = Commands()
-    for module in (ws, live, foyer, voice, captions, screens):
+    for module in (ws, live, foyer, voice, cameras, captions, screens):
         module.register(registry)
     return registry
 
@@ -232,6 +234,7 @@ def create_app(config: Config, *, bus: Bus | None = None) -> web.Application:
         chat = Chat(the_bus, retention=config.chat_retention)
         stage = Stage(server_ice_servers(config), direct=direct, relay=relay)
         voices = Voices(server_ice_servers(config), direct=direct)
+        lobby_cameras = Cameras(server_ice_servers(config), direct=direct)
         voice_rules = VoiceRules(the_bus, shows, lobbies)
         metrics = Metrics(__version__)
         metrics.peers.set_function(lambda: stage.peer_count)
@@ -269,10 +272,13 @@ def create_app(config: Config, *, bus: Bus | None = None) -> web.Application:
             audience=AudienceCounter(lobbies),
             tally=ReactionTally(),
             voice_rules=voice_rules,
-            voice_states=VoiceStates(the_bus, voice_rules, relay, voices),
+            voice_states=VoiceStates(
+                the_bus, voice_rules, relay, PolicySeats(voices, lobby_cameras)
+            ),
             screens=Screens(the_bus),
             stage=stage,
             voices=voices,
+            cameras=lobby_cameras,
             nodes=nodes,
             limiters=limiters(the_bus),
             cascade=Cascade(
@@ -326,6 +332,7 @@ def create_app(config: Config, *, bus: Bus | None = None) -> web.Application:
             await rtmp_server.close()
         await the_services.voice_states.close()
         await voices.close()
+        await lobby_cameras.close()
         await the_services.cascade.close()
         await stage.close()
         # State changes from closing peers (show paused) still go out before the bus closes.

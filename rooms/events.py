@@ -115,6 +115,27 @@ def watch_sound(sound: str, reason: str) -> Event:
     return {"type": "watch.sound", "sound": sound, "reason": reason}
 
 
+def camera_state(
+    lobby_id: str, open_: bool, cameras: list[dict[str, Any]], waiting: list[str]
+) -> Event:
+    """The lobby's cameras: whether it may show them now, those shown (tile slot, member, name)
+    and the members whose camera waits for a free slot, in order."""
+    return {
+        "type": "camera.state", "lobby": lobby_id, "open": open_, "cameras": cameras,
+        "waiting": waiting,
+    }  # fmt: skip
+
+
+def camera_off(lobby_id: str | None, reason: str) -> Event:
+    """The server switched the member's camera off (``closed``: the lobby may not show it now)."""
+    return {"type": "camera.off", "lobby": lobby_id, "reason": reason}
+
+
+def wall_state(cameras: list[dict[str, Any]]) -> Event:
+    """The cameras shown to the performer (wall slot, member, name, lobby)."""
+    return {"type": "wall.state", "cameras": cameras}
+
+
 def voice_state(show_id: str, intermission: bool, stage: str | None) -> Event:
     """The show's intermission and the lobby on stage changed."""
     return {"type": "voice.state", "show": show_id, "intermission": intermission, "stage": stage}

@@ -39,6 +39,12 @@ class VoiceFull(RoomsError):
     code = "voice_full"
 
 
+class CameraClosed(RoomsError):
+    """The lobby may not show its cameras now (the show is on and no intermission is open)."""
+
+    code = "camera_closed"
+
+
 @dataclass(frozen=True)
 class VoicePolicy:
     """What a show's voice allows now."""

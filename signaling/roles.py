@@ -14,6 +14,7 @@ from rooms.reactions import BURST, RATE
 from signaling.connection import Connection, Role
 
 if TYPE_CHECKING:
+    from media.cameras import CameraSeat
     from media.stage import ViewerSession
     from media.voice import VoiceSeat
     from rooms.lobbies import Lobby, Member
@@ -28,6 +29,7 @@ class Speaking(Role):
         super().__init__(conn)
         self.show_id = show_id
         self.voice: VoiceSeat | None = None
+        self.camera: CameraSeat | None = None  # the foyer's cameras, or the performer's wall
 
 
 class Viewer(Speaking):

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from media.cameras import Cameras
 from media.stage import Stage
 from media.voice import Voices
 from rooms.bus import Bus
@@ -74,6 +75,7 @@ class Services:
     screens: Screens
     stage: Stage
     voices: Voices
+    cameras: Cameras
     nodes: NodeRegistry
     limiters: Limiters
     cascade: Cascade

@@ -18,6 +18,7 @@ from aiortc import RTCPeerConnection
 from clients.client import Performer, Session, Watcher
 from lampio_stream.app import create_app
 from lampio_stream.config import Config
+from media.cameras import Cameras
 from media.recorder import Recorder
 from media.stage import Publication, Stage
 from media.voice import Voices
@@ -74,6 +75,10 @@ class Node:
     @property
     def voices(self) -> Voices:
         return self.services.voices
+
+    @property
+    def cameras(self) -> Cameras:
+        return self.services.cameras
 
     @property
     def screens(self) -> Screens:
