@@ -1,6 +1,7 @@
 // @ts-check
 /** UI text in Finnish, Swedish and English. Plain, warm words: "Katso", "Osallistu". */
 
+import CAMERAS from './text/cameras.js';
 import ORGANISE from './text/organise.js';
 import PICTURE from './text/picture.js';
 import PROGRAMME from './text/programme.js';
@@ -635,7 +636,7 @@ export const TEXT = {
 };
 
 // Each page's own catalogue joins the shared one (a key defined twice is a mistake: tests check).
-for (const catalogue of [SCREEN, ORGANISE, PROGRAMME, REPLAYS, PICTURE]) {
+for (const catalogue of [SCREEN, ORGANISE, PROGRAMME, REPLAYS, PICTURE, CAMERAS]) {
   for (const lang of /** @type {Lang[]} */ (['fi', 'sv', 'en'])) {
     Object.assign(TEXT[lang], catalogue[lang]);
   }

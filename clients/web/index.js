@@ -4,25 +4,26 @@
  * with large buttons that choose a town and a kind of show) and a big keypad for
  * the show's code, then a name for the others (optional, remembered), then the show itself: the
  * picture with captions, reactions, the lobby's chat and who is there, volume, the lobby microphone
- * during an intermission, and leave. One step at a time, one obvious action on each.
+ * during an intermission, the lobby's cameras (before the show and in an intermission), and leave. One step at a time, one obvious action on each.
  * `/watch?code=NNNNNN` (the link organisers hand out) opens the show straight away;
  * `/watch?code=NNNNNN&lobby=ABCDE` (a friend's link) seats the viewer in the friend's lobby.
  *
  * This module wires the page's parts (in `watch/`): the programme, the keypad, the name step, the
  * show's title and time (kept up to date when its organiser edits it), the show view (picture,
  * sound, volume, full screen), captions, reactions, the foyer and its chat, the
- * lobby's voice, and watching itself (joining, the show's events, coming back after a lost
+ * lobby's voice and cameras, and watching itself (joining, the show's events, coming back after a lost
  * connection; docs/protocol.md).
  *
  * For tests and debugging, `window.lampio` exposes read-only getters for the current
  * RTCPeerConnection (`pc`), protocol connection (`connection`), negotiated `codecs`, the shown
- * `state` and the `lobby`; it gives a page script nothing it could not already reach.
+ * `state`, the `lobby` and its `cameras` (../cameras.js's LobbyCameras); it gives a page script nothing it could not already reach.
  */
 import { applyLang, setupLangButtons, t } from './i18n.js';
 import { byId } from './dom.js';
 import { markEmoji } from './foyer.js';
 import { initCaptions } from './watch/captions.js';
 import { initFeedback } from './watch/feedback.js';
+import { initFoyerCameras } from './watch/foyercameras.js';
 import { initFoyerChat } from './watch/foyerchat.js';
 import { initKeypad } from './watch/keypad.js';
 import { initLobbyVoice } from './watch/lobbyvoice.js';
@@ -90,7 +91,8 @@ const reactions = initReactions({
 });
 const captions = initCaptions();
 const voice = initLobbyVoice({ foyer, onRender: () => view.renderVolume() });
-const watching = initWatching({ view, info, foyer, captions, reactions, voice });
+const cameras = initFoyerCameras({ foyer });
+const watching = initWatching({ view, info, foyer, captions, reactions, voice, cameras });
 const feedback = initFeedback({
   current: () => watching.connection,
   title: () => watching.title,
@@ -103,13 +105,15 @@ const feedback = initFeedback({
 
 /** @type {{readonly pc: RTCPeerConnection | null, readonly connection: Connection | null,
  *          readonly codecs: Codecs | null, readonly state: WatchState,
- *          readonly lobby: Lobby | null}} */
+ *          readonly lobby: Lobby | null,
+ *          readonly cameras: import('./cameras.js').LobbyCameras | null}} */
 const exposed = {
   get pc() { return view.pc; },
   get connection() { return watching.connection; },
   get codecs() { return view.codecs; },
   get state() { return view.state; },
   get lobby() { return foyer.lobby; },
+  get cameras() { return cameras.cameras(); },
 };
 Object.defineProperty(window, 'lampio', { value: exposed });
 
@@ -179,6 +183,7 @@ function leave() {
   if (!watching.leave()) return;
   resetFoyer();
   voice.stop();
+  cameras.stop();
   captions.show('');
   view.hideSound();
   showStep('front');
@@ -210,6 +215,7 @@ setupLangButtons(() => {
   foyer.renderMembers();
   reactions.render();
   voice.render();
+  cameras.render();
   nameStep.render();
   feedback.render();
 });

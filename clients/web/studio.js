@@ -12,15 +12,17 @@
  * chat of every lobby with moderation (delete a message, mute a viewer, remove a viewer), the
  * reactions as meters of the last few seconds, live captions a helper types (`caption.send`), and
  * the lobbies' voice: an intermission for everyone (`voice.intermission`) or one lobby on stage
- * (`voice.stage`). The show's code, QR code and links are there to copy.
+ * (`voice.stage`), and the audience wall: the cameras of the viewers who chose to show themselves to
+ * the performer (off until the performer opens it). The show's code, QR code and links are there
+ * to copy.
  *
  * This module wires the page's parts (in `studio/`): the status line, the preview (camera and
  * microphone), publishing, the audience (count and reaction meters), moderation (the chat feed),
- * captions, the lobbies' voice, the show's links, and the host connection.
+ * captions, the lobbies' voice, the audience wall, the show's links, and the host connection.
  *
  * For tests and debugging, `window.lampio` exposes read-only getters for the current
  * RTCPeerConnection (`pc`), protocol connection (`connection`), negotiated `codecs` and the host
- * connection (`host`); it gives a page script nothing it could not already reach.
+ * connection (`host`) and the audience `wall` (../cameras.js's Wall); it gives a page script nothing it could not already reach.
  */
 import { applyLang, setupLangButtons, t } from './i18n.js';
 import { byId } from './dom.js';
@@ -35,6 +37,7 @@ import { initModeration } from './studio/moderation.js';
 import { initPreview } from './studio/preview.js';
 import { initPublish } from './studio/publish.js';
 import { initStatus } from './studio/status.js';
+import { initWall } from './studio/wall.js';
 
 /** @typedef {import('./protocol.js').Connection} Connection */
 /** @typedef {import('./studio/status.js').Phase} Phase */
@@ -59,18 +62,22 @@ const publish = initPublish({
 const moderation = initModeration({ host: () => host.connection, names });
 const captions = initCaptions({ host: () => host.connection });
 const lobbies = initLobbies({ host: () => host.connection, names, renderPage: render });
+const wall = initWall({ host: () => host.connection, names });
 const links = initLinks(link);
 const host = initHost({
-  link, status, publish, audience, moderation, captions, lobbies, setPhase, renderPage: render,
+  link, status, publish, audience, moderation, captions, lobbies, wall, setPhase,
+  renderPage: render,
 });
 
 /** @type {{readonly pc: RTCPeerConnection | null, readonly connection: Connection | null,
- *          readonly codecs: Record<string, string> | null, readonly host: Connection | null}} */
+ *          readonly codecs: Record<string, string> | null, readonly host: Connection | null,
+ *          readonly wall: import('./cameras.js').Wall | null}} */
 const exposed = {
   get pc() { return publish.pc; },
   get connection() { return publish.connection; },
   get codecs() { return publish.codecs; },
   get host() { return host.connection; },
+  get wall() { return wall.wall(); },
 };
 Object.defineProperty(window, 'lampio', { value: exposed });
 
@@ -79,6 +86,7 @@ function render() {
   publish.render();
   audience.render(status.open);
   lobbies.render(status.open);
+  wall.render();
 }
 
 /** @param {Phase} phase */
@@ -130,6 +138,7 @@ async function load() {
 
 window.addEventListener('pagehide', () => {
   lobbies.close();
+  wall.close();
   publish.hangUp();
   host.connection?.close();
 });

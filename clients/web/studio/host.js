@@ -2,7 +2,8 @@
 /**
  * The studio follows its show as host (`perform.host`) while the page is open, whether the performer
  * sends from this page or from OBS: the show's state, warnings about what the encoder sends, and the
- * audience, chat, captions, reactions and lobbies' voice handed to the parts of the page they concern.
+ * audience, chat, captions, reactions, lobbies' voice and audience wall handed to the parts of the page
+ * they concern.
  * Comes back by itself after a lost connection.
  */
 import { t } from '../i18n.js';
@@ -17,6 +18,7 @@ import { ProtocolError, openWithRetry, retryDelay, sleep } from '../protocol.js'
 /** @typedef {import('./moderation.js').Moderation} Moderation */
 /** @typedef {import('./captions.js').StudioCaptions} StudioCaptions */
 /** @typedef {import('./lobbies.js').Lobbies} Lobbies */
+/** @typedef {import('./wall.js').StudioWall} StudioWall */
 
 /**
  * @typedef {object} Host
@@ -27,12 +29,13 @@ import { ProtocolError, openWithRetry, retryDelay, sleep } from '../protocol.js'
 /**
  * @param {{link: {showId: string, token: string}, status: Status, publish: Publish,
  *          audience: Audience, moderation: Moderation, captions: StudioCaptions,
- *          lobbies: Lobbies, setPhase: (phase: Phase) => void, renderPage: () => void}} parts
+ *          lobbies: Lobbies, wall: StudioWall, setPhase: (phase: Phase) => void,
+ *          renderPage: () => void}} parts
  *   the parts of the page the show's events concern, and the whole page's setPhase and render
  * @returns {Host}
  */
 export function initHost({
-  link, status, publish, audience, moderation, captions, lobbies, setPhase, renderPage,
+  link, status, publish, audience, moderation, captions, lobbies, wall, setPhase, renderPage,
 }) {
   const el = { warning: byId('warning') };
   /** @type {{connection: Connection | null}} */
@@ -79,6 +82,7 @@ export function initHost({
         renderPage();
         lobbies.list();
         lobbies.listen(host);
+        wall.follow(host);
         await closed;
       } catch (error) {
         console.error('could not follow the show', error);

@@ -18,6 +18,7 @@ import { displayName } from './namestep.js';
 /** @typedef {import('./captions.js').Captions} Captions */
 /** @typedef {import('./reactions.js').Reactions} Reactions */
 /** @typedef {import('./lobbyvoice.js').LobbyVoiceControls} LobbyVoiceControls */
+/** @typedef {import('./foyercameras.js').FoyerCameras} FoyerCameras */
 /** @typedef {import('./showinfo.js').ShowInfo} ShowInfo */
 /**
  * @typedef {{show: {id: string, title: string, state: string, starts_at?: string | null}, live: boolean, codecs: Codecs | null,
@@ -44,11 +45,11 @@ const SEAT_KEY = 'lampio.seat';
 
 /**
  * @param {{view: ShowView, info: ShowInfo, foyer: FoyerChat, captions: Captions,
- *          reactions: Reactions, voice: LobbyVoiceControls}} parts the parts of the page the
- *   events concern
+ *          reactions: Reactions, voice: LobbyVoiceControls, cameras: FoyerCameras}} parts the
+ *   parts of the page the events concern
  * @returns {Watching}
  */
-export function initWatching({ view, info, foyer, captions, reactions, voice }) {
+export function initWatching({ view, info, foyer, captions, reactions, voice, cameras }) {
   const watch = {
     code: '',
     title: '',
@@ -120,6 +121,7 @@ export function initWatching({ view, info, foyer, captions, reactions, voice }) 
     keepSeat();
     for (const event of joined.early) onEvent(connection, event);
     voice.start(connection, showState);
+    cameras.start(connection);
     return started;
   }
 
