@@ -10,7 +10,7 @@ The node runs on a Redis bus so that a restarted node on the same port finds the
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -20,7 +20,7 @@ import pytest_asyncio
 from aiohttp.test_utils import TestServer
 from playwright.async_api import Browser
 
-from clients.client import Performer, Session
+from clients.client import Cameras, Performer, Session
 from lampio_stream.app import create_app
 from rooms.bus_redis import RedisBus
 from rooms.events import screen_channel
@@ -174,6 +174,11 @@ async def next_event(session: Session, kind: str, check: Any, timeout: float = 2
     await eventually(seen, timeout)
 
 
+def viewer_camera_gone(site: Site, show_id: str) -> Callable[[], bool]:
+    """Whether no viewer of the show has a camera connection any more (the TV closed its own)."""
+    return lambda: not [s for s in site.services.cameras.seats(show_id) if not s.wall]
+
+
 @needs_axe
 async def test_staff_pair_a_screen_it_plays_and_the_phone_steers_it(
     browser: Browser, site: Site
@@ -250,6 +255,24 @@ async def test_staff_pair_a_screen_it_plays_and_the_phone_steers_it(
             interval=PAGE_INTERVAL,
         )
         await phone.screenshot("screen-remote")
+
+        # staff show the room to the performer: the TV says who sees it, the wall shows the room
+        wall = Cameras(host)
+        await wall.join_wall(slots=2)
+        assert await text_of(screen, "#tv-camera") == ""
+        await phone.page.get_by_label("Näytä huone lämpiölle ja esiintyjälle").check()
+        await wait_text(screen, "#tv-camera", "esiintyjä näkee huoneen")
+        shown: list[dict[str, Any]] = []
+        await next_event(host, "wall.state", lambda e: shown.append(e) or e["cameras"])
+        assert [c["name"] for c in shown[-1]["cameras"]] == ["Olohuone"]
+        await eventually(lambda: wall.frames.get(0, 0) >= 10, 15)
+        await accessible_in_every_language(screen, "/screen playing, the room's camera on")
+        # off again: nobody sees the room, and the TV lets its camera go
+        await phone.page.get_by_label("Pois", exact=True).check()
+        await next_event(host, "wall.state", lambda e: not e["cameras"])
+        await eventually(viewer_camera_gone(site, show["id"]), 10)
+        assert await screen.page.locator("#tv-camera").is_hidden()
+        await wall.close()
 
         # staff choose another show for the room, then leave it to the programme again
         other = await site.post("/api/shows", {"title": "Tuolijumppa"})

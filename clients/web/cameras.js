@@ -268,7 +268,7 @@ export class LobbyCameras {
       const stream = await navigator.mediaDevices.getUserMedia(CAMERA);
       this.track = stream.getVideoTracks()[0];
       await sender.replaceTrack(this.track);
-      await limit(sender);
+      await limit(sender, this.track);
     }
     try {
       const reply = await this.conn.request('camera.set', { on: true, performer });
@@ -340,14 +340,20 @@ export class LobbyCameras {
 /**
  * A camera sender's limits: a tile needs no more than this, and a weak link shares them.
  * @param {RTCRtpSender} sender
+ * @param {MediaStreamTrack} track the camera's
  */
-async function limit(sender) {
+async function limit(sender, track) {
   try {
     const parameters = sender.getParameters();
     if (!parameters.encodings?.length) return;
+    // A camera that cannot give 320×240 (`ideal` is a wish) is scaled down by the encoder to fit
+    // a tile: the server drops larger pictures.
+    const { width = 0, height = 0 } = track.getSettings();
+    const scale = Math.max(1, width / 320, height / 240);
     for (const encoding of parameters.encodings) {
       encoding.maxBitrate = MAX_BITRATE;
       encoding.maxFramerate = MAX_FRAMERATE;
+      if (scale > 1) encoding.scaleResolutionDownBy = scale;
     }
     await sender.setParameters(parameters);
   } catch (error) {

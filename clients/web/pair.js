@@ -14,6 +14,7 @@ import { asked, feedbackForm, remember } from './watch/feedback.js';
  * @typedef {import('./protocol.js').Connection} Connection
  * @typedef {import('./protocol.js').ServerEvent} ServerEvent
  * @typedef {{id: string, name: string, show: string | null, head_count: number, volume: number,
+ *            camera?: string,
  *            ticket?: string | null}} ScreenSettings
  * @typedef {{state: string, sound: string, show: string | null, title: string | null}} Status
  * @typedef {{id: string, title: string}} Show
@@ -326,6 +327,14 @@ function addCard(settings, status) {
   };
   find('.volume-down').addEventListener('click', () => setVolume(-10));
   find('.volume-up').addEventListener('click', () => setVolume(10));
+  // the room's camera: one choice per screen (its own radio group)
+  for (const radio of root.querySelectorAll('.remote-camera input[type="radio"]')) {
+    const input = /** @type {HTMLInputElement} */ (radio);
+    input.name = `camera-${id}`;
+    input.addEventListener('change', () => {
+      if (input.checked) control(card, { camera: input.value });
+    });
+  }
   for (const button of root.querySelectorAll('button.react')) {
     button.addEventListener('click', () => react(card, button.getAttribute('data-kind') ?? ''));
   }
@@ -446,6 +455,11 @@ function renderCard(card) {
     card.heads.value = String(settings.head_count);
   }
   card.volume.textContent = `${settings.volume} %`;
+  const camera = settings.camera ?? 'off';
+  for (const radio of card.root.querySelectorAll('.remote-camera input[type="radio"]')) {
+    const input = /** @type {HTMLInputElement} */ (radio);
+    input.checked = input.value === camera;
+  }
   if (document.activeElement !== card.select) card.select.value = settings.show ?? '';
   card.question.textContent = t('pair_forget_confirm', { name: settings.name });
   for (const [selector, key] of [

@@ -12,12 +12,13 @@
  */
 import { setupLangButtons, t } from './i18n.js';
 import { ProtocolError, iceGatheringComplete, openWithRetry } from './protocol.js';
+import { initRoomCamera } from './screencamera.js';
 
 /**
  * @typedef {'connecting' | 'reconnecting' | 'pairing' | 'waiting' | 'scheduled' | 'live' |
  *           'paused' | 'ended'} Phase
  * @typedef {{id: string, name: string, show: string | null, head_count: number, volume: number,
- *            ticket?: string | null}} ScreenSettings
+ *            ticket?: string | null, camera?: string}} ScreenSettings
  * @typedef {{id: string, title: string, code: string, state: string, starts_at: string | null,
  *            access?: string}} Show
  * @typedef {import('./protocol.js').Connection} Connection
@@ -49,7 +50,10 @@ const el = {
   caption: byId('tv-caption'),
   sound: /** @type {HTMLButtonElement} */ (byId('tv-sound')),
   note: byId('tv-note'),
+  camera: byId('tv-camera'),
 };
+
+const roomCamera = initRoomCamera({ line: el.camera, onChange: () => {} });
 
 const tv = {
   /** @type {Phase} */ phase: 'connecting',
@@ -326,6 +330,8 @@ function onEvent(connection, event) {
       tv.screen = event.screen;
       applyVolume();
       render();
+      // staff turned the room's camera on or off (it follows only while the TV is seated)
+      if (tv.joined) roomCamera.follow(connection, tv.screen?.camera ?? 'off');
       report(connection);  // the answer carries the show to go to, now
       break;
     case 'screen.react':
@@ -439,6 +445,7 @@ async function goTo(connection, show) {
   localStorage.setItem(SEAT_KEY, joined.session);
   tv.show = joined.show;
   render();
+  roomCamera.follow(connection, tv.screen?.camera ?? 'off');
   if (same) return;
   if (joined.live || tv.liveSeen) startMedia(connection);
   else setPhase(joined.show.state === 'paused' ? 'paused' : 'scheduled');
@@ -447,6 +454,7 @@ async function goTo(connection, show) {
 /** @param {Connection} connection */
 async function leaveShow(connection) {
   closeMedia();
+  roomCamera.close();
   keepSeat('', '');
   if (!tv.joined) return;
   tv.joined = '';
