@@ -16,7 +16,8 @@ import pytest
 import pytest_asyncio
 from playwright.async_api import Browser
 
-from clients.client import Performer, Session
+from clients.client import Cameras, Performer, Session
+from media.sources import TestPatternTrack
 from tests.a11y import accessible_in_every_language, assert_targets_large, needs_axe
 from tests.browser import (
     SCREENSHOTS,
@@ -28,6 +29,7 @@ from tests.browser import (
     serve,
     wait_text,
 )
+from tests.helpers import eventually
 from tests.nodes import Node, start_performer
 
 pytestmark = [
@@ -52,6 +54,9 @@ WATCH_CONTROLS = {
     "chat input": "#chat-input",
     "send": "#chat-form button[type=submit]",
 }
+
+# The show the viewer of ``watching`` watches (for the intermission's test).
+WATCHED: dict[str, dict[str, Any]] = {}
 
 # What a performer must see at once while live.
 STUDIO_CONTROLS = {
@@ -84,6 +89,18 @@ MEASURE = """(controls) => {
           scrollWidth: document.documentElement.scrollWidth,
           innerHeight, innerWidth};
 }"""
+
+
+# The elements of a selector whose middle shows something else (scrolled out of their box, or
+# covered): what a viewer does not see although its box is in the viewport.
+SEEN = """(selector) => [...document.querySelectorAll(selector)]
+  .filter((el) => el.getClientRects().length > 0)
+  .filter((el) => {
+    const r = el.getBoundingClientRect();
+    const at = document.elementFromPoint((r.left + r.right) / 2, (r.top + r.bottom) / 2);
+    return !(at && (el === at || el.contains(at)));
+  })
+  .map((el) => el.id || el.dataset.camera || el.tagName)"""
 
 
 def problems(measured: dict[str, Any]) -> list[str]:
@@ -139,6 +156,7 @@ async def watching(node: Node, browser: Browser) -> AsyncIterator[Tab]:
     performer: Performer = await start_performer(node, show, "video/VP8")
     host = await Session.connect(node.url)
     viewer = await open_tab(browser, show["viewer_url"])
+    WATCHED["show"] = show
     try:
         await wait_text(viewer, "#watch-status", "suorana")
         sound = viewer.page.locator("#sound-button")
@@ -203,3 +221,50 @@ async def test_the_one_screen_views_are_accessible(watching: Tab, studio: Tab) -
     await studio.page.locator("#studio-details > summary").click()
     await accessible_in_every_language(studio, "studio live view, details open, at 1280×800")
     await studio.page.locator("#studio-details > summary").click()
+
+
+async def test_an_intermission_with_cameras_fits_one_screen(node: Node, watching: Tab) -> None:
+    """In an intermission, with the viewer's camera on (by keyboard) and another member's tile
+    shown, the show view still fits at every size: the picture, the reactions, the chat's input,
+    the Camera button and the tiles in view, nothing overlapping, no scrolling. The module's last
+    test: it leaves the show as it found it."""
+    show = WATCHED["show"]
+    host = await Session.connect(node.url)
+    other = Cameras(await Session.connect(node.url))
+    button = watching.page.locator("#camera-button")
+    try:
+        await host.request("perform.host", show=show["id"], token=show["performer_token"])
+        await host.request("voice.intermission", open=True)
+        await other.session.request("watch.join", code=show["code"], name="Aino")
+        await other.join(TestPatternTrack(320, 240, fps=15), slots=1)
+        await other.set(True)
+        await button.wait_for(state="visible", timeout=20_000)
+        await button.focus()
+        await watching.page.keyboard.press("Enter")
+        await wait_text(watching, "#camera-note", "Kamerasi on päällä")
+        await eventually(
+            lambda: watching.eval(
+                "() => [...document.querySelectorAll('#camera-tiles .camera-tile')]"
+                ".some((li) => li.dataset.camera !== 'self'"
+                " && li.querySelector('video').videoWidth > 0)"
+            ),
+            20,
+            "Aino's tile decoded",
+            interval=0.25,
+        )
+        controls = {**WATCH_CONTROLS, "camera": "#camera-button", "tiles": "#camera-tiles li"}
+        found = {}
+        for size in WATCH_SIZES:
+            wrong = problems(await measure(watching, size, controls))
+            # each tile seen, not merely laid out: what is at its middle is the tile itself
+            hidden = await watching.eval(SEEN, "#camera-tiles li, #chat-input")
+            if wrong or hidden:
+                found[size] = [*wrong, *(f"covered or scrolled away: {h}" for h in hidden)]
+        assert not found, found
+    finally:
+        if await button.get_attribute("aria-pressed") == "true":
+            await button.click()
+        await other.close()
+        await other.session.close()
+        await host.request("voice.intermission", open=False)
+        await host.close()
