@@ -214,6 +214,11 @@ async def test_no_sender_reports_until_something_was_sent() -> None:
             return found == {"video", "audio"}
 
         await eventually(both, 10, "sender reports once media flows")
+        # What they say is what the outputs counted when aiortc reported.
+        stats = await rig.client.getStats()
+        sent = {s.kind: s.packetsSent for s in stats.values() if s.type == "remote-outbound-rtp"}
+        for output, kind in zip(rig.outputs, ("video", "audio"), strict=True):
+            assert 0 < sent[kind] <= output.sent_packets
     finally:
         await show.remove_viewer(rig)
         if publisher is not None:
