@@ -21,6 +21,7 @@ import struct
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import structlog
 from aiortc import RTCRtpSender
@@ -154,6 +155,42 @@ _CHUNK = min(GSO_SEGMENTS, SRTP_SCRATCH_BYTES // 1500)
 class DirectOutput:
     """One viewer track's RTP, written straight to the viewer's socket."""
 
+    # Slots: read on every frame of every viewer, fewer lookups and cache lines than a dict.
+    __slots__ = (
+        "__weakref__",
+        "_addr",
+        "_b0",
+        "_has_ast",
+        "_header",
+        "_header_size",
+        "_history",
+        "_in_place",
+        "_ntp",
+        "_protect",
+        "_rtp_timestamp",
+        "_seq",
+        "_sock",
+        "_srtp",
+        "_tail",
+        "_tail_head",
+        "_tail_rest",
+        "_transport",
+        "_ts_origin",
+        "fraction_lost",
+        "gso",
+        "jitter",
+        "payload_type",
+        "ready",
+        "remb_bps",
+        "retransmitted",
+        "segmented",
+        "sender",
+        "sent_bytes",
+        "sent_frames",
+        "sent_packets",
+        "ssrc",
+    )
+
     def __init__(
         self,
         sender: RTCRtpSender,
@@ -175,11 +212,21 @@ class DirectOutput:
         self.remb_bps: int | None = None
         self.gso = True  # until the kernel or the path refuses it
         self.segmented = 0  # sendmsg calls that carried several packets (UDP GSO)
+        # Bound, and its transport not found closing since: what the fan-out checks per frame
+        # (send() finds a closing transport and clears it).
+        self.ready = False
         self._seq = random16()
         self._ts_origin = random32()
         self._history: list[_Sent | None] = [None] * HISTORY
         self._srtp: Session | None = None
         self._in_place: SrtpInPlace | _Copying | None = None
+        self._protect: tuple[Callable[[Any, Any, Any], int], Any, memoryview, Any, Any] = (
+            _unbound,
+            None,
+            memoryview(b""),
+            None,
+            None,
+        )
         self._transport: DatagramSocket | None = None
         self._sock: socket.socket | None = None
         self._addr: tuple[str, int] = ("", 0)  # the viewer's, once bound
@@ -217,15 +264,27 @@ class DirectOutput:
         if path is None:
             return False
         self._srtp, self._transport, self._addr = path.srtp, path.transport, path.addr
-        self._in_place = srtp_in_place(path.srtp) or _Copying(path.srtp)
+        self.ready = True
+        self._use(srtp_in_place(path.srtp) or _Copying(path.srtp))
         self._sock = udp_socket(path.transport)
         return True
+
+    def _use(self, in_place: SrtpInPlace | _Copying) -> None:
+        self._in_place = in_place
+        self._protect = (
+            in_place.call,
+            in_place.context,
+            in_place.view,
+            in_place.base,
+            in_place.length,
+        )
 
     def send(self, out: FrameOut, timestamp: int) -> bool:
         """Send one frame with this viewer's header; False if it could not be sent."""
         transport, srtp = self._transport, self._srtp
         if transport is None or srtp is None or transport.is_closing():
             self._transport = None
+            self.ready = False
             return False
         queued = transport.get_write_buffer_size()
         if queued > MAX_WRITE_BUFFER:
@@ -244,20 +303,19 @@ class DirectOutput:
             how = _SEGMENTED
         else:
             how = _EACH
-        in_place: SrtpInPlace | _Copying | None = self._in_place
-        if in_place is None:
-            in_place = self._in_place = _Copying(srtp)
+        if self._in_place is None:
+            self._use(_Copying(srtp))
         # The packets are written one after the other into the scratch buffer, protected there
         # and sent from it, a chunk at a time.
-        call, context, view, base, length = (
-            in_place.call,
-            in_place.context,
-            in_place.view,
-            in_place.base,
-            in_place.length,
-        )
+        call, context, view, base, length = self._protect
         pack_into, header_size = self._header.pack_into, self._header_size
-        seq, pt, b0, history = self._seq, self.payload_type, self._b0, self._history
+        seq, pt, b0, history, addr = (
+            self._seq,
+            self.payload_type,
+            self._b0,
+            self._history,
+            self._addr,
+        )
         sent: _Sent = (seq, ts, out)
         last = count - 1
         size = 0
@@ -284,13 +342,23 @@ class DirectOutput:
                 size += plain - header_size
                 offset += length[0]
                 bounds.append(offset)
-            if how == _SEGMENTED:
-                how = self._send_segmented(transport, view, bounds)
-            elif how == _EACH:
-                how = self._send_each(transport, view, bounds, 0)
-            else:
-                self._queue(transport, view, bounds, 0)
             first = stop
+            if how == _QUEUED:
+                self._queue(transport, view, bounds, 0)
+            elif how == _SEGMENTED or len(bounds) == 2:
+                # One datagram, or the chunk's packets in one sendmsg cut by the kernel (UDP GSO).
+                assert sock is not None
+                try:
+                    if len(bounds) == 2:
+                        sock.sendto(view[:offset], addr)
+                    else:
+                        control = [(socket.SOL_UDP, UDP_SEGMENT, _U16.pack(bounds[1]))]
+                        sock.sendmsg([view[:offset]], control, 0, addr)  # copied by the kernel
+                        self.segmented += 1
+                except OSError as exc:
+                    how = self._refused(exc, how, transport, view, bounds)
+            else:
+                how = self._send_each(transport, view, bounds, 0)
         self._seq = seq
         self.sent_packets += count
         self.sent_frames += 1
@@ -299,31 +367,18 @@ class DirectOutput:
         self._ntp, self._rtp_timestamp = out.ntp, ts
         return True
 
-    def _send_segmented(
-        self, transport: DatagramSocket, view: memoryview, bounds: list[int]
+    def _refused(
+        self, exc: OSError, how: int, transport: DatagramSocket, view: memoryview, bounds: list[int]
     ) -> int:
-        """The chunk's packets in one sendmsg, cut by the kernel (UDP GSO); how the frame's next
-        chunk goes."""
-        sock = self._sock
-        assert sock is not None
-        size = bounds[-1]
-        try:
-            if len(bounds) == 2:
-                sock.sendto(view[:size], self._addr)
-            else:
-                control = [(socket.SOL_UDP, UDP_SEGMENT, _U16.pack(bounds[1]))]
-                sock.sendmsg([view[:size]], control, 0, self._addr)  # no copy but the kernel's
-                self.segmented += 1
-        except BlockingIOError:
-            self._queue(transport, view, bounds, 0)
+        """The kernel did not take a chunk: how it and the frame's next chunks go."""
+        if isinstance(exc, BlockingIOError):
+            self._queue(transport, view, bounds, 0)  # sent by asyncio's transport once it can
             return _QUEUED
-        except OSError as exc:
-            if exc.errno not in _NO_GSO:
-                return _SEGMENTED  # as asyncio does: lost, the viewer's RTCP tells
+        if how == _SEGMENTED and exc.errno in _NO_GSO:
             self.gso = False
             log.info("udp gso refused; sending packet by packet", errno=exc.errno)
             return self._send_each(transport, view, bounds, 0)
-        return _SEGMENTED
+        return how  # as asyncio does: lost, the viewer's RTCP tells
 
     def _send_each(
         self, transport: DatagramSocket, view: memoryview, bounds: list[int], start: int
@@ -371,6 +426,10 @@ class DirectOutput:
         )
         packet = _HEAD.pack(self._b0, mpt, sequence_number, ts) + tail + out.payloads[index]
         transport.sendto(srtp.protect(packet), self._addr)
+
+
+def _unbound(context: Any, at: Any, length: Any) -> int:
+    raise AssertionError("protect before bind")
 
 
 class _Copying:

@@ -195,7 +195,7 @@ class ViewerTrack(MediaStreamTrack):
     def _send_direct(self, frame: EncodedFrame, pts: int, out: FrameOut | None = None) -> bool:
         output, queue = self.output, self._queue
         assert output is not None and self._frame_out is not None
-        if not output.bound:
+        if not output.ready:
             if not output.bind():
                 queue.dropped += 1  # not connected yet: video keeps waiting for a keyframe
                 return False
