@@ -21,6 +21,7 @@ import struct
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import structlog
 from aiortc import RTCRtpSender
@@ -43,12 +44,17 @@ from pylibsrtp import Session
 
 from .frame import EncodedFrame
 from .seams import (
+    SRTP_MAX_PLAIN,
+    SRTP_SCRATCH_BYTES,
     DatagramSocket,
-    SenderReportCounters,
+    SentSoFar,
+    SrtpInPlace,
     answer_nacks,
+    report_what_was_sent,
     rtp_path,
     sender_ssrc,
-    skip_reports_while_idle,
+    srtp_error,
+    srtp_in_place,
     udp_socket,
 )
 
@@ -136,12 +142,54 @@ class Packetizer:
         return self._out
 
 
-# A sent packet as the history keeps it: the payload is the show's own (shared by every viewer).
-_Sent = tuple[int, int, int, bytes, bytes]  # sequence number, M/PT, timestamp, tail, payload
+# A sent frame as the history keeps it, under each of its packets' sequence numbers: the first
+# sequence number, the RTP timestamp and the show's own frame (shared by every viewer).
+_Sent = tuple[int, int, FrameOut]
+
+# How a frame's packets go to the kernel, chunk by chunk (a frame may change course on the way).
+_SEGMENTED, _EACH, _QUEUED = 0, 1, 2
+# Packets protected and sent at a time: what one UDP GSO send takes, and what the scratch holds.
+_CHUNK = min(GSO_SEGMENTS, SRTP_SCRATCH_BYTES // 1500)
 
 
 class DirectOutput:
     """One viewer track's RTP, written straight to the viewer's socket."""
+
+    # Slots: read on every frame of every viewer, fewer lookups and cache lines than a dict.
+    __slots__ = (
+        "__weakref__",
+        "_addr",
+        "_b0",
+        "_has_ast",
+        "_header",
+        "_header_size",
+        "_history",
+        "_in_place",
+        "_ntp",
+        "_protect",
+        "_rtp_timestamp",
+        "_seq",
+        "_sock",
+        "_srtp",
+        "_tail",
+        "_tail_head",
+        "_tail_rest",
+        "_transport",
+        "_ts_origin",
+        "fraction_lost",
+        "gso",
+        "jitter",
+        "payload_type",
+        "ready",
+        "remb_bps",
+        "retransmitted",
+        "segmented",
+        "sender",
+        "sent_bytes",
+        "sent_frames",
+        "sent_packets",
+        "ssrc",
+    )
 
     def __init__(
         self,
@@ -164,10 +212,21 @@ class DirectOutput:
         self.remb_bps: int | None = None
         self.gso = True  # until the kernel or the path refuses it
         self.segmented = 0  # sendmsg calls that carried several packets (UDP GSO)
+        # Bound, and its transport not found closing since: what the fan-out checks per frame
+        # (send() finds a closing transport and clears it).
+        self.ready = False
         self._seq = random16()
         self._ts_origin = random32()
         self._history: list[_Sent | None] = [None] * HISTORY
         self._srtp: Session | None = None
+        self._in_place: SrtpInPlace | _Copying | None = None
+        self._protect: tuple[Callable[[Any, Any, Any], int], Any, memoryview, Any, Any] = (
+            _unbound,
+            None,
+            memoryview(b""),
+            None,
+            None,
+        )
         self._transport: DatagramSocket | None = None
         self._sock: socket.socket | None = None
         self._addr: tuple[str, int] = ("", 0)  # the viewer's, once bound
@@ -180,12 +239,19 @@ class DirectOutput:
         self._tail_head, self._tail_rest = tail[:cut], tail[cut + 3 :] if ast_offset else b""
         self._has_ast = bool(ast_offset)
         self._tail = tail
-        self._report = SenderReportCounters(sender)
+        # The whole header at once: the fixed fields, then the tail (SSRC and extensions).
+        self._header = struct.Struct(f"!BBHI{len(tail)}s")
+        self._header_size = self._header.size
+        # The NTP and RTP timestamps of the latest frame sent, for Sender Reports.
+        self._ntp = 0
+        self._rtp_timestamp = 0
         answer_nacks(sender, self._retransmit)
-        skip_reports_while_idle(sender, self._has_sent)
+        report_what_was_sent(sender, self._sent_so_far)
 
-    def _has_sent(self) -> bool:
-        return self.sent_packets > 0
+    def _sent_so_far(self) -> SentSoFar | None:
+        if not self.sent_packets:
+            return None
+        return self._ntp, self._rtp_timestamp, self.sent_packets, self.sent_bytes
 
     @property
     def bound(self) -> bool:
@@ -198,14 +264,27 @@ class DirectOutput:
         if path is None:
             return False
         self._srtp, self._transport, self._addr = path.srtp, path.transport, path.addr
+        self.ready = True
+        self._use(srtp_in_place(path.srtp) or _Copying(path.srtp))
         self._sock = udp_socket(path.transport)
         return True
+
+    def _use(self, in_place: SrtpInPlace | _Copying) -> None:
+        self._in_place = in_place
+        self._protect = (
+            in_place.call,
+            in_place.context,
+            in_place.view,
+            in_place.base,
+            in_place.length,
+        )
 
     def send(self, out: FrameOut, timestamp: int) -> bool:
         """Send one frame with this viewer's header; False if it could not be sent."""
         transport, srtp = self._transport, self._srtp
         if transport is None or srtp is None or transport.is_closing():
             self._transport = None
+            self.ready = False
             return False
         queued = transport.get_write_buffer_size()
         if queued > MAX_WRITE_BUFFER:
@@ -215,76 +294,116 @@ class DirectOutput:
             self._tail_head + out.abs_send_time + self._tail_rest if self._has_ast else self._tail
         )
         payloads = out.payloads
-        last = len(payloads) - 1
-        seq, pt, b0 = self._seq, self.payload_type, self._b0
-        protect, pack, history = srtp.protect, _HEAD.pack, self._history
-        packets = []
-        size = 0
-        for i, payload in enumerate(payloads):
-            mpt = pt | 0x80 if i == last else pt
-            history[seq % HISTORY] = (seq, mpt, ts, tail, payload)
-            packets.append(protect(pack(b0, mpt, seq, ts) + tail + payload))
-            seq = (seq + 1) & 0xFFFF
-            size += len(payload)
-        self._seq = seq
-        if queued or self._sock is None:
+        count = len(payloads)
+        sock = self._sock
+        if queued or sock is None:
             # Datagrams wait in the transport already: queue behind them, keeping their order.
-            self._queue(transport, packets, 0)
+            how = _QUEUED
         elif out.uniform and self.gso:
-            self._send_segmented(self._sock, transport, packets)
+            how = _SEGMENTED
         else:
-            self._send_each(self._sock, transport, packets, 0)
-        self.sent_packets += len(payloads)
+            how = _EACH
+        if self._in_place is None:
+            self._use(_Copying(srtp))
+        # The packets are written one after the other into the scratch buffer, protected there
+        # and sent from it, a chunk at a time.
+        call, context, view, base, length = self._protect
+        pack_into, header_size = self._header.pack_into, self._header_size
+        seq, pt, b0, history, addr = (
+            self._seq,
+            self.payload_type,
+            self._b0,
+            self._history,
+            self._addr,
+        )
+        sent: _Sent = (seq, ts, out)
+        last = count - 1
+        size = 0
+        first = 0
+        while first < count:
+            step = _CHUNK
+            if how == _SEGMENTED:
+                step = min(step, GSO_BYTES // (header_size + len(payloads[first]) + 16))
+            stop = min(count, first + max(1, step))
+            offset = 0
+            bounds = [0]  # where each packet starts, and where the last ends
+            for index in range(first, stop):
+                payload = payloads[index]
+                plain = header_size + len(payload)
+                if plain > SRTP_MAX_PLAIN:
+                    raise ValueError("packet is too long")
+                pack_into(view, offset, b0, pt | 0x80 if index == last else pt, seq, ts, tail)
+                view[offset + header_size : offset + plain] = payload
+                length[0] = plain
+                if code := call(context, base + offset, length):
+                    raise srtp_error(code)
+                history[seq % HISTORY] = sent
+                seq = (seq + 1) & 0xFFFF
+                size += plain - header_size
+                offset += length[0]
+                bounds.append(offset)
+            first = stop
+            if how == _QUEUED:
+                self._queue(transport, view, bounds, 0)
+            elif how == _SEGMENTED or len(bounds) == 2:
+                # One datagram, or the chunk's packets in one sendmsg cut by the kernel (UDP GSO).
+                assert sock is not None
+                try:
+                    if len(bounds) == 2:
+                        sock.sendto(view[:offset], addr)
+                    else:
+                        control = [(socket.SOL_UDP, UDP_SEGMENT, _U16.pack(bounds[1]))]
+                        sock.sendmsg([view[:offset]], control, 0, addr)  # copied by the kernel
+                        self.segmented += 1
+                except OSError as exc:
+                    how = self._refused(exc, how, transport, view, bounds)
+            else:
+                how = self._send_each(transport, view, bounds, 0)
+        self._seq = seq
+        self.sent_packets += count
         self.sent_frames += 1
         self.sent_bytes += size
         # aiortc's RTCP task reports these in its Sender Reports (A/V sync, receiver stats).
-        self._report.update(out.ntp, ts, self.sent_packets, self.sent_bytes)
+        self._ntp, self._rtp_timestamp = out.ntp, ts
         return True
 
-    def _send_segmented(
-        self, sock: socket.socket, transport: DatagramSocket, packets: list[bytes]
-    ) -> None:
-        """One sendmsg per up to 64 packets, cut by the kernel (UDP GSO)."""
-        segment = len(packets[0])
-        step = min(GSO_SEGMENTS, GSO_BYTES // segment)
-        control = [(socket.SOL_UDP, UDP_SEGMENT, _U16.pack(segment))]
-        for start in range(0, len(packets), step):
-            batch = packets[start : start + step]
-            try:
-                if len(batch) == 1:
-                    sock.sendto(batch[0], self._addr)
-                else:
-                    sock.sendmsg(batch, control, 0, self._addr)  # gathered, not copied
-                    self.segmented += 1
-            except BlockingIOError:
-                self._queue(transport, packets, start)
-                return
-            except OSError as exc:
-                if exc.errno not in _NO_GSO:
-                    continue  # as asyncio does: the datagram is lost, the viewer's RTCP tells
-                self.gso = False
-                log.info("udp gso refused; sending packet by packet", errno=exc.errno)
-                self._send_each(sock, transport, packets, start)
-                return
+    def _refused(
+        self, exc: OSError, how: int, transport: DatagramSocket, view: memoryview, bounds: list[int]
+    ) -> int:
+        """The kernel did not take a chunk: how it and the frame's next chunks go."""
+        if isinstance(exc, BlockingIOError):
+            self._queue(transport, view, bounds, 0)  # sent by asyncio's transport once it can
+            return _QUEUED
+        if how == _SEGMENTED and exc.errno in _NO_GSO:
+            self.gso = False
+            log.info("udp gso refused; sending packet by packet", errno=exc.errno)
+            return self._send_each(transport, view, bounds, 0)
+        return how  # as asyncio does: lost, the viewer's RTCP tells
 
     def _send_each(
-        self, sock: socket.socket, transport: DatagramSocket, packets: list[bytes], start: int
-    ) -> None:
-        addr = self._addr
-        sendto = sock.sendto
-        for index in range(start, len(packets)):
+        self, transport: DatagramSocket, view: memoryview, bounds: list[int], start: int
+    ) -> int:
+        """The chunk's packets from ``start`` on, one sendto each; how the next chunk goes."""
+        sock = self._sock
+        assert sock is not None
+        addr, sendto = self._addr, sock.sendto
+        for index in range(start, len(bounds) - 1):
             try:
-                sendto(packets[index], addr)
+                sendto(view[bounds[index] : bounds[index + 1]], addr)
             except BlockingIOError:
-                self._queue(transport, packets, index)
-                return
+                self._queue(transport, view, bounds, index)
+                return _QUEUED
             except OSError:
                 pass  # as asyncio does (an ICMP error from an earlier datagram, say)
+        return _EACH
 
-    def _queue(self, transport: DatagramSocket, packets: list[bytes], start: int) -> None:
-        # asyncio's transport keeps what the kernel does not take yet and writes it when it can.
-        for index in range(start, len(packets)):
-            transport.sendto(packets[index], self._addr)
+    def _queue(
+        self, transport: DatagramSocket, view: memoryview, bounds: list[int], start: int
+    ) -> None:
+        # asyncio's transport keeps what the kernel does not take yet and writes it when it can
+        # (copied: the scratch buffer is written again by the next send).
+        for index in range(start, len(bounds) - 1):
+            transport.sendto(bytes(view[bounds[index] : bounds[index + 1]]), self._addr)
 
     async def _retransmit(self, sequence_number: int) -> None:
         self.retransmit(sequence_number)
@@ -295,12 +414,39 @@ class DirectOutput:
         transport, srtp = self._transport, self._srtp
         if sent is None or transport is None or srtp is None or transport.is_closing():
             return
-        seq, mpt, ts, tail, payload = sent
-        if seq != sequence_number:
+        first, ts, out = sent
+        index = (sequence_number - first) & 0xFFFF
+        if index >= len(out.payloads):
             return  # overwritten: too old to help
         self.retransmitted += 1
-        packet = _HEAD.pack(self._b0, mpt, seq, ts) + tail + payload
+        pt = self.payload_type
+        mpt = pt | 0x80 if index == len(out.payloads) - 1 else pt
+        tail = (
+            self._tail_head + out.abs_send_time + self._tail_rest if self._has_ast else self._tail
+        )
+        packet = _HEAD.pack(self._b0, mpt, sequence_number, ts) + tail + out.payloads[index]
         transport.sendto(srtp.protect(packet), self._addr)
+
+
+def _unbound(context: Any, at: Any, length: Any) -> int:
+    raise AssertionError("protect before bind")
+
+
+class _Copying:
+    """Stands in for :class:`media.seams.SrtpInPlace` where pylibsrtp lacks what that needs:
+    each packet is protected by ``Session.protect`` and copied back where it lay."""
+
+    def __init__(self, session: Session) -> None:
+        self.context = session
+        self.view = memoryview(bytearray(SRTP_SCRATCH_BYTES))
+        self.base = 0
+        self.length = [0]
+
+    def call(self, session: Session, offset: int, length: list[int]) -> int:
+        protected = session.protect(bytes(self.view[offset : offset + length[0]]))
+        self.view[offset : offset + len(protected)] = protected
+        length[0] = len(protected)
+        return 0
 
 
 class ViewerRtcp:

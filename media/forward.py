@@ -195,7 +195,7 @@ class ViewerTrack(MediaStreamTrack):
     def _send_direct(self, frame: EncodedFrame, pts: int, out: FrameOut | None = None) -> bool:
         output, queue = self.output, self._queue
         assert output is not None and self._frame_out is not None
-        if not output.bound:
+        if not output.ready:
             if not output.bind():
                 queue.dropped += 1  # not connected yet: video keeps waiting for a keyframe
                 return False
@@ -433,6 +433,9 @@ class Broadcast:
         self._gop_limit = max(1, video_buffer // 2)
         self.codec_mismatches = 0
         self._packetizers: dict[MediaKind, Packetizer] = {}
+        # Tracks of each kind with a direct output: while there are any, each frame of the
+        # original is packetised in the fan-out, once, not looked up by every track.
+        self._direct_tracks: dict[MediaKind, int] = {"video": 0, "audio": 0}
         # The show's recording (media/recorder.py), fed once per show, if it is being recorded.
         self.recorder: FrameTap | None = None
 
@@ -499,6 +502,8 @@ class Broadcast:
 
     def attach_direct(self, track: ViewerTrack, output: DirectOutput) -> None:
         """Send ``track``'s frames through ``output``, packetised once per show."""
+        if track.output is None and track in self._tracks[track.media_kind]:
+            self._direct_tracks[track.media_kind] += 1
         track.use_direct(output, self._packetize, self._start_video)
 
     def _packetize(self, frame: EncodedFrame) -> FrameOut:
@@ -658,8 +663,9 @@ class Broadcast:
                     # A request may have found no one to ask (performer not yet sending); the
                     # limiter drops the repeat if a request is already under way.
                     self.keyframes.request()
+        out = self._packetize(frame) if self._direct_tracks[frame.kind] else None
         for track in self._tracks[frame.kind]:
-            track.offer(frame, generation, now)
+            track.offer(frame, generation, now, ORIGINAL, out)
         for rendition in self._renditions.values():
             rendition.offer(frame, generation)  # each takes its own kind
         if self.recorder is not None:
@@ -674,6 +680,8 @@ class Broadcast:
             self._gop = []
 
     def _track_stopped(self, track: ViewerTrack) -> None:
+        if track in self._tracks[track.media_kind] and track.output is not None:
+            self._direct_tracks[track.media_kind] -= 1
         self._tracks[track.media_kind].discard(track)
         for layer in {track.layer, track.target} - {ORIGINAL}:
             track.layer = track.target = ORIGINAL

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
 import inspect
 import queue
 import socket
+import threading
 import weakref
 from collections.abc import Awaitable, Callable, Collection, Coroutine, Mapping
 from dataclasses import dataclass
@@ -20,7 +22,14 @@ from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender
 from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtcrtpreceiver import RemoteStreamTrack, TimestampMapper
-from aiortc.rtp import AnyRtcpPacket, RtcpPacket, RtcpSdesPacket, RtcpSrPacket, RtpPacket
+from aiortc.rtp import (
+    AnyRtcpPacket,
+    RtcpPacket,
+    RtcpSdesPacket,
+    RtcpSenderInfo,
+    RtcpSrPacket,
+    RtpPacket,
+)
 from pylibsrtp import Session
 
 from .assembler import FrameAssembler, Piece
@@ -33,6 +42,8 @@ __all__ = [
     "NominatedPair",
     "RtpPath",
     "SenderReportCounters",
+    "SentSoFar",
+    "SrtpInPlace",
     "answer_nacks",
     "check_versions",
     "decoded_backlog",
@@ -43,11 +54,13 @@ __all__ = [
     "offer_host_addresses",
     "on_keyframe_request",
     "release_peer",
+    "report_what_was_sent",
     "rtp_path",
     "rtx_ssrcs",
     "send_pli",
     "sender_ssrc",
-    "skip_reports_while_idle",
+    "srtp_error",
+    "srtp_in_place",
     "take_rtcp",
     "tap_depayloaded_frames",
     "udp_socket",
@@ -259,42 +272,69 @@ def answer_nacks(sender: RTCRtpSender, retransmit: Callable[[int], Awaitable[Non
     sender._retransmit = answer  # type: ignore[method-assign]
 
 
-def skip_reports_while_idle(sender: RTCRtpSender, has_sent: Callable[[], bool]) -> None:
-    """Send no Sender Report (nor its SDES) for ``sender`` until ``has_sent()``: a voice slot
-    that never carried a speaker is no RTP sender (RFC 3550, section 6.4). BYE still goes.
+# What a Sender Report says was sent so far: NTP timestamp, RTP timestamp, packets, octets.
+SentSoFar = tuple[int, int, int, int]
+
+
+def report_what_was_sent(sender: RTCRtpSender, sent: Callable[[], SentSoFar | None]) -> None:
+    """Make ``sender``'s Sender Reports say what ``sent()`` counts, asked when aiortc reports
+    (about once a second) rather than written into the sender with every frame; while it says
+    None, send no Sender Report (nor its SDES): a voice slot that never carried a speaker is no
+    RTP sender (RFC 3550, section 6.4). BYE still goes.
 
     A bound method is held weakly, as :func:`answer_nacks` does."""
-    # RTCRtpSender._run_rtcp builds SR + SDES about once a second and awaits
-    # self._send_rtcp(packets) whether or not anything was sent; the BYE at the end goes that way.
+    # RTCRtpSender._run_rtcp builds SR + SDES about once a second from the name-mangled counters
+    # its own _run_rtp updates per packet (SenderReportCounters), notes the SR's NTP time as __lsr
+    # (for the round trip of a receiver report naming it) and awaits self._send_rtcp(packets)
+    # whether or not anything was sent; the BYE at the end goes that way.
     original: Callable[[list[Any]], Awaitable[None]] = _method(sender, "_send_rtcp")
     function = getattr(original, "__func__", None)
     if function is None:
         raise UnsupportedVersionError("RTCRtpSender._send_rtcp is hooked already")
+    if not hasattr(sender, _LSR):
+        raise UnsupportedVersionError(f"RTCRtpSender has no {_LSR}")
     target = weakref.ref(sender)
     del original
-    check: Callable[[], bool | None]
-    if inspect.ismethod(has_sent):
-        weak = weakref.WeakMethod(has_sent)
+    check: Callable[[], SentSoFar | None]
+    if inspect.ismethod(sent):
+        weak = weakref.WeakMethod(sent)
 
-        def check() -> bool | None:
+        def check() -> SentSoFar | None:
             method = weak()
             return None if method is None else method()
     else:
-        check = has_sent
+        check = sent
 
     async def send_rtcp(packets: list[Any]) -> None:
         held = target()
         if held is None:
             return
-        if not check() and all(isinstance(p, (RtcpSrPacket, RtcpSdesPacket)) for p in packets):
-            return
+        counters = check()
+        if counters is None:
+            if all(isinstance(p, (RtcpSrPacket, RtcpSdesPacket)) for p in packets):
+                return
+        else:
+            ntp, rtp, count, octets = counters
+            for packet in packets:
+                if isinstance(packet, RtcpSrPacket):
+                    packet.sender_info = RtcpSenderInfo(
+                        ntp_timestamp=ntp,
+                        rtp_timestamp=rtp,
+                        packet_count=count & 0xFFFFFFFF,
+                        octet_count=octets & 0xFFFFFFFF,
+                    )
+                    setattr(held, _LSR, (ntp >> 16) & 0xFFFFFFFF)
         await function(held, packets)
 
     sender._send_rtcp = send_rtcp  # type: ignore[method-assign]
 
 
+_LSR = "_RTCRtpSender__lsr"
+
+
 class SenderReportCounters:
-    """The counters aiortc's RTCP task puts into one sender's Sender Reports."""
+    """The counters aiortc's RTCP task puts into one sender's Sender Reports (written as they
+    change; :func:`report_what_was_sent` hands them over at report time instead)."""
 
     # _run_rtcp reads these name-mangled attributes, which its own _run_rtp updates per packet;
     # media sent around that loop must update them itself for A/V sync and receiver statistics.
@@ -308,16 +348,73 @@ class SenderReportCounters:
         if missing:
             # Setting them anyway would only add attributes nobody reads.
             raise UnsupportedVersionError(f"RTCRtpSender has no {', '.join(missing)}")
-        self._sender = sender
+        self._sender: Any = sender
 
     def update(self, ntp_timestamp: int, rtp_timestamp: int, packets: int, octets: int) -> None:
-        """What the next Sender Report says was sent so far."""
+        """What the next Sender Report says was sent so far (once per frame sent: the names
+        of _NAMES written out, which a single underscore keeps from being mangled again)."""
         sender = self._sender
-        ntp, rtp, packet_count, octet_count = self._NAMES
-        setattr(sender, ntp, ntp_timestamp)
-        setattr(sender, rtp, rtp_timestamp)
-        setattr(sender, packet_count, packets)
-        setattr(sender, octet_count, octets)
+        sender._RTCRtpSender__ntp_timestamp = ntp_timestamp
+        sender._RTCRtpSender__rtp_timestamp = rtp_timestamp
+        sender._RTCRtpSender__packet_count = packets
+        sender._RTCRtpSender__octet_count = octets
+
+
+# --- Sending: SRTP where the packets lie ---------------------------------------------------------
+# pylibsrtp's Session.protect checks the packet, allocates a cffi int, copies the packet into the
+# session's buffer, calls libsrtp's srtp_protect and copies the result out as new bytes. Its
+# compiled binding (the module pylibsrtp._binding: ffi, lib) and the session's srtp_t
+# (Session._srtp, a pointer to it) let libsrtp protect each packet in place in one buffer, where a
+# frame's packets are laid out one after the other and sent from without another copy.
+# pylibsrtp 1.0 read; without these names the caller protects packet by packet (Session.protect).
+SRTP_SCRATCH_BYTES = 128 * 1024  # ≥ 64 packets of 1,500 bytes: one UDP GSO send, with room
+# What Session.protect accepts, unprotected: 1,500 bytes less its largest trailer (tag and MKI).
+SRTP_MAX_PLAIN = 1500 - (16 + 128)
+
+
+@dataclass(frozen=True, slots=True)
+class SrtpInPlace:
+    """How to protect an RTP packet that lies at ``base + offset`` in this thread's scratch
+    buffer (``view``): ``length[0] = plain length; call(context, base + offset, length)`` returns
+    0 and leaves the protected length in ``length[0]``, or a libsrtp error number."""
+
+    call: Callable[[Any, Any, Any], int]
+    context: Any  # the session's srtp_t
+    view: memoryview  # the scratch buffer, writable
+    base: Any  # char * to its start
+    length: Any  # int * for the packet's length, in and out
+
+
+class _Scratch(threading.local):
+    buffer: tuple[memoryview, Any, Any] | None = None
+
+
+_SCRATCH = _Scratch()
+
+
+def srtp_in_place(session: Session) -> SrtpInPlace | None:
+    """``session``'s in-place protect on this thread's scratch buffer, None if pylibsrtp lacks
+    what it needs (protect with ``session.protect`` then). Use it only on the thread that asked
+    for it, and the buffer only between writing a packet there and sending it: every output of
+    the thread shares it."""
+    try:
+        binding: Any = importlib.import_module("pylibsrtp._binding")
+        ffi, lib = binding.ffi, binding.lib
+        call = lib.srtp_protect
+        context = session._srtp[0]
+    except (ImportError, AttributeError, TypeError):
+        return None
+    if _SCRATCH.buffer is None:
+        cdata = ffi.new("char[]", SRTP_SCRATCH_BYTES)
+        _SCRATCH.buffer = (memoryview(ffi.buffer(cdata)), cdata, ffi.new("int *"))
+    view, base, length = _SCRATCH.buffer
+    return SrtpInPlace(call, context, view, base, length)
+
+
+def srtp_error(code: int) -> pylibsrtp.Error:
+    """The error Session.protect raises for libsrtp's error number ``code``."""
+    errors: list[str] = getattr(pylibsrtp, "ERRORS", [])
+    return pylibsrtp.Error(errors[code] if 0 <= code < len(errors) else f"srtp error {code}")
 
 
 class DatagramSocket(Protocol):

@@ -12,7 +12,9 @@ import pytest
 from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParameters
 from aiortc.rtp import RTCP_RTPFB_NACK, HeaderExtensionsMap, RtcpRtpfbPacket, RtpPacket
 from helpers import ShowRig, ViewerRig
+from pylibsrtp import Policy, Session
 
+from media import direct
 from media.direct import (
     ABS_SEND_TIME_URI,
     MAX_WRITE_BUFFER,
@@ -23,7 +25,7 @@ from media.direct import (
     ntp_time,
 )
 from media.forward import Broadcast
-from media.seams import send_pli
+from media.seams import send_pli, srtp_in_place
 from tests.helpers import eventually
 
 
@@ -214,6 +216,11 @@ async def test_no_sender_reports_until_something_was_sent() -> None:
             return found == {"video", "audio"}
 
         await eventually(both, 10, "sender reports once media flows")
+        # What they say is what the outputs counted when aiortc reported.
+        stats = await rig.client.getStats()
+        sent = {s.kind: s.packetsSent for s in stats.values() if s.type == "remote-outbound-rtp"}
+        for output, kind in zip(rig.outputs, ("video", "audio"), strict=True):
+            assert 0 < sent[kind] <= output.sent_packets
     finally:
         await show.remove_viewer(rig)
         if publisher is not None:
@@ -245,6 +252,44 @@ async def test_the_viewers_rtcp_is_handled_where_it_arrives() -> None:
             [RtcpRtpfbPacket(fmt=RTCP_RTPFB_NACK, ssrc=1, media_ssrc=video_out.ssrc, lost=[recent])]
         )
         assert (video_out.retransmitted, audio_out.retransmitted) == (1, 0)
+    finally:
+        await show.remove_viewer(rig)
+        await show.stop_publisher(publisher)
+
+
+def test_protecting_in_place_matches_session_protect() -> None:
+    """libsrtp protecting a packet where it lies in the scratch buffer gives the bytes
+    Session.protect gives, packet after packet (the rollover state moves the same way)."""
+    key = bytes(range(30))
+
+    def session() -> Session:
+        return Session(policy=Policy(key=key, ssrc_type=Policy.SSRC_ANY_OUTBOUND))
+
+    reference, in_place_session = session(), session()
+    in_place = srtp_in_place(in_place_session)
+    assert in_place is not None
+    for seq in (65534, 65535, 0, 1):  # across a rollover
+        plain = struct.pack("!BBHII", 0x80, 96, seq, seq * 3000, 0x1234ABCD) + bytes(range(200))
+        offset = 100
+        in_place.view[offset : offset + len(plain)] = plain
+        in_place.length[0] = len(plain)
+        assert in_place.call(in_place.context, in_place.base + offset, in_place.length) == 0
+        protected = bytes(in_place.view[offset : offset + in_place.length[0]])
+        assert protected == reference.protect(plain)
+
+
+async def test_without_pylibsrtps_binding_packets_are_protected_one_by_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(direct, "srtp_in_place", lambda session: None)
+    show = ShowRig("video/VP8", Broadcast(), noise=True)
+    publisher = await show.start_publisher()
+    rig = await show.add_viewer()
+    try:
+        await eventually(lambda: video_frames(rig) >= 10, 20, "media")
+        video_out = rig.outputs[0]
+        assert isinstance(video_out._in_place, direct._Copying)
+        assert video_out.segmented > 0  # still in one segmented send per frame
     finally:
         await show.remove_viewer(rig)
         await show.stop_publisher(publisher)
