@@ -63,19 +63,24 @@ def follow_publication(services: Services) -> Callable[[Publication, str], None]
     def on_state(publication: Publication, state: str) -> None:
         show_id = publication.show_id
         key = f"show-state:{show_id}"
-        cascade = services.cascade
         if state == "connected":
-            live = move_show(services, show_id, ShowState.LIVE, publication.codecs)
+            live = go_live(services, show_id, publication.codecs)
             lifecycle.spawn_latest(key, live, "show-live")
-            claim = retrying(
-                lambda: cascade.hosting(show_id, publication.codecs), "origin_claim", show=show_id
-            )
-            lifecycle.spawn_latest(f"origin:{show_id}", claim, "origin-claim")
             lifecycle.spawn(recordings.start_recording(services, show_id), "recording-start")
         elif state in ("failed", "closed") and not services.stage.live(show_id):
             lifecycle.spawn_latest(key, performer_left(services, show_id), "show-paused")
 
     return on_state
+
+
+async def go_live(services: Services, show_id: str, codecs: dict[str, str]) -> None:
+    """The show's performer connected here: this node claims the show as its origin, and only
+    then is the show announced live, so that a viewer on another node who takes part at the
+    announcement finds where to pull it from (the other way round it was told ``not_live`` and
+    waited for a ``live`` that had already come)."""
+    cascade = services.cascade
+    await retrying(lambda: cascade.hosting(show_id, codecs), "origin_claim", show=show_id)
+    await move_show(services, show_id, ShowState.LIVE, codecs)
 
 
 async def performer_left(services: Services, show_id: str) -> None:
