@@ -7,6 +7,7 @@
  */
 import { t } from '../i18n.js';
 import { byId } from '../dom.js';
+import { Tiles } from '../tiles.js';
 
 /** @typedef {import('../protocol.js').Connection} Connection */
 /** @typedef {import('./lobbynames.js').LobbyNames} LobbyNames */
@@ -37,8 +38,7 @@ export function initWall({ host, names }) {
   /** @type {{open: boolean, wall: Wall | null, failed: boolean}} */
   const now = { open: false, wall: null, failed: false };
 
-  /** @type {Map<number, {li: HTMLLIElement, video: HTMLVideoElement, caption: HTMLElement}>} */
-  const tiles = new Map();
+  const tiles = new Tiles(el.tiles, { className: 'wall-tile', idPrefix: 'wall-name-', data: 'slot' });
 
   /** @param {Connection} connection */
   async function start(connection) {
@@ -75,39 +75,6 @@ export function initWall({ host, names }) {
     return number ? t('feed_lobby_n', { n: number }) : '';
   }
 
-  /**
-   * @param {number} slot
-   * @param {MediaStream | null} stream
-   * @param {string} words
-   */
-  function tile(slot, stream, words) {
-    let shown = tiles.get(slot);
-    if (!shown) {
-      const li = document.createElement('li');
-      li.className = 'wall-tile';
-      li.dataset.slot = String(slot);
-      const figure = document.createElement('figure');
-      const video = document.createElement('video');
-      video.muted = true;
-      video.autoplay = true;
-      video.playsInline = true;
-      video.setAttribute('playsinline', '');
-      const caption = document.createElement('figcaption');
-      caption.id = `wall-name-${slot}`;
-      video.setAttribute('aria-labelledby', caption.id);
-      figure.append(video, caption);
-      li.append(figure);
-      shown = { li, video, caption };
-      tiles.set(slot, shown);
-    }
-    if (shown.video.srcObject !== stream) {
-      shown.video.srcObject = stream;
-      shown.video.play().catch(() => { /* muted: plays when it can */ });
-    }
-    shown.caption.textContent = words;  // names as text, never HTML
-    return shown.li;
-  }
-
   function render() {
     const wall = now.wall;
     const cameras = now.open && wall ? wall.state.cameras : [];
@@ -117,16 +84,10 @@ export function initWall({ host, names }) {
     const items = cameras.map((camera) => {
       const lobby = camera.lobby ? lobbyName(camera.lobby) : '';
       const name = camera.name || t('chat_someone');
-      return tile(camera.slot, wall?.stream(camera.slot) ?? null, lobby ? `${name} · ${lobby}` : name);
+      const words = lobby ? `${name} · ${lobby}` : name;
+      return tiles.tile(String(camera.slot), wall?.stream(camera.slot) ?? null, words);
     });
-    for (const [slot, kept] of tiles) {
-      if (!items.includes(kept.li)) {
-        kept.video.srcObject = null;
-        tiles.delete(slot);
-      }
-    }
-    el.tiles.replaceChildren(...items);
-    el.tiles.hidden = items.length === 0;
+    tiles.show(items);
     let words = '';
     if (now.open && now.failed) words = t('wall_failed');
     else if (now.open && wall?.state.joined) {

@@ -10,6 +10,7 @@
  */
 import { t } from '../i18n.js';
 import { byId } from '../dom.js';
+import { Tiles } from '../tiles.js';
 
 /** @typedef {import('../protocol.js').Connection} Connection */
 /** @typedef {import('./foyerchat.js').FoyerChat} FoyerChat */
@@ -56,8 +57,9 @@ export function initFoyerCameras({ foyer }) {
     busy: false,
   };
 
-  /** @type {Map<string, {li: HTMLLIElement, video: HTMLVideoElement, caption: HTMLElement}>} */
-  const tiles = new Map();
+  const tiles = new Tiles(el.tiles, {
+    className: 'camera-tile', idPrefix: 'camera-name-', data: 'camera',
+  });
 
   /** @returns {CameraState} */
   function state() {
@@ -104,40 +106,6 @@ export function initFoyerCameras({ foyer }) {
     return t(camera.performer ? 'camera_on_both' : 'camera_on_lobby');
   }
 
-  /**
-   * The tile of one camera, made once and kept while it shows (so its picture does not blink).
-   * @param {string} key
-   * @param {MediaStream | null} stream
-   * @param {string} name
-   */
-  function tile(key, stream, name) {
-    let shown = tiles.get(key);
-    if (!shown) {
-      const li = document.createElement('li');
-      li.className = 'camera-tile';
-      li.dataset.camera = key;
-      const figure = document.createElement('figure');
-      const video = document.createElement('video');
-      video.muted = true;
-      video.autoplay = true;
-      video.playsInline = true;
-      video.setAttribute('playsinline', '');
-      const caption = document.createElement('figcaption');
-      caption.id = `camera-name-${key}`;
-      video.setAttribute('aria-labelledby', caption.id);
-      figure.append(video, caption);
-      li.append(figure);
-      shown = { li, video, caption };
-      tiles.set(key, shown);
-    }
-    if (shown.video.srcObject !== stream) {
-      shown.video.srcObject = stream;
-      shown.video.play().catch(() => { /* muted: plays when it can */ });
-    }
-    shown.caption.textContent = name;  // names as text, never HTML
-    return shown.li;
-  }
-
   function render() {
     const camera = state();
     const cameras = now.cameras;
@@ -163,22 +131,15 @@ export function initFoyerCameras({ foyer }) {
       const known = tiles.get('self')?.video.srcObject;
       const stream = known instanceof MediaStream && known.getVideoTracks()[0] === cameras?.track
         ? known : self;
-      items.push(tile('self', stream, t('camera_self')));
+      items.push(tiles.tile('self', stream, t('camera_self')));
       tiles.get('self')?.li.classList.add('self');
     }
     for (const other of camera.cameras) {
       const name = other.name
         || foyer.members.find((member) => member.id === other.member)?.name || t('chat_someone');
-      items.push(tile(String(other.slot), cameras?.stream(other.slot) ?? null, name));
+      items.push(tiles.tile(String(other.slot), cameras?.stream(other.slot) ?? null, name));
     }
-    for (const [key, kept] of tiles) {
-      if (!items.includes(kept.li)) {
-        kept.video.srcObject = null;
-        tiles.delete(key);
-      }
-    }
-    el.tiles.replaceChildren(...items);
-    el.tiles.hidden = items.length === 0;
+    tiles.show(items);
   }
 
   /**
