@@ -280,7 +280,6 @@ class ViewerSession:
         last, self._sent = self._sent, (now, output.sent_bytes)
         if self.picture_mode != "auto" or not video.sending or last is None or now <= last[0]:
             return
-        sent_bps = (output.sent_bytes - last[1]) * 8 / (now - last[0])
         broadcast = self.viewer.broadcast
         layers = broadcast.layers()
         if len(layers) < 2:
@@ -291,10 +290,7 @@ class ViewerSession:
             start = layers.index(video.target) if video.target in layers else 0
             self.chooser = PictureChooser(rates, start=start)
         before = self.chooser.current
-        rung = self.chooser.report(
-            now, fraction_lost=output.fraction_lost / 256, remb_bps=output.remb_bps,
-            sent_bps=sent_bps,
-        )  # fmt: skip
+        rung = _reported(self.chooser, output, now, last)
         if rung is not None:
             self._reason = "weak_link" if rung > before else "link_recovered"
             log.info("stage.picture", show=self.show_id, picture=layers[rung], reason=self._reason)
@@ -309,7 +305,6 @@ class ViewerSession:
             return
         if last is None or now <= last[0]:
             return
-        sent_bps = (output.sent_bytes - last[1]) * 8 / (now - last[0])
         layers = [ORIGINAL, *broadcast.sounds]
         if self.sound_chooser is None:
             original = broadcast.bitrate("audio") or self.AUDIO_RATE_GUESS
@@ -318,10 +313,7 @@ class ViewerSession:
             start = layers.index(target) if target in layers else 0
             self.sound_chooser = PictureChooser(rates, start=start, up_after=SOUND_UP_AFTER)
         before = self.sound_chooser.current
-        rung = self.sound_chooser.report(
-            now, fraction_lost=output.fraction_lost / 256, remb_bps=output.remb_bps,
-            sent_bps=sent_bps,
-        )  # fmt: skip
+        rung = _reported(self.sound_chooser, output, now, last)
         if rung is not None:
             self._sound_reason = "weak_link" if rung > before else "link_recovered"
             reason = self._sound_reason
@@ -366,6 +358,17 @@ class ViewerSession:
         if self.hall is not None:
             self.hall.close()
         await close_peer(self.pc)
+
+
+def _reported(
+    chooser: PictureChooser, output: DirectOutput, now: float, last: tuple[float, int]
+) -> int | None:
+    """One receiver report of ``output`` to ``chooser``, with the rate sent since the last one
+    (``last``: when, and the bytes sent by then); the rung to switch to, if any."""
+    sent_bps = (output.sent_bytes - last[1]) * 8 / (now - last[0])
+    return chooser.report(
+        now, fraction_lost=output.fraction_lost / 256, remb_bps=output.remb_bps, sent_bps=sent_bps
+    )
 
 
 @dataclass(eq=False)

@@ -14,23 +14,16 @@ from rooms.errors import InvalidInput
 from signaling import commands as c
 from signaling.commands import MEDIA, Commands, Message, Result
 from signaling.connection import Connection
-from signaling.roles import Performer, Speaking, Viewer
+from signaling.roles import Performer, Speaking, Viewer, speaking
 from signaling.services import Services
 
 SDP_MAX = 32 * 1024
 
 
-def _role(conn: Connection) -> Speaking:
-    role: Speaking | None = conn.role(Viewer) or conn.role(Performer)
-    if role is None:
-        raise InvalidInput("join a show first (watch.join)")
-    return role
-
-
 async def camera_join(conn: Connection, services: Services, msg: Message) -> Result:
     """Answer the member's camera offer (a camera section, then receive-only tile slots); the
     performer (or a host) opens the audience wall (slots only)."""
-    role = _role(conn)
+    role = speaking(conn)
     if isinstance(role, Viewer):
         show_id, lobby_id = role.show_id, role.lobby.id
         key, name = role.member.id, role.member.name

@@ -70,6 +70,15 @@ class Phone(Role):
         self.staff_key = staff_key
 
 
+def speaking(conn: Connection) -> Speaking:
+    """The role whose lobby voice or cameras these are: the viewer's seat, else the performer's
+    (listening to the stage, or watching the audience wall); InvalidInput without either."""
+    role: Speaking | None = conn.role(Viewer) or conn.role(Performer)
+    if role is None:
+        raise InvalidInput("join a show first (watch.join)")
+    return role
+
+
 def viewer(conn: Connection) -> Viewer:
     """The connection's viewer role; InvalidInput if it has not joined a show."""
     found = conn.role(Viewer)

@@ -16,18 +16,10 @@ from rooms.voice import VoiceClosed, VoiceFull, announce_mic
 from signaling import commands as c
 from signaling.commands import MEDIA, Commands, Message, Result
 from signaling.connection import Connection
-from signaling.roles import Performer, Speaking, Viewer, performer
+from signaling.roles import Performer, Speaking, Viewer, performer, speaking
 from signaling.services import Services
 
 SDP_MAX = 32 * 1024
-
-
-def _speaking(conn: Connection) -> Speaking:
-    """The role whose voice this is: the viewer's seat, else the performer listening."""
-    role: Speaking | None = conn.role(Viewer) or conn.role(Performer)
-    if role is None:
-        raise InvalidInput("join a show first (watch.join)")
-    return role
 
 
 def _seat(conn: Connection) -> VoiceSeat:
@@ -40,7 +32,7 @@ def _seat(conn: Connection) -> VoiceSeat:
 async def voice_join(conn: Connection, services: Services, msg: Message) -> Result:
     """Answer the member's voice offer (a microphone section, then receive-only voice slots); the
     performer joins to hear the lobby on stage (slots only)."""
-    role = _speaking(conn)
+    role = speaking(conn)
     if isinstance(role, Viewer):
         show_id, lobby_id, key = role.show_id, role.lobby.id, role.member.id
     else:
